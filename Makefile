@@ -1,0 +1,37 @@
+# avs-tools: `make demo` and `make test` on a fresh machine do all set-up (no root needed).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo-out
+PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
+
+.PHONY: install test test-fast demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[models,test]"
+	$(PY) tools/ensure_torchvision.py
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+demo: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash tools/demo.sh $(DEMO)
+
+bench: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run_all.sh
+
+lint: install
+	$(VENV)/bin/ruff check avsbench_tools tests benchmarks tools
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from avsbench_tools.cli import main
+
+main()

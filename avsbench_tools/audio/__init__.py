@@ -1,0 +1,1 @@
+"""Audio: WAV I/O, VGGish log-mel examples, per-second sound activity."""

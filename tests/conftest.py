@@ -1,0 +1,65 @@
+"""Shared fixtures: generated media is made once per test run (session scope)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+REAL_METADATA = SHARED / "data" / "real-metadata"
+
+
+def run_cli(*args: str, check: bool = False, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    """Run the real `avs-tools` entry point in a subprocess."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    env.update(kw.pop("env", {}))
+    proc = subprocess.run([sys.executable, "-m", "avsbench_tools", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"avs-tools {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def world_ms3(tmp_path_factory) -> Path:
+    """4 clips of 5 s at 160x120 with the MS3 gold release (seed 7)."""
+    from avsbench_tools.synth import SynthParams, synthesize
+
+    out = tmp_path_factory.mktemp("world") / "ms3"
+    synthesize(out, SynthParams(clips=4, seconds=5, width=160, height=120, seed=7, gold="avsbench-ms3"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def world_10s(tmp_path_factory) -> Path:
+    """3 clips of 10 s at 160x120 with the Ref-AVS gold release (seed 3)."""
+    from avsbench_tools.synth import SynthParams, synthesize
+
+    out = tmp_path_factory.mktemp("world") / "refavs"
+    synthesize(out, SynthParams(clips=3, seconds=10, width=160, height=120, seed=3, gold="ref-avs"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_avss_objects() -> set[str]:
+    import csv
+
+    with open(REAL_METADATA / "avss_metadata.csv", newline="") as fh:
+        return {o for row in csv.DictReader(fh) for o in row["a_obj"].split("_")}
+
+
+@pytest.fixture(scope="session")
+def real_refavs_categories() -> set[str]:
+    import csv
+
+    cats = set()
+    with open(REAL_METADATA / "ref-avs_metadata.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if not row["uid"].startswith("null"):
+                cats.add(row["uid"][len(row["vid"]) + 1:].rsplit("_", 1)[0])
+    return cats

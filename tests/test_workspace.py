@@ -1,0 +1,73 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from conftest import run_cli
+
+from avsbench_tools.catalog import STAGES, Catalog, Clip, Source
+from avsbench_tools.workspace import init_workspace, open_workspace, workspace_status
+
+
+def test_init_is_idempotent_and_status_json_has_every_stage(tmp_path):
+    ws = tmp_path / "ws"
+    assert "created" in run_cli("init", ws, "--recipe", "avsbench-ms3", check=True).stdout
+    assert "already initialised" in run_cli("init", ws, "--recipe", "avsbench-ms3", check=True).stdout
+    st = json.loads(run_cli("status", ws, "--json", check=True).stdout)
+    assert st["recipe"] == "avsbench-ms3" and st["clips"] == 0
+    assert list(st["stages"]) == list(STAGES)
+    assert all(set(v) == {"done", "failed", "pending"} for v in st["stages"].values())
+    table = run_cli("status", ws, check=True)
+    assert "collect" in table.stdout + table.stderr
+
+
+def test_catalog_is_wal_and_counts_stages(tmp_path):
+    ws, _ = init_workspace(tmp_path / "ws", "avsbench-s4")
+    mode = ws.catalog.db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    cat = ws.catalog
+    cat.upsert_source(Source(source_id="s1", kind="url", url="http://x/a.mp4"))
+    cat.add_clip(Clip(clip_id="c1", source_id="s1", start=0, seconds=5, path="clips/c1.mp4"))
+    cat.add_clip(Clip(clip_id="c2", source_id="s1", start=5, seconds=5, path="clips/c2.mp4"))
+    cat.set_stage("c1", "sample", "done")
+    cat.set_stage("c2", "sample", "failed", reason="corrupt")
+    cat.record_failure("collect", "http://x/b.mp4", "HTTP 404")
+    cat.record_failure("collect", "http://x/b.mp4", "HTTP 404")
+    ws.close()
+    st = workspace_status(tmp_path / "ws")
+    assert st["clips"] == 2
+    assert st["stages"]["collect"] == {"done": 2, "failed": 1, "pending": 1}
+    assert st["stages"]["sample"] == {"done": 1, "failed": 1, "pending": 0}
+    assert st["stages"]["export"] == {"done": 0, "failed": 0, "pending": 2}
+    assert st["failures"][0]["attempts"] == 2
+
+
+def test_interrupted_init_is_repaired_by_rerun(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    # a catalog file without the 'initialised' marker is what a kill during init leaves behind
+    sqlite3.connect(ws / "catalog.sqlite").execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+    (ws / ".tmp-123-recipe.toml").write_text("half")
+    proc = run_cli("status", ws)
+    assert proc.returncode == 2 and "incomplete" in proc.stderr
+    run_cli("init", ws, "--recipe", "avss", check=True)
+    assert not list(ws.glob(".tmp-*"))
+    assert open_workspace(ws).recipe.name == "avss"
+
+
+def test_kill_9_during_init_never_leaves_a_broken_workspace(tmp_path):
+    for i, delay in enumerate((0.05, 0.15, 0.3, 0.45, 0.6)):
+        ws = tmp_path / f"ws{i}"
+        p = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "init", str(ws), "--recipe", "ref-avs"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        run_cli("init", ws, "--recipe", "ref-avs", check=True)
+        st = json.loads(run_cli("status", ws, "--json", check=True).stdout)
+        assert st["recipe"] == "ref-avs"
+        Catalog(ws / "catalog.sqlite").db.execute("PRAGMA integrity_check").fetchone()
