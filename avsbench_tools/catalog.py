@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -130,18 +131,25 @@ class Catalog:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=60000")
+        self._lock = threading.RLock()
 
     # -- plumbing -------------------------------------------------------------------------
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+        """One write transaction; safe to use from several threads (one connection, one lock)."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(sql, args).fetchall()
 
     def close(self) -> None:
         self.db.close()
@@ -179,14 +187,14 @@ class Catalog:
             return cur.rowcount > 0
 
     def source(self, source_id: str) -> Source | None:
-        row = self.db.execute("SELECT * FROM sources WHERE source_id=?", (source_id,)).fetchone()
-        return _from_row(Source, row) if row else None
+        rows = self.query("SELECT * FROM sources WHERE source_id=?", (source_id,))
+        return _from_row(Source, rows[0]) if rows else None
 
     def sources(self, status: str | None = None) -> list[Source]:
         if status:
-            rows = self.db.execute("SELECT * FROM sources WHERE status=? ORDER BY rowid", (status,))
+            rows = self.query("SELECT * FROM sources WHERE status=? ORDER BY rowid", (status,))
         else:
-            rows = self.db.execute("SELECT * FROM sources ORDER BY rowid")
+            rows = self.query("SELECT * FROM sources ORDER BY rowid")
         return [_from_row(Source, r) for r in rows]
 
     def set_source_status(self, source_id: str, status: str, reason: str | None = None, **extra: Any) -> None:
@@ -206,15 +214,14 @@ class Catalog:
                        "VALUES(?, 'collect', 'done', 1, ?)", (clip.clip_id, now()))
 
     def clip(self, clip_id: str) -> Clip | None:
-        row = self.db.execute("SELECT * FROM clips WHERE clip_id=?", (clip_id,)).fetchone()
-        return _from_row(Clip, row) if row else None
+        rows = self.query("SELECT * FROM clips WHERE clip_id=?", (clip_id,))
+        return _from_row(Clip, rows[0]) if rows else None
 
     def clips(self) -> list[Clip]:
-        return [_from_row(Clip, r) for r in self.db.execute("SELECT * FROM clips ORDER BY clip_id")]
+        return [_from_row(Clip, r) for r in self.query("SELECT * FROM clips ORDER BY clip_id")]
 
     def clip_ids_for_source(self, source_id: str) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT clip_id FROM clips WHERE source_id=? ORDER BY clip_id",
-                                              (source_id,))]
+        return [r[0] for r in self.query("SELECT clip_id FROM clips WHERE source_id=? ORDER BY clip_id", (source_id,))]
 
     # -- stage status and failures -----------------------------------------------------------
     def set_stage(self, clip_id: str, stage: str, status: str, reason: str | None = None,
@@ -253,7 +260,7 @@ class Catalog:
             args.append(stage)
         if not include_resolved:
             q += " AND resolved=0"
-        return [_from_row(Failure, r) for r in self.db.execute(q + " ORDER BY first_at, item", args)]
+        return [_from_row(Failure, r) for r in self.query(q + " ORDER BY first_at, item", tuple(args))]
 
     def stage_counts(self) -> dict[str, dict[str, int]]:
         """{stage: {done, failed, pending}} for every stage in STAGES."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on the bundled default, end to end, offline.
-# A synthetic world stands in for YouTube; each later stage adds its step here.
+# `make demo`: the main job on the bundled default, end to end and offline.
+# A synthetic world stands in for YouTube: its MP4s are served from a loopback HTTP server and
+# collected through the real yt-dlp path. Each later stage adds its step here.
 set -euo pipefail
 OUT=${1:-demo-out}
 mkdir -p "$OUT"
@@ -8,5 +9,13 @@ echo "== 1. synthetic world (8 clips of 5 s, gold MS3 release) -> $OUT/world"
 avs-tools synth "$OUT/world" --clips 8 --seconds 5 --seed 7 --gold avsbench-ms3
 echo "== 2. workspace from the world's recipe -> $OUT/ws"
 avs-tools init "$OUT/ws" --recipe "$OUT/world/recipe.toml"
+echo "== 3. collect: serve the MP4s on 127.0.0.1 and download them with yt-dlp (--urls)"
+fifo=$(mktemp -u); mkfifo "$fifo"
+python tools/serve.py "$OUT/world" >"$fifo" & server=$!
+trap 'kill $server 2>/dev/null; rm -f "$fifo"' EXIT
+read -r base <"$fifo"
+sed "s|^|$base|" "$OUT/world/urls.txt" >"$OUT/urls.txt"
+# direct media links carry no licence metadata: --any-license keeps them (YouTube results are checked for CC)
+avs-tools collect "$OUT/ws" --urls "$OUT/urls.txt" --any-license --jobs 2
 echo "== status"
 avs-tools status "$OUT/ws"
