@@ -388,7 +388,13 @@ class _Counter:
     def __init__(self, total: int, progress: Progress | None):
         self.lock = threading.Lock()
         self.total, self.progress = total, progress
-        self.done = self.failed = self.skipped = 0
+        self.done = self.failed = self.skipped = self.cuts = 0
+
+    def cut(self) -> None:
+        with self.lock:
+            self.cuts += 1
+            if self.progress:
+                self.progress("cutting", self.cuts, self.cuts, f"{self.cuts} clips cut")
 
     def tick(self, what: str) -> None:
         with self.lock:
@@ -399,7 +405,7 @@ class _Counter:
                               f"done {self.done} / failed {self.failed} / skipped {self.skipped}")
 
 
-def process_source(ws: Workspace, src: Source, opts: CollectOptions) -> int:
+def process_source(ws: Workspace, src: Source, opts: CollectOptions, on_cut: Callable[[], None] | None = None) -> int:
     """Download, check and cut one source. Returns the number of new clips; raises SourceError."""
     cat = ws.catalog
     seconds = opts.seconds or ws.recipe.default_seconds
@@ -430,6 +436,8 @@ def process_source(ws: Workspace, src: Source, opts: CollectOptions) -> int:
                           category=src.category, path=ws.rel(dst), fps=float(fps), width=out.width, height=out.height,
                           n_frames=out.n_frames, has_audio=int(out.has_audio), split=src.split_hint))
         new += 1
+        if on_cut:
+            on_cut()
     cat.set_source_status(src.source_id, "done", None)
     cat.resolve_failure("collect", src.source_id)
     return new
@@ -462,6 +470,7 @@ def collect(ws: Workspace, opts: CollectOptions, progress: Progress | None = Non
     todo = [s for s in cat.sources() if s.status in ("pending", "downloaded")]
     res = CollectResult(sources=len(todo))
     counter = _Counter(len(todo), progress)
+    res.skipped = counter.skipped = len(cat.sources("done"))
     # a per-host circuit breaker: after 3 connection failures to one host, its other sources are
     # recorded as network failures at once (offline, thousands of rows fail in seconds, not hours)
     from urllib.parse import urlparse
@@ -481,7 +490,7 @@ def collect(ws: Workspace, opts: CollectOptions, progress: Progress | None = Non
         attempt = 0
         while True:
             try:
-                res_new = process_source(ws, src, opts)
+                res_new = process_source(ws, src, opts, on_cut=counter.cut)
                 with lock:
                     res.new_clips += res_new
                     host_failures[host(src)] = 0

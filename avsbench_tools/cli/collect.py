@@ -51,4 +51,4 @@ def collect(
     finally:
         ws.close()
     typer.echo(f"collect: {res.new_clips} new clips ({res.clips} in the workspace); {res.failed} failed, "
-               f"{res.rejected} rejected of {res.sources} sources processed")
+               f"{res.rejected} rejected of {res.sources} sources processed, {res.skipped} already done")
