@@ -1,13 +1,12 @@
 """Parity with the PyPI package torchvggish (the reference the official code calls)."""
 
 import numpy as np
-import pytest
+from torchvggish import vggish_input  # the reference; a test dependency (pyproject [test])
 
 from avsbench_tools.audio.logmel import int16_to_examples, pad_examples, waveform_to_examples
 from avsbench_tools.audio.wav import float_to_int16, read_wav, write_wav
 from avsbench_tools.synth import SynthParams, render_clip
 
-vggish_input = pytest.importorskip("torchvggish.vggish_input")
 
 
 def _ref(x, sr):
