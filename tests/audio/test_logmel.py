@@ -8,7 +8,6 @@ from avsbench_tools.audio.wav import float_to_int16, read_wav, write_wav
 from avsbench_tools.synth import SynthParams, render_clip
 
 
-
 def _ref(x, sr):
     return vggish_input.waveform_to_examples(x, sr, return_tensor=False)
 
