@@ -9,11 +9,14 @@ import av
 import numpy as np
 
 
+BITS = 10  # frame indices up to 1023 (10 s at 60 fps)
+
+
 def counter_frame(i: int, w: int, h: int) -> np.ndarray:
-    """A frame that encodes its own index: 8 vertical bands, one bit each (robust to compression)."""
+    """A frame that encodes its own index: BITS vertical bands, one bit each (robust to compression)."""
     f = np.zeros((h, w, 3), dtype=np.uint8)
-    band = w // 8
-    for b in range(8):
+    band = w // BITS
+    for b in range(BITS):
         if (i >> b) & 1:
             f[:, b * band:(b + 1) * band] = 255
     f[: h // 8, :, 1] = (i * 37) % 256
@@ -22,13 +25,14 @@ def counter_frame(i: int, w: int, h: int) -> np.ndarray:
 
 def read_counter(frame: np.ndarray) -> int:
     h, w = frame.shape[:2]
-    band = w // 8
+    band = w // BITS
     rows = frame[h // 4:, :, 0].astype(float)
-    return sum(1 << b for b in range(8) if rows[:, b * band + band // 4:(b + 1) * band - band // 4].mean() > 127)
+    return sum(1 << b for b in range(BITS) if rows[:, b * band + band // 4:(b + 1) * band - band // 4].mean() > 127)
 
 
 def make_video(path: Path, seconds: float = 5.0, w: int = 160, h: int = 120, fps: float = 25, audio: bool = True,
-               sr: int = 44100, channels: int = 2, vfr: bool = False, rotate: int = 0, noise: bool = False) -> Path:
+               sr: int = 44100, channels: int = 2, vfr: bool = False, rotate: int = 0, noise: bool = False,
+               audio_seconds: float | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as c:
@@ -38,8 +42,6 @@ def make_video(path: Path, seconds: float = 5.0, w: int = 160, h: int = 120, fps
             vs.time_base = Fraction(1, 1000)
             vs.codec_context.time_base = Fraction(1, 1000)
             vs.codec_context.options = {"x264-params": "force-cfr=0"}
-        if rotate:
-            vs.metadata["rotate"] = str(rotate)
         layout = {1: "mono", 2: "stereo", 6: "5.1"}[channels]
         ast = c.add_stream("aac", rate=sr, layout=layout) if audio else None
         t, i = 0.0, 0
@@ -61,7 +63,7 @@ def make_video(path: Path, seconds: float = 5.0, w: int = 160, h: int = 120, fps
         for pkt in vs.encode():
             c.mux(pkt)
         if ast is not None:
-            n = int(seconds * sr)
+            n = int((seconds if audio_seconds is None else audio_seconds) * sr)
             tt = np.arange(n) / sr
             sig = (0.3 * np.sin(2 * np.pi * 440 * tt)).astype(np.float32)
             planar = np.repeat(sig[None, :], channels, axis=0)
@@ -73,4 +75,25 @@ def make_video(path: Path, seconds: float = 5.0, w: int = 160, h: int = 120, fps
                     c.mux(pkt)
             for pkt in ast.encode():
                 c.mux(pkt)
+    if rotate:
+        set_rotation(path, rotate)
     return path
+
+
+def set_rotation(path: Path, degrees: int) -> None:
+    """Give a file a display matrix (phone portrait videos), by remuxing with the ffmpeg CLI."""
+    import subprocess
+
+    from avsbench_tools.media import ffmpeg_exe
+
+    tmp = path.with_name("rot-" + path.name)
+    for args in (["-display_rotation", str(-degrees), "-i", str(path)],  # ffmpeg >= 6.1: input option, CCW
+                 ["-i", str(path), "-metadata:s:v:0", f"rotate={degrees}"]):  # older ffmpeg: output tag, CW
+        r = subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args, "-c", "copy", str(tmp)], capture_output=True)
+        if r.returncode == 0:
+            with av.open(str(tmp)) as c:
+                f = next(c.decode(video=0))
+                if int(getattr(f, "rotation", 0) or 0) % 360:
+                    tmp.replace(path)
+                    return
+    raise RuntimeError(f"could not set a rotation on {path} with {ffmpeg_exe()}")

@@ -17,5 +17,8 @@ read -r base <"$fifo"
 sed "s|^|$base|" "$OUT/world/urls.txt" >"$OUT/urls.txt"
 # direct media links carry no licence metadata: --any-license keeps them (YouTube results are checked for CC)
 avs-tools collect "$OUT/ws" --urls "$OUT/urls.txt" --any-license --jobs 2
+echo "== 4. sample: frames by the recipe's rule, 16 kHz WAV, VGGish log-mel, per-second sound activity"
+avs-tools sample "$OUT/ws" --jobs 2
+avs-tools preview "$OUT/ws" --out "$OUT/preview.png"
 echo "== status"
 avs-tools status "$OUT/ws"

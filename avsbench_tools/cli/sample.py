@@ -1,0 +1,60 @@
+"""avs-tools sample / preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from avsbench_tools.cli import app
+
+
+@app.command(short_help="Frames per second, 16 kHz audio, log-mel, sound activity.  e.g. avs-tools sample ws -j 2")
+def sample(
+    workspace: Path = typer.Argument(..., help="Workspace folder."),
+    jobs: int = typer.Option(2, "--jobs", "-j", help="Clips decoded in parallel."),
+    clip: list[str] = typer.Option(None, "--clip", help="Only this clip id (repeatable)."),
+    vggish_weights: Path = typer.Option(None, "--vggish-weights",
+                                        help="torchvggish's vggish-10086976.pth: also write 128-d embeddings."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (for --vggish-weights)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try clips that failed before again."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Sample every collected clip once: frames by the recipe's rule, WAV, VGGish log-mel, activity."""
+    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.sample import SampleOptions
+    from avsbench_tools.sample import sample as run_sample
+    from avsbench_tools.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    try:
+        with bars(quiet) as cb:
+            res = run_sample(ws, SampleOptions(jobs=jobs, vggish_weights=vggish_weights, device=device,
+                                               retry_failed=retry_failed, clips=list(clip or []) or None), progress=cb)
+    finally:
+        ws.close()
+    extra = f"; {res.embedded} embedded with VGGish" if vggish_weights else ""
+    typer.echo(f"sample: {res.sampled} sampled, {res.skipped} already done, {res.failed} failed "
+               f"(of {res.total} clips){extra}")
+
+
+@app.command(short_help="Contact sheet PNG of a clip's frames and audio.  e.g. avs-tools preview ws --clip ID")
+def preview(
+    workspace: Path = typer.Argument(..., help="Workspace folder."),
+    clip: str = typer.Option(None, "--clip", help="Clip id (default: the first sampled clip)."),
+    out: Path = typer.Option(None, "--out", "-o", help="PNG path (default: WS/previews/<clip>.png)."),
+    masks: bool = typer.Option(False, "--masks", help="Overlay the latest mask version of each object."),
+) -> None:
+    """Render the sampled frames with timestamps, the waveform, log-mel and per-second activity."""
+    from avsbench_tools.preview import preview_clip
+    from avsbench_tools.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    try:
+        loader = None
+        if masks:
+            from avsbench_tools.masks import latest_masks_for_preview as loader
+        path = preview_clip(ws, clip, out, masks=masks, mask_loader=loader)
+    finally:
+        ws.close()
+    typer.echo(f"preview: {path}")
