@@ -8,7 +8,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-
 BITS = 10  # frame indices up to 1023 (10 s at 60 fps)
 
 
