@@ -1,0 +1,84 @@
+"""avs-tools preannotate / models check."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from avsbench_tools.cli import app
+
+models_app = typer.Typer(help="Model checkpoints used by preannotate.", no_args_is_help=True)
+app.add_typer(models_app, name="models", short_help="Check configured checkpoints.  e.g. avs-tools models check --sam sam.pth")
+
+DINO_HELP = "Grounding DINO: a transformers folder or a model id in the local HF cache (env AVS_TOOLS_DINO)."
+SAM_HELP = "SAM: a transformers folder, a model id in the local HF cache, or a segment-anything .pth (env AVS_TOOLS_SAM)."
+
+
+@app.command(short_help="Mask proposals (Grounded-SAM + tracking, or weight-free motion).  "
+             "e.g. avs-tools preannotate ws --dino IDEA-Research/grounding-dino-tiny --sam facebook/sam-vit-base")
+def preannotate(
+    workspace: Path = typer.Argument(..., help="Workspace folder."),
+    backend: str = typer.Option(None, "--backend", help="grounded-sam or motion (default: grounded-sam when "
+                                "--dino and --sam are configured, else motion)."),
+    dino: str = typer.Option(None, "--dino", help=DINO_HELP),
+    sam: str = typer.Option(None, "--sam", help=SAM_HELP),
+    sam_type: str = typer.Option(None, "--sam-type", help="vit_b, vit_l or vit_h for a .pth whose name does not say."),
+    prompt: list[str] = typer.Option(None, "--prompt", help="Text prompt (repeatable); default: the clip's category."),
+    box_threshold: float = typer.Option(0.35, "--box-threshold", help="Grounding DINO box threshold."),
+    text_threshold: float = typer.Option(0.25, "--text-threshold", help="Grounding DINO text threshold."),
+    tracker: str = typer.Option("flow", "--tracker", help="flow (CPU: optical flow + SAM re-prompts) or none."),
+    redetect_every: int = typer.Option(3, "--redetect-every", help="Re-detect every K sampled frames while tracking."),
+    key_second: int = typer.Option(None, "--key-second", help="Key frame (second) to track from."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Frames per model call."),
+    allow_download: bool = typer.Option(False, "--allow-download", help="Let Hugging Face fetch missing checkpoints."),
+    clip: list[str] = typer.Option(None, "--clip", help="Only this clip id (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Propose masks for every sampled frame; each run with new settings adds a mask version."""
+    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.preannotate import PreannotateOptions
+    from avsbench_tools.preannotate import preannotate as run
+    from avsbench_tools.workspace import open_workspace
+
+    opts = PreannotateOptions(backend=backend, dino=dino or os.environ.get("AVS_TOOLS_DINO"),
+                              sam=sam or os.environ.get("AVS_TOOLS_SAM"), sam_type=sam_type,
+                              prompt=list(prompt or []) or None, box_threshold=box_threshold,
+                              text_threshold=text_threshold, tracker=tracker, redetect_every=redetect_every,
+                              key_second=key_second, device=device, batch_size=batch_size,
+                              allow_download=allow_download, clips=list(clip or []) or None)
+    ws = open_workspace(workspace)
+    try:
+        with bars(quiet) as cb:
+            res = run(ws, opts, progress=cb)
+    finally:
+        ws.close()
+    typer.echo(f"preannotate ({res.backend}): {res.done} clips proposed ({res.masks} masks), {res.skipped} already "
+               f"done, {res.failed} failed (of {res.total})")
+
+
+@models_app.command("check")
+def models_check(
+    dino: str = typer.Option(None, "--dino", help=DINO_HELP),
+    sam: str = typer.Option(None, "--sam", help=SAM_HELP),
+    sam_type: str = typer.Option(None, "--sam-type", help="vit_b, vit_l or vit_h."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    allow_download: bool = typer.Option(False, "--allow-download", help="Let Hugging Face fetch missing checkpoints."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+) -> None:
+    """List the configured checkpoints, whether each loads, and on which device. Exit 1 if one fails."""
+    from avsbench_tools.preannotate import check_models
+
+    rows = check_models(dino or os.environ.get("AVS_TOOLS_DINO"), sam or os.environ.get("AVS_TOOLS_SAM"), device,
+                        sam_type, allow_download)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            state = "ok" if r["loads"] else ("-" if r["spec"] is None else "FAILED")
+            typer.echo(f"{r['role']:5} {state:6} {r['device'] or '':6} {r['spec'] or '(none)'}  {r['detail']}")
+    if any(r["spec"] and not r["loads"] for r in rows):
+        raise typer.Exit(1)

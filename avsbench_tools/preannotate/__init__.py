@@ -1,0 +1,291 @@
+"""preannotate: mask proposals for every sampled frame, so annotators correct instead of drawing.
+
+Backends:
+  grounded-sam  Grounding DINO boxes from the clip's text prompts -> SAM masks (one image
+                embedding per frame, reused for all its boxes) -> tracking from a key frame.
+  motion        weight-free: moving regions from dense optical flow, refined with GrabCut.
+Both are audio-aware: each object and second records whether it is believed to sound, from the
+per-second activity that `sample` measured (silent seconds get no sounding-object mask).
+Every proposal is a row of `mask_versions` (kind 'proposal') with backend, model ids, checkpoint
+hashes, thresholds and tracker. The same settings skip finished clips; new settings add a version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from avsbench_tools.catalog import Clip
+from avsbench_tools.errors import UsageError
+from avsbench_tools.masks import ObjectMask, box_of, iou, save_versions, versions_done
+from avsbench_tools.workspace import Workspace
+
+Progress = Callable[[str, int, int, str], None]
+BACKENDS = ("grounded-sam", "motion")
+TRACKERS = ("flow", "none")
+ANALYSIS_SIDE = 320  # optical flow runs at this longer side; masks are scaled back to the frame size
+
+
+@dataclass
+class PreannotateOptions:
+    backend: str | None = None  # None: grounded-sam when --dino and --sam are given, else motion
+    dino: str | None = None
+    sam: str | None = None
+    sam_type: str | None = None
+    prompt: list[str] | None = None
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    tracker: str = "flow"
+    redetect_every: int = 3
+    key_second: int | None = None  # an annotator's key frame; default: highest detection confidence
+    device: str = "cpu"
+    batch_size: int = 1
+    allow_download: bool = False
+    clips: list[str] | None = None
+
+
+@dataclass
+class PreannotateResult:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    masks: int = 0
+    backend: str = ""
+
+
+def _load_image(ws: Workspace, rel: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.array(Image.open(ws.path(rel)).convert("RGB"))
+
+
+def _prompts(ws: Workspace, clip: Clip, opts: PreannotateOptions) -> dict[str, str]:
+    if opts.prompt:
+        return {(ws.recipe.match_category(p) or p): p for p in opts.prompt}
+    if clip.category and clip.category in ws.recipe.categories:
+        return {clip.category: ws.recipe.prompt_for(clip.category)}
+    return dict(ws.recipe.categories)
+
+
+def _gate(objs: list[ObjectMask], activity) -> None:
+    for o in objs:
+        if activity is None:
+            o.sounding = None
+            continue
+        active = bool(activity.active[o.second]) if o.second < len(activity.active) else False
+        o.sounding = active
+        o.evidence = {**o.evidence, "activity_active": active,
+                      "activity_rel_db": activity.relative_db[o.second] if o.second < len(activity.relative_db) else None}
+
+
+def _assign_ids(per_second: dict[int, list[ObjectMask]]) -> None:
+    """Stable ids without a tracker: match each second's masks to the previous second's by IoU."""
+    prev: list[ObjectMask] = []
+    next_fid = 0
+    for sec in sorted(per_second):
+        used = set()
+        for o in sorted(per_second[sec], key=lambda o: -o.score):
+            cands = [(iou(p.mask, o.mask), p) for p in prev if p.fid not in used and p.category == o.category]
+            best = max(cands, key=lambda t: t[0], default=(0.0, None))
+            if best[1] is not None and best[0] > 0.2:
+                o.fid = best[1].fid
+            else:
+                o.fid, next_fid = next_fid, next_fid + 1
+            used.add(o.fid)
+        prev = per_second[sec] or prev
+
+
+class _Models:
+    def __init__(self, opts: PreannotateOptions):
+        from avsbench_tools.preannotate.models import load_dino, load_sam
+
+        self.dino = load_dino(opts.dino, opts.device, opts.allow_download)
+        self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type)
+
+
+def settings_for(opts: PreannotateOptions, backend: str, models: _Models | None, prompts_mode: str) -> dict:
+    s = {"backend": backend, "version": 1, "audio_gating": "sample-activity", "prompts": prompts_mode}
+    if backend == "grounded-sam":
+        s.update({"box_threshold": opts.box_threshold, "text_threshold": opts.text_threshold,
+                  "dino": {"id": models.dino.name, "sha256": models.dino.sha},
+                  "sam": {"id": models.sam.name, "sha256": models.sam.sha}, "tracker": opts.tracker,
+                  "redetect_every": opts.redetect_every, "key_second": opts.key_second})
+    else:
+        from avsbench_tools.preannotate import motion
+
+        s.update({"span_s": motion.SPAN_S, "min_displacement_px": motion.MIN_DISPLACEMENT_PX, "refine": "grabcut"})
+    return s
+
+
+def _scale(mask: np.ndarray, shape) -> np.ndarray:
+    from avsbench_tools.preannotate.flow import resize_mask
+
+    return resize_mask(mask, shape)
+
+
+def propose_grounded_sam(ws: Workspace, clip: Clip, models: _Models, opts: PreannotateOptions,
+                         frames_info: list[dict]) -> list[ObjectMask]:
+    from avsbench_tools.preannotate.models import best_masks
+
+    prompts = _prompts(ws, clip, opts)
+    imgs = {f["second"]: _load_image(ws, f["path"]) for f in frames_info}
+    dets = {s: models.dino.detect(img, prompts, s, opts.box_threshold, opts.text_threshold) for s, img in imgs.items()}
+    sam = models.sam
+    current = {"sec": None}
+
+    def set_frame(sec: int) -> None:
+        if current["sec"] != sec:  # one embedding per frame, reused for every box on it
+            sam.set_image(imgs[sec])
+            current["sec"] = sec
+
+    masked: dict[int, list[ObjectMask]] = {}
+
+    def masks_at(sec: int) -> list[ObjectMask]:
+        if sec not in masked:
+            set_frame(sec)
+            masked[sec] = [m for m in best_masks(sam, dets[sec]) if m.mask.any()]
+        return masked[sec]
+
+    if opts.tracker == "none" or not any(dets.values()):
+        per = {s: masks_at(s) for s in imgs}
+        _assign_ids(per)
+        return [o for s in sorted(per) for o in per[s]]
+    # key frame, then flow tracking with SAM re-prompts and periodic re-detection
+    from avsbench_tools.preannotate.flow import decode_frames
+    from avsbench_tools.preannotate.track import pick_key_second, track_flow
+
+    key = pick_key_second(dets, opts.key_second)
+    key_objs = masks_at(key)
+    for i, o in enumerate(sorted(key_objs, key=lambda o: -o.score)):
+        o.fid = i
+    frames, _ = decode_frames(ws.path(clip.path), ANALYSIS_SIDE)
+    small = frames[0].shape[:2]
+    full = next(iter(imgs.values())).shape[:2]
+    sy, sx = full[0] / small[0], full[1] / small[1]
+    sampled = {f["second"]: min(f["frame_index"], len(frames) - 1) for f in frames_info}
+    by_index = {v: k for k, v in sampled.items()}
+
+    def to_small(o: ObjectMask) -> ObjectMask:
+        return ObjectMask(o.second, o.fid, o.category, _scale(o.mask, small), None, o.score, evidence=dict(o.evidence))
+
+    def refine(frame_index: int, box_small) -> np.ndarray | None:
+        sec = by_index.get(frame_index)
+        if sec is None or box_small is None:
+            return None
+        set_frame(sec)
+        x0, y0, x1, y1 = box_small
+        m, sc = sam.predict([(x0 * sx, y0 * sy, x1 * sx, y1 * sy)])
+        return _scale(m[0][int(np.argmax(sc[0]))], small)
+
+    def redetect(frame_index: int) -> list[ObjectMask]:
+        sec = by_index.get(frame_index)
+        return [to_small(o) for o in masks_at(sec)] if sec is not None else []
+
+    tracked = track_flow(frames, sampled, key, [to_small(o) for o in key_objs], refine=refine, redetect=redetect,
+                         redetect_every=opts.redetect_every)
+    out = []
+    for t in tracked:
+        m = _scale(t.mask, full)
+        ev = {**t.evidence, "tracker": "flow", "key_second": key}
+        if t.second == key:
+            src = next(o for o in key_objs if o.fid == t.fid)
+            m, ev = src.mask, {**src.evidence, **ev}
+        out.append(ObjectMask(t.second, t.fid, t.category, m, box_of(m), t.score, evidence=ev, tracked=t.tracked,
+                              lost=t.lost))
+    return out
+
+
+def propose_motion_clip(ws: Workspace, clip: Clip, frames_info: list[dict]) -> list[ObjectMask]:
+    from avsbench_tools.preannotate.flow import decode_frames
+    from avsbench_tools.preannotate.motion import propose_motion
+
+    frames, fps = decode_frames(ws.path(clip.path), ANALYSIS_SIDE)
+    sampled = {f["second"]: min(f["frame_index"], len(frames) - 1) for f in frames_info}
+    full = (frames_info[0]["height"], frames_info[0]["width"])
+    cat = clip.category if clip.category in ws.recipe.categories else None
+    objs = propose_motion(frames, sampled, fps, cat)
+    for o in objs:
+        o.mask = _scale(o.mask, full)
+        o.box = box_of(o.mask)
+        o.evidence = {**o.evidence, "backend": "motion"}
+    return objs
+
+
+def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | None = None) -> PreannotateResult:
+    """Propose masks for every sampled clip not yet done with these settings."""
+    from avsbench_tools.sample import activity_of, sampled_frames
+
+    progress = progress or (lambda *a: None)
+    backend = opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    if opts.tracker not in TRACKERS:
+        raise UsageError(f"--tracker {opts.tracker}: expected one of {', '.join(TRACKERS)}")
+    if backend == "grounded-sam" and not (opts.dino and opts.sam):
+        raise UsageError("--backend grounded-sam needs --dino and --sam (local checkpoints)")
+    if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
+        raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
+    models = _Models(opts) if backend == "grounded-sam" else None
+    prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
+    settings = settings_for(opts, backend, models, prompts_mode)
+    rows = ws.catalog.query("SELECT clip_id FROM stage_status WHERE stage='sample' AND status='done' ORDER BY clip_id")
+    ids = [r[0] for r in rows]
+    if opts.clips:
+        missing = [c for c in opts.clips if c not in ids]
+        if missing:
+            raise UsageError(f"clip {missing[0]!r} is not sampled in {ws.root} (run avs-tools sample)")
+        ids = [c for c in ids if c in set(opts.clips)]
+    if not ids:
+        raise UsageError(f"{ws.root}: no sampled clips (run avs-tools sample first)")
+    res = PreannotateResult(total=len(ids), backend=backend)
+    for i, cid in enumerate(ids):
+        if versions_done(ws, cid, "proposal", settings):
+            res.skipped += 1
+            progress("preannotate", i + 1, len(ids), f"{cid} (done)")
+            continue
+        clip = ws.catalog.clip(cid)
+        info = sampled_frames(ws, cid)
+        try:
+            if backend == "motion":
+                objs = propose_motion_clip(ws, clip, info)
+            else:
+                objs = propose_grounded_sam(ws, clip, models, opts, info)
+        except (OSError, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            ws.catalog.record_failure("preannotate", cid, reason)
+            ws.catalog.set_stage(cid, "preannotate", "failed", reason=reason, settings=settings)
+            res.failed += 1
+            continue
+        _gate(objs, activity_of(ws, cid))
+        res.masks += save_versions(ws, cid, objs, "proposal", backend, settings, seconds=[f["second"] for f in info])
+        ws.catalog.set_stage(cid, "preannotate", "done", settings=settings)
+        ws.catalog.resolve_failure("preannotate", cid)
+        res.done += 1
+        progress("preannotate", i + 1, len(ids), cid)
+    return res
+
+
+def check_models(dino: str | None, sam: str | None, device: str = "cpu", sam_type: str | None = None,
+                 allow_download: bool = False) -> list[dict]:
+    """[{role, spec, loads, device, detail}] for each configured checkpoint (never raises for a bad one)."""
+    from avsbench_tools.errors import AvsError
+    from avsbench_tools.preannotate.models import load_dino, load_sam
+
+    out = []
+    for role, spec, loader in (("dino", dino, lambda: load_dino(dino, device, allow_download)),
+                               ("sam", sam, lambda: load_sam(sam, device, allow_download, sam_type))):
+        if not spec:
+            out.append({"role": role, "spec": None, "loads": False, "device": None,
+                        "detail": "not configured (weight-free motion backend will be used)"})
+            continue
+        try:
+            m = loader()
+            out.append({"role": role, "spec": spec, "loads": True, "device": m.device,
+                        "detail": f"sha256 {m.sha} ({type(getattr(m, 'model', None) or m).__name__})"})
+        except AvsError as exc:
+            out.append({"role": role, "spec": spec, "loads": False, "device": None, "detail": str(exc)})
+    return out
+

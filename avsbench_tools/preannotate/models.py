@@ -1,0 +1,248 @@
+"""Grounding DINO (text -> boxes) and SAM (boxes -> masks) from local checkpoints.
+
+Checkpoints come from a local path or a Hugging Face model id found in the local cache; nothing is
+downloaded unless the user passes --allow-download. Supported:
+  - Grounding DINO: Hugging Face transformers `GroundingDinoForObjectDetection` folders
+    (e.g. IDEA-Research/grounding-dino-tiny).
+  - SAM: transformers `SamModel` folders (e.g. facebook/sam-vit-base), or the original `.pth`
+    checkpoints through the `segment-anything` package (vit_b / vit_l / vit_h).
+The SAM image embedding is computed once per frame (`set_image`) and reused for all its boxes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avsbench_tools.errors import AvsError, UsageError, require
+from avsbench_tools.masks import ObjectMask
+
+
+def resolve_device(device: str) -> str:
+    torch = require("torch", "models")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
+        return device
+    if device != "cpu":
+        raise UsageError(f"--device {device}: expected auto, cpu or cuda[:N]")
+    return device
+
+
+def checkpoint_hash(path: Path) -> str:
+    """sha256 prefix of a checkpoint file, or of a folder's weight files (sorted by name)."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pth", ".pt") and p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _resolve(spec: str, allow_download: bool, what: str) -> Path:
+    """A local path, or a model id looked up in the local Hugging Face cache."""
+    p = Path(os.path.expanduser(spec))
+    if p.exists():
+        return p
+    if "/" in spec and not spec.startswith((".", "/")):
+        hub = require("huggingface_hub", "models")
+        try:
+            return Path(hub.snapshot_download(spec, local_files_only=not allow_download))
+        except Exception as exc:  # noqa: BLE001 - any lookup failure is reported in one line
+            hint = "" if allow_download else " (not in the local Hugging Face cache; --allow-download fetches it)"
+            raise UsageError(f"{what} {spec}: not found{hint}") from exc
+    raise UsageError(f"{what} {spec}: no such file or folder")
+
+
+def _model_type(folder: Path) -> str | None:
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        return json.loads(cfg.read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError):
+        return "unreadable"
+
+
+# -- Grounding DINO ----------------------------------------------------------------------------
+@dataclass
+class Dino:
+    model: object
+    processor: object
+    device: str
+    name: str
+    sha: str
+
+    def detect(self, img: np.ndarray, prompts: dict[str, str], second: int, box_threshold: float,
+               text_threshold: float) -> list[ObjectMask]:
+        """Boxes for the given {category: prompt} in one RGB frame (one forward pass for all prompts)."""
+        torch = require("torch", "models")
+        if not prompts:
+            return []
+        text = " . ".join(p.lower().strip(" .") for p in prompts.values()) + " ."
+        inputs = self.processor(images=img, text=text, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        res = self.processor.post_process_grounded_object_detection(
+            out, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold,
+            target_sizes=[img.shape[:2]])[0]
+        labels = res["text_labels"] if "text_labels" in res else res["labels"]
+        by_prompt = {p.lower().strip(" ."): c for c, p in prompts.items()}
+        dets = []
+        for box, score, lab in zip(res["boxes"].cpu().numpy(), res["scores"].cpu().numpy(), labels, strict=True):
+            lab = str(lab).strip()
+            cat = by_prompt.get(lab) or next((c for p, c in by_prompt.items() if lab and (lab in p or p in lab)), None)
+            h, w = img.shape[:2]
+            x0, y0, x1, y1 = (float(v) for v in box)
+            x0, x1 = max(0.0, min(x0, w)), max(0.0, min(x1, w))
+            y0, y1 = max(0.0, min(y0, h)), max(0.0, min(y1, h))
+            if x1 - x0 < 1 or y1 - y0 < 1:
+                continue
+            dets.append(ObjectMask(second, -1, cat, None, (x0, y0, x1, y1), float(score),
+                                   evidence={"phrase": lab, "detector": "grounding-dino"}))
+        return dets
+
+
+def load_dino(spec: str, device: str = "cpu", allow_download: bool = False) -> Dino:
+    transformers = require("transformers", "models")
+    device = resolve_device(device)
+    path = _resolve(spec, allow_download, "--dino")
+    if path.is_file():
+        raise UsageError(f"--dino {spec}: expected a transformers Grounding DINO folder, got a file "
+                         "(the original groundingdino .pth format is not supported, see README)")
+    mt = _model_type(path)
+    if mt != "grounding-dino":
+        raise AvsError(f"--dino {spec}: not a Grounding DINO checkpoint (model_type {mt!r})")
+    try:
+        proc = transformers.AutoProcessor.from_pretrained(path)
+        model = transformers.GroundingDinoForObjectDetection.from_pretrained(path).eval().to(device)
+    except Exception as exc:  # noqa: BLE001
+        raise AvsError(f"--dino {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    return Dino(model, proc, device, spec, checkpoint_hash(path))
+
+
+# -- SAM ---------------------------------------------------------------------------------------
+class Sam:
+    """set_image(img) once per frame, then predict(boxes) any number of times."""
+
+    name: str
+    sha: str
+    device: str
+    n_embeddings: int = 0
+
+    def set_image(self, img: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def predict(self, boxes: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+        """-> (bool masks [N, K, H, W], iou scores [N, K]) for N boxes (K candidate masks each)."""
+        raise NotImplementedError
+
+
+class HFSam(Sam):
+    def __init__(self, model, processor, device: str, name: str, sha: str):
+        self.model, self.processor, self.device, self.name, self.sha = model, processor, device, name, sha
+        self._img = None
+        self._emb = None
+        self._sizes = None
+
+    def set_image(self, img: np.ndarray) -> None:
+        torch = require("torch", "models")
+        inputs = self.processor(images=img, return_tensors="pt")
+        with torch.inference_mode():
+            self._emb = self.model.get_image_embeddings(inputs["pixel_values"].to(self.device))
+        self._img = img
+        self._sizes = (inputs["original_sizes"], inputs["reshaped_input_sizes"])
+        self.n_embeddings += 1
+
+    def predict(self, boxes):
+        torch = require("torch", "models")
+        if not boxes:
+            h, w = self._img.shape[:2]
+            return np.zeros((0, 1, h, w), bool), np.zeros((0, 1))
+        bi = self.processor(images=self._img, input_boxes=[[list(map(float, b)) for b in boxes]], return_tensors="pt")
+        with torch.inference_mode():
+            out = self.model(image_embeddings=self._emb, input_boxes=bi["input_boxes"].to(self._emb.dtype).to(self.device),
+                             multimask_output=True)
+        masks = self.processor.image_processor.post_process_masks(out.pred_masks.cpu(), *self._sizes)[0]
+        return masks.numpy().astype(bool), out.iou_scores[0].float().cpu().numpy()
+
+
+class OrigSam(Sam):
+    """The segment-anything package's SamPredictor (original .pth checkpoints)."""
+
+    def __init__(self, sam_model, device: str, name: str, sha: str):
+        from segment_anything import SamPredictor
+
+        self.predictor = SamPredictor(sam_model)
+        self.device, self.name, self.sha = device, name, sha
+
+    def set_image(self, img: np.ndarray) -> None:
+        self.predictor.set_image(img)
+        self._shape = img.shape[:2]
+        self.n_embeddings += 1
+
+    def predict(self, boxes):
+        torch = require("torch", "models")
+        if not boxes:
+            return np.zeros((0, 1, *self._shape), bool), np.zeros((0, 1))
+        b = torch.as_tensor(np.asarray(boxes, dtype=np.float32), device=self.predictor.device)
+        tb = self.predictor.transform.apply_boxes_torch(b, self._shape)
+        with torch.inference_mode():
+            masks, scores, _ = self.predictor.predict_torch(None, None, boxes=tb, multimask_output=True)
+        return masks.cpu().numpy().astype(bool), scores.float().cpu().numpy()
+
+
+SAM_TYPES = ("vit_b", "vit_l", "vit_h")
+
+
+def load_sam(spec: str, device: str = "cpu", allow_download: bool = False, sam_type: str | None = None) -> Sam:
+    device = resolve_device(device)
+    path = _resolve(spec, allow_download, "--sam")
+    if path.is_file():
+        torch = require("torch", "models")
+        sa = require("segment_anything", "models")
+        kind = sam_type or next((t for t in SAM_TYPES if t in path.name), None)
+        if kind not in SAM_TYPES:
+            raise UsageError(f"--sam {spec}: cannot tell vit_b/vit_l/vit_h from the file name (pass --sam-type)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise AvsError(f"--sam {spec}: not a readable checkpoint ({type(exc).__name__})") from exc
+        model = sa.sam_model_registry[kind]()
+        try:
+            model.load_state_dict(state, strict=True)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise AvsError(f"--sam {spec}: not a segment-anything {kind} checkpoint "
+                           f"({str(exc).splitlines()[0][:160]})") from exc
+        return OrigSam(model.eval().to(device), device, spec, checkpoint_hash(path))
+    transformers = require("transformers", "models")
+    mt = _model_type(path)
+    if mt != "sam":
+        raise AvsError(f"--sam {spec}: not a SAM checkpoint (model_type {mt!r})")
+    try:
+        proc = transformers.SamProcessor.from_pretrained(path)
+        model = transformers.SamModel.from_pretrained(path).eval().to(device)
+    except Exception as exc:  # noqa: BLE001
+        raise AvsError(f"--sam {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    return HFSam(model, proc, device, spec, checkpoint_hash(path))
+
+
+def best_masks(sam: Sam, dets: list[ObjectMask]) -> list[ObjectMask]:
+    """SAM masks for box detections on the image last given to sam.set_image (best of K per box)."""
+    from avsbench_tools.masks import from_sam
+
+    if not dets:
+        return []
+    masks, scores = sam.predict([d.box for d in dets])
+    return [from_sam(d, masks[i], scores[i]) for i, d in enumerate(dets)]

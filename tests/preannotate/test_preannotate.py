@@ -1,0 +1,193 @@
+"""preannotate: real model code paths on tiny random models, the CPU tracker, the motion backend."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from tiny_models import tiny_dino, tiny_hf_sam, tiny_orig_sam
+
+from avsbench_tools.collect import CollectOptions, collect
+from avsbench_tools.masks import ObjectMask, iou, latest_masks, load_mask
+from avsbench_tools.preannotate import PreannotateOptions, preannotate
+from avsbench_tools.preannotate.flow import decode_frames
+from avsbench_tools.preannotate.track import track_flow
+from avsbench_tools.sample import SampleOptions, sample
+from avsbench_tools.synth import SynthParams, load_instances, load_truth, synthesize
+from avsbench_tools.timing import sampled_frame_indices
+from avsbench_tools.workspace import init_workspace, open_workspace
+
+torch = pytest.importorskip("torch")  # the models extra, installed by make install
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("models")
+    return {"dino": tiny_dino(d / "dino"), "sam": tiny_hf_sam(d / "sam")}
+
+
+def _sampled_ws(tmp_path: Path, world: Path) -> Path:
+    ws, _ = init_workspace(tmp_path / "ws", str(world / "recipe.toml"))
+    collect(ws, CollectOptions(local=world / "videos", any_license=True))
+    sample(ws, SampleOptions(jobs=2))
+    ws.close()
+    return tmp_path / "ws"
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory, world_ms3) -> Path:
+    return _sampled_ws(tmp_path_factory.mktemp("pre"), world_ms3)
+
+
+@pytest.mark.parametrize("tracker", ["flow", "none"])
+def test_grounded_sam_end_to_end_on_tiny_models(tmp_path, sampled, models, tracker):
+    wsdir = tmp_path / "ws"
+    shutil.copytree(sampled, wsdir)
+    ws = open_workspace(wsdir)
+    # random weights score low: thresholds 0 keep every box, which exercises the whole path
+    opts = PreannotateOptions(dino=str(models["dino"]), sam=str(models["sam"]), box_threshold=0.0, text_threshold=0.0,
+                              tracker=tracker, device="cpu")
+    res = preannotate(ws, opts)
+    assert res.backend == "grounded-sam" and res.done == 4 and res.failed == 0 and res.masks > 0
+    rows = ws.catalog.query("SELECT * FROM mask_versions")
+    frames = {(r["clip_id"], r["second"]): r for r in ws.catalog.query("SELECT * FROM frames")}
+    for r in rows:
+        m = load_mask(ws, r["path"])
+        f = frames[(r["clip_id"], r["second"])]
+        assert m.shape == (f["height"], f["width"]) and m.dtype == bool
+        s = json.loads(r["settings_json"])
+        assert r["backend"] == "grounded-sam" and r["kind"] == "proposal"
+        assert s["dino"]["id"] == str(models["dino"]) and len(s["dino"]["sha256"]) == 16
+        assert s["sam"]["sha256"] and s["box_threshold"] == 0.0 and s["text_threshold"] == 0.0
+        assert s["tracker"] == tracker
+        assert r["sounding"] in (0, 1) and "activity_active" in json.loads(r["evidence"])
+    if tracker == "flow":  # every key object appears in every sampled second under one id
+        for cid in {r["clip_id"] for r in rows}:
+            per_sec = {}
+            for r in rows:
+                if r["clip_id"] == cid:
+                    per_sec.setdefault(r["second"], set()).add(r["fid"])
+            assert len(per_sec) == 5 and len({frozenset(v) for v in per_sec.values()}) == 1
+            ev = [json.loads(r["evidence"]) for r in rows if r["clip_id"] == cid]
+            assert sum(1 for e in ev if e.get("key_frame")) == len(per_sec[0])
+    # re-run: skipped; other thresholds: a new version beside the old one
+    assert preannotate(ws, opts).skipped == 4
+    opts.box_threshold = 0.01
+    preannotate(ws, opts)
+    hashes = {r[0] for r in ws.catalog.query("SELECT DISTINCT settings_hash FROM mask_versions")}
+    assert len(hashes) == 2 and len(ws.catalog.query("SELECT * FROM mask_versions")) > len(rows)
+
+
+def test_sam_embedding_is_computed_once_per_frame(tmp_path, sampled, models):
+    from avsbench_tools.preannotate import _Models, propose_grounded_sam
+    from avsbench_tools.sample import sampled_frames
+
+    ws = open_workspace(sampled)
+    opts = PreannotateOptions(dino=str(models["dino"]), sam=str(models["sam"]), box_threshold=0.0,
+                              text_threshold=0.0, tracker="none", device="cpu")
+    m = _Models(opts)
+    clip = ws.catalog.clips()[0]
+    objs = propose_grounded_sam(ws, clip, m, opts, sampled_frames(ws, clip.clip_id))
+    per_frame = {}
+    for o in objs:
+        per_frame[o.second] = per_frame.get(o.second, 0) + 1
+    assert max(per_frame.values()) >= 2  # several boxes on a frame ...
+    assert m.sam.n_embeddings == 5  # ... and still one embedding per sampled frame
+    ws.close()
+
+
+def test_segment_anything_predictor_path():
+    from avsbench_tools.masks import from_sam
+    from avsbench_tools.preannotate.models import OrigSam
+
+    sam = OrigSam(tiny_orig_sam(), "cpu", "tiny", "0" * 16)
+    img = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    sam.set_image(img)
+    masks, scores = sam.predict([(10, 10, 60, 60), (50, 20, 150, 100)])
+    assert masks.shape == (2, 3, 120, 160) and masks.dtype == bool and scores.shape == (2, 3)
+    o = from_sam(ObjectMask(0, 0, "dog", None, (10, 10, 60, 60), 0.5), masks[0], scores[0])
+    assert o.mask.shape == (120, 160) and "sam_iou" in o.evidence
+    assert sam.n_embeddings == 1
+
+
+def test_model_errors_are_one_line(tmp_path, sampled, models):
+    ws = tmp_path / "ws"
+    shutil.copytree(sampled, ws)
+    r = run_cli("preannotate", ws, "-q", "--dino", tmp_path / "nope", "--sam", models["sam"])
+    assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("preannotate", ws, "-q", "--dino", models["sam"], "--sam", models["sam"], "--device", "cpu")
+    assert r.returncode == 1 and "not a Grounding DINO checkpoint" in r.stderr
+    broken = tmp_path / "broken-sam"
+    shutil.copytree(models["sam"], broken)
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    r = run_cli("preannotate", ws, "-q", "--dino", models["dino"], "--sam", broken, "--device", "cpu")
+    assert r.returncode == 1 and "cannot load" in r.stderr and "Traceback" not in r.stderr
+    bad_pth = tmp_path / "sam_vit_b_bad.pth"
+    torch.save({"x": torch.zeros(1)}, bad_pth)
+    r = run_cli("preannotate", ws, "-q", "--dino", models["dino"], "--sam", bad_pth, "--device", "cpu")
+    assert r.returncode == 1 and "not a segment-anything vit_b checkpoint" in r.stderr
+    if not torch.cuda.is_available():
+        r = run_cli("preannotate", ws, "-q", "--dino", models["dino"], "--sam", models["sam"], "--device", "cuda")
+        assert r.returncode == 2 and "CUDA is not available" in r.stderr
+    r = run_cli("models", "check", "--dino", models["dino"], "--sam", broken, "--device", "cpu")
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("dino") and " ok " in lines[0] and "cpu" in lines[0]
+    assert lines[1].startswith("sam") and "FAILED" in lines[1]
+
+
+def test_cpu_tracker_follows_ground_truth(tmp_path):
+    world = tmp_path / "w"
+    synthesize(world, SynthParams(clips=6, seconds=5, width=160, height=120, seed=11))
+    ious = []
+    for vid in sorted(p.stem for p in (world / "videos").glob("*.mp4")):
+        truth, inst = load_truth(world, vid), load_instances(world, vid)
+        frames, fps = decode_frames(world / "videos" / f"{vid}.mp4")
+        idx = sampled_frame_indices("end-of-second", fps, len(frames), 5)
+        key = 2  # track both ways from the middle
+        keym = [ObjectMask(key, o["fid"], o["category"], inst[idx[key]] == o["id"]) for o in truth["objects"]]
+        for r in track_flow(frames, dict(enumerate(idx)), key, keym):
+            if r.second != key:
+                ious.append(iou(r.mask, inst[idx[r.second]] == r.fid + 1))
+    assert len(ious) >= 24
+    assert float(np.mean(ious)) >= 0.8, np.mean(ious)
+
+
+def _frame_iou(p: np.ndarray, g: np.ndarray) -> float:
+    return float((~p).mean()) if not g.any() else iou(p, g)  # the official empty-GT rule (metrics.md)
+
+
+def test_motion_backend_beats_trivial_predictors(tmp_path):
+    world = tmp_path / "w"
+    synthesize(world, SynthParams(clips=12, seconds=5, width=160, height=120, seed=21))
+    wsdir = _sampled_ws(tmp_path, world)
+    r = run_cli("preannotate", wsdir, "-q", check=True)  # no checkpoints: the motion backend
+    assert "(motion)" in r.stdout
+    ws = open_workspace(wsdir)
+    scores = {"motion": [], "empty": [], "full": []}
+    n_clips = 0
+    for c in ws.catalog.clips():
+        vid = c.clip_id.split("-")[0]
+        truth, inst = load_truth(world, vid), load_instances(world, vid)
+        if sum(not o["distractor"] for o in truth["objects"]) != 1:
+            continue  # single-source clips
+        n_clips += 1
+        frames = {r["second"]: r["frame_index"] for r in ws.catalog.query(
+            "SELECT second, frame_index FROM frames WHERE clip_id=?", (c.clip_id,))}
+        props = latest_masks(ws, c.clip_id)
+        for sec, k in frames.items():
+            gt = np.isin(inst[k], truth["sounding_per_second"][sec])
+            pred = np.zeros_like(gt)
+            for p in props:
+                if p["second"] == sec and p["sounding"]:
+                    pred |= load_mask(ws, p["path"])
+            scores["motion"].append(_frame_iou(pred, gt))
+            scores["empty"].append(_frame_iou(np.zeros_like(gt), gt))
+            scores["full"].append(_frame_iou(np.ones_like(gt), gt))
+    mean = {k: float(np.mean(v)) for k, v in scores.items()}
+    assert n_clips >= 3
+    assert mean["motion"] >= max(mean["empty"], mean["full"]) + 0.2, mean
