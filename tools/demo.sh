@@ -20,5 +20,8 @@ avs-tools collect "$OUT/ws" --urls "$OUT/urls.txt" --any-license --jobs 2
 echo "== 4. sample: frames by the recipe's rule, 16 kHz WAV, VGGish log-mel, per-second sound activity"
 avs-tools sample "$OUT/ws" --jobs 2
 avs-tools preview "$OUT/ws" --out "$OUT/preview.png"
+echo "== 5. preannotate: the default backend (weight-free motion + GrabCut, gated by sound activity; no checkpoints here)"
+avs-tools preannotate "$OUT/ws"
+avs-tools preview "$OUT/ws" --masks --out "$OUT/preview-masks.png"
 echo "== status"
 avs-tools status "$OUT/ws"
