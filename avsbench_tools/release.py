@@ -1,0 +1,128 @@
+"""Read a release in one of the official layouts (ours or an official download): what the loaders open.
+
+`read_release(root, fmt)` returns one `Item` per metadata row with the paths the official loaders
+build from it (their path logic, quirks included). validate, evaluate and stats all read releases
+through this, so they agree with each other and with the loaders.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avsbench_tools.errors import UsageError
+
+FORMATS = ("avsbench-s4", "avsbench-ms3", "avss", "ref-avs")
+
+
+@dataclass
+class Item:
+    name: str
+    split: str
+    frames: list[Path]
+    masks: dict[int, Path]  # second -> mask path the loaders read for this split
+    wav: Path | None
+    pkl: Path | None = None
+    category: str | None = None
+    row: dict = field(default_factory=dict)
+    rgb_masks: dict[int, Path] = field(default_factory=dict)  # AVSS labels_rgb
+    null: bool = False
+
+
+@dataclass
+class Release:
+    fmt: str
+    root: Path  # the release root (the folder that holds metadata)
+    meta: Path
+    items: list[Item]
+    classes: list[str] = field(default_factory=list)  # AVSS label2idx order
+
+    def splits(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for it in self.items:
+            out[it.split] = out.get(it.split, 0) + 1
+        return out
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def release_root(root: Path, fmt: str) -> Path:
+    """Accept the unpack root (OUT) or the inner folder (OUT/Single-source, OUT/Multi-sources)."""
+    root = Path(root)
+    inner = {"avsbench-s4": ("Single-source", "s4_meta_data.csv"),
+             "avsbench-ms3": ("Multi-sources", "ms3_meta_data.csv")}.get(fmt)
+    if inner:
+        if (root / inner[0] / inner[1]).is_file():
+            return root / inner[0]
+        if (root / inner[1]).is_file():
+            return root
+        raise UsageError(f"{root}: no {inner[0]}/{inner[1]} (not an {fmt} release root)")
+    if not (root / "metadata.csv").is_file():
+        raise UsageError(f"{root}: no metadata.csv (not an {fmt} release root)")
+    return root
+
+
+def read_release(root: Path, fmt: str) -> Release:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    base = release_root(root, fmt)
+    if fmt == "avsbench-s4":
+        meta = base / "s4_meta_data.csv"
+        d = base / "s4_data"
+        items = []
+        for r in _rows(meta):
+            name, split, cat = r["name"], r["split"], r["category"]
+            rel = Path(split) / cat / name
+            n_masks = 1 if split == "train" else 5
+            items.append(Item(name, split, [d / "visual_frames" / rel / f"{name}_{k}.png" for k in range(1, 6)],
+                              {k - 1: d / "gt_masks" / rel / f"{name}_{k}.png" for k in range(1, n_masks + 1)},
+                              d / "audio_wav" / split / cat / f"{name}.wav",
+                              d / "audio_log_mel" / split / cat / f"{name}.pkl", cat, r))
+        return Release(fmt, base, meta, items)
+    if fmt == "avsbench-ms3":
+        meta = base / "ms3_meta_data.csv"
+        d = base / "ms3_data"
+        items = []
+        with open(meta, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            for r in reader:
+                if not r:
+                    continue
+                name, split = r[0], r[1]
+                items.append(Item(name, split, [d / "visual_frames" / name / f"{name}.mp4_{k}.png" for k in range(1, 6)],
+                                  {k - 1: d / "gt_masks" / split / name / f"{name}_{k}.png" for k in range(1, 6)},
+                                  d / "audio_wav" / split / f"{name}.wav", d / "audio_log_mel" / split / f"{name}.pkl",
+                                  None, dict(zip(header or ["video_id", "split"], r, strict=False))))
+        return Release(fmt, base, meta, items)
+    if fmt == "avss":
+        meta = base / "metadata.csv"
+        classes = []
+        if (base / "label2idx.json").is_file():
+            classes = list(json.loads((base / "label2idx.json").read_text()))
+        items = []
+        for r in _rows(meta):
+            label, uid, split = r["label"], r["uid"], r["split"]
+            n = 10 if label == "v2" else 5
+            sup = [0] if (label == "v1s" and split == "train") else list(range(n))
+            d = base / label / uid
+            items.append(Item(uid, split, [d / "frames" / f"{i}.jpg" for i in range(n)],
+                              {i: d / "labels_semantic" / f"{i}.png" for i in sup}, d / "audio.wav", None, label, r,
+                              rgb_masks={i: d / "labels_rgb" / f"{i}.png" for i in sup}))
+        return Release(fmt, base, meta, items, classes)
+    meta = base / "metadata.csv"
+    items = []
+    for r in _rows(meta):
+        uid, vid, split = r["uid"], r["vid"], r["split"]
+        folder = uid.rsplit("_", 2)[0] if uid.startswith("null") else vid  # the official loader's rule
+        fid = int(r["fid"]) if str(r.get("fid", "")).strip() not in ("", "nan") else 0
+        d = base / "media" / folder
+        items.append(Item(uid, split, [d / "frames" / f"{i}.jpg" for i in range(10)],
+                          {i: base / "gt_mask" / folder / f"fid_{fid}" / f"0000{i}.png" for i in range(10)},
+                          d / "audio.wav", None, None, r, null=uid.startswith("null")))
+    return Release(fmt, base, meta, items)

@@ -1,0 +1,219 @@
+"""validate: check a release (ours or an official download) the way its loaders will use it.
+
+Every file a loader opens must exist and decode; frame and mask sizes and mask values must be
+right; metadata rows and folders must agree; splits must be disjoint (no video in two splits);
+the annotated-frame rules per split must hold. Each problem names its path.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avsbench_tools.release import Item, Release, read_release
+
+Progress = Callable[[str, int, int, str], None]
+
+
+@dataclass
+class Report:
+    fmt: str
+    root: str
+    items: int = 0
+    files_checked: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def add(self, path, problem: str) -> None:
+        self.problems.append((str(path), problem))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _img(path: Path, rep: Report):
+    from PIL import Image
+
+    rep.files_checked += 1
+    if not path.is_file():
+        rep.add(path, "missing")
+        return None
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except Exception as exc:  # noqa: BLE001 - any decode failure is a finding
+        rep.add(path, f"does not decode ({type(exc).__name__})")
+        return None
+
+
+def _wav(path: Path | None, rep: Report) -> None:
+    if path is None:
+        return
+    rep.files_checked += 1
+    if not path.is_file():
+        rep.add(path, "missing")
+        return
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getframerate() != 16000 or w.getsampwidth() != 2:
+                rep.add(path, f"audio is {w.getframerate()} Hz {8 * w.getsampwidth()}-bit (want 16000 Hz 16-bit)")
+            if w.getnframes() == 0:
+                rep.add(path, "audio is empty")
+    except (wave.Error, EOFError, OSError) as exc:
+        rep.add(path, f"not a PCM WAV ({exc})")
+
+
+def _pkl(path: Path | None, rep: Report, t: int) -> None:
+    if path is None:
+        return
+    rep.files_checked += 1
+    if not path.is_file():
+        rep.add(path, "missing")
+        return
+    try:
+        import pickle
+
+        import torch  # noqa: F401 - the pickle holds a torch tensor
+
+        with open(path, "rb") as fh:
+            x = pickle.load(fh)
+        shape = tuple(x.shape)
+        if shape != (t, 1, 96, 64):
+            rep.add(path, f"log-mel shape {shape} (want ({t}, 1, 96, 64))")
+    except ImportError:
+        if path.read_bytes()[:1] != b"\x80":
+            rep.add(path, "not a pickle")
+    except Exception as exc:  # noqa: BLE001
+        rep.add(path, f"does not unpickle ({type(exc).__name__})")
+
+
+def _check_binary_item(it: Item, rep: Report, size: tuple[int, int] | None) -> None:
+    shape = None
+    for p in it.frames:
+        im = _img(p, rep)
+        if im is not None:
+            if im.mode != "RGB":
+                rep.add(p, f"frame mode {im.mode} (want RGB)")
+            if size and im.size != size:
+                rep.add(p, f"frame size {im.size[0]}x{im.size[1]} (want {size[0]}x{size[1]})")
+            shape = shape or im.size
+    for _, p in sorted(it.masks.items()):
+        im = _img(p, rep)
+        if im is None:
+            continue
+        if im.mode not in ("L", "1", "P"):
+            rep.add(p, f"mask mode {im.mode} (want single-channel)")
+            continue
+        want = size or shape
+        if want and im.size != want:
+            rep.add(p, f"mask size {im.size[0]}x{im.size[1]} (want {want[0]}x{want[1]})")
+        vals = np.unique(np.asarray(im.convert("L")))
+        if not set(vals.tolist()) <= {0, 255}:
+            rep.add(p, f"binary mask has values {vals[:6].tolist()} (want only 0 and 255)")
+
+
+def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> Report:
+    rel: Release = read_release(root, fmt)
+    rep = Report(fmt, str(rel.root), items=len(rel.items), splits=rel.splits())
+    progress = progress or (lambda *a: None)
+    # splits: disjoint, one split per video
+    seen: dict[str, str] = {}
+    for it in rel.items:
+        if fmt == "ref-avs" and it.null:
+            continue  # the null rows of a test video live in test_n by design
+        key = it.row.get("vid", it.name) if fmt == "ref-avs" else it.name
+        if key in seen and seen[key] != it.split:
+            rep.add(rel.meta, f"video {key} is in two splits ({seen[key]} and {it.split})")
+        seen.setdefault(key, it.split)
+    names = [it.name for it in rel.items]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        rep.add(rel.meta, f"{len(dups)} names appear in more than one row (e.g. {dups[0]})")
+    allowed = {"avsbench-s4": {"train", "val", "test"}, "avsbench-ms3": {"train", "val", "test"},
+               "avss": {"train", "val", "test"}, "ref-avs": {"train", "val", "test_s", "test_u", "test_n"}}[fmt]
+    for it in rel.items:
+        if it.split not in allowed:
+            rep.add(rel.meta, f"row {it.name}: unknown split {it.split!r}")
+    size = (224, 224) if fmt in ("avsbench-s4", "avsbench-ms3") else None
+    n_classes = len(rel.classes) or 71
+    palette = _palette() if fmt == "avss" else None
+    media_done: set[Path] = set()
+    for i, it in enumerate(rel.items):
+        first = it.frames[0].parent not in media_done
+        media_done.add(it.frames[0].parent)
+        if fmt == "avss":
+            _check_avss_item(it, rep, n_classes, palette)
+            _wav(it.wav, rep)
+        elif fmt == "ref-avs":
+            if first:
+                for p in it.frames:
+                    _img(p, rep)
+                _wav(it.wav, rep)
+            for p in it.masks.values():
+                im = _img(p, rep)
+                if im is not None and it.null and np.asarray(im).any():
+                    rep.add(p, "null expression with a non-empty mask")
+        else:
+            _check_binary_item(it, rep, size)
+            _wav(it.wav, rep)
+            _pkl(it.pkl, rep, 5)
+        progress("validating", i + 1, len(rel.items), it.name)
+    _folders_without_rows(rel, rep)
+    return rep
+
+
+def _check_ref_masks(it: Item, rep: Report) -> None:
+    for p in it.masks.values():
+        _img(p, rep)
+
+
+def _palette() -> np.ndarray:
+    from avsbench_tools.writers.avss import voc_palette
+
+    return voc_palette()
+
+
+def _check_avss_item(it: Item, rep: Report, n_classes: int, palette: np.ndarray) -> None:
+    shape = None
+    for p in it.frames:
+        im = _img(p, rep)
+        if im is not None:
+            shape = shape or im.size
+    for sec, p in sorted(it.masks.items()):
+        im = _img(p, rep)
+        if im is None:
+            continue
+        if shape and im.size != shape:
+            rep.add(p, f"label size {im.size[0]}x{im.size[1]} (frames are {shape[0]}x{shape[1]})")
+        sem = np.asarray(im)
+        if sem.ndim != 2:
+            rep.add(p, "labels_semantic is not single-channel")
+            continue
+        if sem.max(initial=0) >= n_classes:
+            rep.add(p, f"class index {int(sem.max())} >= {n_classes} classes")
+        rgb = _img(it.rgb_masks[sec], rep)
+        if rgb is not None and rgb.size == im.size:
+            want = palette[np.minimum(sem, 255)]
+            if not np.array_equal(np.asarray(rgb.convert("RGB")), want):
+                rep.add(it.rgb_masks[sec], "labels_rgb does not match labels_semantic in the VOC palette")
+
+
+def _folders_without_rows(rel: Release, rep: Report) -> None:
+    """Media folders present on disk that no metadata row points to."""
+    want = {it.frames[0].parent for it in rel.items}
+    if rel.fmt == "avsbench-s4":
+        found = {p for p in (rel.root / "s4_data" / "visual_frames").glob("*/*/*") if p.is_dir()}
+    elif rel.fmt == "avsbench-ms3":
+        found = {p for p in (rel.root / "ms3_data" / "visual_frames").glob("*") if p.is_dir()}
+    elif rel.fmt == "avss":
+        found = {p / "frames" for lab in ("v1s", "v1m", "v2") for p in (rel.root / lab).glob("*") if p.is_dir()}
+    else:
+        found = {p / "frames" for p in (rel.root / "media").glob("*") if p.is_dir()}
+    for p in sorted(found - want):
+        rep.add(p, "folder without a metadata row")
