@@ -31,25 +31,36 @@ def _load(path: Path, size: tuple[int, int] | None, nearest: bool) -> np.ndarray
         return np.asarray(im)
 
 
-def _pred_path(gt_root: Path, rel_root: Path, pred_root: Path, gt_path: Path) -> Path:
-    for base in (gt_root, rel_root):
-        try:
-            cand = pred_root / gt_path.relative_to(base)
-        except ValueError:
-            continue
-        if cand.is_file():
-            return cand
-    return pred_root / gt_path.relative_to(gt_root if gt_path.is_relative_to(gt_root) else rel_root)
+def _pred_index(pred_root: Path) -> dict[tuple[str, str], Path]:
+    """(parent folder, file name) -> path of every PNG under the prediction root."""
+    idx: dict[tuple[str, str], Path] = {}
+    for p in pred_root.rglob("*.png"):
+        idx.setdefault((p.parent.name, p.name), p)
+    return idx
 
 
-def _pairs(items: list[Item], gt_root: Path, rel_root: Path, pred_root: Path):
+def _pairs(items: list[Item], roots: list[Path], pred_root: Path):
+    """(item, second, gt path, pred path): the same relative path under PRED, else the same
+    <folder>/<file> anywhere under PRED (a prediction tree whose split folders differ)."""
+    index = None
     missing = []
     out = []
     for it in items:
         for sec, gp in sorted(it.masks.items()):
-            pp = _pred_path(gt_root, rel_root, pred_root, gp)
-            if not pp.is_file():
-                missing.append(pp)
+            pp = None
+            for base in roots:
+                try:
+                    cand = pred_root / gp.relative_to(base)
+                except ValueError:
+                    continue
+                if cand.is_file():
+                    pp = cand
+                    break
+            if pp is None:
+                index = index if index is not None else _pred_index(pred_root)
+                pp = index.get((gp.parent.name, gp.name))
+            if pp is None:
+                missing.append(gp.name)
             out.append((it, sec, gp, pp))
     if missing:
         raise UsageError(f"{len(missing)} predicted masks missing under {pred_root} (first: {missing[0]})")
@@ -62,6 +73,7 @@ def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_siz
     gt, pred = Path(gt), Path(pred)
     if not pred.is_dir():
         raise UsageError(f"--pred {pred}: no such folder")
+    gt = gt.resolve()
     rel = read_release(gt, fmt)
     splits = sorted({it.split for it in rel.items})
     if split:
@@ -72,8 +84,7 @@ def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_siz
         tests = [s for s in splits if s.startswith("test")]
         chosen = tests or splits
     items = [it for it in rel.items if it.split in chosen]
-    pairs = _pairs(items, gt.resolve(), rel.root.resolve(), pred.resolve()) if items else []
-    pairs = [(it, sec, Path(gp), Path(pp)) for it, sec, gp, pp in pairs]
+    pairs = _pairs(items, [gt, rel.root], pred.resolve()) if items else []
     if fmt in ("avsbench-s4", "avsbench-ms3"):
         size = (224, 224)
         gts, probs = [], []

@@ -23,5 +23,10 @@ avs-tools preview "$OUT/ws" --out "$OUT/preview.png"
 echo "== 5. preannotate: the default backend (weight-free motion + GrabCut, gated by sound activity; no checkpoints here)"
 avs-tools preannotate "$OUT/ws"
 avs-tools preview "$OUT/ws" --masks --out "$OUT/preview-masks.png"
+echo "== 6. export (with the unreviewed proposals), validate, stats, and evaluate against the gold release"
+avs-tools export "$OUT/ws" "$OUT/release" --format avsbench-ms3 --include-unreviewed --force
+avs-tools validate "$OUT/release" --format avsbench-ms3
+avs-tools stats "$OUT/release" --format avsbench-ms3 --out "$OUT/stats.html"
+avs-tools evaluate --format avsbench-ms3 --gt "$OUT/world/gold" --pred "$OUT/release"
 echo "== status"
 avs-tools status "$OUT/ws"

@@ -1,0 +1,160 @@
+"""Leak-free splits, assigned once per workspace and stored in the catalog (clips.split).
+
+Clips are grouped before splitting: clips cut from one source video form one group, and
+near-duplicates (frames with close perceptual hashes AND a close audio fingerprint, e.g. the same
+recording uploaded twice) join the group of what they duplicate. Groups are split per category
+(stratified; categories too rare to fill every split are pooled) by the recipe's ratios in a seeded, deterministic order. A group holding a clip that
+already has a split sends its new clips there: adding clips never moves existing ones.
+Ref-AVS: categories held out (recipe `unseen_categories` or --unseen) go to test_u; the other
+test groups are test_s; null expressions of test clips are exported as test_n.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from avsbench_tools.splits_simple import allocate, stable_order
+from avsbench_tools.workspace import Workspace
+
+FRAME_HASH_BITS = 10  # mean Hamming distance of the 64-bit frame dHashes
+AUDIO_HASH_BITS = 0.25  # fraction of differing audio-fingerprint bits
+
+
+def dhash(img: np.ndarray) -> int:
+    """64-bit difference hash of an RGB frame (9x8 grey thumbnail, horizontal gradients)."""
+    from PIL import Image
+
+    g = np.asarray(Image.fromarray(img).convert("L").resize((9, 8), Image.BILINEAR), dtype=np.int16)
+    bits = (g[:, 1:] > g[:, :-1]).ravel()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def audio_fingerprint(logmel: np.ndarray) -> np.ndarray:
+    """Bits of a clip's sound: does each of 16 mel bands get louder from one 0.24 s step to the next."""
+    x = np.asarray(logmel, np.float32).reshape(-1, 64)  # [frames, 64]
+    n = x.shape[0] // 24
+    if n < 2:
+        return np.zeros(0, bool)
+    coarse = x[: n * 24].reshape(n, 24, 16, 4).mean(axis=(1, 3))  # [steps, 16 bands]
+    return (np.diff(coarse, axis=0) > 0).ravel()
+
+
+@dataclass
+class _Print:
+    clip_id: str
+    frames: list[int]
+    audio: np.ndarray
+
+
+def _fingerprints(ws: Workspace, clip_ids: list[str]) -> dict[str, _Print]:
+    from PIL import Image
+
+    out = {}
+    for cid in clip_ids:
+        rows = ws.catalog.query("SELECT path FROM frames WHERE clip_id=? ORDER BY second", (cid,))
+        a = ws.catalog.query("SELECT logmel_path FROM audio WHERE clip_id=?", (cid,))
+        if not rows or not a:
+            continue
+        frames = [dhash(np.asarray(Image.open(ws.path(r[0])).convert("RGB"))) for r in rows]
+        out[cid] = _Print(cid, frames, audio_fingerprint(np.load(ws.path(a[0][0]))))
+    return out
+
+
+def near_duplicates(prints: dict[str, _Print]) -> list[tuple[str, str]]:
+    """Pairs of clips whose frames AND audio are near-identical."""
+    ids = sorted(prints)
+    pairs = []
+    for i, a in enumerate(ids):
+        pa = prints[a]
+        for b in ids[i + 1:]:
+            pb = prints[b]
+            n = min(len(pa.frames), len(pb.frames))
+            if n == 0:
+                continue
+            d = np.mean([bin(x ^ y).count("1") for x, y in zip(pa.frames[:n], pb.frames[:n], strict=True)])
+            if d > FRAME_HASH_BITS:
+                continue
+            m = min(pa.audio.size, pb.audio.size)
+            if m and np.mean(pa.audio[:m] != pb.audio[:m]) > AUDIO_HASH_BITS:
+                continue
+            pairs.append((a, b))
+    return pairs
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def assign_splits(ws: Workspace, seed: int = 0, unseen: list[str] | None = None) -> dict[str, int]:
+    """Give every clip without a split one; returns the count of clips per split (all clips)."""
+    recipe = ws.recipe
+    clips = ws.catalog.clips()
+    sources = {s.source_id: s for s in ws.catalog.sources()}
+    uf = _UnionFind()
+    for c in clips:
+        src = sources.get(c.source_id)
+        uf.union(c.clip_id, "video:" + ((src.video_id if src and src.video_id else None) or c.source_id))
+    prints = _fingerprints(ws, [c.clip_id for c in clips])
+    dup_pairs = near_duplicates(prints)
+    for a, b in dup_pairs:
+        uf.union(a, b)
+    groups: dict[str, list] = defaultdict(list)
+    for c in clips:
+        groups[uf.find(c.clip_id)].append(c)
+    is_ref = recipe.format == "ref-avs"
+    held_out = set(unseen if unseen is not None else recipe.unseen_categories)
+    assign: dict[str, str] = {}
+    new_groups: dict[str, list[str]] = defaultdict(list)  # category -> group keys
+    for key, members in groups.items():
+        fixed = sorted({c.split for c in members if c.split})
+        if fixed:
+            for c in members:
+                if not c.split:
+                    assign[c.clip_id] = fixed[0]
+            continue
+        cats = sorted({c.category or "" for c in members})
+        if is_ref and held_out & set(cats):
+            for c in members:
+                assign[c.clip_id] = "test_u"
+            continue
+        new_groups[cats[0]].append(key)
+    ratios = dict(recipe.splits)
+    # strata: each category with enough groups to fill every split; the rare ones pooled together
+    min_size = int(np.ceil(1 / min(r for r in ratios.values() if r > 0)))
+    strata: dict[str, list[str]] = defaultdict(list)
+    for cat, keys in new_groups.items():
+        strata[cat if len(keys) >= min_size else "(rare categories)"].extend(keys)
+    for cat in sorted(strata):
+        keys = stable_order(strata[cat], seed)
+        counts = allocate(len(keys), ratios)
+        pos = 0
+        for split, k in counts.items():
+            for key in keys[pos:pos + k]:
+                name = "test_s" if (is_ref and split == "test") else split
+                for c in groups[key]:
+                    assign[c.clip_id] = name
+            pos += k
+    with ws.catalog.tx() as db:
+        db.executemany("UPDATE clips SET split=? WHERE clip_id=? AND split IS NULL",
+                       [(s, cid) for cid, s in assign.items()])
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('split_seed', ?)", (str(seed),))
+    counts: dict[str, int] = {}
+    for r in ws.catalog.query("SELECT split, COUNT(*) FROM clips GROUP BY split"):
+        counts[r[0] or "none"] = r[1]
+    return counts
