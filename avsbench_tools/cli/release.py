@@ -60,8 +60,9 @@ def validate(
     if len(rep.problems) > max_print:
         typer.echo(f"... and {len(rep.problems) - max_print} more")
     splits = ", ".join(f"{k} {v}" for k, v in sorted(rep.splits.items()))
+    n_missing = sum(1 for _, p in rep.problems if p == "missing")
     typer.echo(f"validate: {rep.fmt} release {rep.root}: {rep.items} rows ({splits}), {rep.files_checked} files checked, "
-               f"{len(rep.problems)} problems")
+               f"{len(rep.problems)} problems ({n_missing} missing files)")
     if rep.problems:
         raise typer.Exit(1)
 
