@@ -50,37 +50,51 @@ class _Print:
 
 
 def _fingerprints(ws: Workspace, clip_ids: list[str]) -> dict[str, _Print]:
+    """Fingerprints of sampled clips, computed once and cached in the catalog."""
     from PIL import Image
 
-    out = {}
+    with ws.catalog.tx() as db:
+        db.execute("CREATE TABLE IF NOT EXISTS fingerprints(clip_id TEXT PRIMARY KEY, frames TEXT NOT NULL, "
+                   "audio BLOB NOT NULL, n_audio INTEGER NOT NULL)")
+    cached = {r["clip_id"]: r for r in ws.catalog.query("SELECT * FROM fingerprints")}
+    out, new = {}, []
     for cid in clip_ids:
+        r = cached.get(cid)
+        if r is not None:
+            bits = np.unpackbits(np.frombuffer(r["audio"], np.uint8))[: r["n_audio"]].astype(bool)
+            out[cid] = _Print(cid, [int(x) for x in r["frames"].split(",") if x], bits)
+            continue
         rows = ws.catalog.query("SELECT path FROM frames WHERE clip_id=? ORDER BY second", (cid,))
         a = ws.catalog.query("SELECT logmel_path FROM audio WHERE clip_id=?", (cid,))
         if not rows or not a:
             continue
         frames = [dhash(np.asarray(Image.open(ws.path(r[0])).convert("RGB"))) for r in rows]
         out[cid] = _Print(cid, frames, audio_fingerprint(np.load(ws.path(a[0][0]))))
+        new.append((cid, ",".join(map(str, frames)), np.packbits(out[cid].audio).tobytes(), int(out[cid].audio.size)))
+    if new:
+        with ws.catalog.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO fingerprints VALUES(?, ?, ?, ?)", new)
     return out
 
 
 def near_duplicates(prints: dict[str, _Print]) -> list[tuple[str, str]]:
-    """Pairs of clips whose frames AND audio are near-identical."""
+    """Pairs of clips whose frames AND audio are near-identical (vectorised over all pairs)."""
     ids = sorted(prints)
+    if len(ids) < 2:
+        return []
+    n_f = min(len(prints[i].frames) for i in ids)
+    if n_f == 0:
+        return []
+    F = np.array([prints[i].frames[:n_f] for i in ids], dtype=np.uint64)  # [n, frames]
     pairs = []
-    for i, a in enumerate(ids):
-        pa = prints[a]
-        for b in ids[i + 1:]:
-            pb = prints[b]
-            n = min(len(pa.frames), len(pb.frames))
-            if n == 0:
-                continue
-            d = np.mean([bin(x ^ y).count("1") for x, y in zip(pa.frames[:n], pb.frames[:n], strict=True)])
-            if d > FRAME_HASH_BITS:
-                continue
+    for i in range(len(ids) - 1):
+        d = np.bitwise_count(F[i + 1:] ^ F[i]).mean(axis=1)
+        for j in np.nonzero(d <= FRAME_HASH_BITS)[0] + i + 1:
+            pa, pb = prints[ids[i]], prints[ids[j]]
             m = min(pa.audio.size, pb.audio.size)
             if m and np.mean(pa.audio[:m] != pb.audio[:m]) > AUDIO_HASH_BITS:
                 continue
-            pairs.append((a, b))
+            pairs.append((ids[i], ids[j]))
     return pairs
 
 
