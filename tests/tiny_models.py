@@ -73,3 +73,23 @@ def tiny_orig_sam():
                                                                        num_heads=2),
                      num_multimask_outputs=3, iou_head_depth=2, iou_head_hidden_dim=32)
     return Sam(image_encoder=enc, prompt_encoder=pe, mask_decoder=md).eval()
+
+
+def tiny_clap(out: Path) -> Path:
+    import torch
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizerFast
+    from transformers.models.clap.configuration_clap import ClapAudioConfig, ClapTextConfig
+
+    torch.manual_seed(0)
+    chars = ["<s>", "<pad>", "</s>", "<unk>", "Ġ", *"abcdefghijklmnopqrstuvwxyz"]
+    tok = RobertaTokenizerFast(vocab={w: i for i, w in enumerate(chars)}, merges=[])
+    ac = ClapAudioConfig(window_size=4, num_mel_bins=16, spec_size=64, patch_stride=2, hidden_size=32,
+                         patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[1, 1], num_hidden_layers=2,
+                         projection_dim=16, enable_fusion=False, patch_embed_input_channels=4)
+    tc = ClapTextConfig(vocab_size=len(chars), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, projection_dim=16)
+    ClapModel(ClapConfig(text_config=tc.to_dict(), audio_config=ac.to_dict(), projection_dim=16)).eval().save_pretrained(out)
+    fe = ClapFeatureExtractor(feature_size=16, sampling_rate=48000, hop_length=480, max_length_s=1,
+                              fft_window_size=1024, nb_max_samples=48000)
+    ClapProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(out)
+    return out

@@ -35,6 +35,10 @@ def preannotate(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(1, "--batch-size", help="Frames per model call."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let Hugging Face fetch missing checkpoints."),
+    audio_tagger: str = typer.Option(None, "--audio-tagger", help="clap: prompt only the categories heard each second."),
+    clap: str = typer.Option(None, "--clap", help="CLAP: a transformers folder or a model id in the local HF cache "
+                             "(env AVS_TOOLS_CLAP)."),
+    tagger_threshold: float = typer.Option(0.3, "--tagger-threshold", help="CLAP probability for 'heard'."),
     clip: list[str] = typer.Option(None, "--clip", help="Only this clip id (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -49,7 +53,9 @@ def preannotate(
                               prompt=list(prompt or []) or None, box_threshold=box_threshold,
                               text_threshold=text_threshold, tracker=tracker, redetect_every=redetect_every,
                               key_second=key_second, device=device, batch_size=batch_size,
-                              allow_download=allow_download, clips=list(clip or []) or None)
+                              allow_download=allow_download, clips=list(clip or []) or None,
+                              audio_tagger=audio_tagger, clap=clap or os.environ.get("AVS_TOOLS_CLAP"),
+                              tagger_threshold=tagger_threshold)
     ws = open_workspace(workspace)
     try:
         with bars(quiet) as cb:
@@ -65,6 +71,7 @@ def models_check(
     dino: str = typer.Option(None, "--dino", help=DINO_HELP),
     sam: str = typer.Option(None, "--sam", help=SAM_HELP),
     sam_type: str = typer.Option(None, "--sam-type", help="vit_b, vit_l or vit_h."),
+    clap: str = typer.Option(None, "--clap", help="CLAP checkpoint (env AVS_TOOLS_CLAP)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     allow_download: bool = typer.Option(False, "--allow-download", help="Let Hugging Face fetch missing checkpoints."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
@@ -73,7 +80,7 @@ def models_check(
     from avsbench_tools.preannotate import check_models
 
     rows = check_models(dino or os.environ.get("AVS_TOOLS_DINO"), sam or os.environ.get("AVS_TOOLS_SAM"), device,
-                        sam_type, allow_download)
+                        sam_type, allow_download, clap or os.environ.get("AVS_TOOLS_CLAP"))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:

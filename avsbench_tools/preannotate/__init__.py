@@ -44,6 +44,9 @@ class PreannotateOptions:
     batch_size: int = 1
     allow_download: bool = False
     clips: list[str] | None = None
+    audio_tagger: str | None = None  # "clap"
+    clap: str | None = None
+    tagger_threshold: float = 0.3
 
 
 @dataclass
@@ -70,7 +73,10 @@ def _prompts(ws: Workspace, clip: Clip, opts: PreannotateOptions) -> dict[str, s
     return dict(ws.recipe.categories)
 
 
-def _gate(objs: list[ObjectMask], activity) -> None:
+def _gate(objs: list[ObjectMask], activity, tags: list[dict[str, float]] | None = None,
+          heard: list[set[str]] | None = None) -> None:
+    """Whether each object sounds in its second: the second is active (sample's activity) and, with
+    a tagger, the object's category is heard in it (any heard category for an uncategorised object)."""
     for o in objs:
         if activity is None:
             o.sounding = None
@@ -79,6 +85,10 @@ def _gate(objs: list[ObjectMask], activity) -> None:
         o.sounding = active
         o.evidence = {**o.evidence, "activity_active": active,
                       "activity_rel_db": activity.relative_db[o.second] if o.second < len(activity.relative_db) else None}
+        if tags is not None and heard is not None and o.second < len(tags):
+            h = heard[o.second]
+            o.sounding = active and (o.category in h if o.category in tags[o.second] else bool(h))
+            o.evidence["tagger"] = {"clap": tags[o.second], "heard": sorted(h)}
 
 
 def _assign_ids(per_second: dict[int, list[ObjectMask]]) -> None:
@@ -102,8 +112,13 @@ class _Models:
     def __init__(self, opts: PreannotateOptions):
         from avsbench_tools.preannotate.models import load_dino, load_sam
 
-        self.dino = load_dino(opts.dino, opts.device, opts.allow_download)
-        self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type)
+        self.dino = load_dino(opts.dino, opts.device, opts.allow_download) if opts.dino else None
+        self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type) if opts.sam else None
+        self.clap = None
+        if opts.audio_tagger == "clap":
+            from avsbench_tools.preannotate.tagger import load_clap
+
+            self.clap = load_clap(opts.clap, opts.device, opts.allow_download)
 
 
 def settings_for(opts: PreannotateOptions, backend: str, models: _Models | None, prompts_mode: str) -> dict:
@@ -117,6 +132,9 @@ def settings_for(opts: PreannotateOptions, backend: str, models: _Models | None,
         from avsbench_tools.preannotate import motion
 
         s.update({"span_s": motion.SPAN_S, "min_displacement_px": motion.MIN_DISPLACEMENT_PX, "refine": "grabcut"})
+    if models is not None and models.clap is not None:
+        s["audio_tagger"] = {"kind": "clap", "id": models.clap.name, "sha256": models.clap.sha,
+                             "threshold": opts.tagger_threshold}
     return s
 
 
@@ -127,12 +145,20 @@ def _scale(mask: np.ndarray, shape) -> np.ndarray:
 
 
 def propose_grounded_sam(ws: Workspace, clip: Clip, models: _Models, opts: PreannotateOptions,
-                         frames_info: list[dict]) -> list[ObjectMask]:
+                         frames_info: list[dict], heard: list[set[str]] | None = None) -> list[ObjectMask]:
+    """heard: categories heard per second (audio tagger); only those are prompted in that second."""
     from avsbench_tools.preannotate.models import best_masks
 
     prompts = _prompts(ws, clip, opts)
     imgs = {f["second"]: _load_image(ws, f["path"]) for f in frames_info}
-    dets = {s: models.dino.detect(img, prompts, s, opts.box_threshold, opts.text_threshold) for s, img in imgs.items()}
+
+    def prompts_at(s: int) -> dict[str, str]:
+        if heard is None or s >= len(heard):
+            return prompts
+        return {c: p for c, p in prompts.items() if c in heard[s]}
+
+    dets = {s: models.dino.detect(img, prompts_at(s), s, opts.box_threshold, opts.text_threshold)
+            for s, img in imgs.items()}
     sam = models.sam
     current = {"sec": None}
 
@@ -228,7 +254,11 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
         raise UsageError("--backend grounded-sam needs --dino and --sam (local checkpoints)")
     if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
         raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
-    models = _Models(opts) if backend == "grounded-sam" else None
+    if opts.audio_tagger not in (None, "clap"):
+        raise UsageError(f"--audio-tagger {opts.audio_tagger}: expected clap")
+    if opts.audio_tagger == "clap" and not opts.clap:
+        raise UsageError("--audio-tagger clap needs --clap (a local CLAP checkpoint)")
+    models = _Models(opts) if (backend == "grounded-sam" or opts.audio_tagger) else None
     prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
     settings = settings_for(opts, backend, models, prompts_mode)
     rows = ws.catalog.query("SELECT clip_id FROM stage_status WHERE stage='sample' AND status='done' ORDER BY clip_id")
@@ -248,18 +278,28 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
             continue
         clip = ws.catalog.clip(cid)
         info = sampled_frames(ws, cid)
+        activity = activity_of(ws, cid)
+        tags = heard = None
         try:
+            if models is not None and models.clap is not None:
+                from avsbench_tools.audio.wav import read_wav
+                from avsbench_tools.preannotate.tagger import heard as heard_of
+
+                arow = ws.catalog.query("SELECT wav_path FROM audio WHERE clip_id=?", (cid,))
+                pcm, sr = read_wav(ws.path(arow[0][0]))
+                tags = models.clap.scores(pcm, sr, len(info), _prompts(ws, clip, opts))
+                heard = heard_of(tags, activity.active if activity else None, opts.tagger_threshold)
             if backend == "motion":
                 objs = propose_motion_clip(ws, clip, info)
             else:
-                objs = propose_grounded_sam(ws, clip, models, opts, info)
+                objs = propose_grounded_sam(ws, clip, models, opts, info, heard)
         except (OSError, ValueError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
             ws.catalog.record_failure("preannotate", cid, reason)
             ws.catalog.set_stage(cid, "preannotate", "failed", reason=reason, settings=settings)
             res.failed += 1
             continue
-        _gate(objs, activity_of(ws, cid))
+        _gate(objs, activity, tags, heard)
         res.masks += save_versions(ws, cid, objs, "proposal", backend, settings, seconds=[f["second"] for f in info])
         ws.catalog.set_stage(cid, "preannotate", "done", settings=settings)
         ws.catalog.resolve_failure("preannotate", cid)
@@ -269,14 +309,18 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
 
 
 def check_models(dino: str | None, sam: str | None, device: str = "cpu", sam_type: str | None = None,
-                 allow_download: bool = False) -> list[dict]:
+                 allow_download: bool = False, clap: str | None = None) -> list[dict]:
     """[{role, spec, loads, device, detail}] for each configured checkpoint (never raises for a bad one)."""
     from avsbench_tools.errors import AvsError
     from avsbench_tools.preannotate.models import load_dino, load_sam
+    from avsbench_tools.preannotate.tagger import load_clap
 
     out = []
     for role, spec, loader in (("dino", dino, lambda: load_dino(dino, device, allow_download)),
-                               ("sam", sam, lambda: load_sam(sam, device, allow_download, sam_type))):
+                               ("sam", sam, lambda: load_sam(sam, device, allow_download, sam_type)),
+                               ("clap", clap, lambda: load_clap(clap, device, allow_download))):
+        if not spec and role == "clap":
+            continue
         if not spec:
             out.append({"role": role, "spec": None, "loads": False, "device": None,
                         "detail": "not configured (weight-free motion backend will be used)"})

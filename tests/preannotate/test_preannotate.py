@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
-from tiny_models import tiny_dino, tiny_hf_sam, tiny_orig_sam
+from tiny_models import tiny_clap, tiny_dino, tiny_hf_sam, tiny_orig_sam
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.masks import ObjectMask, iou, latest_masks, load_mask
@@ -27,7 +27,7 @@ torch = pytest.importorskip("torch")  # the models extra, installed by make inst
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("models")
-    return {"dino": tiny_dino(d / "dino"), "sam": tiny_hf_sam(d / "sam")}
+    return {"dino": tiny_dino(d / "dino"), "sam": tiny_hf_sam(d / "sam"), "clap": tiny_clap(d / "clap")}
 
 
 def _sampled_ws(tmp_path: Path, world: Path) -> Path:
@@ -191,3 +191,36 @@ def test_motion_backend_beats_trivial_predictors(tmp_path):
     mean = {k: float(np.mean(v)) for k, v in scores.items()}
     assert n_clips >= 3
     assert mean["motion"] >= max(mean["empty"], mean["full"]) + 0.2, mean
+
+
+def test_clap_tagger_gates_prompts_and_sounding(tmp_path, sampled, models):
+    wsdir = tmp_path / "ws"
+    shutil.copytree(sampled, wsdir)
+    ws = open_workspace(wsdir)
+    base = dict(dino=str(models["dino"]), sam=str(models["sam"]), box_threshold=0.0, text_threshold=0.0,
+                tracker="none", device="cpu", audio_tagger="clap", clap=str(models["clap"]))
+    # threshold 0: every category counts as heard in every sounding second
+    res = preannotate(ws, PreannotateOptions(**base, tagger_threshold=0.0))
+    assert res.done == 4 and res.masks > 0
+    rows = ws.catalog.query("SELECT * FROM mask_versions")
+    act = {r[0]: json.loads(r[1])["active"] for r in ws.catalog.query("SELECT clip_id, activity_json FROM audio")}
+    for r in rows:
+        ev = json.loads(r["evidence"])
+        assert set(ev["tagger"]["clap"]) and all(0 <= v <= 1 for v in ev["tagger"]["clap"].values())
+        assert bool(r["sounding"]) == act[r["clip_id"]][r["second"]]  # heard iff not silent
+        s = json.loads(r["settings_json"])["audio_tagger"]
+        assert s["kind"] == "clap" and len(s["sha256"]) == 16 and s["threshold"] == 0.0
+    # silent seconds prompt nothing: no detection there at all
+    silent = [(c, s) for c, a in act.items() for s, on in enumerate(a) if not on]
+    assert silent and not any((r["clip_id"], r["second"]) in silent for r in rows)
+    # a threshold no probability reaches: nothing is heard, so nothing is prompted or proposed
+    res = preannotate(ws, PreannotateOptions(**base, tagger_threshold=1.01))
+    assert res.done == 4 and res.masks == 0
+    # the motion backend with the tagger records the evidence too
+    res = preannotate(ws, PreannotateOptions(audio_tagger="clap", clap=str(models["clap"]), device="cpu"))
+    assert res.backend == "motion" and res.done == 4
+    ws.close()
+    r = run_cli("models", "check", "--clap", models["clap"], "--device", "cpu")
+    assert r.returncode == 0 and any(line.startswith("clap") and " ok " in line for line in r.stdout.splitlines())
+    r = run_cli("preannotate", wsdir, "-q", "--audio-tagger", "clap", "--clap", models["sam"], "--device", "cpu")
+    assert r.returncode == 1 and "not a CLAP checkpoint" in r.stderr
