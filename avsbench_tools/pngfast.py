@@ -2,8 +2,8 @@
 
 General-purpose encoders (libpng via OpenCV or Pillow) try every row filter and spend ~30 ms on a
 1280x720 frame here. Video frames are smooth vertically, so one "Up" filter computed in numpy
-plus zlib level 1 gives the same file size in half the time, and zlib releases the GIL, so frames
-encode in parallel with decoding. Any PNG reader decodes the result bit-exactly.
+plus deflate level 1 (zlib-ng when installed) is 2-4x faster, and compression releases the GIL,
+so frames encode in parallel with decoding. Any PNG reader decodes the result bit-exactly.
 """
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ import struct
 import zlib
 
 import numpy as np
+
+try:  # zlib-ng: the same deflate format, ~2.5x faster at level 1 (files ~30% larger); zlib otherwise
+    from zlib_ng import zlib_ng as _deflate
+except ImportError:  # pragma: no cover - zlib-ng is a dependency; keep working without it
+    _deflate = zlib
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -34,5 +39,5 @@ def encode_png(img: np.ndarray, level: int = 1) -> bytes:
     raw[1:, 0] = 2  # filter Up: difference to the row above (mod 256)
     np.subtract(flat[1:], flat[:-1], out=raw[1:, 1:])
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
-    return (_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+    return (_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", _deflate.compress(raw.tobytes(), level))
             + _chunk(b"IEND", b""))

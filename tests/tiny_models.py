@@ -93,3 +93,35 @@ def tiny_clap(out: Path) -> Path:
                               fft_window_size=1024, nb_max_samples=48000)
     ClapProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(out)
     return out
+
+
+def sam2_config(size: int = 256, tiny: bool = True):
+    """A Sam2VideoConfig: tiny Hiera (6.9M parameters) at `size` px, or the default (hiera-tiny) sizes."""
+    from transformers import Sam2VideoConfig
+
+    if not tiny:
+        return Sam2VideoConfig()
+    s = size
+    return Sam2VideoConfig(
+        image_size=s, memory_attention_rope_feat_sizes=[s // 16, s // 16], memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=256, memory_fuser_intermediate_dim=256, num_maskmem=3,
+        vision_config=dict(backbone_config=dict(
+            model_type="sam2_hiera_det_model", image_size=[s, s], blocks_per_stage=[1, 2, 2, 1],
+            embed_dim_per_stage=[32, 64, 128, 256], num_attention_heads_per_stage=[1, 1, 2, 2],
+            global_attention_blocks=[2, 4], window_size_per_stage=[8, 4, 4, 4], hidden_size=32),
+            backbone_channel_list=[256, 128, 64, 32], backbone_feature_sizes=[[s // 4, s // 4], [s // 8, s // 8],
+                                                                              [s // 16, s // 16]]),
+        prompt_encoder_config=dict(image_size=s))
+
+
+def tiny_sam2(out: Path, tiny: bool = True) -> Path:
+    import torch
+    from transformers import Sam2ImageProcessor, Sam2VideoModel, Sam2VideoProcessor, Sam2VideoVideoProcessor
+
+    torch.manual_seed(0)
+    cfg = sam2_config(tiny=tiny)
+    Sam2VideoModel(cfg).eval().save_pretrained(out)
+    s = {"height": cfg.image_size, "width": cfg.image_size}
+    Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size=s),
+                       video_processor=Sam2VideoVideoProcessor(size=s)).save_pretrained(out)
+    return out

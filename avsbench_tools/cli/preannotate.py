@@ -29,7 +29,10 @@ def preannotate(
     prompt: list[str] = typer.Option(None, "--prompt", help="Text prompt (repeatable); default: the clip's category."),
     box_threshold: float = typer.Option(0.35, "--box-threshold", help="Grounding DINO box threshold."),
     text_threshold: float = typer.Option(0.25, "--text-threshold", help="Grounding DINO text threshold."),
-    tracker: str = typer.Option("flow", "--tracker", help="flow (CPU: optical flow + SAM re-prompts) or none."),
+    tracker: str = typer.Option("flow", "--tracker", help="flow (CPU: optical flow + SAM re-prompts), sam2 "
+                                "(SAM 2 video propagation; a GPU is recommended) or none."),
+    sam2: str = typer.Option(None, "--sam2", help="SAM 2 video checkpoint for --tracker sam2, e.g. "
+                             "facebook/sam2.1-hiera-tiny (env AVS_TOOLS_SAM2)."),
     redetect_every: int = typer.Option(3, "--redetect-every", help="Re-detect every K sampled frames while tracking."),
     key_second: int = typer.Option(None, "--key-second", help="Key frame (second) to track from."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -55,7 +58,7 @@ def preannotate(
                               key_second=key_second, device=device, batch_size=batch_size,
                               allow_download=allow_download, clips=list(clip or []) or None,
                               audio_tagger=audio_tagger, clap=clap or os.environ.get("AVS_TOOLS_CLAP"),
-                              tagger_threshold=tagger_threshold)
+                              tagger_threshold=tagger_threshold, sam2=sam2 or os.environ.get("AVS_TOOLS_SAM2"))
     ws = open_workspace(workspace)
     try:
         with bars(quiet) as cb:

@@ -24,7 +24,8 @@ from avsbench_tools.workspace import Workspace
 
 Progress = Callable[[str, int, int, str], None]
 BACKENDS = ("grounded-sam", "motion")
-TRACKERS = ("flow", "none")
+TRACKERS = ("flow", "sam2", "none")
+SAM2_SIDE = 1024  # frames given to SAM 2 (it works at 1024 internally)
 ANALYSIS_SIDE = 320  # optical flow runs at this longer side; masks are scaled back to the frame size
 
 
@@ -47,6 +48,7 @@ class PreannotateOptions:
     audio_tagger: str | None = None  # "clap"
     clap: str | None = None
     tagger_threshold: float = 0.3
+    sam2: str | None = None  # SAM 2 video checkpoint for --tracker sam2
 
 
 @dataclass
@@ -114,6 +116,11 @@ class _Models:
 
         self.dino = load_dino(opts.dino, opts.device, opts.allow_download) if opts.dino else None
         self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type) if opts.sam else None
+        self.sam2 = None
+        if opts.tracker == "sam2" and opts.dino:
+            from avsbench_tools.preannotate.models import load_sam2
+
+            self.sam2 = load_sam2(opts.sam2, opts.device, opts.allow_download)
         self.clap = None
         if opts.audio_tagger == "clap":
             from avsbench_tools.preannotate.tagger import load_clap
@@ -128,6 +135,8 @@ def settings_for(opts: PreannotateOptions, backend: str, models: _Models | None,
                   "dino": {"id": models.dino.name, "sha256": models.dino.sha},
                   "sam": {"id": models.sam.name, "sha256": models.sam.sha}, "tracker": opts.tracker,
                   "redetect_every": opts.redetect_every, "key_second": opts.key_second})
+        if models.sam2 is not None:
+            s["sam2"] = {"id": models.sam2.name, "sha256": models.sam2.sha}
     else:
         from avsbench_tools.preannotate import motion
 
@@ -179,14 +188,33 @@ def propose_grounded_sam(ws: Workspace, clip: Clip, models: _Models, opts: Prean
         per = {s: masks_at(s) for s in imgs}
         _assign_ids(per)
         return [o for s in sorted(per) for o in per[s]]
-    # key frame, then flow tracking with SAM re-prompts and periodic re-detection
+    # key frame, then tracking: SAM 2 video propagation, or flow with SAM re-prompts and re-detection
     from avsbench_tools.preannotate.flow import decode_frames
-    from avsbench_tools.preannotate.track import pick_key_second, track_flow
+    from avsbench_tools.preannotate.track import pick_key_second, track_flow, track_sam2
 
     key = pick_key_second(dets, opts.key_second)
     key_objs = masks_at(key)
     for i, o in enumerate(sorted(key_objs, key=lambda o: -o.score)):
         o.fid = i
+    if opts.tracker == "sam2":
+        if not key_objs:
+            return []
+        video, _ = decode_frames(ws.path(clip.path), SAM2_SIDE)
+        vsize = video[0].shape[:2]
+        full = next(iter(imgs.values())).shape[:2]
+        sampled = {f["second"]: min(f["frame_index"], len(video) - 1) for f in frames_info}
+        key_small = [ObjectMask(o.second, o.fid, o.category, _scale(o.mask, vsize), None, o.score,
+                                evidence=dict(o.evidence)) for o in key_objs]
+        out = []
+        for t in track_sam2(video, models.sam2, sampled, key, key_small):
+            if t.second == key:
+                src = next(o for o in key_objs if o.fid == t.fid)
+                m, ev = src.mask, {**src.evidence, **t.evidence}
+            else:
+                m, ev = _scale(t.mask, full), {**t.evidence, "key_second": key}
+            out.append(ObjectMask(t.second, t.fid, t.category, m, box_of(m), t.score, evidence=ev, tracked=t.tracked,
+                                  lost=t.lost))
+        return out
     frames, _ = decode_frames(ws.path(clip.path), ANALYSIS_SIDE)
     small = frames[0].shape[:2]
     full = next(iter(imgs.values())).shape[:2]
@@ -252,6 +280,8 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
         raise UsageError(f"--tracker {opts.tracker}: expected one of {', '.join(TRACKERS)}")
     if backend == "grounded-sam" and not (opts.dino and opts.sam):
         raise UsageError("--backend grounded-sam needs --dino and --sam (local checkpoints)")
+    if opts.tracker == "sam2" and backend == "grounded-sam" and not opts.sam2:
+        raise UsageError("--tracker sam2 needs --sam2 (a transformers Sam2VideoModel checkpoint)")
     if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
         raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
     if opts.audio_tagger not in (None, "clap"):

@@ -246,3 +246,30 @@ def best_masks(sam: Sam, dets: list[ObjectMask]) -> list[ObjectMask]:
         return []
     masks, scores = sam.predict([d.box for d in dets])
     return [from_sam(d, masks[i], scores[i]) for i, d in enumerate(dets)]
+
+
+# -- SAM 2 video -------------------------------------------------------------------------------
+@dataclass
+class Sam2Video:
+    model: object
+    processor: object
+    device: str
+    name: str
+    sha: str
+
+
+def load_sam2(spec: str, device: str = "cpu", allow_download: bool = False) -> Sam2Video:
+    """transformers Sam2VideoModel + Sam2VideoProcessor (e.g. facebook/sam2.1-hiera-tiny). A GPU is
+    strongly recommended: on a CPU it runs, at several seconds per frame for the real sizes."""
+    transformers = require("transformers", "models")
+    device = resolve_device(device)
+    path = _resolve(spec, allow_download, "--sam2")
+    mt = _model_type(path) if path.is_dir() else None
+    if mt not in ("sam2_video", "sam2"):
+        raise AvsError(f"--sam2 {spec}: not a SAM 2 video checkpoint (model_type {mt!r})")
+    try:
+        proc = transformers.Sam2VideoProcessor.from_pretrained(path)
+        model = transformers.Sam2VideoModel.from_pretrained(path).eval().to(device)
+    except Exception as exc:  # noqa: BLE001
+        raise AvsError(f"--sam2 {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    return Sam2Video(model, proc, device, spec, checkpoint_hash(path))

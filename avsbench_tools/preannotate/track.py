@@ -99,3 +99,54 @@ def track_flow(frames: list[np.ndarray], sampled: dict[int, int], key_second: in
             if progress is not None:
                 progress(step, len(todo))
     return sorted(out, key=lambda o: (o.second, o.fid))
+
+
+def track_sam2(video: list[np.ndarray], sam2, sampled: dict[int, int], key_second: int,
+               key_masks: list[ObjectMask]) -> list[ObjectMask]:
+    """SAM 2 video propagation (transformers Sam2VideoModel) from the key frame, both directions,
+    through every decoded frame between the first and last sampled frame; masks at the video's size."""
+    from avsbench_tools.errors import require
+
+    torch = require("torch", "models")
+    lo, hi = min(sampled.values()), max(sampled.values())
+    frames = video[lo:hi + 1]
+    h, w = frames[0].shape[:2]
+    sess = sam2.processor.init_video_session(video=frames, inference_device=sam2.device, dtype=torch.float32,
+                                             video_storage_device="cpu")
+    k0 = sampled[key_second] - lo
+    fids = [m.fid for m in key_masks]
+    sam2.processor.add_inputs_to_inference_session(inference_session=sess, frame_idx=k0, obj_ids=fids,
+                                                   input_masks=[m.mask for m in key_masks])
+    want = {k - lo: s for s, k in sampled.items()}
+    got: dict[int, dict[int, np.ndarray]] = {}
+    with torch.inference_mode():
+        sam2.model(inference_session=sess, frame_idx=k0)
+        for reverse in (False, True):
+            for o in sam2.model.propagate_in_video_iterator(sess, start_frame_idx=k0, reverse=reverse):
+                if o.frame_idx not in want or o.frame_idx in got:
+                    continue
+                ms = sam2.processor.post_process_masks([o.pred_masks], original_sizes=[[h, w]], binarize=True)[0]
+                ids = list(getattr(o, "object_ids", None) or fids)
+                got[o.frame_idx] = {fid: ms[i, 0].cpu().numpy().astype(bool) for i, fid in enumerate(ids)}
+    key_area = {m.fid: max(1, int(m.mask.sum())) for m in key_masks}
+    out = []
+    for m in key_masks:
+        was_lost = False
+        for sec in sorted(sampled, key=lambda s: (abs(s - key_second), s)):
+            if sec == key_second:
+                out.append(ObjectMask(sec, m.fid, m.category, m.mask.copy(), box_of(m.mask), m.score,
+                                      evidence={**m.evidence, "key_frame": True, "tracker": "sam2"}))
+                continue
+            mask = got.get(sampled[sec] - lo, {}).get(m.fid)
+            if mask is None:
+                mask = np.zeros((h, w), bool)
+            lost = bool(mask.sum() < LOST_FRACTION * key_area[m.fid])
+            ev = {"tracker": "sam2", "frames_from_key": abs(sampled[sec] - sampled[key_second])}
+            if lost and not was_lost:
+                ev["lost_here"] = True
+            if was_lost and not lost:
+                ev["refound"] = True
+            was_lost = lost
+            out.append(ObjectMask(sec, m.fid, m.category, mask, box_of(mask), m.score, evidence=ev, tracked=True,
+                                  lost=lost))
+    return sorted(out, key=lambda o: (o.second, o.fid))

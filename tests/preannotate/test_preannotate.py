@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
-from tiny_models import tiny_clap, tiny_dino, tiny_hf_sam, tiny_orig_sam
+from tiny_models import tiny_clap, tiny_dino, tiny_hf_sam, tiny_orig_sam, tiny_sam2
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.masks import ObjectMask, iou, latest_masks, load_mask
@@ -27,7 +27,8 @@ torch = pytest.importorskip("torch")  # the models extra, installed by make inst
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("models")
-    return {"dino": tiny_dino(d / "dino"), "sam": tiny_hf_sam(d / "sam"), "clap": tiny_clap(d / "clap")}
+    return {"dino": tiny_dino(d / "dino"), "sam": tiny_hf_sam(d / "sam"), "clap": tiny_clap(d / "clap"),
+            "sam2": tiny_sam2(d / "sam2")}
 
 
 def _sampled_ws(tmp_path: Path, world: Path) -> Path:
@@ -224,3 +225,41 @@ def test_clap_tagger_gates_prompts_and_sounding(tmp_path, sampled, models):
     assert r.returncode == 0 and any(line.startswith("clap") and " ok " in line for line in r.stdout.splitlines())
     r = run_cli("preannotate", wsdir, "-q", "--audio-tagger", "clap", "--clap", models["sam"], "--device", "cpu")
     assert r.returncode == 1 and "not a CLAP checkpoint" in r.stderr
+
+
+def _sam2_run(tmp_path, sampled, models, sam2_path, device):
+    wsdir = tmp_path / "ws"
+    shutil.copytree(sampled, wsdir)
+    ws = open_workspace(wsdir)
+    opts = PreannotateOptions(dino=str(models["dino"]), sam=str(models["sam"]), box_threshold=0.0,
+                              text_threshold=0.0, tracker="sam2", sam2=str(sam2_path), device=device,
+                              clips=[ws.catalog.clips()[0].clip_id])
+    res = preannotate(ws, opts)
+    assert res.done == 1 and res.masks > 0
+    rows = ws.catalog.query("SELECT * FROM mask_versions")
+    frames = {r["second"]: r for r in ws.catalog.query("SELECT * FROM frames WHERE clip_id=?", (rows[0]["clip_id"],))}
+    per_sec: dict[int, set] = {}
+    for r in rows:
+        ev = json.loads(r["evidence"])
+        assert ev["tracker"] == "sam2"
+        assert load_mask(ws, r["path"]).shape == (frames[r["second"]]["height"], frames[r["second"]]["width"])
+        per_sec.setdefault(r["second"], set()).add(r["fid"])
+        assert json.loads(r["settings_json"])["sam2"]["sha256"]
+    assert len(per_sec) == 5 and len({frozenset(v) for v in per_sec.values()}) == 1  # stable ids in every second
+    ws.close()
+
+
+def test_sam2_tracker_on_a_tiny_model(tmp_path, sampled, models):
+    _sam2_run(tmp_path, sampled, models, models["sam2"], "cpu")
+    r = run_cli("preannotate", tmp_path / "ws", "-q", "--dino", models["dino"], "--sam", models["sam"],
+                "--tracker", "sam2", "--device", "cpu")
+    assert r.returncode == 2 and "--sam2" in r.stderr
+    r = run_cli("preannotate", tmp_path / "ws", "-q", "--dino", models["dino"], "--sam", models["sam"],
+                "--tracker", "sam2", "--sam2", models["sam"], "--device", "cpu")
+    assert r.returncode == 1 and "not a SAM 2 video checkpoint" in r.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (a GPU machine)")
+def test_sam2_tracker_real_size_on_gpu(tmp_path, sampled, models):
+    _sam2_run(tmp_path, sampled, models, tiny_sam2(tmp_path / "sam2-real", tiny=False), "cuda")
