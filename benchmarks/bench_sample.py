@@ -49,7 +49,7 @@ def naive(path: Path, indices: list[int], out: Path, ext: str) -> None:
     cap.release()
 
 
-def grainy(out: Path, p: SynthParams) -> None:
+def grainy(out: Path, p: SynthParams, sigma: float) -> None:
     """The same synthetic clip with per-frame sensor grain: a YouTube-like bitrate (~2-3 Mbit/s at 720p).
 
     The clean synthetic world compresses to ~0.5 Mbit/s, which makes decoding unrealistically cheap."""
@@ -60,9 +60,9 @@ def grainy(out: Path, p: SynthParams) -> None:
 
     c = render_clip(p, 0)
     rng = np.random.default_rng(0)
-    frames = (np.clip(f.astype(np.int16) + np.rint(rng.normal(0, 2.5, f.shape)).astype(np.int16), 0, 255).astype(np.uint8)
+    frames = (np.clip(f.astype(np.int16) + np.rint(rng.normal(0, sigma, f.shape)).astype(np.int16), 0, 255).astype(np.uint8)
               for f in c.frames)
-    encode_mp4(out / "grain.mp4", frames, p.fps, c.audio, AUDIO_RATE, crf=18)
+    encode_mp4(out / f"grain{int(sigma * 10):02d}.mp4", frames, p.fps, c.audio, AUDIO_RATE, crf=18)
 
 
 def med(fn) -> float:
@@ -83,7 +83,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         synthesize(d / "world", SynthParams(clips=1, seconds=10, width=1280, height=720, seed=5))
-        grainy(d / "world" / "videos", SynthParams(clips=1, seconds=10, width=1280, height=720, seed=5))
+        for sigma in (2.5, 4.0):
+            grainy(d / "world" / "videos", SynthParams(clips=1, seconds=10, width=1280, height=720, seed=5), sigma)
         s4_10 = d / "s4-10s.toml"  # the S4 recipe (end of second, PNG) with 10 s clips
         s4_10.write_text((bundled_recipe_dir() / "avsbench-s4.toml").read_text()
                          .replace("clip_seconds = [5]", "clip_seconds = [10]"))
@@ -101,7 +102,7 @@ def main() -> None:
                 t_naive = med(lambda: naive(path, idx, nv, ws.recipe.frame_format))  # noqa: B023
                 with av.open(str(path)) as c:
                     mbps = c.bit_rate / 1e6
-                kind = "grainy" if clip.clip_id.startswith("grain") else "clean"
+                kind = f"grain sigma {int(clip.clip_id[5:7]) / 10}" if clip.clip_id.startswith("grain") else "clean"
                 print(f"{ws.recipe.name}, {kind} clip: 10 s 1280x720, {mbps:.2f} Mbit/s, {clip.n_frames} frames, "
                       f"{keyframes(path)} keyframes; {ws.recipe.sampling}, {ws.recipe.frame_format}")
                 print(f"  ours {t_ours:.3f} s | decode-only {t_dec:.3f} s | naive OpenCV seek loop {t_naive:.3f} s")

@@ -301,3 +301,17 @@ def test_splits_are_stable_grouped_and_duplicate_aware(tmp_path):
 
     pairs = near_duplicates(_fingerprints(ws, list(after)))
     assert sorted(tuple(sorted(x.split("-")[0] for x in p)) for p in pairs) == [("reupload", orig.stem)] * 2
+
+
+def test_refavs_unseen_categories_go_to_test_u(tmp_path, world_10s):
+    ws, _ = init_workspace(tmp_path / "ws", str(world_10s / "recipe.toml"))
+    collect(ws, CollectOptions(local=world_10s / "videos", any_license=True))
+    sample(ws, SampleOptions(jobs=2))
+    clips = ws.catalog.clips()
+    with ws.catalog.tx() as db:  # categories as collect --category would have set them
+        for i, c in enumerate(clips):
+            db.execute("UPDATE clips SET category=? WHERE clip_id=?", ("helicopter" if i == 0 else "guitar", c.clip_id))
+    counts = assign_splits(ws, seed=1, unseen=["helicopter"])
+    splits = {c.clip_id: c.split for c in ws.catalog.clips()}
+    assert splits[clips[0].clip_id] == "test_u" and counts["test_u"] == 1
+    assert all(s in ("train", "val", "test_s") for cid, s in splits.items() if cid != clips[0].clip_id)

@@ -166,8 +166,14 @@ def propose_grounded_sam(ws: Workspace, clip: Clip, models: _Models, opts: Prean
             return prompts
         return {c: p for c, p in prompts.items() if c in heard[s]}
 
-    dets = {s: models.dino.detect(img, prompts_at(s), s, opts.box_threshold, opts.text_threshold)
-            for s, img in imgs.items()}
+    secs = sorted(imgs)
+    dets: dict[int, list[ObjectMask]] = {}
+    bs = max(1, opts.batch_size)
+    for k in range(0, len(secs), bs):  # --batch-size frames per Grounding DINO forward pass
+        chunk = secs[k:k + bs]
+        for s, d in zip(chunk, models.dino.detect_batch([imgs[s] for s in chunk], [prompts_at(s) for s in chunk],
+                                                         chunk, opts.box_threshold, opts.text_threshold), strict=True):
+            dets[s] = d
     sam = models.sam
     current = {"sec": None}
 

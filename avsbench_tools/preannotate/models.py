@@ -87,23 +87,40 @@ class Dino:
     def detect(self, img: np.ndarray, prompts: dict[str, str], second: int, box_threshold: float,
                text_threshold: float) -> list[ObjectMask]:
         """Boxes for the given {category: prompt} in one RGB frame (one forward pass for all prompts)."""
+        return self.detect_batch([img], [prompts], [second], box_threshold, text_threshold)[0]
+
+    def detect_batch(self, imgs: list[np.ndarray], prompts: list[dict[str, str]], seconds: list[int],
+                     box_threshold: float, text_threshold: float) -> list[list[ObjectMask]]:
+        """Several frames in one forward pass (frames with the same prompt set are batched together)."""
         torch = require("torch", "models")
-        if not prompts:
-            return []
-        text = " . ".join(p.lower().strip(" .") for p in prompts.values()) + " ."
-        inputs = self.processor(images=img, text=text, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
-            out = self.model(**inputs)
-        res = self.processor.post_process_grounded_object_detection(
-            out, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold,
-            target_sizes=[img.shape[:2]])[0]
+        out: list[list[ObjectMask]] = [[] for _ in imgs]
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(prompts):
+            if p:
+                groups.setdefault(tuple(sorted(p.items())), []).append(i)
+        for key, idx in groups.items():
+            pr = dict(key)
+            text = " . ".join(v.lower().strip(" .") for v in pr.values()) + " ."
+            inputs = self.processor(images=[imgs[i] for i in idx], text=[text] * len(idx),
+                                    return_tensors="pt").to(self.device)
+            with torch.inference_mode():
+                res_all = self.model(**inputs)
+            results = self.processor.post_process_grounded_object_detection(
+                res_all, inputs["input_ids"], threshold=box_threshold, text_threshold=text_threshold,
+                target_sizes=[imgs[i].shape[:2] for i in idx])
+            by_prompt = {v.lower().strip(" ."): c for c, v in pr.items()}
+            for i, res in zip(idx, results, strict=True):
+                out[i] = self._objects(res, imgs[i].shape[:2], by_prompt, seconds[i])
+        return out
+
+    @staticmethod
+    def _objects(res: dict, shape, by_prompt: dict[str, str], second: int) -> list[ObjectMask]:
         labels = res["text_labels"] if "text_labels" in res else res["labels"]
-        by_prompt = {p.lower().strip(" ."): c for c, p in prompts.items()}
+        h, w = shape
         dets = []
         for box, score, lab in zip(res["boxes"].cpu().numpy(), res["scores"].cpu().numpy(), labels, strict=True):
             lab = str(lab).strip()
             cat = by_prompt.get(lab) or next((c for p, c in by_prompt.items() if lab and (lab in p or p in lab)), None)
-            h, w = img.shape[:2]
             x0, y0, x1, y1 = (float(v) for v in box)
             x0, x1 = max(0.0, min(x0, w)), max(0.0, min(x1, w))
             y0, y1 = max(0.0, min(y0, h)), max(0.0, min(y1, h))

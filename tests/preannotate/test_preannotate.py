@@ -263,3 +263,18 @@ def test_sam2_tracker_on_a_tiny_model(tmp_path, sampled, models):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (a GPU machine)")
 def test_sam2_tracker_real_size_on_gpu(tmp_path, sampled, models):
     _sam2_run(tmp_path, sampled, models, tiny_sam2(tmp_path / "sam2-real", tiny=False), "cuda")
+
+
+def test_dino_batches_equal_single_frames(models):
+    from avsbench_tools.preannotate.models import load_dino
+
+    dino = load_dino(str(models["dino"]), "cpu")
+    imgs = [np.random.default_rng(i).integers(0, 255, (120, 160, 3), dtype=np.uint8) for i in range(3)]
+    prompts = {"guitar": "red circle", "dog": "orange triangle"}
+    single = [dino.detect(im, prompts, i, 0.0, 0.0) for i, im in enumerate(imgs)]
+    batch = dino.detect_batch(imgs, [prompts] * 3, [0, 1, 2], 0.0, 0.0)
+    assert [len(x) for x in batch] == [len(x) for x in single] and sum(map(len, batch)) > 0
+    for a_list, b_list in zip(single, batch, strict=True):
+        for a, b in zip(a_list, b_list, strict=True):
+            assert a.second == b.second and a.box == pytest.approx(b.box, abs=1e-3)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
