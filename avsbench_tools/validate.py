@@ -36,12 +36,21 @@ class Report:
         return not self.problems
 
 
-def _img(path: Path, rep: Report):
-    from PIL import Image
-
+def _present(path: Path | None, rep: Report) -> bool:
+    """Count the file as checked; record it as missing if it is not there."""
+    if path is None:
+        return False
     rep.files_checked += 1
     if not path.is_file():
         rep.add(path, "missing")
+        return False
+    return True
+
+
+def _img(path: Path, rep: Report):
+    from PIL import Image
+
+    if not _present(path, rep):
         return None
     try:
         with Image.open(path) as im:
@@ -53,11 +62,7 @@ def _img(path: Path, rep: Report):
 
 
 def _wav(path: Path | None, rep: Report) -> None:
-    if path is None:
-        return
-    rep.files_checked += 1
-    if not path.is_file():
-        rep.add(path, "missing")
+    if not _present(path, rep):
         return
     try:
         with wave.open(str(path), "rb") as w:
@@ -70,11 +75,7 @@ def _wav(path: Path | None, rep: Report) -> None:
 
 
 def _pkl(path: Path | None, rep: Report, t: int) -> None:
-    if path is None:
-        return
-    rep.files_checked += 1
-    if not path.is_file():
-        rep.add(path, "missing")
+    if not _present(path, rep):
         return
     try:
         import pickle

@@ -75,6 +75,22 @@ def _model_type(folder: Path) -> str | None:
         return "unreadable"
 
 
+def load_hf(spec: str, flag: str, what: str, model_types: tuple[str, ...], model_cls: str, processor_cls: str,
+            device: str, allow_download: bool):
+    """-> (model in eval mode on device, processor, sha) of a transformers checkpoint folder or cached id."""
+    transformers = require("transformers", "models")
+    path = _resolve(spec, allow_download, flag)
+    mt = _model_type(path) if path.is_dir() else None
+    if mt not in model_types:
+        raise AvsError(f"{flag} {spec}: not a {what} checkpoint (model_type {mt!r})")
+    try:
+        proc = getattr(transformers, processor_cls).from_pretrained(path)
+        model = getattr(transformers, model_cls).from_pretrained(path).eval().to(device)
+    except Exception as exc:  # noqa: BLE001 - any load failure is reported in one line
+        raise AvsError(f"{flag} {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    return model, proc, checkpoint_hash(path)
+
+
 # -- Grounding DINO ----------------------------------------------------------------------------
 @dataclass
 class Dino:
@@ -132,21 +148,13 @@ class Dino:
 
 
 def load_dino(spec: str, device: str = "cpu", allow_download: bool = False) -> Dino:
-    transformers = require("transformers", "models")
     device = resolve_device(device)
-    path = _resolve(spec, allow_download, "--dino")
-    if path.is_file():
+    if Path(os.path.expanduser(spec)).is_file():
         raise UsageError(f"--dino {spec}: expected a transformers Grounding DINO folder, got a file "
                          "(the original groundingdino .pth format is not supported, see README)")
-    mt = _model_type(path)
-    if mt != "grounding-dino":
-        raise AvsError(f"--dino {spec}: not a Grounding DINO checkpoint (model_type {mt!r})")
-    try:
-        proc = transformers.AutoProcessor.from_pretrained(path)
-        model = transformers.GroundingDinoForObjectDetection.from_pretrained(path).eval().to(device)
-    except Exception as exc:  # noqa: BLE001
-        raise AvsError(f"--dino {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
-    return Dino(model, proc, device, spec, checkpoint_hash(path))
+    model, proc, sha = load_hf(spec, "--dino", "Grounding DINO", ("grounding-dino",), "GroundingDinoForObjectDetection",
+                               "AutoProcessor", device, allow_download)
+    return Dino(model, proc, device, spec, sha)
 
 
 # -- SAM ---------------------------------------------------------------------------------------
@@ -243,16 +251,8 @@ def load_sam(spec: str, device: str = "cpu", allow_download: bool = False, sam_t
             raise AvsError(f"--sam {spec}: not a segment-anything {kind} checkpoint "
                            f"({str(exc).splitlines()[0][:160]})") from exc
         return OrigSam(model.eval().to(device), device, spec, checkpoint_hash(path))
-    transformers = require("transformers", "models")
-    mt = _model_type(path)
-    if mt != "sam":
-        raise AvsError(f"--sam {spec}: not a SAM checkpoint (model_type {mt!r})")
-    try:
-        proc = transformers.SamProcessor.from_pretrained(path)
-        model = transformers.SamModel.from_pretrained(path).eval().to(device)
-    except Exception as exc:  # noqa: BLE001
-        raise AvsError(f"--sam {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
-    return HFSam(model, proc, device, spec, checkpoint_hash(path))
+    model, proc, sha = load_hf(spec, "--sam", "SAM", ("sam",), "SamModel", "SamProcessor", device, allow_download)
+    return HFSam(model, proc, device, spec, sha)
 
 
 def best_masks(sam: Sam, dets: list[ObjectMask]) -> list[ObjectMask]:
@@ -278,15 +278,7 @@ class Sam2Video:
 def load_sam2(spec: str, device: str = "cpu", allow_download: bool = False) -> Sam2Video:
     """transformers Sam2VideoModel + Sam2VideoProcessor (e.g. facebook/sam2.1-hiera-tiny). A GPU is
     strongly recommended: on a CPU it runs, at several seconds per frame for the real sizes."""
-    transformers = require("transformers", "models")
     device = resolve_device(device)
-    path = _resolve(spec, allow_download, "--sam2")
-    mt = _model_type(path) if path.is_dir() else None
-    if mt not in ("sam2_video", "sam2"):
-        raise AvsError(f"--sam2 {spec}: not a SAM 2 video checkpoint (model_type {mt!r})")
-    try:
-        proc = transformers.Sam2VideoProcessor.from_pretrained(path)
-        model = transformers.Sam2VideoModel.from_pretrained(path).eval().to(device)
-    except Exception as exc:  # noqa: BLE001
-        raise AvsError(f"--sam2 {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
-    return Sam2Video(model, proc, device, spec, checkpoint_hash(path))
+    model, proc, sha = load_hf(spec, "--sam2", "SAM 2 video", ("sam2_video", "sam2"), "Sam2VideoModel",
+                               "Sam2VideoProcessor", device, allow_download)
+    return Sam2Video(model, proc, device, spec, sha)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avsbench_tools.errors import AvsError, require
-from avsbench_tools.preannotate.models import _model_type, _resolve, checkpoint_hash, resolve_device
+from avsbench_tools.errors import require
+from avsbench_tools.preannotate.models import load_hf, resolve_device
 
 BACKGROUND = "ambient noise"
 TEMPLATE = "the sound of {}"
@@ -50,18 +50,9 @@ class Clap:
 
 
 def load_clap(spec: str, device: str = "cpu", allow_download: bool = False) -> Clap:
-    transformers = require("transformers", "models")
     device = resolve_device(device)
-    path = _resolve(spec, allow_download, "--clap")
-    mt = _model_type(path) if path.is_dir() else None
-    if mt != "clap":
-        raise AvsError(f"--clap {spec}: not a CLAP checkpoint (model_type {mt!r})")
-    try:
-        proc = transformers.ClapProcessor.from_pretrained(path)
-        model = transformers.ClapModel.from_pretrained(path).eval().to(device)
-    except Exception as exc:  # noqa: BLE001
-        raise AvsError(f"--clap {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
-    return Clap(model, proc, device, spec, checkpoint_hash(path))
+    model, proc, sha = load_hf(spec, "--clap", "CLAP", ("clap",), "ClapModel", "ClapProcessor", device, allow_download)
+    return Clap(model, proc, device, spec, sha)
 
 
 def heard(scores: list[dict[str, float]], active: list[bool] | None, threshold: float) -> list[set[str]]:
