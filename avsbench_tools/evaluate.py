@@ -106,7 +106,7 @@ def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_siz
             preds.append(_load(pp, (g.shape[1], g.shape[0]), True))
             progress("evaluating", i + 1, len(pairs), gp.name)
         # frames differ in size across videos: accumulate per frame
-        res = metrics.avss_scores_frames(preds, gts, n)
+        res = metrics.avss_scores(preds, gts, n)
         present = [i for i, c in enumerate(res["per_class_count"]) if c > 0]
         return {"format": fmt, "splits": chosen, "frames": len(pairs), "classes": n, "miou": res["miou"],
                 "fscore": res["fscore"], "fscore_batch_free": res["fscore"],

@@ -38,6 +38,7 @@ class ExportResult:
     skipped_unannotated: int = 0
     from_proposals: int = 0  # masks taken from unreviewed proposals
     from_reviews: int = 0
+    template_expressions: int = 0  # Ref-AVS objects without a studio expression: "the <category>"
     splits: dict[str, int] = field(default_factory=dict)
     files: int = 0
 
@@ -118,14 +119,13 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
             texts = [e["text"] for e in exprs if e["fid"] == fid and not e["is_null"]]
             if not texts:
                 texts = [f"the {cat.replace('_', ' ')}"]  # template; the card counts them
-                res.__dict__.setdefault("template_expressions", 0)
-                res.__dict__["template_expressions"] += 1
+                res.template_expressions += 1
             rc.objects.append(RefObject(fid=fid, category=cat, masks=masks, expressions=texts))
         rc.null_expressions = [e["text"] for e in exprs if e["is_null"]]
     return rc
 
 
-def _names(ws: Workspace, clips, sources, fmt: str) -> dict[str, str]:
+def _names(clips, sources, fmt: str) -> dict[str, str]:
     """Release names: the source video id where it has one clip here (S4/AVSS style), else the clip id."""
     per_video: dict[str, int] = {}
     for c in clips:
@@ -154,8 +154,8 @@ def _card(ws: Workspace, res: ExportResult, include_unreviewed: bool, clips, sou
         lines.append("- **Exported with --include-unreviewed: masks without a human review are machine proposals.**")
     if res.skipped_unannotated:
         lines.append(f"- clips left out for lack of reviewed masks: {res.skipped_unannotated}")
-    if res.__dict__.get("template_expressions"):
-        lines.append(f"- objects with a template expression ('the <category>'): {res.__dict__['template_expressions']}")
+    if res.template_expressions:
+        lines.append(f"- objects with a template expression ('the <category>'): {res.template_expressions}")
     backends = ws.catalog.query("SELECT backend, COUNT(*) FROM mask_versions GROUP BY backend")
     lines += [f"- mask versions by backend: {', '.join(f'{b[0]}: {b[1]}' for b in backends) or 'none'}"]
     lines += ["", "## Licences and attribution", "",
@@ -200,8 +200,8 @@ def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None =
     if out.exists() and not force:
         raise UsageError(f"{out} exists (pass --force to replace it)")
     assign_splits(ws, seed=seed, unseen=unseen)
-    clips = [c for c in ws.catalog.clips() if ws.catalog.stage_of(c.clip_id, "sample") is not None
-             and ws.catalog.stage_of(c.clip_id, "sample")["status"] == "done"]
+    sampled = {r[0] for r in ws.catalog.query("SELECT clip_id FROM stage_status WHERE stage='sample' AND status='done'")}
+    clips = [c for c in ws.catalog.clips() if c.clip_id in sampled]
     if split:
         known = sorted({c.split for c in clips})
         want = {"test_s", "test_u"} if (fmt == "ref-avs" and split == "test") else {split}
@@ -211,7 +211,7 @@ def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None =
     if not clips:
         raise UsageError(f"{ws.root}: no sampled clips to export (run avs-tools sample)")
     sources = {s.source_id: s for s in ws.catalog.sources()}
-    names = _names(ws, clips, sources, fmt)
+    names = _names(clips, sources, fmt)
     res = ExportResult(str(out), fmt)
     exported = []
     with atomic_dir(out) as tmp:

@@ -2,7 +2,7 @@
 
 `ObjectMask` is what every backend produces and every consumer reads: Grounding DINO boxes
 (`from_dino`), SAM masks (`from_sam`), tracked masks (the tracker sets `tracked`), Label Studio
-brush masks (studio stage) and the exporters (`to_binary`, `to_png`). Masks are stored as
+brush masks (studio stage) and the exporters (`mask_png`, `load_mask`). Masks are stored as
 single-channel PNGs (0/255) under `ws/masks/`; each is one row of `mask_versions`.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -35,13 +34,6 @@ class ObjectMask:
     tracked: bool = False  # carried from the key frame rather than detected here
     lost: bool = False  # the tracker lost it in this frame (mask may be empty)
 
-    @property
-    def area(self) -> int:
-        return int(self.mask.sum()) if self.mask is not None else 0
-
-    def box_from_mask(self) -> tuple[float, float, float, float] | None:
-        return box_of(self.mask) if self.mask is not None else None
-
 
 def box_of(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     ys, xs = np.nonzero(mask)
@@ -57,13 +49,23 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # -- adapters --------------------------------------------------------------------------------
-def from_dino(second: int, boxes, scores, labels: list[str], recipe_match) -> list[ObjectMask]:
-    """Grounding DINO post-processed output -> box-only ObjectMasks (fid assigned later)."""
+def from_dino(second: int, boxes, scores, labels: list[str], shape: tuple[int, int],
+              category_of) -> list[ObjectMask]:
+    """Grounding DINO post-processed output -> box-only ObjectMasks (fid assigned later).
+
+    Boxes are clipped to the frame (shape = (H, W)); boxes thinner than a pixel are dropped;
+    category_of(phrase) maps the detected phrase onto a category (or None)."""
+    h, w = shape
     out = []
     for b, s, lab in zip(np.asarray(boxes, dtype=float).reshape(-1, 4), np.asarray(scores, dtype=float).ravel(),
                          labels, strict=True):
-        out.append(ObjectMask(second, -1, recipe_match(lab) or lab, None, tuple(float(v) for v in b), float(s),
-                              evidence={"phrase": lab}))
+        lab = str(lab).strip()
+        x0, x1 = (min(max(float(v), 0.0), w) for v in (b[0], b[2]))
+        y0, y1 = (min(max(float(v), 0.0), h) for v in (b[1], b[3]))
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            continue
+        out.append(ObjectMask(second, -1, category_of(lab), None, (x0, y0, x1, y1), float(s),
+                              evidence={"phrase": lab, "detector": "grounding-dino"}))
     return out
 
 
@@ -75,15 +77,6 @@ def from_sam(det: ObjectMask, masks: np.ndarray, iou_scores: np.ndarray) -> Obje
     det.mask = masks[k] > 0 if masks.dtype != bool else masks[k]
     det.evidence = {**det.evidence, "sam_iou": round(float(scores[k]) if scores.size else 0.0, 4)}
     return det
-
-
-def to_binary(masks: list[ObjectMask], shape: tuple[int, int], sounding_only: bool = True) -> np.ndarray:
-    """Union of (sounding) object masks -> uint8 {0, 255} (the S4/MS3 mask)."""
-    out = np.zeros(shape, dtype=bool)
-    for m in masks:
-        if m.mask is not None and (m.sounding or not sounding_only):
-            out |= m.mask
-    return out.astype(np.uint8) * 255
 
 
 # -- storage ---------------------------------------------------------------------------------
@@ -175,7 +168,3 @@ def latest_masks_for_preview(ws: Workspace, clip_id: str, second: int) -> list[t
     """(colour id, mask) per object; objects believed silent in this second are grey."""
     return [(r["fid"] if r["sounding"] != 0 else NOT_SOUNDING_COLOUR, load_mask(ws, r["path"]))
             for r in latest_masks(ws, clip_id) if r["second"] == second]
-
-
-def mask_path_exists(ws: Workspace, rel: str) -> bool:
-    return Path(ws.path(rel)).exists()

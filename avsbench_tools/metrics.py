@@ -101,9 +101,6 @@ def avss_scores(pred: np.ndarray, gt: np.ndarray, n_classes: int = 71) -> dict[s
             "per_class_iou": per_iou.tolist(), "per_class_f": per_f.tolist(), "per_class_count": count.tolist()}
 
 
-avss_scores_frames = avss_scores
-
-
 def refavs_jf(prob: np.ndarray, gt: np.ndarray, batch_size: int = 4 * 10) -> dict[str, float]:
     """Ref-AVS seen/unseen: J = IoU of prob > 0.4, F = the F-score (official batches of 4 expressions x 10 frames)."""
     return {"J": mask_iou(prob, gt, 0.4), "F": fscore_official(prob, gt, batch_size),

@@ -8,7 +8,6 @@ log-mel examples side by side, and the per-second sound activity against the cli
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +55,7 @@ def preview_clip(ws: Workspace, clip_id: str | None, out: Path | None = None, ma
     from PIL import Image
 
     from avsbench_tools.audio.wav import read_wav
-    from avsbench_tools.sample import sampled_frames
+    from avsbench_tools.sample import activity_of, sampled_frames
 
     clip_id = clip_id or _default_clip(ws)
     if ws.catalog.clip(clip_id) is None:
@@ -66,7 +65,7 @@ def preview_clip(ws: Workspace, clip_id: str | None, out: Path | None = None, ma
     if not frames or not arow:
         raise UsageError(f"clip {clip_id} is not sampled yet (run avs-tools sample {ws.root})")
     arow = arow[0]
-    act = json.loads(arow["activity_json"])
+    act = activity_of(ws, clip_id)
     pcm, sr = read_wav(ws.path(arow["wav_path"]))
     logmel = np.load(ws.path(arow["logmel_path"]))
     n = len(frames)
@@ -98,16 +97,16 @@ def preview_clip(ws: Workspace, clip_id: str | None, out: Path | None = None, ma
     ax.set_ylabel("log-mel", fontsize=8)
     ax.tick_params(labelsize=7)
     ax = fig.add_subplot(gs[3, :])
-    rel = np.asarray(act["relative_db"])
-    colours = ["#2ca02c" if a else "#bbbbbb" for a in act["active"]]
+    rel = np.asarray(act.relative_db)
+    colours = ["#2ca02c" if a else "#bbbbbb" for a in act.active]
     ax.bar(np.arange(seconds) + 0.5, rel, width=0.9, color=colours)
-    ax.axhline(act["params"].get("min_relative_db", 10), color="#d62728", lw=0.7, ls="--")
-    for s, (r, a) in enumerate(zip(rel, act["active"], strict=True)):
+    ax.axhline(act.params.get("min_relative_db", 10), color="#d62728", lw=0.7, ls="--")
+    for s, (r, a) in enumerate(zip(rel, act.active, strict=True)):
         ax.text(s + 0.5, max(r, 0) + 1, f"{r:.0f} dB{' sound' if a else ' silent'}", ha="center", fontsize=7)
     ax.set_xlim(0, seconds)
     ax.set_ylim(min(0, float(rel.min()) - 2), float(max(rel.max(), 12)) + 8)
     ax.set_ylabel("dB over\nfloor", fontsize=8)
-    ax.set_xlabel(f"seconds (floor {act['floor_db']:.0f} dBFS; green = sound, grey = silent)", fontsize=8)
+    ax.set_xlabel(f"seconds (floor {act.floor_db:.0f} dBFS; green = sound, grey = silent)", fontsize=8)
     ax.tick_params(labelsize=7)
     fig.suptitle(f"{clip_id}  ({ws.recipe.name}: {ws.recipe.sampling} frames)", fontsize=10)
     buf = io.BytesIO()

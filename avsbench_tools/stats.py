@@ -74,22 +74,21 @@ def compute_stats(root: Path, fmt: str, progress: Progress | None = None) -> dic
     step = max(1, len(paths) // MAX_AREA_SAMPLES)
     areas, per_second, absent = [], Counter(), 0
     sample = paths[::step]
+    import cv2
+    from PIL import Image
+
     for i, (_, p) in enumerate(sample):
         if not p.exists():
             absent += 1
             if i == len(sample) - 1:
                 progress("mask areas", i + 1, len(sample), "")
             continue
-        from PIL import Image
-
         m = np.asarray(Image.open(p))
         fg = m > 0
         areas.append(float(fg.mean()))
         if fmt == "avss":
             per_second[len(set(np.unique(m).tolist()) - {0})] += 1
         elif fmt in ("avsbench-s4", "avsbench-ms3"):
-            import cv2
-
             n, _ = cv2.connectedComponents(fg.astype(np.uint8))
             per_second[n - 1] += 1
         if i % 50 == 0 or i == len(sample) - 1:

@@ -169,11 +169,6 @@ def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> 
     return rep
 
 
-def _check_ref_masks(it: Item, rep: Report) -> None:
-    for p in it.masks.values():
-        _img(p, rep)
-
-
 def _palette() -> np.ndarray:
     from avsbench_tools.writers.avss import voc_palette
 

@@ -7,11 +7,11 @@ which is what AVSBench's audio branch consumes. torch is imported only when thes
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from avsbench_tools.checkpoints import checkpoint_hash, resolve_device
 from avsbench_tools.errors import AvsError, UsageError, require
 
 
@@ -42,25 +42,6 @@ def build_vggish():
     return VGGish()
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def resolve_device(device: str) -> str:
-    torch = require("torch", "models")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise UsageError(f"--device {device}: expected auto, cpu or cuda[:N]")
-    return device
-
-
 def load_vggish(path: Path, device: str = "cpu"):
     """-> (model in eval mode on device, sha256 prefix of the weights file). One-line errors."""
     torch = require("torch", "models")
@@ -82,7 +63,7 @@ def load_vggish(path: Path, device: str = "cpu"):
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise AvsError(f"{path}: not VGGish weights ({first})") from exc
-    return model.eval().to(device), _sha(path)
+    return model.eval().to(device), checkpoint_hash(path)
 
 
 def embed(model, examples: np.ndarray, device: str = "cpu") -> np.ndarray:

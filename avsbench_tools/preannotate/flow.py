@@ -10,7 +10,6 @@ import numpy as np
 def decode_frames(path: Path, max_side: int = 320) -> tuple[list[np.ndarray], float]:
     """Every frame of a clip as RGB, downscaled so the longer side is <= max_side (display orientation)."""
     import av
-    import cv2
 
     frames = []
     with av.open(str(path)) as c:
@@ -28,7 +27,6 @@ def decode_frames(path: Path, max_side: int = 320) -> tuple[list[np.ndarray], fl
                                interpolation="AREA") if s < 1 else f.to_ndarray(format="rgb24")
             k = (rot // 90) % 4
             frames.append(np.ascontiguousarray(np.rot90(img, k)) if k else img)
-    del cv2
     return frames, fps
 
 

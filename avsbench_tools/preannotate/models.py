@@ -11,7 +11,6 @@ The SAM image embedding is computed once per frame (`set_image`) and reused for 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,35 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avsbench_tools.checkpoints import checkpoint_hash, resolve_device
 from avsbench_tools.errors import AvsError, UsageError, require
-from avsbench_tools.masks import ObjectMask
-
-
-def resolve_device(device: str) -> str:
-    torch = require("torch", "models")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
-        return device
-    if device != "cpu":
-        raise UsageError(f"--device {device}: expected auto, cpu or cuda[:N]")
-    return device
-
-
-def checkpoint_hash(path: Path) -> str:
-    """sha256 prefix of a checkpoint file, or of a folder's weight files (sorted by name)."""
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pth", ".pt") and p.is_file())
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+from avsbench_tools.masks import ObjectMask, from_dino
 
 
 def _resolve(spec: str, allow_download: bool, what: str) -> Path:
@@ -132,19 +105,12 @@ class Dino:
     @staticmethod
     def _objects(res: dict, shape, by_prompt: dict[str, str], second: int) -> list[ObjectMask]:
         labels = res["text_labels"] if "text_labels" in res else res["labels"]
-        h, w = shape
-        dets = []
-        for box, score, lab in zip(res["boxes"].cpu().numpy(), res["scores"].cpu().numpy(), labels, strict=True):
-            lab = str(lab).strip()
-            cat = by_prompt.get(lab) or next((c for p, c in by_prompt.items() if lab and (lab in p or p in lab)), None)
-            x0, y0, x1, y1 = (float(v) for v in box)
-            x0, x1 = max(0.0, min(x0, w)), max(0.0, min(x1, w))
-            y0, y1 = max(0.0, min(y0, h)), max(0.0, min(y1, h))
-            if x1 - x0 < 1 or y1 - y0 < 1:
-                continue
-            dets.append(ObjectMask(second, -1, cat, None, (x0, y0, x1, y1), float(score),
-                                   evidence={"phrase": lab, "detector": "grounding-dino"}))
-        return dets
+
+        def category_of(phrase: str) -> str | None:
+            return by_prompt.get(phrase) or next(
+                (c for p, c in by_prompt.items() if phrase and (phrase in p or p in phrase)), None)
+
+        return from_dino(second, res["boxes"].cpu().numpy(), res["scores"].cpu().numpy(), labels, shape, category_of)
 
 
 def load_dino(spec: str, device: str = "cpu", allow_download: bool = False) -> Dino:
