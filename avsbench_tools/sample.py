@@ -5,8 +5,9 @@ second, `int(l*fps + 15/16*fps)`; Ref-AVS: the first frame of the second, `ceil(
 source resolution with its presentation time; a 16 kHz 16-bit WAV; VGGish log-mel examples
 [T, 1, 96, 64]; per-second sound activity; optionally VGGish embeddings [T, 128].
 
-One demux pass decodes video and audio together; no seeking. Sampled frames are encoded (PNG/JPEG)
-on a worker thread while decoding goes on. Files are written to temporary names and renamed; the
+One pass per clip, no seeking: the packets are read, the frames to sample chosen from their
+timestamps, and the decoder skips what no chosen frame depends on. Sampled frames are encoded
+(PNG/JPEG) on a worker thread while decoding goes on. Files are written to temporary names and renamed; the
 catalog rows of a clip are committed in one transaction after its files exist, so a killed run
 leaves either a finished clip or nothing, and a re-run skips finished clips.
 """
@@ -57,6 +58,7 @@ class DecodedClip:
     pcm: np.ndarray | None  # int16 [N, C] at 16 kHz, or None without an audio stream
     source_rate: int | None = None
     source_channels: int | None = None
+    decoded: int = 0  # frames the video decoder produced (skipped frames are not decoded)
 
 
 @dataclass
@@ -77,15 +79,54 @@ def _targets_by_time(rule: str, seconds: int) -> list[float]:
     return [float(sec) for sec in range(seconds)]
 
 
+def choose_frames(times: list[float], fps: float, rule: str, seconds: int) -> tuple[list[int], bool]:
+    """The frame index each second samples, given every frame's presentation time in display order.
+
+    Returns (indices, vfr). Constant frame rate: the official index rules on the display order.
+    Variable frame rate (an interval off its median by more than 2%): the same rules on
+    presentation times (end of second: the frame on screen at l + 15/16 s; first of second: the
+    first frame at or after l s). For constant rate both agree.
+    """
+    n = len(times)
+    t = np.asarray(times, dtype=np.float64)
+    deltas = np.diff(t) if n > 2 else np.array([1 / fps])
+    med = float(np.median(deltas)) if deltas.size else 1 / fps
+    vfr = bool(deltas.size and med > 0 and np.max(np.abs(deltas - med)) > VFR_TOLERANCE * med)
+    if not vfr:
+        return sampled_frame_indices(rule, fps, n, seconds), False
+    out = []
+    for target in _targets_by_time(rule, seconds):
+        if rule == "end-of-second":
+            k = int(np.searchsorted(t, target + 1e-6, side="right")) - 1
+        else:
+            k = int(np.searchsorted(t, target - 1e-6, side="left"))
+        out.append(min(max(k, 0), n - 1))
+    return out, True
+
+
+@dataclass
+class _Video:
+    frames: list[SampledFrame]
+    n_frames: int
+    vfr: bool
+    rotation: int
+    t0: float | None  # the first frame's presentation time (s), to align the audio
+    decoded: int  # frames the decoder produced (fewer than n_frames when it could skip)
+
+
 def decode_clip(path: Path, rule: str, seconds: int, with_audio: bool = True,
-                sink: Callable[[SampledFrame], None] | None = None) -> DecodedClip:
+                sink: Callable[[SampledFrame], None] | None = None, skip: bool = True) -> DecodedClip:
     """Decode `path` once: the sampled frames (display orientation) and the audio at 16 kHz int16.
 
-    Constant-frame-rate clips use the official index rules on the decoded sequence. For variable
-    frame rate the same rules are applied to presentation times (for constant rate both agree).
-    `sink(frame)` sees each sampled frame as soon as it is decoded (so it can be written while
-    decoding goes on); a second whose choice changes at the end (a clamp, or a VFR clip) is passed
-    again, so the last call per second is final. The returned frames are the final ones.
+    The packets are read first (no decoding: a few ms), so every frame's presentation time is known
+    before anything is decoded and the frames to sample are chosen up front (`choose_frames`).
+    While decoding, a frame that is neither chosen nor referenced by any other frame is skipped by
+    the decoder (`skip_frame=NONREF`: it cannot change another frame's pixels) and nothing after
+    the last chosen frame is decoded, so sampling decodes less than the whole clip. Each chosen
+    frame is recognised by its timestamp. A file whose timestamps cannot be trusted, that fails to
+    decode, or `skip=False`, falls back to decoding every frame in order.
+    `sink(frame)` sees each sampled frame as soon as it is decoded; after a fallback a second is
+    passed again, so the last call per second is final. The returned frames are the final ones.
     """
     import av
 
@@ -100,102 +141,146 @@ def decode_clip(path: Path, rule: str, seconds: int, with_audio: bool = True,
         vs.thread_type = "AUTO"
         rate = vs.guessed_rate or vs.average_rate
         fps = float(rate) if rate else 25.0
-        idx_targets = sampled_frame_indices(rule, fps, 10**9, seconds)
-        wanted_idx = {}  # index -> [seconds]
-        for sec, k in enumerate(idx_targets):
-            wanted_idx.setdefault(k, []).append(sec)
-        time_targets = _targets_by_time(rule, seconds)
-        streams = [vs]
         ast = container.streams.audio[0] if (with_audio and container.streams.audio) else None
-        resampler = None
-        if ast is not None:
-            streams.append(ast)
-            src_ch = ast.codec_context.channels or 2
-            resampler = av.AudioResampler(format="s16", layout="mono" if src_ch == 1 else "stereo",
-                                          rate=SAMPLE_RATE)
-        kept: dict[int, tuple[float, av.VideoFrame]] = {}
-        times: list[float] = []
-        last: tuple[int, float, av.VideoFrame] | None = None
-        # VFR candidates: for the end rule the latest frame at or before each target, for the first
-        # rule the first frame at or after it (kept as decoded frames; converted only if chosen)
-        by_time: dict[int, tuple[int, float, av.VideoFrame]] = {}
-        t0 = None
-        audio_chunks: list[np.ndarray] = []
-        audio_t0 = None
-        rotation = 0
-        try:
-            for packet in container.demux(*streams):
-                if packet.stream.type == "video":
-                    for frame in packet.decode():
-                        ft = frame.time if frame.time is not None else len(times) / fps
-                        if t0 is None:
-                            t0 = ft
-                            rotation = int(getattr(frame, "rotation", 0) or 0) % 360
-                        rel = ft - t0
-                        i = len(times)
-                        times.append(rel)
-                        if i in wanted_idx:
-                            img = _to_rgb(frame, rotation)
-                            kept[i] = (rel, img)
-                            if sink is not None:
-                                for sec in wanted_idx[i]:
-                                    sink(SampledFrame(sec, i, float(rel), img))
-                        for j, target in enumerate(time_targets):
-                            if rule == "end-of-second":
-                                if rel <= target + 1e-6:
-                                    by_time[j] = (i, rel, frame)
-                            elif rel >= target - 1e-6 and j not in by_time:
-                                by_time[j] = (i, rel, frame)
-                        last = (i, rel, frame)
-                elif resampler is not None:
-                    for frame in packet.decode():
-                        if audio_t0 is None and frame.time is not None:
-                            audio_t0 = frame.time
-                        for out in resampler.resample(frame):
-                            audio_chunks.append(out.to_ndarray())
-        except av.error.FFmpegError as exc:
-            if not times:
-                raise SampleError(f"cannot decode: {exc}") from exc
-            # a truncated tail: keep what decoded (the frame rule clamps to the last frame)
-        if not times or last is None:
-            raise SampleError("no decodable video frames")
-        if resampler is not None:
+        vpk, apk, complete = _demux(container, vs, ast)
+        video = None
+        if skip and complete:
             try:
-                for out in resampler.resample(None):
-                    audio_chunks.append(out.to_ndarray())
+                video = _decode_planned(vs, vpk, fps, rule, seconds, sink)
             except av.error.FFmpegError:
-                pass
-        n = len(times)
-        deltas = np.diff(np.asarray(times)) if n > 2 else np.array([1 / fps])
-        med = float(np.median(deltas)) if deltas.size else 1 / fps
-        vfr = bool(deltas.size and med > 0 and np.max(np.abs(deltas - med)) > VFR_TOLERANCE * med)
-        frames = []
-        if vfr:
-            for sec in range(seconds):
-                k, rel, frame = by_time.get(sec, last)
-                frames.append(SampledFrame(sec, k, float(rel), _to_rgb(frame, rotation)))
-        else:
-            final = sampled_frame_indices(rule, fps, n, seconds)
-            for sec, k in enumerate(final):
-                if k in kept:
-                    frames.append(SampledFrame(sec, k, float(kept[k][0]), kept[k][1]))
-                else:
-                    frames.append(SampledFrame(sec, k, float(last[1]), _to_rgb(last[2], rotation)))
-        if sink is not None:
-            for f in frames:
-                if vfr or f.index not in kept:
-                    sink(f)
-        pcm = None
-        if ast is not None:
-            pcm = _join_audio(audio_chunks, 1 if ast.codec_context.channels == 1 else 2)
-            # align audio to the video's first frame, and cut at the clip length
-            if audio_t0 is not None and t0 is not None and audio_t0 - t0 > 1 / SAMPLE_RATE:
-                pad = int(round((audio_t0 - t0) * SAMPLE_RATE))
-                pcm = np.concatenate([np.zeros((pad, pcm.shape[1]), np.int16), pcm])
-            pcm = pcm[: seconds * SAMPLE_RATE]
-        return DecodedClip(frames, n, fps, vfr, rotation, pcm,
-                           ast.codec_context.sample_rate if ast is not None else None,
-                           ast.codec_context.channels if ast is not None else None)
+                video = None
+        pcm, audio_t0 = _decode_audio(ast, apk) if ast is not None else (None, None)
+        source_rate = ast.codec_context.sample_rate if ast is not None else None
+        source_channels = ast.codec_context.channels if ast is not None else None
+    if video is None:
+        video = _decode_in_order(path, fps, rule, seconds, sink)
+    if pcm is not None:
+        # align audio to the video's first frame, and cut at the clip length
+        if audio_t0 is not None and video.t0 is not None and audio_t0 - video.t0 > 1 / SAMPLE_RATE:
+            pad = int(round((audio_t0 - video.t0) * SAMPLE_RATE))
+            pcm = np.concatenate([np.zeros((pad, pcm.shape[1]), np.int16), pcm])
+        pcm = pcm[: seconds * SAMPLE_RATE]
+    return DecodedClip(video.frames, video.n_frames, fps, video.vfr, video.rotation, pcm, source_rate,
+                       source_channels, video.decoded)
+
+
+def _demux(container, vs, ast) -> tuple[list, list, bool]:
+    """All packets of the video (and audio) stream; False if reading stopped at an error."""
+    import av
+
+    vpk, apk = [], []
+    try:
+        for p in container.demux(*([vs] if ast is None else [vs, ast])):
+            if p.size:  # not the demuxer's empty end-of-stream packets
+                (vpk if p.stream.index == vs.index else apk).append(p)
+    except av.error.FFmpegError:
+        return vpk, apk, False
+    return vpk, apk, True
+
+
+def _decode_planned(vs, vpk: list, fps: float, rule: str, seconds: int, sink) -> _Video | None:
+    """Choose the frames from the packets' timestamps, then decode only what they need."""
+    shown = [p.pts for p in vpk if not p.is_discard]  # discarded packets (edit lists) are never shown
+    if not shown or any(q is None for q in shown) or len(set(shown)) != len(shown):
+        return None
+    order = sorted(shown)
+    p0, tb = order[0], vs.time_base
+    times = [float((q - p0) * tb) for q in order]
+    idx, vfr = choose_frames(times, fps, rule, seconds)
+    want: dict[int, list[int]] = {}  # pts -> seconds that sample it
+    for sec, k in enumerate(idx):
+        want.setdefault(order[k], []).append(sec)
+    index_of = {order[k]: k for k in idx}
+    last = max(j for j, p in enumerate(vpk) if p.pts in want)
+    cc = vs.codec_context
+    got: dict[int, np.ndarray] = {}
+    rotation = 0
+    decoded = 0
+
+    def take(frames) -> None:
+        nonlocal rotation, decoded
+        for fr in frames:
+            decoded += 1
+            if fr.pts in want and fr.pts not in got:
+                rotation = int(getattr(fr, "rotation", 0) or 0) % 360
+                got[fr.pts] = img = _to_rgb(fr, rotation)
+                if sink is not None:
+                    k = index_of[fr.pts]
+                    for sec in want[fr.pts]:
+                        sink(SampledFrame(sec, k, times[k], img))
+
+    for p in vpk[: last + 1]:
+        cc.skip_frame = "DEFAULT" if p.pts in want else "NONREF"
+        take(cc.decode(p))
+    cc.skip_frame = "DEFAULT"
+    take(cc.decode(None))
+    if len(got) != len(want):  # a chosen frame did not come out under its timestamp
+        return None
+    frames = [SampledFrame(sec, k, times[k], got[order[k]]) for sec, k in enumerate(idx)]
+    return _Video(frames, len(order), vfr, rotation, float(p0 * tb), decoded)
+
+
+def _decode_all(path: Path, fps: float, keep: set[int]) -> tuple[list[float], dict[int, np.ndarray], int, float]:
+    """Every video frame in decoding output order: relative times, the `keep` ones as RGB, rotation, t0.
+
+    A file that stops decoding part-way keeps what decoded (the rules clamp to the last frame)."""
+    import av
+
+    times: list[float] = []
+    kept: dict[int, np.ndarray] = {}
+    rotation, t0 = 0, 0.0
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0]
+            vs.thread_type = "AUTO"
+            for fr in c.decode(vs):
+                ft = fr.time if fr.time is not None else len(times) / fps
+                if not times:
+                    t0, rotation = ft, int(getattr(fr, "rotation", 0) or 0) % 360
+                if len(times) in keep:
+                    kept[len(times)] = _to_rgb(fr, rotation)
+                times.append(ft - t0)
+    except av.error.FFmpegError as exc:
+        if not times:
+            raise SampleError(f"cannot decode: {exc}") from exc
+    if not times:
+        raise SampleError("no decodable video frames")
+    return times, kept, rotation, t0
+
+
+def _decode_in_order(path: Path, fps: float, rule: str, seconds: int, sink) -> _Video:
+    """The fallback: decode every frame to learn the sequence, then again to keep the chosen ones."""
+    times, _, _, _ = _decode_all(path, fps, set())
+    idx, vfr = choose_frames(times, fps, rule, seconds)
+    again, kept, rotation, t0 = _decode_all(path, fps, set(idx))
+    if len(again) != len(times) or not set(idx) <= kept.keys():
+        raise SampleError("decoding is not repeatable")
+    frames = [SampledFrame(sec, k, times[k], kept[k]) for sec, k in enumerate(idx)]
+    if sink is not None:
+        for f in frames:
+            sink(f)
+    return _Video(frames, len(times), vfr, rotation, t0, 2 * len(times))
+
+
+def _decode_audio(ast, apk: list) -> tuple[np.ndarray, float | None]:
+    """The audio packets at 16 kHz int16: mono stays mono, anything else becomes stereo."""
+    import av
+
+    channels = 1 if (ast.codec_context.channels or 2) == 1 else 2
+    resampler = av.AudioResampler(format="s16", layout="mono" if channels == 1 else "stereo", rate=SAMPLE_RATE)
+    cc = ast.codec_context
+    chunks: list[np.ndarray] = []
+    t0 = None
+    try:
+        for p in [*apk, None]:
+            for fr in cc.decode(p):
+                if t0 is None and fr.time is not None:
+                    t0 = fr.time
+                chunks.extend(o.to_ndarray() for o in resampler.resample(fr))
+        chunks.extend(o.to_ndarray() for o in resampler.resample(None))
+    except av.error.FFmpegError:
+        pass  # a damaged tail: keep what decoded
+    return _join_audio(chunks, channels), t0
 
 
 def _to_rgb(frame, rotation: int) -> np.ndarray:
@@ -350,7 +435,7 @@ def sample_clip(ws: Workspace, clip: Clip, writer: ThreadPoolExecutor | None = N
                            ws.rel(frame_path(ws, clip.clip_id, f.second)), w, h))
     info = {"n_frames": dec.n_frames, "fps": dec.fps, "vfr": dec.vfr, "rotation": dec.rotation,
             "audio_seconds": round(dec.pcm.shape[0] / SAMPLE_RATE, 4), "source_rate": dec.source_rate,
-            "source_channels": dec.source_channels}
+            "source_channels": dec.source_channels, "decoded_frames": dec.decoded}
     with ws.catalog.tx() as db:
         db.execute("DELETE FROM frames WHERE clip_id=?", (clip.clip_id,))
         db.executemany("INSERT INTO frames(clip_id, second, frame_index, pts, path, width, height) "

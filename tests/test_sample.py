@@ -70,6 +70,38 @@ def test_vfr_clip_samples_by_presentation_time(tmp_path, rule):
     assert [f.pts for f in dec.frames] == pytest.approx([times[i] for i in expected], abs=1e-3)
 
 
+@pytest.mark.parametrize("rule", ["end-of-second", "first-of-second"])
+@pytest.mark.parametrize("kind", ["cfr", "vfr", "rotated"])
+def test_skipping_decoder_gives_the_frames_of_a_full_decode(tmp_path, rule, kind):
+    """Frames chosen from packet timestamps and decoded with skip_frame=NONREF are bit-identical to
+    decoding every frame in order, and the decoder really skips (x264 B-frames nothing refers to)."""
+    kw = {"cfr": {}, "vfr": {"vfr": True}, "rotated": {"rotate": 90}}[kind]
+    path = make_video(tmp_path / "c.mp4", seconds=5, w=200, h=120, **kw)
+    fast = decode_clip(path, rule, 5)
+    full = decode_clip(path, rule, 5, skip=False)
+    assert [f.index for f in fast.frames] == [f.index for f in full.frames]
+    assert [f.pts for f in fast.frames] == pytest.approx([f.pts for f in full.frames], abs=1e-9)
+    for a, b in zip(fast.frames, full.frames):
+        assert np.array_equal(a.image, b.image)
+    assert (fast.n_frames, fast.vfr, fast.rotation) == (full.n_frames, full.vfr, full.rotation)
+    assert np.array_equal(fast.pcm, full.pcm)
+    assert fast.decoded < 0.8 * fast.n_frames  # skipped non-reference frames and the tail
+    assert full.decoded == 2 * full.n_frames  # the fallback decodes everything (twice)
+
+
+def test_truncated_clip_falls_back_and_clamps_to_the_last_decodable_frame(tmp_path):
+    whole = make_video(tmp_path / "whole.mp4", seconds=5, w=200, h=120)
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])  # a download that stopped part-way
+    dec = decode_clip(cut, "end-of-second", 5)
+    assert 25 < dec.n_frames < 125
+    expected = sampled_frame_indices("end-of-second", 25.0, dec.n_frames, 5)
+    assert expected[-1] == dec.n_frames - 1  # the later seconds clamp to the last frame
+    assert [f.index for f in dec.frames] == expected
+    assert [read_counter(f.image) for f in dec.frames] == expected
+
+
 def test_rotated_clip_is_sampled_upright_like_ffmpeg(tmp_path):
     path = make_video(tmp_path / "phone.mp4", seconds=2, w=200, h=120, rotate=90)
     dec = decode_clip(path, "end-of-second", 2)
