@@ -81,7 +81,7 @@ def test_skipping_decoder_gives_the_frames_of_a_full_decode(tmp_path, rule, kind
     full = decode_clip(path, rule, 5, skip=False)
     assert [f.index for f in fast.frames] == [f.index for f in full.frames]
     assert [f.pts for f in fast.frames] == pytest.approx([f.pts for f in full.frames], abs=1e-9)
-    for a, b in zip(fast.frames, full.frames):
+    for a, b in zip(fast.frames, full.frames, strict=True):
         assert np.array_equal(a.image, b.image)
     assert (fast.n_frames, fast.vfr, fast.rotation) == (full.n_frames, full.vfr, full.rotation)
     assert np.array_equal(fast.pcm, full.pcm)
