@@ -34,17 +34,12 @@ from avsbench_tools.workspace import init_workspace
 REPEAT = 9
 
 
-def decode_only(path: Path) -> None:
+def decode_only(path: Path, skip: str | None = None) -> None:
+    """Decode every video and audio packet to nothing; `skip="NONREF"` is the skip-decode line."""
     with av.open(str(path)) as c:
         c.streams.video[0].thread_type = "AUTO"
-        for _ in c.decode(*c.streams.video, *c.streams.audio):
-            pass
-
-
-def skip_decode(path: Path) -> None:
-    with av.open(str(path)) as c:
-        c.streams.video[0].thread_type = "AUTO"
-        c.streams.video[0].codec_context.skip_frame = "NONREF"
+        if skip:
+            c.streams.video[0].codec_context.skip_frame = skip
         for _ in c.decode(*c.streams.video, *c.streams.audio):
             pass
 
@@ -109,7 +104,7 @@ def main() -> None:
                 idx = [r[0] for r in ws.catalog.query("SELECT frame_index FROM frames WHERE clip_id=? ORDER BY second",
                                                       (clip.clip_id,))]
                 t_dec = med(lambda: decode_only(path))  # noqa: B023
-                t_skip = med(lambda: skip_decode(path))  # noqa: B023
+                t_skip = med(lambda: decode_only(path, "NONREF"))  # noqa: B023
                 nv = d / f"naive-{ws.recipe.name}-{clip.clip_id}"
                 nv.mkdir()
                 t_naive = med(lambda: naive(path, idx, nv, ws.recipe.frame_format))  # noqa: B023
