@@ -30,3 +30,22 @@ def require(module: str, extra: str = "models"):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingExtra(extra, module) from exc
+
+
+class Interrupted(AvsError):
+    """Ctrl-C (or SIGTERM) during a stage: finished items are recorded; exit code 130.
+
+    Stages raise it from their loop after stopping their workers, so the CLI can print
+    `interrupted: N done, M left; run the same command to resume`.
+    """
+
+    exit_code = 130
+
+    def __init__(self, done: int, left: int, what: str = ""):
+        self.done, self.left = done, left
+        super().__init__(f"interrupted: {done} done, {left} left; run the same command to resume"
+                         + (f" ({what})" if what else ""))
+
+
+class WorkspaceBusy(UsageError):
+    """Another avs-tools process holds the workspace lock."""

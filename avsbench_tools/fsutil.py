@@ -1,15 +1,42 @@
-"""Crash-safe file writing: everything finished is written to a temporary name, then renamed."""
+"""Crash-safe, owner-safe file writing.
+
+- Everything finished is written to a temporary name, then renamed (`atomic_*`).
+- Files follow the user's umask (0644/0755 under umask 022), unlike `tempfile.mkstemp`'s 0600.
+- A folder the tool writes as a whole (a release, a synthetic world, a report folder) carries a
+  marker file, `.avs-tools-output`; `--force` replaces a folder only when it carries the marker of
+  the same kind and holds no workspace or collected source (`check_output_dir`). Nothing else is
+  ever deleted or overwritten.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from avsbench_tools.errors import UsageError
+
 TMP_PREFIX = ".tmp-"
+MARKER = ".avs-tools-output"
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()  # read once at import: os.umask is process-wide and not thread-safe
+
+
+def file_mode() -> int:
+    """The mode a plain `open(path, 'w')` would give a new file under the user's umask."""
+    return 0o666 & ~UMASK
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -21,6 +48,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -40,15 +68,149 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+# -- folders the tool owns ----------------------------------------------------------------------
+
+def write_marker(folder: Path, kind: str, **info) -> None:
+    """Mark `folder` as written by avs-tools (`kind`: release, synth-world, report, ...)."""
+    from avsbench_tools import __version__
+
+    atomic_write_text(Path(folder) / MARKER, json.dumps(
+        {"kind": kind, "tool": "avs-tools", "version": __version__,
+         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info}, indent=1) + "\n")
+
+
+def read_marker(folder: Path) -> dict | None:
+    p = Path(folder) / MARKER
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) and d.get("tool") == "avs-tools" else None
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    try:
+        child.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def _contains_workspace(folder: Path, limit: int = 20000) -> Path | None:
+    """A workspace (catalog.sqlite) anywhere below folder, or None. Bounded walk."""
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        if "catalog.sqlite" in filenames:
+            return Path(dirpath)
+        n += len(filenames) + len(dirnames)
+        if n > limit:
+            break
+    return None
+
+
+def check_output_dir(out: Path, *, kind: str, force: bool, protected: Iterable[Path] = (),
+                     what: str = "OUT") -> Path:
+    """Refuse, with one line naming what is in the way, any output folder the tool must not write.
+
+    Accepted: a new folder under an existing writable parent; an existing empty folder; with
+    --force, a folder whose marker says avs-tools wrote it as the same `kind` and that holds none
+    of the `protected` paths (the workspace, collected sources) and no workspace. Returns the
+    resolved path.
+    """
+    out = Path(out)
+    if str(out).strip() in ("", ".", "..") or out.name in ("", ".", ".."):
+        raise UsageError(f"{what} {str(out) or repr('')!s}: name a new folder, not '{out}'")
+    res = out.resolve()
+    cwd = Path.cwd().resolve()
+    if res == cwd or _is_within(cwd, res):
+        raise UsageError(f"{what} {out}: is the current folder or contains it; name a new folder")
+    if res == Path(res.anchor):
+        raise UsageError(f"{what} {out}: is the file-system root")
+    for p in protected:
+        if p is None:
+            continue
+        pr = Path(p).resolve()
+        if res == pr or _is_within(pr, res):
+            raise UsageError(f"{what} {out}: holds {p}, which avs-tools must not replace; name a new folder")
+    if out.exists() or out.is_symlink():
+        if out.is_symlink():
+            raise UsageError(f"{what} {out}: is a symbolic link; name a new folder")
+        if not out.is_dir():
+            raise UsageError(f"{what} {out}: exists and is not a folder")
+        try:
+            entries = list(out.iterdir())
+        except OSError as exc:
+            raise UsageError(f"{what} {out}: cannot be read ({exc.strerror})") from None
+        if entries:
+            marker = read_marker(out)
+            if marker is None:
+                raise UsageError(f"{what} {out}: exists and holds files avs-tools did not write "
+                                 f"(no {MARKER} marker); name a new folder")
+            if marker.get("kind") != kind:
+                raise UsageError(f"{what} {out}: holds an avs-tools {marker.get('kind')}, not a {kind}; "
+                                 "name a new folder")
+            ws = _contains_workspace(out)
+            if ws is not None:
+                raise UsageError(f"{what} {out}: holds a workspace ({ws}); name a new folder")
+            if not force:
+                raise UsageError(f"{what} {out}: exists (an earlier avs-tools {kind}; pass --force to replace it)")
+    parent = res.parent
+    if not parent.exists():
+        raise UsageError(f"{what} {out}: folder {out.parent} does not exist")
+    if not parent.is_dir():
+        raise UsageError(f"{what} {out}: {out.parent} is not a folder")
+    probe = parent / f"{TMP_PREFIX}probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise UsageError(f"{what} {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
+    return res
+
+
+def check_output_file(path: Path, *, is_ours: bool | None = None, what: str = "--out") -> Path:
+    """Refuse a file output that cannot be written or would overwrite a file the tool did not write.
+
+    `is_ours`: whether an existing file at `path` was written by avs-tools (the caller knows how to
+    recognise its own reports/images); None means 'do not overwrite an existing file'.
+    """
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise UsageError(f"{what} {path}: name a file")
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a folder; name a file")
+    if path.exists() and not is_ours:
+        raise UsageError(f"{what} {path}: exists and was not written by avs-tools; name another file")
+    parent = path.resolve().parent
+    if not parent.exists():
+        raise UsageError(f"{what} {path}: folder {path.parent} does not exist")
+    if not parent.is_dir():
+        raise UsageError(f"{what} {path}: {path.parent} is not a folder")
+    probe = parent / f"{TMP_PREFIX}probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
+    return path
+
+
 @contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; rename it to `path` when the block succeeds."""
+def atomic_dir(path: Path, kind: str | None = None, **marker_info) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success mark it (when `kind`) and put it at `path`.
+
+    An existing `path` is replaced only after `check_output_dir` accepted it (the caller's job):
+    it is first renamed aside, then removed once the new folder is in place, so a crash at any
+    moment leaves either the old folder or the new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
@@ -57,9 +219,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        if kind:
+            write_marker(tmp, kind, **marker_info)
+        old = None
         if path.exists():
-            shutil.rmtree(path)
+            old = path.with_name(f"{TMP_PREFIX}old-{os.getpid()}-{path.name}")
+            os.replace(path, old)
         os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -10,16 +10,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from avsbench_tools.catalog import STAGES, Catalog
-from avsbench_tools.errors import UsageError
+from avsbench_tools.errors import UsageError, WorkspaceBusy
 from avsbench_tools.fsutil import atomic_write_text, remove_stale_temps
 from avsbench_tools.recipe import Recipe, load_recipe, parse_recipe
 
 CATALOG_NAME = "catalog.sqlite"
 RECIPE_NAME = "recipe.toml"
+LOCK_NAME = ".lock"
 
 
 @dataclass
@@ -27,6 +29,31 @@ class Workspace:
     root: Path
     recipe: Recipe
     catalog: Catalog
+    _lock_fd: int | None = field(default=None, repr=False)
+
+    def lock(self, command: str = "") -> None:
+        """Take the workspace's writer lock (one stage run at a time), or raise WorkspaceBusy.
+
+        An advisory `flock` on WS/.lock: the kernel releases it when the process dies, even by
+        kill -9, so a crashed run never leaves the workspace locked.
+        """
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            finally:
+                os.close(fd)
+            raise WorkspaceBusy(f"workspace {self.root} is busy: {holder} is running on it; wait for it to "
+                                "finish (or stop it with Ctrl-C), then run this command again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"avs-tools {command or 'a stage'} (pid {os.getpid()})".encode(), 0)
+        self._lock_fd = fd
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -36,6 +63,12 @@ class Workspace:
 
     def close(self) -> None:
         self.catalog.close()
+        if self._lock_fd is not None:
+            import fcntl
+
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def init_workspace(root: Path, recipe: str | Path) -> tuple[Workspace, bool]:
@@ -61,7 +94,8 @@ def init_workspace(root: Path, recipe: str | Path) -> tuple[Workspace, bool]:
     return Workspace(root=root, recipe=rec, catalog=cat), True
 
 
-def open_workspace(root: Path, expect_recipe: str | None = None) -> Workspace:
+def open_workspace(root: Path, expect_recipe: str | None = None, lock: str | None = None) -> Workspace:
+    """Open a workspace; with `lock` (the command's name) also take its writer lock."""
     root = Path(root)
     cat_path = root / CATALOG_NAME
     if not cat_path.is_file():
@@ -79,7 +113,14 @@ def open_workspace(root: Path, expect_recipe: str | None = None) -> Workspace:
     if expect_recipe and expect_recipe != rec.name:
         cat.close()
         raise UsageError(f"workspace {root} was made for recipe {rec.name!r}, not {expect_recipe!r}")
-    return Workspace(root=root, recipe=rec, catalog=cat)
+    ws = Workspace(root=root, recipe=rec, catalog=cat)
+    if lock:
+        try:
+            ws.lock(lock)
+        except BaseException:
+            ws.close()
+            raise
+    return ws
 
 
 def workspace_status(root: Path) -> dict:

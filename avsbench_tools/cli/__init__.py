@@ -5,6 +5,8 @@ Nothing heavy is imported here: `avs-tools --help` must stay fast and must not i
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
@@ -15,7 +17,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
 from avsbench_tools import __version__
-from avsbench_tools.errors import AvsError
+from avsbench_tools.errors import AvsError, Interrupted
 
 app = typer.Typer(
     name="avs-tools",
@@ -34,14 +36,25 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_DEBUG = {"on": False}
+
+
+def _debug(value: bool) -> None:
+    if value:
+        _DEBUG["on"] = True
+
+
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+                                       help="Print the version and exit."),
+          debug: bool = typer.Option(False, "--debug", callback=_debug, is_eager=True,
+                                     help="Print the full traceback of an error (also AVS_TOOLS_DEBUG=1).")) -> None:
     """avs-tools: one workspace, one pipeline."""
 
 
 # Each stage registers its commands, in pipeline order.
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
+from avsbench_tools.cli import export as _export  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401
 from avsbench_tools.cli import release as _release  # noqa: E402,F401
 from avsbench_tools.cli import sample as _sample  # noqa: E402,F401
@@ -49,8 +62,14 @@ from avsbench_tools.cli import synth as _synth  # noqa: E402,F401
 from avsbench_tools.cli import workspace as _workspace  # noqa: E402,F401
 
 
+def _debugging() -> bool:
+    return _DEBUG["on"] or os.environ.get("AVS_TOOLS_DEBUG", "") not in ("", "0")
+
+
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code: 2 for usage errors, 1 for other failures, never a traceback."""
+    """Run the CLI and return its exit code: 2 for usage errors, 1 for other failures, 130 when
+    interrupted; one line, never a traceback (unless --debug / AVS_TOOLS_DEBUG=1)."""
+    _DEBUG["on"] = False
     try:
         rv = app(args=argv, prog_name="avs-tools", standalone_mode=False)
     except _cx.UsageError as exc:
@@ -61,14 +80,40 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return exc.exit_code
+    except Interrupted as exc:
+        if _debugging():
+            raise
+        typer.echo(str(exc), err=True)
+        return 130
     except AvsError as exc:
+        if _debugging():
+            raise
         typer.echo(f"avs-tools: error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        typer.echo("avs-tools: interrupted (finished work is kept; run the same command again)", err=True)
+        if _debugging():
+            raise
+        typer.echo("interrupted; finished work is kept: run the same command to resume", err=True)
         return 130
+    except OSError as exc:  # a path problem the command did not foresee: still one line
+        if _debugging():
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        typer.echo(f"avs-tools: error: {where}{exc.strerror or exc}", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last guard: a bug, reported in one line
+        if _debugging():
+            raise
+        typer.echo(f"avs-tools: internal error: {type(exc).__name__}: {exc} "
+                   "(run again with --debug for the traceback, and report it)", err=True)
+        return 1
     return rv if isinstance(rv, int) else 0
 
 
+def _sigterm(signum, frame):  # pragma: no cover - exercised through subprocess tests
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _sigterm)  # `kill PID` stops like Ctrl-C: finished work recorded
     sys.exit(run())

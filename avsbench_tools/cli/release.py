@@ -1,4 +1,4 @@
-"""avs-tools export / validate / stats / evaluate."""
+"""avs-tools validate / stats / evaluate."""
 
 from __future__ import annotations
 
@@ -8,38 +8,7 @@ from pathlib import Path
 import typer
 
 from avsbench_tools.cli import app
-
-FMT_HELP = "avsbench-s4, avsbench-ms3, avss or ref-avs."
-
-
-@app.command(short_help="Write a release in an official layout.  e.g. avs-tools export ws out --format avsbench-s4 --split test")
-def export(
-    workspace: Path = typer.Argument(..., help="Workspace folder."),
-    out: Path = typer.Argument(..., help="Release root to create (as the official download unpacks)."),
-    fmt: str = typer.Option(None, "--format", "-f", help=FMT_HELP + " Default: the recipe's."),
-    split: str = typer.Option(None, "--split", help="Export only this split (train, val, test; Ref-AVS test = test_s+test_u)."),
-    include_unreviewed: bool = typer.Option(False, "--include-unreviewed",
-                                            help="Use the latest pre-annotation where no review exists (the card says so)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing OUT."),
-    seed: int = typer.Option(0, "--seed", help="Split seed (used once: splits are stored in the workspace)."),
-    unseen: list[str] = typer.Option(None, "--unseen", help="Ref-AVS: category held out of train for test_u (repeatable)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-) -> None:
-    """Export frames, masks, audio, log-mel and metadata in the exact official layout, plus a card and checksums."""
-    from avsbench_tools.cli.progress import bars
-    from avsbench_tools.export import export as run
-    from avsbench_tools.workspace import open_workspace
-
-    ws = open_workspace(workspace)
-    try:
-        with bars(quiet) as cb:
-            res = run(ws, out, fmt, split, include_unreviewed, force, seed, list(unseen or []) or None, progress=cb)
-    finally:
-        ws.close()
-    splits = ", ".join(f"{k} {v}" for k, v in sorted(res.splits.items()))
-    typer.echo(f"export: {res.clips} clips ({splits}) -> {res.out} [{res.fmt}], {res.files} files; masks from review "
-               f"{res.from_reviews}, from proposals {res.from_proposals}; {res.skipped_unannotated} clips without "
-               "reviewed masks left out")
+from avsbench_tools.cli.common import FMT_HELP
 
 
 @app.command(short_help="Check a release (ours or official).  e.g. avs-tools validate out --format avss")
