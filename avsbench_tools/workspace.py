@@ -61,6 +61,19 @@ class Workspace:
     def rel(self, p: Path) -> str:
         return str(Path(p).resolve().relative_to(self.root.resolve()))
 
+    def resolve_clip(self, clip_id: str) -> str:
+        """`clip_id` if the catalog has it, else a UsageError naming the nearest ids."""
+        import difflib
+
+        if self.catalog.clip(clip_id) is not None:
+            return clip_id
+        ids = [c.clip_id for c in self.catalog.clips()]
+        if not ids:
+            raise UsageError(f"--clip {clip_id}: workspace {self.root} has no clips yet (run avs-tools collect {self.root} ...)")
+        near = difflib.get_close_matches(clip_id, ids, n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(near)}?" if near else f"; avs-tools clips {self.root} lists them"
+        raise UsageError(f"--clip {clip_id}: no such clip in {self.root}{hint}")
+
     def close(self) -> None:
         self.catalog.close()
         if self._lock_fd is not None:

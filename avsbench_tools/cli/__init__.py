@@ -56,6 +56,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401
+from avsbench_tools.cli import preview as _preview  # noqa: E402,F401
 from avsbench_tools.cli import release as _release  # noqa: E402,F401
 from avsbench_tools.cli import sample as _sample  # noqa: E402,F401
 from avsbench_tools.cli import synth as _synth  # noqa: E402,F401
