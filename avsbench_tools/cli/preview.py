@@ -13,19 +13,22 @@ from avsbench_tools.cli import app
 def preview(
     workspace: Path = typer.Argument(..., help="Workspace folder."),
     clip: str = typer.Option(None, "--clip", help="Clip id (default: the first sampled clip)."),
-    out: Path = typer.Option(None, "--out", "-o", help="PNG path (default: WS/previews/<clip>.png)."),
-    masks: bool = typer.Option(False, "--masks", help="Overlay the latest mask version of each object."),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help="PNG path (default: WS/previews/<clip>.png). An existing file is replaced "
+                                  "only if it is an earlier avs-tools preview."),
+    masks: bool = typer.Option(False, "--masks", help="Outline the latest mask of each object, with a legend."),
 ) -> None:
-    """Render the sampled frames with timestamps, the waveform, log-mel and per-second activity."""
+    """Render the sampled frames on the clip's time axis, with the waveform, log-mel and per-second
+    sound level under them; silent seconds are greyed. Reads the workspace only."""
     from avsbench_tools.preview import preview_clip
     from avsbench_tools.workspace import open_workspace
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace)  # read-only: no lock, so it runs beside a stage
     try:
-        loader = None
-        if masks:
-            from avsbench_tools.masks import latest_masks_for_preview as loader
-        path = preview_clip(ws, clip, out, masks=masks, mask_loader=loader)
+        res = preview_clip(ws, clip, out, masks=masks)
     finally:
         ws.close()
-    typer.echo(f"preview: {path}")
+    note = ""
+    if masks and res.objects == 0:
+        note = f" (no masks for this clip yet: avs-tools preannotate {workspace})"
+    typer.echo(f"preview: {res.path}{note}")
