@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avsbench_tools.splits_simple import allocate, stable_order
+from avsbench_tools.splits_simple import ratio_split
 from avsbench_tools.workspace import Workspace
 
 FRAME_HASH_BITS = 10  # mean Hamming distance of the 64-bit frame dHashes
@@ -115,6 +115,20 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def split_state(ws: Workspace) -> tuple[int, int | None]:
+    """(how many clips already have a split, the seed the splits were assigned with or None).
+
+    Splits never move once assigned, so a seed given later only reaches clips without a split.
+    """
+    fixed = ws.catalog.query("SELECT COUNT(*) FROM clips WHERE split IS NOT NULL")[0][0]
+    stored = ws.catalog.meta().get("split_seed")
+    try:
+        seed = int(stored) if stored is not None else None
+    except ValueError:
+        seed = None
+    return int(fixed), seed
+
+
 def assign_splits(ws: Workspace, seed: int = 0, unseen: list[str] | None = None) -> dict[str, int]:
     """Give every clip without a split one; returns the count of clips per split (all clips)."""
     recipe = ws.recipe
@@ -155,15 +169,10 @@ def assign_splits(ws: Workspace, seed: int = 0, unseen: list[str] | None = None)
     for cat, keys in new_groups.items():
         strata[cat if len(keys) >= min_size else "(rare categories)"].extend(keys)
     for cat in sorted(strata):
-        keys = stable_order(strata[cat], seed)
-        counts = allocate(len(keys), ratios)
-        pos = 0
-        for split, k in counts.items():
-            for key in keys[pos:pos + k]:
-                name = "test_s" if (is_ref and split == "test") else split
-                for c in groups[key]:
-                    assign[c.clip_id] = name
-            pos += k
+        for key, split in ratio_split(strata[cat], ratios, seed).items():
+            name = "test_s" if (is_ref and split == "test") else split
+            for c in groups[key]:
+                assign[c.clip_id] = name
     with ws.catalog.tx() as db:
         db.executemany("UPDATE clips SET split=? WHERE clip_id=? AND split IS NULL",
                        [(s, cid) for cid, s in assign.items()])
