@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from avsbench_tools.cli import app
+from avsbench_tools.cli.common import say_next
 from avsbench_tools.errors import UsageError
 
 
@@ -21,7 +22,8 @@ def _size(text: str) -> tuple[int, int]:
 @app.command(short_help="Render a synthetic audio-visual world with exact ground truth.  "
              "e.g. avs-tools synth world --clips 20 --gold avsbench-ms3")
 def synth(
-    out: Path = typer.Argument(..., help="Output folder (videos/, truth/, recipe.toml, gold/)."),
+    out: Path = typer.Argument(..., help="Output folder (videos/, truth/, recipe.toml, gold/): a new or empty "
+                               "folder, or a world synth wrote before (resumed with the same options)."),
     clips: int = typer.Option(20, "--clips", help="Number of clips."),
     seconds: int = typer.Option(5, "--seconds", help="Clip length: 5 or 10."),
     size: str = typer.Option("320x240", "--size", help="WIDTHxHEIGHT (even numbers)."),
@@ -43,3 +45,4 @@ def synth(
     if res["gold"]:
         msg += f"; gold {gold} release at {res['gold']}"
     typer.echo(msg)
+    say_next(f"avs-tools init WS --recipe {Path(out) / 'recipe.toml'}", quiet)
