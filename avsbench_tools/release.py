@@ -46,14 +46,26 @@ class Release:
         return out
 
 
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+def _rows(path: Path, need: tuple[str, ...]) -> list[dict]:
+    """The metadata rows; a file without the columns the loaders use is a one-line usage error."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in need if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UsageError(f"{path}: no column {', '.join(missing)} (want {','.join(need)})")
+            return [{k: (v if v is not None else "") for k, v in r.items() if k is not None} for r in reader]
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a UTF-8 CSV file") from None
 
 
 def release_root(root: Path, fmt: str) -> Path:
     """Accept the unpack root (OUT) or the inner folder (OUT/Single-source, OUT/Multi-sources)."""
     root = Path(root)
+    if not root.exists():
+        raise UsageError(f"{root}: no such folder (give the release root)")
+    if not root.is_dir():
+        raise UsageError(f"{root}: is not a folder (give the release root)")
     inner = {"avsbench-s4": ("Single-source", "s4_meta_data.csv"),
              "avsbench-ms3": ("Multi-sources", "ms3_meta_data.csv")}.get(fmt)
     if inner:
@@ -61,21 +73,26 @@ def release_root(root: Path, fmt: str) -> Path:
             return root / inner[0]
         if (root / inner[1]).is_file():
             return root
-        raise UsageError(f"{root}: no {inner[0]}/{inner[1]} (not an {fmt} release root)")
+        raise UsageError(f"{root}: no {inner[0]}/{inner[1]} (not a release root in the {fmt} layout)")
     if not (root / "metadata.csv").is_file():
-        raise UsageError(f"{root}: no metadata.csv (not an {fmt} release root)")
+        raise UsageError(f"{root}: no metadata.csv (not a release root in the {fmt} layout)")
     return root
 
 
-def read_release(root: Path, fmt: str) -> Release:
+def check_release(root: Path, fmt: str) -> Path:
+    """The release root's inner folder, or a one-line UsageError (unknown format, no folder, no metadata)."""
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
-    base = release_root(root, fmt)
+    return release_root(root, fmt)
+
+
+def read_release(root: Path, fmt: str) -> Release:
+    base = check_release(root, fmt)
     if fmt == "avsbench-s4":
         meta = base / "s4_meta_data.csv"
         d = base / "s4_data"
         items = []
-        for r in _rows(meta):
+        for r in _rows(meta, ("name", "category", "split")):
             name, split, cat = r["name"], r["split"], r["category"]
             rel = Path(split) / cat / name
             n_masks = 1 if split == "train" else 5
@@ -88,25 +105,33 @@ def read_release(root: Path, fmt: str) -> Release:
         meta = base / "ms3_meta_data.csv"
         d = base / "ms3_data"
         items = []
-        with open(meta, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            for r in reader:
-                if not r:
-                    continue
-                name, split = r[0], r[1]
-                items.append(Item(name, split, [d / "visual_frames" / name / f"{name}.mp4_{k}.png" for k in range(1, 6)],
-                                  {k - 1: d / "gt_masks" / split / name / f"{name}_{k}.png" for k in range(1, 6)},
-                                  d / "audio_wav" / split / f"{name}.wav", d / "audio_log_mel" / split / f"{name}.pkl",
-                                  None, dict(zip(header or ["video_id", "split"], r, strict=False))))
+        try:
+            with open(meta, newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+        except UnicodeDecodeError:
+            raise UsageError(f"{meta}: not a UTF-8 CSV file") from None
+        header = rows[0] if rows else None
+        for r in rows[1:]:
+            if not r:
+                continue
+            if len(r) < 2:
+                raise UsageError(f"{meta}: row {r!r} has no split column (want name,split)")
+            name, split = r[0], r[1]
+            items.append(Item(name, split, [d / "visual_frames" / name / f"{name}.mp4_{k}.png" for k in range(1, 6)],
+                              {k - 1: d / "gt_masks" / split / name / f"{name}_{k}.png" for k in range(1, 6)},
+                              d / "audio_wav" / split / f"{name}.wav", d / "audio_log_mel" / split / f"{name}.pkl",
+                              None, dict(zip(header or ["video_id", "split"], r, strict=False))))
         return Release(fmt, base, meta, items)
     if fmt == "avss":
         meta = base / "metadata.csv"
         classes = []
         if (base / "label2idx.json").is_file():
-            classes = list(json.loads((base / "label2idx.json").read_text()))
+            try:
+                classes = list(json.loads((base / "label2idx.json").read_text(encoding="utf-8")))
+            except (ValueError, TypeError):
+                raise UsageError(f"{base / 'label2idx.json'}: not a JSON object of class names") from None
         items = []
-        for r in _rows(meta):
+        for r in _rows(meta, ("uid", "split", "label")):
             label, uid, split = r["label"], r["uid"], r["split"]
             n = 10 if label == "v2" else 5
             sup = [0] if (label == "v1s" and split == "train") else list(range(n))
@@ -117,10 +142,14 @@ def read_release(root: Path, fmt: str) -> Release:
         return Release(fmt, base, meta, items, classes)
     meta = base / "metadata.csv"
     items = []
-    for r in _rows(meta):
+    for r in _rows(meta, ("vid", "uid", "split", "fid")):
         uid, vid, split = r["uid"], r["vid"], r["split"]
         folder = uid.rsplit("_", 2)[0] if uid.startswith("null") else vid  # the official loader's rule
-        fid = int(r["fid"]) if str(r.get("fid", "")).strip() not in ("", "nan") else 0
+        fid_text = str(r.get("fid", "")).strip()
+        try:
+            fid = int(float(fid_text)) if fid_text not in ("", "nan") else 0
+        except ValueError:
+            raise UsageError(f"{meta}: row {uid}: fid {fid_text!r} is not a number") from None
         d = base / "media" / folder
         items.append(Item(uid, split, [d / "frames" / f"{i}.jpg" for i in range(10)],
                           {i: base / "gt_mask" / folder / f"fid_{fid}" / f"0000{i}.png" for i in range(10)},

@@ -1,8 +1,18 @@
 """stats: the papers' dataset tables for a release, as one self-contained HTML page with PNG plots.
 
-Tables: videos per category and split, annotated frames per split, objects per video, sounding
-objects per second, mask area distribution, expression lengths (Ref-AVS). Counts that need only
-the metadata are always reported; those that need media (mask areas) say how many rows lack it.
+The page opens with the same warnings as `validate` (most masks empty, one category, identical
+expressions, silent clips, empty splits), then puts the release beside the official datasets'
+published figures, then the tables: videos per category and split, annotated frames per split,
+objects per video, sounding objects per annotated frame, mask areas, expression lengths (Ref-AVS).
+
+Counts that need only the metadata cover every row. Those that need masks read whole clips, spread
+evenly over the release, up to MAX_MASKS masks, and say how many clips they read. "Sounding
+objects" per frame are what the masks can tell: AVSS the distinct class indices in a label map;
+Ref-AVS the referred objects whose mask is non-empty; S4/MS3 binary masks cannot tell objects
+apart, so they report connected regions and are labelled so.
+
+The report is recognised as ours by `<meta name="generator" content="avs-tools stats ...">`; the
+plots beside it (`<stem>_plots/*.png`) by their PNG `Software` text. `--out` replaces only those.
 """
 
 from __future__ import annotations
@@ -10,17 +20,72 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from avsbench_tools.fsutil import atomic_write_bytes, atomic_write_text
-from avsbench_tools.release import read_release
+from avsbench_tools.errors import UsageError
+from avsbench_tools.fsutil import atomic_write_bytes, atomic_write_text, check_output_file
+from avsbench_tools.release import Item, read_release
+from avsbench_tools.validate import MaskSurvey, clip_key, refavs_category, release_warnings
 
 Progress = Callable[[str, int, int, str], None]
-MAX_AREA_SAMPLES = 4000  # mask files read for the area histogram (evenly spread over the release)
+MAX_MASKS = 4000  # mask files read for the mask statistics (whole clips, evenly spread over the release)
+GENERATOR = "avs-tools stats"
+PLOT_NAMES = ("categories.png", "objects_per_video.png", "sounding_per_frame.png", "mask_area.png",
+              "expression_length.png")
+
+# Published figures of the official datasets (recorded in the design note formats.md).
+PUBLISHED = {
+    "avsbench-s4": {"source": "AVSBench-object, single source (Zhou et al., ECCV 2022)",
+                    "videos": 4932, "splits": {"train": 3452, "val": 740, "test": 740}, "categories": 23},
+    "avsbench-ms3": {"source": "AVSBench-object, multiple sources (Zhou et al., ECCV 2022)",
+                     "videos": 424, "splits": {"train": 296, "val": 64, "test": 64}},
+    "avss": {"source": "AVSBench-semantic (Zhou et al., 2023)",
+             "videos": 11356, "splits": {"train": 8498, "val": 1304, "test": 1554},
+             "categories": 70, "categories_note": "70 classes + background"},
+    "ref-avs": {"source": "Ref-AVS (Wang et al., ECCV 2024)", "videos": 4002, "expressions": 20261,
+                "categories": 51, "categories_note": "48 sounding + 3 silent",
+                "words_mean": "about 8", "words_max": "about 22"},
+}
+PLOT_TITLES = {"categories.png": "Per category and split", "objects_per_video.png": "Objects per video",
+               "sounding_per_frame.png": "Objects per annotated frame", "mask_area.png": "Mask area",
+               "expression_length.png": "Expression length"}
+SOUNDING_LABEL = {
+    "avss": "sounding classes per annotated frame (distinct class indices in the label map; "
+            "two objects of one class count once)",
+    "ref-avs": "referred objects per annotated frame (objects whose mask is non-empty; a Ref-AVS mask shows "
+               "its object whether or not it sounds)",
+    "avsbench-s4": "connected regions per annotated mask (binary masks cannot tell objects apart: "
+                   "touching objects count once, an object split by occlusion counts twice)",
+    "avsbench-ms3": "connected regions per annotated mask (binary masks cannot tell objects apart: "
+                    "touching objects count once, an object split by occlusion counts twice)",
+}
+
+
+def _clip_masks(items: list[Item], fmt: str) -> dict[str, dict[str, dict[int, Path]]]:
+    """clip -> object -> second -> mask path (one object per clip except Ref-AVS fids; null rows left out)."""
+    out: dict[str, dict[str, dict[int, Path]]] = {}
+    for it in items:
+        if it.null:
+            continue
+        obj = str(it.row.get("fid", "0")) if fmt == "ref-avs" else ""
+        out.setdefault(clip_key(it, fmt), {}).setdefault(obj, {}).update(it.masks)
+    return out
+
+
+def _read_mask(path: Path) -> np.ndarray | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im if im.mode in ("L", "P", "1", "I;16", "I") else im.convert("L"))
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return arr
 
 
 def compute_stats(root: Path, fmt: str, progress: Progress | None = None) -> dict:
@@ -33,25 +98,21 @@ def compute_stats(root: Path, fmt: str, progress: Progress | None = None) -> dic
     annotated = Counter()
     media_missing = 0
     objects_per_video: dict[str, set] = defaultdict(set)
-    sounding_per_second: Counter = Counter()
     expr_len: list[int] = []
     for it in items:
-        vkey = it.row.get("vid", it.name) if fmt == "ref-avs" else it.name
-        videos[it.split].add(vkey)
+        videos[it.split].add(clip_key(it, fmt))
         annotated[it.split] += len(it.masks)
         if not it.frames[0].exists():
             media_missing += 1
         if fmt == "avsbench-s4":
             per_cat_split[it.category or "?"][it.split] += 1
         elif fmt == "avss":
-            objs = [o for o in it.row.get("a_obj", "").split("_") if o]
+            objs = [o for o in str(it.row.get("a_obj", "")).split("_") if o]
             for o in set(objs):
                 per_cat_split[o][it.split] += 1
-            objects_per_video[it.name] = set(objs)
-            sounding_per_second[len(set(objs))] += 1
+            objects_per_video[it.name] = set(objs) - {"background"}
         elif fmt == "ref-avs" and not it.null:
-            cat = it.name[len(it.row["vid"]) + 1:].rsplit("_", 1)[0]
-            per_cat_split[cat][it.split] += 1
+            per_cat_split[refavs_category(it)][it.split] += 1
             objects_per_video[it.row["vid"]].add(it.row.get("fid"))
         if fmt == "ref-avs":
             expr_len.append(len(str(it.row.get("exp", "")).split()))
@@ -60,145 +121,306 @@ def compute_stats(root: Path, fmt: str, progress: Progress | None = None) -> dic
     st["rows_per_split"] = dict(sorted(Counter(it.split for it in items).items()))
     st["annotated_frames_per_split"] = dict(sorted(annotated.items()))
     st["per_category_split"] = {c: dict(v) for c, v in sorted(per_cat_split.items())}
+    st["categories"] = len([c for c in per_cat_split if c not in ("background", "?")]) if fmt != "avsbench-ms3" else None
     st["media_missing_rows"] = media_missing
     if objects_per_video:
         st["objects_per_video"] = dict(sorted(Counter(len(v) for v in objects_per_video.values()).items()))
-    if fmt == "avss":
-        st["sounding_categories_per_video"] = dict(sorted(sounding_per_second.items()))
+        st["objects_per_video_label"] = ("sounding categories per video (a_obj)" if fmt == "avss"
+                                         else "referred objects per video (distinct fid)")
     if expr_len:
         st["expression_words"] = {"mean": float(np.mean(expr_len)), "max": int(max(expr_len)),
                                   "min": int(min(expr_len)), "histogram": dict(sorted(Counter(expr_len).items()))}
         st["null_expressions"] = sum(1 for it in items if it.null)
-    # media-dependent: mask areas (fraction of the frame) and sounding objects per annotated second
-    paths = [(it, p) for it in items for p in it.masks.values()]
-    step = max(1, len(paths) // MAX_AREA_SAMPLES)
-    areas, per_second, absent = [], Counter(), 0
-    sample = paths[::step]
-    import cv2
-    from PIL import Image
+    _mask_stats(st, rel, fmt, progress)
+    return st
 
-    for i, (_, p) in enumerate(sample):
-        if not p.exists():
-            absent += 1
-            if i == len(sample) - 1:
-                progress("mask areas", i + 1, len(sample), "")
-            continue
-        m = np.asarray(Image.open(p))
-        fg = m > 0
-        areas.append(float(fg.mean()))
-        if fmt == "avss":
-            per_second[len(set(np.unique(m).tolist()) - {0})] += 1
-        elif fmt in ("avsbench-s4", "avsbench-ms3"):
-            n, _ = cv2.connectedComponents(fg.astype(np.uint8))
-            per_second[n - 1] += 1
-        if i % 50 == 0 or i == len(sample) - 1:
-            progress("mask areas", i + 1, len(sample), p.name)
-    st["mask_files_read"] = len(sample) - absent
+
+def _mask_stats(st: dict, rel, fmt: str, progress: Progress) -> None:
+    """Masks of whole clips spread evenly over the release: areas, sounding objects per frame, the survey."""
+    import cv2
+
+    clips = _clip_masks(rel.items, fmt)
+    total_masks = sum(len(m) for objs in clips.values() for m in objs.values())
+    step = max(1, math.ceil(total_masks / MAX_MASKS))
+    chosen = list(clips)[::step]
+    survey = MaskSurvey(clips_total=len(clips))
+    areas: list[float] = []
+    per_frame: Counter = Counter()
+    read, absent = 0, 0
+    for i, ck in enumerate(chosen):
+        seconds: dict[int, int] = defaultdict(int)  # Ref-AVS: objects sounding at each second
+        for _obj, masks in clips[ck].items():
+            for sec, p in sorted(masks.items()):
+                survey.add(ck, p, None)
+                m = _read_mask(p) if p.exists() else None
+                if m is None:
+                    absent += 1
+                    continue
+                read += 1
+                survey.add(ck, p, m)
+                fg = m > 0
+                areas.append(float(fg.mean()))
+                if fmt == "avss":
+                    per_frame[len(set(np.unique(m).tolist()) - {0})] += 1
+                elif fmt == "ref-avs":
+                    seconds[sec] += int(fg.any())
+                else:
+                    n, _ = cv2.connectedComponents(fg.astype(np.uint8))
+                    per_frame[n - 1] += 1
+        if fmt == "ref-avs":
+            for sec in {s for masks in clips[ck].values() for s in masks}:
+                if all(p in survey.nonempty for masks in clips[ck].values() for s, p in masks.items() if s == sec):
+                    per_frame[seconds[sec]] += 1
+        if i % 20 == 0 or i == len(chosen) - 1:
+            progress("reading masks", i + 1, len(chosen), ck)
+    st["mask_clips_read"] = len(chosen)
+    st["mask_clips_total"] = len(clips)
+    st["mask_files_read"] = read
     st["mask_files_absent"] = absent
     if areas:
         a = np.asarray(areas)
         st["mask_area"] = {"mean": float(a.mean()), "median": float(np.median(a)),
-                           "empty_fraction": float((a == 0).mean()),
+                           "empty_fraction": float((a == 0).mean()), "masks": len(a),
                            "histogram": np.histogram(a, bins=10, range=(0, 1))[0].tolist()}
         st["_areas"] = a
-    if per_second:
-        key = "sounding_classes_per_frame" if fmt == "avss" else "mask_regions_per_frame"
-        st[key] = dict(sorted(per_second.items()))
-    return st
+    if per_frame:
+        st["sounding_per_frame"] = dict(sorted(per_frame.items()))
+        st["sounding_per_frame_label"] = SOUNDING_LABEL[fmt]
+    st["warnings"] = release_warnings(rel, survey if read else None)
+
+
+# -- the report --------------------------------------------------------------------------------
+
+def is_stats_report(path: Path) -> bool:
+    """Whether the file at `path` is an HTML report avs-tools stats wrote (its generator meta tag)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return f'<meta name="generator" content="{GENERATOR}'.encode() in head
+
+
+def _is_our_png(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and str(im.info.get("Software", "")).startswith(GENERATOR)
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+def plot_dir(out: Path) -> Path:
+    return Path(out).with_name(Path(out).stem + "_plots")
+
+
+def check_report_paths(out: Path) -> Path:
+    """Refuse, in one line, an --out the report must not be written to (before any work is done)."""
+    out = Path(out)
+    check_output_file(out, is_ours=out.is_file() and is_stats_report(out), what="--out")
+    d = plot_dir(out)
+    if d.exists() or d.is_symlink():
+        if d.is_symlink() or not d.is_dir():
+            raise UsageError(f"--out {out}: the plots go to {d}, which exists and is not a folder; name another file")
+        for name in PLOT_NAMES:
+            p = d / name
+            if (p.exists() or p.is_symlink()) and (p.is_symlink() or not p.is_file() or not _is_our_png(p)):
+                raise UsageError(f"--out {out}: {p} exists and was not written by avs-tools; name another file")
+    return out
 
 
 def _png(fig) -> bytes:
+    from avsbench_tools import __version__
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", dpi=100)
+    fig.savefig(buf, format="png", bbox_inches="tight", dpi=100,
+                metadata={"Software": f"{GENERATOR} {__version__}"})
     return buf.getvalue()
 
 
-def _table(title: str, header: list[str], rows: list[list]) -> str:
+def _table(title: str, header: list[str], rows: list[list], note: str = "") -> str:
     h = "".join(f"<th>{html.escape(str(x))}</th>" for x in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows)
-    return f"<h2>{html.escape(title)}</h2><table><tr>{h}</tr>{body}</table>"
+    foot = f"<p class='note'>{html.escape(note)}</p>" if note else ""
+    return f"<h2>{html.escape(title)}</h2><table><tr>{h}</tr>{body}</table>{foot}"
 
 
-def write_report(st: dict, out: Path) -> Path:
-    """out: the HTML path; PNGs are embedded and also written beside it (<stem>_plots/)."""
+def _split_order(splits) -> list[str]:
+    order = ("train", "val", "test", "test_s", "test_u", "test_n")
+    return sorted(splits, key=lambda s: (order.index(s) if s in order else len(order), s))
+
+
+def _fmt(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def published_rows(st: dict) -> list[list]:
+    """[quantity, this release, published] for the comparison table."""
+    pub = PUBLISHED[st["format"]]
+    rows = [["videos", _fmt(st["videos"]), _fmt(pub["videos"])]]
+    for s in _split_order({*pub.get("splits", {}), *st["videos_per_split"]}):
+        rows.append([f"videos in {s}", _fmt(st["videos_per_split"].get(s, 0)),
+                     _fmt(pub["splits"][s]) if s in pub.get("splits", {}) else "not published"])
+    if "categories" in pub:
+        mine = st.get("categories")
+        rows.append(["categories", _fmt(mine) if mine is not None else "not in the metadata",
+                     f"{pub['categories']}" + (f" ({pub['categories_note']})" if "categories_note" in pub else "")])
+    if "expressions" in pub:
+        rows.append(["expressions", _fmt(st["rows"] - st.get("null_expressions", 0)) + " (+"
+                     + _fmt(st.get("null_expressions", 0)) + " null)", _fmt(pub["expressions"])])
+        e = st.get("expression_words")
+        if e:
+            rows.append(["words per expression, mean", f"{e['mean']:.1f}", pub["words_mean"]])
+            rows.append(["words per expression, max", str(e["max"]), pub["words_max"]])
+    return rows
+
+
+def _plots(st: dict) -> list[tuple[str, bytes]]:
+    import matplotlib.pyplot as plt
+
+    out = []
+    for name, fig in make_figures(st):
+        out.append((name, _png(fig)))
+        plt.close(fig)
+    return out
+
+
+def make_figures(st: dict) -> list[tuple[str, object]]:
+    """The report's matplotlib figures, by file name (the caller closes them)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    out = Path(out)
-    if out.suffix.lower() != ".html":
-        out = out / "stats.html"
-    plots: list[tuple[str, bytes]] = []
+    plots: list[tuple[str, object]] = []
     pcs = st["per_category_split"]
     if pcs:
-        splits = sorted({s for v in pcs.values() for s in v})
-        cats = sorted(pcs, key=lambda c: -sum(pcs[c].values()))[:80]
-        fig, ax = plt.subplots(figsize=(max(6, 0.22 * len(cats)), 3.6))
-        bottom = np.zeros(len(cats))
+        splits = _split_order({s for v in pcs.values() for s in v})
+        cats = sorted(pcs, key=lambda c: (-sum(pcs[c].values()), c))[:80]
+        fig, ax = plt.subplots(figsize=(7, 1.2 + 0.24 * len(cats)))
+        left = np.zeros(len(cats))
+        y = np.arange(len(cats))
         for s in splits:
             vals = np.array([pcs[c].get(s, 0) for c in cats])
-            ax.bar(range(len(cats)), vals, bottom=bottom, label=s)
-            bottom += vals
-        ax.set_xticks(range(len(cats)))
-        ax.set_xticklabels(cats, rotation=90, fontsize=7)
-        ax.set_ylabel("rows")
-        ax.legend(fontsize=7)
-        ax.set_title("per category and split")
-        plots.append(("categories.png", _png(fig)))
-        plt.close(fig)
+            ax.barh(y, vals, left=left, label=s)
+            left += vals
+        ax.set_yticks(y)
+        ax.set_yticklabels(cats, fontsize=8)
+        ax.invert_yaxis()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("expressions" if st["format"] == "ref-avs" else "videos")
+        ax.legend(fontsize=8, loc="lower right")
+        more = f" (the {len(cats)} largest of {len(pcs)})" if len(pcs) > len(cats) else ""
+        ax.set_title(f"per category and split{more}")
+        plots.append(("categories.png", fig))
+
+    def counts(name: str, data: dict, xlabel: str, ylabel: str, title: str) -> None:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.bar([int(k) for k in data], list(data.values()), color="#4c72b0")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        plots.append((name, fig))
+
+    if "objects_per_video" in st:
+        counts("objects_per_video.png", st["objects_per_video"], st["objects_per_video_label"], "videos",
+               "objects per video")
+    if "sounding_per_frame" in st:
+        short = ("connected regions per mask" if st["format"] in ("avsbench-s4", "avsbench-ms3")
+                 else "sounding classes per frame" if st["format"] == "avss" else "referred objects per frame")
+        counts("sounding_per_frame.png", st["sounding_per_frame"], short, "annotated frames",
+               f"{short} ({st['mask_clips_read']} of {st['mask_clips_total']} clips)")
     if "_areas" in st:
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.hist(st["_areas"], bins=40, range=(0, 1), color="#4c72b0")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("mask area / frame area")
         ax.set_ylabel("masks")
-        ax.set_title("mask area distribution")
-        plots.append(("mask_area.png", _png(fig)))
-        plt.close(fig)
+        ax.set_title("mask area distribution", fontsize=10)
+        plots.append(("mask_area.png", fig))
     if "expression_words" in st:
-        hist = st["expression_words"]["histogram"]
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.bar(list(hist), list(hist.values()), color="#55a868")
-        ax.set_xlabel("words per expression")
-        ax.set_ylabel("expressions")
-        plots.append(("expression_length.png", _png(fig)))
-        plt.close(fig)
-    parts = [f"<h1>{html.escape(st['format'])} release statistics</h1>",
-             f"<p>{html.escape(st['root'])}: {st['rows']} metadata rows, {st['videos']} videos.</p>"]
+        counts("expression_length.png", st["expression_words"]["histogram"], "words per expression", "expressions",
+               "expression length")
+    return plots
+
+
+def write_report(st: dict, out: Path) -> Path:
+    """out: the HTML file. PNG plots are embedded and also written to <stem>_plots/ beside it.
+
+    Only a report (and plots) this command wrote earlier is replaced; anything else is refused."""
+    out = check_report_paths(out)
+    plots = _plots(st)
+    from avsbench_tools import __version__
+
+    fmt = st["format"]
+    parts = [f"<h1>{html.escape(fmt)} release statistics</h1>",
+             f"<p>{html.escape(st['root'])}: {st['rows']:,} metadata rows, {st['videos']:,} videos.</p>"]
+    warnings = st.get("warnings", [])
+    if warnings:
+        parts.append("<div class='warnings'><h2>Warnings</h2><ul>"
+                     + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul></div>")
+    else:
+        parts.append("<p class='ok'>No warnings (the checks of avs-tools validate found nothing to flag).</p>")
     if st["media_missing_rows"]:
         parts.append(f"<p class='warn'>Media absent for {st['media_missing_rows']} of {st['rows']} rows: "
                      "counts below come from the metadata; mask statistics cover only the files present "
                      f"({st['mask_files_read']} read, {st['mask_files_absent']} absent).</p>")
+    pub = PUBLISHED[fmt]
+    parts.append(_table("This release beside the official dataset", ["", "this release", "published"],
+                        published_rows(st),
+                        note=f"Published: the figures of the official {pub['source']} as its authors published "
+                             "them (recorded in the avs-tools design note formats.md); 'not published' where "
+                             "that note has no figure."))
     parts.append(_table("Videos and rows per split", ["split", "videos", "rows", "annotated frames"],
                         [[s, st["videos_per_split"].get(s, 0), st["rows_per_split"].get(s, 0),
-                          st["annotated_frames_per_split"].get(s, 0)] for s in st["rows_per_split"]]))
+                          st["annotated_frames_per_split"].get(s, 0)] for s in _split_order(st["rows_per_split"])]))
+    pcs = st["per_category_split"]
     if pcs:
-        splits = sorted({s for v in pcs.values() for s in v})
+        splits = _split_order({s for v in pcs.values() for s in v})
+        what = {"avss": "videos naming it in a_obj", "ref-avs": "expressions"}.get(fmt, "videos")
         parts.append(_table("Per category", ["category", *splits, "total"],
-                            [[c, *[pcs[c].get(s, 0) for s in splits], sum(pcs[c].values())] for c in sorted(pcs)]))
-    for key, title in (("objects_per_video", "Objects per video"),
-                       ("sounding_categories_per_video", "Sounding categories per video"),
-                       ("sounding_classes_per_frame", "Sounding classes per annotated frame"),
-                       ("mask_regions_per_frame", "Sounding regions per annotated frame")):
-        if key in st:
-            parts.append(_table(title, ["count", "videos" if "video" in key else "frames"],
-                                [[k, v] for k, v in st[key].items()]))
+                            [[c, *[pcs[c].get(s, 0) for s in splits], sum(pcs[c].values())] for c in sorted(pcs)],
+                            note=f"Counts are {what}."))
+    if "objects_per_video" in st:
+        parts.append(_table("Objects per video", [st["objects_per_video_label"], "videos"],
+                            [[k, v] for k, v in st["objects_per_video"].items()]))
+    if "sounding_per_frame" in st:
+        title = "Objects per annotated frame" if fmt == "ref-avs" else "Sounding objects per annotated frame"
+        parts.append(_table(title, ["count", "annotated frames"],
+                            [[k, v] for k, v in st["sounding_per_frame"].items()],
+                            note=f"Counted as {st['sounding_per_frame_label']}; read from "
+                                 f"{st['mask_clips_read']} of {st['mask_clips_total']} clips."))
     if "mask_area" in st:
         m = st["mask_area"]
-        parts.append(_table("Mask area (fraction of the frame)", ["mean", "median", "empty masks"],
-                            [[f"{m['mean']:.3f}", f"{m['median']:.3f}", f"{m['empty_fraction']:.1%}"]]))
+        parts.append(_table("Mask area (fraction of the frame)", ["masks read", "mean", "median", "empty masks"],
+                            [[m["masks"], f"{m['mean']:.3f}", f"{m['median']:.3f}", f"{m['empty_fraction']:.1%}"]],
+                            note=f"From {st['mask_clips_read']} of {st['mask_clips_total']} clips."))
     if "expression_words" in st:
         e = st["expression_words"]
         parts.append(_table("Expressions", ["mean words", "min", "max", "null expressions"],
                             [[f"{e['mean']:.2f}", e["min"], e["max"], st.get("null_expressions", 0)]]))
-    plot_dir = out.with_name(out.stem + "_plots")
+    d = plot_dir(out)
     for name, data in plots:
         b64 = base64.b64encode(data).decode()
-        parts.append(f"<h2>{html.escape(name[:-4].replace('_', ' '))}</h2><img src='data:image/png;base64,{b64}'>")
-        atomic_write_bytes(plot_dir / name, data)
+        parts.append(f"<h2>{html.escape(PLOT_TITLES[name])}</h2><img src='data:image/png;base64,{b64}' "
+                     f"alt='{html.escape(PLOT_TITLES[name])}'>")
+        atomic_write_bytes(d / name, data)
+    made = {n for n, _ in plots}
+    for name in PLOT_NAMES:  # an earlier report's plot this one does not make would mislead: drop our own only
+        p = d / name
+        if name not in made and p.is_file() and _is_our_png(p):
+            p.unlink()
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}.warn{color:#a60}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(st['format'])} stats</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}"
+             "td:first-child{text-align:left}.warn{color:#a60}.note{color:#555;font-size:90%}"
+             ".warnings{border:2px solid #d80;background:#fff6e6;padding:0 1em;margin:1em 0}.ok{color:#262}")
+    page = (f'<!doctype html><html><head><meta charset="utf-8">'
+            f'<meta name="generator" content="{GENERATOR} {html.escape(__version__)}">'
+            f"<title>{html.escape(fmt)} stats</title><style>{style}</style></head>"
+            f"<body>{''.join(parts)}</body></html>")
     atomic_write_text(out, page)
     return out

@@ -3,6 +3,10 @@
 Every file a loader opens must exist and decode; frame and mask sizes and mask values must be
 right; metadata rows and folders must agree; splits must be disjoint (no video in two splits);
 the annotated-frame rules per split must hold. Each problem names its path.
+
+Warnings (`release_warnings`, shared with stats) flag a release that loads but is probably not
+what its author meant: most masks empty, a single category or `unknown`, identical expressions,
+clips with no sounding frame, an expected split with no clips. They never change the exit code.
 """
 
 from __future__ import annotations
@@ -19,6 +23,94 @@ from avsbench_tools.release import Item, Release, read_release
 Progress = Callable[[str, int, int, str], None]
 
 
+EXPECTED_SPLITS = {"avsbench-s4": ("train", "val", "test"), "avsbench-ms3": ("train", "val", "test"),
+                   "avss": ("train", "val", "test"), "ref-avs": ("train", "val", "test_s", "test_u", "test_n")}
+
+
+@dataclass
+class MaskSurvey:
+    """Which masks were read and which were empty, by clip (Ref-AVS: by video; null rows left out)."""
+
+    nonempty: dict[Path, bool] = field(default_factory=dict)
+    clip_masks: dict[str, set[Path]] = field(default_factory=dict)
+    clips_total: int = 0  # clips in the release (the survey may cover a sample of them)
+
+    def add(self, clip: str, path: Path, arr: np.ndarray | None) -> None:
+        self.clip_masks.setdefault(clip, set()).add(path)
+        if arr is not None:
+            self.nonempty[path] = bool(np.asarray(arr).any())
+
+
+def clip_key(it: Item, fmt: str) -> str:
+    return it.row.get("vid", it.name) if fmt == "ref-avs" else it.name
+
+
+def row_categories(rel: Release) -> list[str] | None:
+    """The category of every row as the metadata says it (AVSS: each sounding object); None for MS3."""
+    if rel.fmt == "avsbench-s4":
+        return [it.category or "" for it in rel.items]
+    if rel.fmt == "avss":
+        return [o for it in rel.items for o in dict.fromkeys(str(it.row.get("a_obj", "")).split("_")) if o]
+    if rel.fmt == "ref-avs":
+        return [refavs_category(it) for it in rel.items if not it.null]
+    return None
+
+
+def refavs_category(it: Item) -> str:
+    vid = it.row.get("vid", "")
+    rest = it.name[len(vid) + 1:] if it.name.startswith(vid + "_") else it.name
+    return rest.rsplit("_", 1)[0]
+
+
+def release_warnings(rel: Release, survey: MaskSurvey | None) -> list[str]:
+    """What loads but is probably wrong. Mask counts cover the masks the survey read, and say so."""
+    out: list[str] = []
+    fmt = rel.fmt
+    if not rel.items:
+        return ["the metadata has no rows"]
+    if survey is not None and survey.nonempty:
+        read_clips = [c for c, ps in survey.clip_masks.items() if ps and all(p in survey.nonempty for p in ps)]
+        sampled = len(survey.clip_masks) < survey.clips_total
+        scope = f" (in the {len(survey.clip_masks)} of {survey.clips_total} clips read)" if sampled else ""
+        n = len(survey.nonempty)
+        empty = sum(1 for v in survey.nonempty.values() if not v)
+        what = "masks" if fmt != "avss" else "label maps"
+        null_note = " (null expressions left out)" if fmt == "ref-avs" else ""
+        if empty * 2 > n:
+            out.append(f"most {what} are empty: {empty} of {n}{null_note}{scope} hold no sounding object")
+        silent = [c for c in read_clips if not any(survey.nonempty[p] for p in survey.clip_masks[c])]
+        if silent:
+            frame = "frame showing a referred object" if fmt == "ref-avs" else "sounding frame"
+            out.append(f"{len(silent)} of {len(read_clips)} clips{scope} have no {frame} (every annotated "
+                       f"{what[:-1]} empty), e.g. {silent[0]}")
+    cats = row_categories(rel)
+    if cats is not None:
+        if fmt == "avss":
+            bare = sum(1 for it in rel.items if not [o for o in str(it.row.get("a_obj", "")).split("_")
+                                                     if o and o != "background"])
+            if bare:
+                out.append(f"{bare} of {len(rel.items)} rows name no sounding object (a_obj empty or background)")
+            cats = [c for c in cats if c != "background"]
+        label = {"avsbench-s4": "rows", "avss": "sounding objects in a_obj", "ref-avs": "expressions"}[fmt]
+        unknown = sum(1 for c in cats if c in ("", "unknown"))
+        if unknown:
+            out.append(f"{unknown} of {len(cats)} {label} have category 'unknown' or none: collect with "
+                       "--category (or set it) so masks and expressions know what they show")
+        kinds = sorted(set(cats) - {"", "unknown"})
+        if len(kinds) == 1 and len(rel.items) > 1:
+            out.append(f"a single category: all {len(cats)} {label} are {kinds[0]!r}" if not unknown else
+                       f"a single category besides 'unknown': {kinds[0]!r}")
+    if fmt == "ref-avs":
+        exps = [str(it.row.get("exp", "")).strip() for it in rel.items if not it.null]
+        if len(exps) > 1 and len(set(exps)) == 1:
+            out.append(f"all {len(exps)} expressions are identical ({exps[0]!r})")
+    present = {it.split for it in rel.items}
+    for s in EXPECTED_SPLITS[fmt]:
+        if s not in present:
+            out.append(f"split {s} has no clips")
+    return out
+
+
 @dataclass
 class Report:
     fmt: str
@@ -27,6 +119,8 @@ class Report:
     files_checked: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
     splits: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    survey: MaskSurvey | None = None
 
     def add(self, path, problem: str) -> None:
         self.problems.append((str(path), problem))
@@ -95,6 +189,7 @@ def _pkl(path: Path | None, rep: Report, t: int) -> None:
 
 
 def _check_binary_item(it: Item, rep: Report, size: tuple[int, int] | None) -> None:
+    survey = rep.survey
     shape = None
     for p in it.frames:
         im = _img(p, rep)
@@ -105,6 +200,7 @@ def _check_binary_item(it: Item, rep: Report, size: tuple[int, int] | None) -> N
                 rep.add(p, f"frame size {im.size[0]}x{im.size[1]} (want {size[0]}x{size[1]})")
             shape = shape or im.size
     for _, p in sorted(it.masks.items()):
+        survey.add(it.name, p, None)
         im = _img(p, rep)
         if im is None:
             continue
@@ -114,7 +210,9 @@ def _check_binary_item(it: Item, rep: Report, size: tuple[int, int] | None) -> N
         want = size or shape
         if want and im.size != want:
             rep.add(p, f"mask size {im.size[0]}x{im.size[1]} (want {want[0]}x{want[1]})")
-        vals = np.unique(np.asarray(im.convert("L")))
+        arr = np.asarray(im.convert("L"))
+        survey.add(it.name, p, arr)
+        vals = np.unique(arr)
         if not set(vals.tolist()) <= {0, 255}:
             rep.add(p, f"binary mask has values {vals[:6].tolist()} (want only 0 and 255)")
 
@@ -122,6 +220,7 @@ def _check_binary_item(it: Item, rep: Report, size: tuple[int, int] | None) -> N
 def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> Report:
     rel: Release = read_release(root, fmt)
     rep = Report(fmt, str(rel.root), items=len(rel.items), splits=rel.splits())
+    rep.survey = MaskSurvey(clips_total=len({clip_key(it, fmt) for it in rel.items if not it.null}))
     progress = progress or (lambda *a: None)
     # splits: disjoint, one split per video
     seen: dict[str, str] = {}
@@ -157,15 +256,25 @@ def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> 
                     _img(p, rep)
                 _wav(it.wav, rep)
             for p in it.masks.values():
+                if not it.null:
+                    rep.survey.add(clip_key(it, fmt), p, None)
+                if p in rep.survey.nonempty:  # several expressions share one fid's masks: read once
+                    continue
                 im = _img(p, rep)
-                if im is not None and it.null and np.asarray(im).any():
-                    rep.add(p, "null expression with a non-empty mask")
+                if im is None:
+                    continue
+                if it.null:
+                    if np.asarray(im).any():
+                        rep.add(p, "null expression with a non-empty mask")
+                else:
+                    rep.survey.add(clip_key(it, fmt), p, np.asarray(im))
         else:
             _check_binary_item(it, rep, size)
             _wav(it.wav, rep)
             _pkl(it.pkl, rep, 5)
         progress("validating", i + 1, len(rel.items), it.name)
     _folders_without_rows(rel, rep)
+    rep.warnings = release_warnings(rel, rep.survey)
     return rep
 
 
@@ -182,6 +291,7 @@ def _check_avss_item(it: Item, rep: Report, n_classes: int, palette: np.ndarray)
         if im is not None:
             shape = shape or im.size
     for sec, p in sorted(it.masks.items()):
+        rep.survey.add(it.name, p, None)
         im = _img(p, rep)
         if im is None:
             continue
@@ -191,6 +301,7 @@ def _check_avss_item(it: Item, rep: Report, n_classes: int, palette: np.ndarray)
         if sem.ndim != 2:
             rep.add(p, "labels_semantic is not single-channel")
             continue
+        rep.survey.add(it.name, p, sem)
         if sem.max(initial=0) >= n_classes:
             rep.add(p, f"class index {int(sem.max())} >= {n_classes} classes")
         rgb = _img(it.rgb_masks[sec], rep)

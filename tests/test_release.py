@@ -18,6 +18,7 @@ from avsbench_tools import metrics
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.media import ffmpeg_exe
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
+from avsbench_tools.release import read_release
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.splits import assign_splits
 from avsbench_tools.synth import SynthParams, synthesize
@@ -157,14 +158,40 @@ def test_export_refuses_existing_out_and_needs_reviews(exports, tmp_path):
     assert rows and {r[1] for r in rows} == {"test"}
 
 
-def test_evaluate_export_against_gold_json_keys(exports):
+def test_evaluate_gold_against_altered_copy_and_export(exports, tmp_path):
+    """An export's splits are its own (collect does not keep the world's), so gold is scored against a copy
+    of gold with one mask altered, checked by hand; the export itself is refused for what is missing.
+    Once `collect --world WORLD` keeps the world's clip ids and splits, score the export against gold."""
     d = exports["avsbench-s4"]
-    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", d / "world" / "gold", "--pred", d / "release",
-                "--split", "train", "--json", check=True)
+    gold = d / "world" / "gold"
+    pred = _release_copy(gold, tmp_path / "pred")
+    rel = read_release(gold, "avsbench-s4")
+    masks = [p for it in rel.items if it.split == "train" for p in it.masks.values()]
+    gts = [np.asarray(Image.open(p)) > 0 for p in masks]
+    k = next(i for i, g in enumerate(gts) if g.any())
+    g = gts[k]
+    wrong = g.copy()
+    ys, xs = np.nonzero(g)
+    wrong[ys[: len(ys) // 2], xs[: len(xs) // 2]] = False  # drop half of the object's pixels
+    wrong[:4, :4] = True  # and add a 16-pixel false positive in a corner the object does not touch
+    assert not g[:4, :4].any()
+    Image.fromarray(wrong.astype(np.uint8) * 255).save(pred / masks[k].relative_to(gold))
+    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", pred, "--split", "train", "--json",
+                check=True)
     res = json.loads(r.stdout)
-    assert {"miou", "fscore", "fscore_batch_free"} <= set(res)
-    assert 0.3 < res["miou"] <= 1.0  # motion proposals against the exact truth
-    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", d / "world" / "gold", "--pred", d / "ws")
+    assert {"miou", "fscore", "fscore_batch_free", "frames"} <= set(res)
+    inter = (wrong & g).sum()
+    iou = inter / (wrong | g).sum()
+    assert res["frames"] == len(masks)
+    assert res["miou"] == pytest.approx((len(masks) - 1 + iou) / len(masks))
+    p, rc = inter / wrong.sum(), inter / g.sum()
+    f = 1.3 * p * rc / (0.3 * p + rc)
+    n_full = sum(1 for x in gts if x.any())
+    assert res["fscore_batch_free"] == pytest.approx((n_full - 1 + f) / n_full)
+    # the export's splits differ from gold's: its masks are not at gold's paths, and that is an error, not a score
+    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", d / "release", "--split", "train")
+    assert r.returncode == 2 and "predicted masks missing" in r.stderr
+    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", d / "ws")
     assert r.returncode == 2 and "missing" in r.stderr
 
 

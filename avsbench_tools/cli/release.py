@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import FMT_HELP
+from avsbench_tools.cli.common import FMT_HELP, say_next
 
 
 @app.command(short_help="Check a release (ours or official).  e.g. avs-tools validate out --format avss")
@@ -16,72 +16,126 @@ def validate(
     release: Path = typer.Argument(..., help="Release root."),
     fmt: str = typer.Option(..., "--format", "-f", help=FMT_HELP),
     max_print: int = typer.Option(50, "--max-print", help="Problems printed (all are counted)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"problems": [{"path", "problem"}], "warnings": [...]}.'),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no next step."),
 ) -> None:
-    """Every file the loaders open exists and decodes; sizes, values, metadata, splits. Exit 1 on problems."""
+    """Every file the loaders open exists and decodes; sizes, values, metadata, splits. Exit 1 on problems.
+
+    Warnings (most masks empty, one category or 'unknown', identical expressions, clips with no
+    sounding frame, a split with no clips) are printed as `warning: ...` and do not fail the run."""
     from avsbench_tools.cli.progress import bars
+    from avsbench_tools.release import check_release
     from avsbench_tools.validate import validate_release
 
-    with bars(quiet) as cb:
+    check_release(release, fmt)  # a path problem is one line, before any progress bar
+    with bars(quiet or as_json) as cb:
         rep = validate_release(release, fmt, progress=cb)
+    if as_json:
+        typer.echo(json.dumps({"format": rep.fmt, "root": rep.root, "rows": rep.items, "splits": rep.splits,
+                               "files_checked": rep.files_checked,
+                               "problems": [{"path": p, "problem": q} for p, q in rep.problems],
+                               "warnings": rep.warnings}, indent=1))
+        if rep.problems:
+            raise typer.Exit(1)
+        return
     for path, problem in rep.problems[:max_print]:
         typer.echo(f"{path}: {problem}")
     if len(rep.problems) > max_print:
         typer.echo(f"... and {len(rep.problems) - max_print} more")
+    for w in rep.warnings:
+        typer.echo(f"warning: {w}")
     splits = ", ".join(f"{k} {v}" for k, v in sorted(rep.splits.items()))
     n_missing = sum(1 for _, p in rep.problems if p == "missing")
     typer.echo(f"validate: {rep.fmt} release {rep.root}: {rep.items} rows ({splits}), {rep.files_checked} files checked, "
-               f"{len(rep.problems)} problems ({n_missing} missing files)")
+               f"{len(rep.problems)} problems ({n_missing} missing files), {len(rep.warnings)} warnings")
     if rep.problems:
         raise typer.Exit(1)
+    say_next(f"avs-tools stats {_q(release)} --format {fmt} --out report.html", quiet)
+
+
+def _q(path: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 @app.command(short_help="The papers' statistics as HTML.  e.g. avs-tools stats out --format ref-avs --out report.html")
 def stats(
     release: Path = typer.Argument(..., help="Release root."),
     fmt: str = typer.Option(..., "--format", "-f", help=FMT_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="HTML report path (PNG plots are embedded and written beside it)."),
+    out: Path = typer.Option(..., "--out", "-o", help="HTML report file (PNG plots are embedded and written to "
+                             "<name>_plots/ beside it). Replaces only a report avs-tools stats wrote."),
     as_json: bool = typer.Option(False, "--json", help="Also print the numbers as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no next step."),
 ) -> None:
-    """Videos per category and split, annotated frames, objects, sounding objects, mask areas, expressions."""
+    """Warnings, the release beside the published figures, videos per category and split, annotated frames,
+    objects, sounding objects per frame, mask areas, expressions."""
     from avsbench_tools.cli.progress import bars
-    from avsbench_tools.stats import compute_stats, write_report
+    from avsbench_tools.release import check_release
+    from avsbench_tools.stats import check_report_paths, compute_stats, write_report
 
+    check_release(release, fmt)
+    check_report_paths(out)  # before the work: a path problem is one line, at once
     with bars(quiet) as cb:
         st = compute_stats(release, fmt, progress=cb)
     path = write_report(st, out)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in st.items() if not k.startswith("_")}, indent=1))
+    for w in st["warnings"]:
+        typer.echo(f"warning: {w}")
     missing = f"; media absent for {st['media_missing_rows']} rows (metadata counts only)" if st["media_missing_rows"] else ""
-    typer.echo(f"stats: {st['rows']} rows, {st['videos']} videos{missing} -> {path}")
+    typer.echo(f"stats: {st['rows']} rows, {st['videos']} videos{missing}, {len(st['warnings'])} warnings -> {path}")
+    say_next(f"avs-tools evaluate --format {fmt} --gt {_q(release)} --pred PREDICTIONS "
+             "(a folder with your model's masks at the release's mask paths)", quiet)
 
 
 @app.command(short_help="Official metrics of predictions.  e.g. avs-tools evaluate --format avsbench-s4 --gt rel --pred preds")
 def evaluate(
     fmt: str = typer.Option(..., "--format", "-f", help=FMT_HELP),
     gt: Path = typer.Option(..., "--gt", help="Ground-truth release root."),
-    pred: Path = typer.Option(..., "--pred", help="Predictions in the release's own mask layout (PNG)."),
+    pred: Path = typer.Option(..., "--pred", help="Predictions: a folder holding a single-channel PNG at the exact "
+                              "relative path of every ground-truth mask (0/255, 0/1 or 8-bit probabilities; "
+                              "AVSS: class indices), at the ground truth's size."),
     split: str = typer.Option(None, "--split", help="Split to score (default: the test splits)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Frames per batch of the official F (default: official)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing",
+                                       help="Score missing predictions as empty masks (reported) instead of failing."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """mIoU (empty-mask rule), F (beta^2 0.3; official batched and batch-free), AVSS 71-class, Ref-AVS J/F/S."""
+    """mIoU (empty-mask rule), F (beta^2 0.3; official batched and batch-free), AVSS 71-class, Ref-AVS J/F/S.
+
+    Predictions are read at the exact path of each ground-truth mask under PRED, never by file name;
+    RGB images, wrong sizes and out-of-range values are refused with the first offending path."""
+    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.evaluate import check_args
     from avsbench_tools.evaluate import evaluate as run
 
-    res = run(fmt, gt, pred, split, batch_size)
+    check_args(fmt, gt, pred)  # path problems: one line, before any progress bar
+    with bars(quiet) as cb:
+        res = run(fmt, gt, pred, split, batch_size, progress=cb, allow_missing=allow_missing)
     if as_json:
         typer.echo(json.dumps(res, indent=1))
         return
+    for w in res["warnings"]:
+        typer.echo(f"warning: {w}")
+    how = f" ({res['pred_values']})" if "pred_values" in res else ""
+    typer.echo(f"{fmt} {'/'.join(res['splits'])}: {res['frames']} frames scored ({res['clips']} clips) "
+               f"at {res['resolution']}; predictions {res['predictions']}{how}")
+    if res["missing"]:
+        typer.echo(f"missing: {res['missing']} of {res['frames']} predictions, scored as empty masks "
+                   f"(first: {res['missing_first']})")
     if fmt == "ref-avs":
+        if res["resized_predictions"]:
+            typer.echo(f"resized: {res['resized_predictions']} predictions at the ground truth's size, "
+                       f"to 256x256 by {res['resize_rule']}")
         for s in res["splits"]:
             r = res[s]
             vals = "  ".join(f"{k} {v:.4f}" for k, v in r.items() if k != "frames")
-            typer.echo(f"{s:7} {vals}  ({r['frames']} frames)")
+            typer.echo(f"  {s:7} {vals}  ({r['frames']} frames)")
         if "mix" in res:
-            typer.echo(f"mix     J {res['mix']['J']:.4f}  F {res['mix']['F']:.4f}")
+            typer.echo(f"  mix     J {res['mix']['J']:.4f}  F {res['mix']['F']:.4f}")
         return
-    typer.echo(f"{fmt} {'/'.join(res['splits'])}: {res['frames']} frames")
     typer.echo(f"  mIoU               {res['miou']:.4f}")
     bs = f" (official, batch {res['fscore_batch_size']} frames)" if "fscore_batch_size" in res else ""
     typer.echo(f"  F-score            {res['fscore']:.4f}{bs}")
