@@ -95,9 +95,9 @@ def evaluate(
     gt: Path = typer.Option(..., "--gt", help="Ground-truth release root."),
     pred: Path = typer.Option(..., "--pred", help="Predictions: a folder holding a single-channel PNG at the exact "
                               "relative path of every ground-truth mask (0/255, 0/1 or 8-bit probabilities; "
-                              "AVSS: class indices), at the ground truth's size."),
+                              "AVSS: class indices), at the ground truth's size (Ref-AVS: or 256x256)."),
     split: str = typer.Option(None, "--split", help="Split to score (default: the test splits)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Frames per batch of the official F (default: official)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Frames per batch of the official F (default: official)."),
     allow_missing: bool = typer.Option(False, "--allow-missing",
                                        help="Score missing predictions as empty masks (reported) instead of failing."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
