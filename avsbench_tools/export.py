@@ -391,7 +391,11 @@ def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None =
                          "earlier (splits never move); it applies only to clips without a split")
     if seed is None:
         seed = stored if stored is not None else 0
-    assign_splits(ws, seed=seed, unseen=unseen)
+    with _interrupts():
+        try:
+            assign_splits(ws, seed=seed, unseen=unseen)  # fingerprints every new clip: can take a while
+        except KeyboardInterrupt:
+            raise Interrupted(0, len(sampled), what=f"nothing was written, {given} is as it was") from None
     clips = [c for c in ws.catalog.clips() if c.clip_id in sampled]
     if split:
         known: dict[str, int] = {}
