@@ -135,3 +135,36 @@ def _put_video(container, stream, arr: np.ndarray, index: int) -> None:
     frame.pts = index
     for pkt in stream.encode(frame):
         container.mux(pkt)
+
+
+class Stopped(BaseException):
+    """A stage was asked to stop (Ctrl-C) while a child process ran; the child is killed and reaped.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` on the way swallows it.
+    """
+
+
+def run_tool(cmd: list[str], stop=None, poll: float = 0.05) -> tuple[int, str]:
+    """Run a command (ffmpeg) to completion and return (exit code, stderr text).
+
+    `stop` (a threading.Event) is checked while it runs: when set, or when this thread is
+    interrupted, the child is killed and waited for (no zombie, no orphan) and Stopped (or the
+    interruption) is raised.
+    """
+    import subprocess
+
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, errors="replace")
+    try:
+        while True:
+            try:
+                _, err = proc.communicate(timeout=poll)
+                return proc.returncode, err or ""
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.is_set():
+                    raise Stopped() from None
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        raise

@@ -61,7 +61,8 @@ def test_urls_through_yt_dlp_give_exact_clips(tmp_path, server, world_ms3):
         names.append(mp4.name)
     urls = _urls(tmp_path, server, names)
     run_cli("init", tmp_path / "ws", "--recipe", world_ms3 / "recipe.toml", check=True)
-    proc = run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "-q", check=True)
+    proc = run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "guitar", "-q",
+                   check=True)
     assert "3 new clips" in proc.stdout
     clips = sorted((tmp_path / "ws" / "clips").glob("*.mp4"))
     assert len(clips) == 3
@@ -73,7 +74,9 @@ def test_urls_through_yt_dlp_give_exact_clips(tmp_path, server, world_ms3):
     assert {s.status for s in srcs} == {"done"} and all(s.fetched_at and s.url for s in srcs)
     assert (tmp_path / "ws" / "download-archive.txt").read_text().count("generic") == 3
     gets = dict(server.gets)
-    run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "-q", check=True)
+    proc = run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "guitar", check=True)
+    assert "nothing to do: all 3 source(s) are already collected" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == f"next: avs-tools sample {tmp_path / 'ws'}"
     assert server.gets == gets, "a re-run must not touch the network for finished sources"
     assert len(list((tmp_path / "ws" / "clips").glob("*.mp4"))) == 3
     assert not _strays(tmp_path / "ws")
@@ -98,16 +101,21 @@ def test_http_errors_and_timeouts_become_ledger_rows_then_retry_completes(tmp_pa
     urls = _urls(tmp_path, server, ["gone.mp4", "denied.mp4", "slow.mp4", "fine.mp4"])
     opts = CollectOptions(urls=urls, any_license=True, timeout=2, retries=0)
     res = collect(ws, opts)
-    assert res.new_clips == 1 and res.failed == 3
+    # 404 is permanent (a removed video), 403 and the timeout are transient
+    assert res.new_clips == 1 and res.failed == 2 and res.rejected == 1
     reasons = sorted(f.reason for f in ws.catalog.failures("collect"))
-    assert any("404" in r for r in reasons) and any("403" in r for r in reasons) and any("timeout" in r for r in reasons)
+    assert any("404" in r and r.startswith("rejected") for r in reasons)
+    assert any("403" in r for r in reasons) and any("timeout" in r for r in reasons)
     st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["stages"]["collect"]["failed"] == 3 and st["clips"] == 1
     server.modes.clear()
     res = collect(ws, CollectOptions(urls=urls, any_license=True, timeout=2, retry_failed=True))
-    assert res.new_clips == 3 and len(ws.catalog.clips()) == 4 and not ws.catalog.failures("collect")
+    assert res.new_clips == 2 and len(ws.catalog.clips()) == 3
+    left = ws.catalog.failures("collect")
+    assert [f.reason for f in left] == ["rejected: not found (HTTP 404)"] and left[0].attempts == 1
+    assert server.gets.get("gone.mp4", 0) == 1, "--retry-failed must not retry a permanent rejection"
     attempts = ws.catalog.failures("collect", include_resolved=True)
-    assert all(f.resolved for f in attempts) and len(attempts) == 3
+    assert sum(f.resolved for f in attempts) == 2 and len(attempts) == 3
 
 
 def test_csv_rows_cut_at_their_start_frame_exactly(tmp_path, server):
@@ -165,7 +173,7 @@ def test_sigkill_mid_download_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     urls = _urls(tmp_path, server, ["first.mp4", "big.mp4"])
     run_cli("init", tmp_path / "ws", "--recipe", "avsbench-ms3", check=True)
     args = [sys.executable, "-m", "avsbench_tools", "collect", str(tmp_path / "ws"), "--urls", str(urls),
-            "--any-license", "-q", "--clips-per-video", "2"]
+            "--any-license", "-q", "--clips-per-video", "2", "--category", "dog_barking"]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     # kill while big.mp4 is downloading: its download GET has started (jobs=1, so first.mp4 is finished and
@@ -179,11 +187,11 @@ def test_sigkill_mid_download_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     p.wait()
     first_gets = server.gets["first.mp4"]
     server.modes.clear()
-    run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "-q", "--clips-per-video", "2", check=True)
+    run_cli(*args[3:], check=True)
     assert server.gets["first.mp4"] == first_gets, "a finished download was fetched again"
     ref = tmp_path / "ref"
     run_cli("init", ref, "--recipe", "avsbench-ms3", check=True)
-    run_cli("collect", ref, "--urls", urls, "--any-license", "-q", "--clips-per-video", "2", check=True)
+    run_cli("collect", ref, *args[5:], check=True)
     got = sorted(p.name for p in (tmp_path / "ws" / "clips").iterdir())
     assert got == sorted(p.name for p in (ref / "clips").iterdir()) and len(got) == 3
     assert not _strays(tmp_path / "ws")
@@ -239,9 +247,14 @@ def test_real_avss_rows_offline_become_network_ledger_rows(tmp_path):
     run_cli("init", tmp_path / "ws", "--recipe", "avss", check=True)
     t0 = time.time()
     proc = run_cli("collect", tmp_path / "ws", "--csv", rows, "-q", "--timeout", "5", timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    # every row failed: loud, with the first URLs and their reason, and where to see the rest
+    assert proc.returncode == 1, proc.stderr
+    assert "every one of the 4932 sources of this run failed" in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip().startswith("failed: https://www.youtube.com/")]
+    assert len(lines) == 5 and all("network error" in ln for ln in lines)
+    assert f"and 4927 more: avs-tools status {tmp_path / 'ws'} --failures" in proc.stderr
     assert time.time() - t0 < 240
-    st = json.loads(run_cli("status", tmp_path / "ws", "--json", "--failures", "0", check=True).stdout)
+    st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["stages"]["collect"]["failed"] == 4932 and st["clips"] == 0
     assert all("network" in f["reason"] for f in st["failures"])
     ws = open_workspace(tmp_path / "ws")
@@ -249,7 +262,7 @@ def test_real_avss_rows_offline_become_network_ledger_rows(tmp_path):
     assert src.url.startswith("https://www.youtube.com/watch?v=") and src.category in ws.recipe.categories
     ws.close()
     proc = run_cli("collect", tmp_path / "ws", "--retry-failed", "-q", "--timeout", "5", timeout=300)
-    assert proc.returncode == 0
+    assert proc.returncode == 1 and "failed: https://www.youtube.com/" in proc.stderr
     st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["stages"]["collect"]["failed"] == 4932
     assert max(f["attempts"] for f in st["failures"]) == 2

@@ -9,14 +9,15 @@ echo "== 1. synthetic world (8 clips of 5 s, gold MS3 release) -> $OUT/world"
 avs-tools synth "$OUT/world" --clips 8 --seconds 5 --seed 7 --gold avsbench-ms3
 echo "== 2. workspace from the world's recipe -> $OUT/ws"
 avs-tools init "$OUT/ws" --recipe "$OUT/world/recipe.toml"
-echo "== 3. collect: serve the MP4s on 127.0.0.1 and download them with yt-dlp (--urls)"
+echo "== 3. collect: serve the MP4s on 127.0.0.1 and download them with yt-dlp (--urls); --world keeps the"
+echo "   world's video ids, splits and categories, so its gold release can score the export"
 fifo=$(mktemp -u); mkfifo "$fifo"
 python tools/serve.py "$OUT/world" >"$fifo" & server=$!
 trap 'kill $server 2>/dev/null; rm -f "$fifo"' EXIT
 read -r base <"$fifo"
 sed "s|^|$base|" "$OUT/world/urls.txt" >"$OUT/urls.txt"
 # direct media links carry no licence metadata: --any-license keeps them (YouTube results are checked for CC)
-avs-tools collect "$OUT/ws" --urls "$OUT/urls.txt" --any-license --jobs 2
+avs-tools collect "$OUT/ws" --urls "$OUT/urls.txt" --world "$OUT/world" --any-license --jobs 2
 echo "== 4. sample: frames by the recipe's rule, 16 kHz WAV, VGGish log-mel, per-second sound activity"
 avs-tools sample "$OUT/ws" --jobs 2
 avs-tools preview "$OUT/ws" --out "$OUT/preview.png"
@@ -24,9 +25,12 @@ echo "== 5. preannotate: the default backend (weight-free motion + GrabCut, gate
 avs-tools preannotate "$OUT/ws"
 avs-tools preview "$OUT/ws" --masks --out "$OUT/preview-masks.png"
 echo "== 6. export (with the unreviewed proposals), validate, stats, and evaluate against the gold release"
+echo "   (every split: predictions are read at the exact path of each gold mask)"
 avs-tools export "$OUT/ws" "$OUT/release" --format avsbench-ms3 --include-unreviewed --force
 avs-tools validate "$OUT/release" --format avsbench-ms3
 avs-tools stats "$OUT/release" --format avsbench-ms3 --out "$OUT/stats.html"
-avs-tools evaluate --format avsbench-ms3 --gt "$OUT/world/gold" --pred "$OUT/release"
+for split in train val test; do
+  avs-tools evaluate --format avsbench-ms3 --gt "$OUT/world/gold" --pred "$OUT/release" --split "$split"
+done
 echo "== status"
 avs-tools status "$OUT/ws"

@@ -53,6 +53,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Each stage registers its commands, in pipeline order.
+from avsbench_tools.cli import categories as _categories  # noqa: E402,F401
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401

@@ -1,0 +1,121 @@
+"""set-category: change the category of clips already collected, and everything derived from it.
+
+A clip's category is set at collect time (--category, --category-from-folder, a CSV label, a
+world). When it was wrong or missing, `set_categories` puts it right in one transaction:
+
+- clips.category;
+- every mask version of the clip whose category came from the clip (the old category, or none);
+- Ref-AVS objects of the clip with the old (or no) category, and their template expressions
+  ("the <old category>") -- expressions a person wrote are never rewritten, only counted;
+- the source's category hint, when every clip of that source now has the new category (so later
+  clips cut from it follow).
+Mask versions that carry another category (a multi-source clip's other objects) are left alone.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from avsbench_tools.errors import UsageError
+from avsbench_tools.workspace import Workspace
+
+
+@dataclass
+class CategoryChange:
+    clip_id: str
+    old: str | None
+    new: str
+    mask_versions: int = 0
+    objects: int = 0
+    expressions: int = 0  # template expressions rewritten
+    kept_expressions: int = 0  # written expressions that still name the old category (not rewritten)
+    prompted: int = 0  # mask versions proposed by a prompted detector with the old category's prompt
+    exported: bool = False  # the clip is in an earlier release: re-export
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+def _template(cat: str | None) -> str | None:
+    return f"the {cat.replace('_', ' ')}" if cat else None
+
+
+def read_pairs_csv(path: Path) -> list[tuple[str, str]]:
+    """`clip_id,category` rows (a header row is allowed). Errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--csv {path}: file not found")
+    out = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for lineno, rec in enumerate(csv.reader(fh), start=1):
+            rec = [c.strip() for c in rec]
+            if not rec or not rec[0] or rec[0].startswith("#"):
+                continue
+            if lineno == 1 and rec[0].lower() in ("id", "clip", "clip_id", "name") and len(rec) >= 2:
+                continue
+            if len(rec) < 2 or not rec[1]:
+                raise UsageError(f"{path}:{lineno}: expected clip_id,category")
+            out.append((rec[0], rec[1]))
+    if not out:
+        raise UsageError(f"--csv {path}: no clip_id,category rows")
+    return out
+
+
+def set_categories(ws: Workspace, pairs: list[tuple[str, str]]) -> list[CategoryChange]:
+    """Validate every (clip id, category) pair first (nothing changes on a bad one), then apply them
+    all in one transaction. Returns one CategoryChange per clip, in the given order."""
+    recipe = ws.recipe
+    cat = ws.catalog
+    want: dict[str, str] = {}
+    for cid, category in pairs:
+        if category not in recipe.categories:
+            hint = recipe.match_category(category)
+            raise UsageError(f"--category {category!r} (clip {cid}) is not in recipe {recipe.name}"
+                             + (f"; did you mean {hint}?" if hint else "")
+                             + f" (one of: {', '.join(recipe.categories)})")
+        cid = ws.resolve_clip(cid)
+        if cid in want and want[cid] != category:
+            raise UsageError(f"clip {cid} is given two categories ({want[cid]} and {category})")
+        want[cid] = category
+    changes = []
+    with cat.tx() as db:
+        for cid, new in want.items():
+            clip = db.execute("SELECT category, source_id FROM clips WHERE clip_id=?", (cid,)).fetchone()
+            old = clip["category"]
+            ch = CategoryChange(cid, old, new)
+            ch.exported = db.execute("SELECT 1 FROM stage_status WHERE clip_id=? AND stage='export' AND status='done'",
+                                     (cid,)).fetchone() is not None
+            changes.append(ch)
+            if not ch.changed:
+                continue
+            db.execute("UPDATE clips SET category=? WHERE clip_id=?", (new, cid))
+            derived = "(category IS NULL OR category=?)" if old else "category IS NULL"
+            args = (old,) if old else ()
+            ch.prompted = db.execute(
+                f"SELECT COUNT(*) FROM mask_versions WHERE clip_id=? AND {derived} AND kind='proposal' "
+                "AND backend='grounded-sam'", (cid, *args)).fetchone()[0]
+            ch.mask_versions = db.execute(f"UPDATE mask_versions SET category=? WHERE clip_id=? AND {derived}",
+                                          (new, cid, *args)).rowcount
+            fids = [r[0] for r in db.execute(f"SELECT fid FROM objects WHERE clip_id=? AND {derived}", (cid, *args))]
+            ch.objects = db.execute(f"UPDATE objects SET category=? WHERE clip_id=? AND {derived}",
+                                    (new, cid, *args)).rowcount
+            old_text, new_text = _template(old), _template(new)
+            for fid in fids:
+                db.execute("UPDATE objects SET label=? WHERE clip_id=? AND fid=? AND label=?",
+                           (new_text, cid, fid, old_text))
+                if old_text:
+                    ch.expressions += db.execute(
+                        "UPDATE expressions SET text=? WHERE clip_id=? AND fid=? AND is_null=0 AND lower(text)=?",
+                        (new_text, cid, fid, old_text.lower())).rowcount
+                    ch.kept_expressions += db.execute(
+                        "SELECT COUNT(*) FROM expressions WHERE clip_id=? AND fid=? AND is_null=0 "
+                        "AND instr(lower(text), ?) > 0", (cid, fid, old.replace("_", " ").lower())).fetchone()[0]
+            src = clip["source_id"]
+            others = db.execute("SELECT COUNT(*) FROM clips WHERE source_id=? AND (category IS NULL OR category!=?)",
+                                (src, new)).fetchone()[0]
+            if others == 0:
+                db.execute("UPDATE sources SET category=? WHERE source_id=?", (new, src))
+    return changes

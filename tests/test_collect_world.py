@@ -1,0 +1,93 @@
+"""A synthetic world scored end to end (issue #12, point 10): `collect --world` keeps the world's video
+ids, splits and categories, so collect -> sample -> preannotate -> export -> evaluate against the
+world's gold release finds a prediction at the exact path of every gold mask, in every split."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import run_cli
+from httpserver import MediaServer
+
+from avsbench_tools.release import read_release
+from avsbench_tools.synth import SynthParams, synthesize
+
+
+@pytest.fixture(scope="module")
+def world_s4(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world") / "s4"
+    synthesize(out, SynthParams(clips=4, seconds=5, width=160, height=120, seed=5, gold="avsbench-s4"))
+    return out
+
+
+def _clips(ws) -> list[dict]:
+    return json.loads(run_cli("clips", ws, "--json", check=True).stdout)
+
+
+@pytest.mark.parametrize("fmt", ["avsbench-ms3", "avsbench-s4"])
+def test_world_round_trip_scores_every_gold_frame(fmt, tmp_path, world_ms3, world_s4):
+    world = world_ms3 if fmt == "avsbench-ms3" else world_s4
+    gold = read_release(world / "gold", fmt)
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
+    proc = run_cli("collect", ws, "--world", world)  # no --category: the world gives each clip its own
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == f"next: avs-tools sample {ws}"
+    clips = _clips(ws)
+    if fmt == "avsbench-ms3":  # MS3 names are the clip ids, <video id>_<n>
+        assert sorted(c["clip"] for c in clips) == sorted(it.name for it in gold.items)
+    assert sorted(c["clip"].split("_")[0] for c in clips) == sorted(it.name.split("_")[0] for it in gold.items)
+    run_cli("sample", ws, "-q", check=True)
+    run_cli("preannotate", ws, "-q", check=True)
+    rel = tmp_path / "rel"
+    run_cli("export", ws, rel, "--include-unreviewed", "-q", check=True)
+    exported = read_release(rel, fmt)
+    assert sorted((it.name, it.split, it.category) for it in exported.items) == \
+        sorted((it.name, it.split, it.category) for it in gold.items)
+    for split in sorted({it.split for it in gold.items}):
+        want = sum(len(it.masks) for it in gold.items if it.split == split)
+        proc = run_cli("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split, "--json")
+        assert proc.returncode == 0, proc.stderr
+        res = json.loads(proc.stdout)
+        assert res["frames"] == want > 0 and not res.get("missing"), (split, res)
+        assert 0 < res["miou"] <= 1
+
+
+def test_world_through_urls_keeps_the_same_ids(tmp_path, world_ms3):
+    """--urls serving the world, with --world: the same clip ids, splits and categories as --local."""
+    www = tmp_path / "www"
+    shutil.copytree(world_ms3 / "videos", www / "videos")
+    srv = MediaServer(www)
+    try:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("".join(srv.url(line) + "\n" for line in (world_ms3 / "urls.txt").read_text().split()))
+        by_url, by_file = tmp_path / "ws-url", tmp_path / "ws-local"
+        for ws in (by_url, by_file):
+            run_cli("init", ws, "--recipe", world_ms3 / "recipe.toml", check=True)
+        run_cli("collect", by_url, "--urls", urls, "--world", world_ms3, "--any-license", "-q", check=True)
+        run_cli("collect", by_file, "--local", world_ms3 / "videos", "--world", world_ms3, "-q", check=True)
+        key = [(c["clip"], c["split"], c["category"]) for c in _clips(by_url)]
+        assert key == [(c["clip"], c["split"], c["category"]) for c in _clips(by_file)] and len(key) == 4
+        # a URL that is not one of the world's videos is refused before anything is queued
+        other = tmp_path / "other.txt"
+        other.write_text(srv.url("videos/holiday.mp4") + "\n")
+        ws = tmp_path / "ws-other"
+        run_cli("init", ws, "--recipe", world_ms3 / "recipe.toml", check=True)
+        proc = run_cli("collect", ws, "--urls", other, "--world", world_ms3, "--any-license", "-q")
+        assert proc.returncode == 2 and "holiday.mp4" in proc.stderr and "is not one of its videos" in proc.stderr
+    finally:
+        srv.close()
+
+
+def test_world_needs_the_worlds_recipe(tmp_path, world_ms3):
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", "avsbench-s4", check=True)
+    proc = run_cli("collect", ws, "--world", world_ms3, "-q")
+    assert proc.returncode == 2 and f"--recipe {world_ms3}/recipe.toml" in proc.stderr
+    run_cli("init", tmp_path / "ws2", "--recipe", "avsbench-ms3", check=True)
+    proc = run_cli("collect", tmp_path / "ws2", "--world", world_ms3, "-q")  # same format, other categories
+    assert proc.returncode == 2 and "is not in recipe avsbench-ms3" in proc.stderr
+    proc = run_cli("collect", tmp_path / "ws2", "--world", tmp_path, "-q")
+    assert proc.returncode == 2 and "not a synthetic world" in proc.stderr
