@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS stage_status(
 CREATE TABLE IF NOT EXISTS failures(
   stage TEXT NOT NULL, item TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT,
   attempts INTEGER NOT NULL DEFAULT 1, first_at TEXT NOT NULL, last_at TEXT NOT NULL,
-  resolved INTEGER NOT NULL DEFAULT 0, payload TEXT, PRIMARY KEY(stage, item));
+  resolved INTEGER NOT NULL DEFAULT 0, payload TEXT, permanent INTEGER, PRIMARY KEY(stage, item));
 CREATE TABLE IF NOT EXISTS frames(
   clip_id TEXT NOT NULL, second INTEGER NOT NULL, frame_index INTEGER NOT NULL, pts REAL NOT NULL,
   path TEXT NOT NULL, width INTEGER, height INTEGER, PRIMARY KEY(clip_id, second));
@@ -114,6 +114,23 @@ class Failure:
     last_at: str
     resolved: int
     payload: str | None
+    permanent: int | None = None  # 1: not worth retrying (no audio, too short, licence); NULL in older catalogs
+
+
+def write_stage(db: sqlite3.Connection, clip_id: str, stage: str, status: str, reason: str | None = None,
+                settings: dict | None = None) -> None:
+    """Set a clip's stage status inside an open transaction (so a stage can commit it with its rows)."""
+    db.execute(
+        "INSERT INTO stage_status(clip_id, stage, status, attempts, reason, settings, updated_at) "
+        "VALUES(?, ?, ?, 1, ?, ?, ?) ON CONFLICT(clip_id, stage) DO UPDATE SET status=excluded.status, "
+        "attempts=stage_status.attempts+1, reason=excluded.reason, settings=excluded.settings, "
+        "updated_at=excluded.updated_at",
+        (clip_id, stage, status, reason, json.dumps(settings, sort_keys=True) if settings else None, now()))
+
+
+def write_resolved(db: sqlite3.Connection, stage: str, item: str) -> None:
+    """Close the ledger row of (stage, item) inside an open transaction."""
+    db.execute("UPDATE failures SET resolved=1, last_at=? WHERE stage=? AND item=?", (now(), stage, item))
 
 
 def _from_row(cls, row: sqlite3.Row):
@@ -227,30 +244,39 @@ class Catalog:
     def set_stage(self, clip_id: str, stage: str, status: str, reason: str | None = None,
                   settings: dict | None = None) -> None:
         with self.tx() as db:
-            db.execute(
-                "INSERT INTO stage_status(clip_id, stage, status, attempts, reason, settings, updated_at) "
-                "VALUES(?, ?, ?, 1, ?, ?, ?) ON CONFLICT(clip_id, stage) DO UPDATE SET status=excluded.status, "
-                "attempts=stage_status.attempts+1, reason=excluded.reason, settings=excluded.settings, "
-                "updated_at=excluded.updated_at",
-                (clip_id, stage, status, reason, json.dumps(settings, sort_keys=True) if settings else None, now()))
+            write_stage(db, clip_id, stage, status, reason, settings)
 
     def stage_of(self, clip_id: str, stage: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM stage_status WHERE clip_id=? AND stage=?", (clip_id, stage)).fetchone()
 
     def record_failure(self, stage: str, item: str, reason: str, detail: str | None = None,
-                       payload: dict | None = None) -> None:
+                       payload: dict | None = None, permanent: bool = False) -> None:
+        """Add or update the open ledger row of (stage, item). `permanent`: a rejection that a retry
+        cannot change (no audio, too short, licence), which `--retry-failed` and `status` do not offer."""
         t = now()
+        self._ensure_permanent_column()
         with self.tx() as db:
             db.execute(
-                "INSERT INTO failures(stage, item, reason, detail, attempts, first_at, last_at, resolved, payload) "
-                "VALUES(?, ?, ?, ?, 1, ?, ?, 0, ?) ON CONFLICT(stage, item) DO UPDATE SET reason=excluded.reason, "
-                "detail=excluded.detail, attempts=failures.attempts+1, last_at=excluded.last_at, resolved=0, "
-                "payload=COALESCE(excluded.payload, failures.payload)",
-                (stage, item, reason, detail, t, t, json.dumps(payload, sort_keys=True) if payload else None))
+                "INSERT INTO failures(stage, item, reason, detail, attempts, first_at, last_at, resolved, payload, "
+                "permanent) VALUES(?, ?, ?, ?, 1, ?, ?, 0, ?, ?) ON CONFLICT(stage, item) DO UPDATE SET "
+                "reason=excluded.reason, detail=excluded.detail, attempts=failures.attempts+1, last_at=excluded.last_at, "
+                "resolved=0, payload=COALESCE(excluded.payload, failures.payload), permanent=excluded.permanent",
+                (stage, item, reason, detail, t, t, json.dumps(payload, sort_keys=True) if payload else None,
+                 int(bool(permanent))))
+
+    def _ensure_permanent_column(self) -> None:
+        """Catalogs made before the `permanent` column get it (NULL: not permanent) on their first new failure."""
+        if getattr(self, "_has_permanent", False):
+            return
+        with self._lock:
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(failures)")}
+            if "permanent" not in cols:
+                self.db.execute("ALTER TABLE failures ADD COLUMN permanent INTEGER")
+            self._has_permanent = True
 
     def resolve_failure(self, stage: str, item: str) -> None:
         with self.tx() as db:
-            db.execute("UPDATE failures SET resolved=1, last_at=? WHERE stage=? AND item=?", (now(), stage, item))
+            write_resolved(db, stage, item)
 
     def failures(self, stage: str | None = None, include_resolved: bool = False) -> list[Failure]:
         q = "SELECT * FROM failures WHERE 1=1"

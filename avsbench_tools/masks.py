@@ -8,6 +8,7 @@ single-channel PNGs (0/255) under `ws/masks/`; each is one row of `mask_versions
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -113,24 +114,36 @@ def save_versions(ws: Workspace, clip_id: str, objs: list[ObjectMask], kind: str
     h = settings_hash(settings)
     base = ws.path("masks", clip_id, f"{kind}-{h}")
     rows = []
-    for o in objs:
-        if o.mask is None:
-            continue
-        p = base / f"{o.second}_{o.fid}.png"
-        atomic_write_bytes(p, mask_png(o.mask))
-        rows.append((clip_id, o.second, o.fid, kind, o.category, float(o.score),
-                     None if o.sounding is None else int(o.sounding),
-                     json.dumps({**o.evidence, "tracked": bool(o.tracked), "lost": bool(o.lost), "box": o.box}, sort_keys=True,
-                                default=_json_default),
-                     backend, h, json.dumps(settings, sort_keys=True), ws.rel(p), now(), author))
-    done_seconds = sorted(set(seconds if seconds is not None else [o.second for o in objs]))
-    with ws.catalog.tx() as db:
-        db.execute("DELETE FROM mask_versions WHERE clip_id=? AND kind=? AND settings_hash=?", (clip_id, kind, h))
-        db.executemany("INSERT INTO mask_versions(clip_id, second, fid, kind, category, score, sounding, evidence, "
-                       "backend, settings_hash, settings_json, path, created_at, author) "
-                       "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
-                   (f"masks-done:{kind}:{h}:{clip_id}", json.dumps(done_seconds)))
+    written = []
+    try:
+        for o in objs:
+            if o.mask is None:
+                continue
+            p = base / f"{o.second}_{o.fid}.png"
+            written.append(p)
+            atomic_write_bytes(p, mask_png(o.mask))
+            rows.append((clip_id, o.second, o.fid, kind, o.category, float(o.score),
+                         None if o.sounding is None else int(o.sounding),
+                         json.dumps({**o.evidence, "tracked": bool(o.tracked), "lost": bool(o.lost), "box": o.box},
+                                    sort_keys=True, default=_json_default),
+                         backend, h, json.dumps(settings, sort_keys=True), ws.rel(p), now(), author))
+        done_seconds = sorted(set(seconds if seconds is not None else [o.second for o in objs]))
+        with ws.catalog.tx() as db:
+            db.execute("DELETE FROM mask_versions WHERE clip_id=? AND kind=? AND settings_hash=?", (clip_id, kind, h))
+            db.executemany("INSERT INTO mask_versions(clip_id, second, fid, kind, category, score, sounding, evidence, "
+                           "backend, settings_hash, settings_json, path, created_at, author) "
+                           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
+                       (f"masks-done:{kind}:{h}:{clip_id}", json.dumps(done_seconds)))
+    except BaseException:
+        # nothing committed: remove the files of this set unless an earlier committed set uses them
+        kept = {r[0] for r in ws.catalog.query("SELECT path FROM mask_versions WHERE clip_id=? AND settings_hash=?",
+                                               (clip_id, h))}
+        for p in written:
+            if ws.rel(p) not in kept:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+        raise
     return len(rows)
 
 

@@ -10,13 +10,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from avsbench_tools.catalog import STAGES, Catalog
 from avsbench_tools.errors import UsageError, WorkspaceBusy
-from avsbench_tools.fsutil import atomic_write_text, remove_stale_temps
+from avsbench_tools.fsutil import TMP_PREFIX, atomic_write_text, remove_stale_temps
 from avsbench_tools.recipe import Recipe, load_recipe, parse_recipe
 
 CATALOG_NAME = "catalog.sqlite"
@@ -41,7 +47,11 @@ class Workspace:
 
         if self._lock_fd is not None:
             return
-        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise UsageError(f"workspace {self.root} is not writable ({exc.strerror}: {self.root / LOCK_NAME}); "
+                             f"{command or 'this command'} needs to write it") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -84,45 +94,126 @@ class Workspace:
             self._lock_fd = None
 
 
+# What a workspace folder holds (a folder with anything else is not made into a workspace).
+OWN_NAMES = {CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", f"{CATALOG_NAME}-journal", RECIPE_NAME,
+             LOCK_NAME, "sources", "clips", "frames", "audio", "masks", "previews", ".cache", "download-archive.txt"}
+
+
+def _show(root: Path) -> str:
+    """The path as the user typed it, with the absolute path where the text alone says little ('.', '..')."""
+    text = str(root)
+    return f"{text} ({Path(text).resolve()})" if text in (".", "..") else text
+
+
+def _stat_folder(root: Path, what: str) -> bool:
+    """True if root is an existing, readable folder; False if it does not exist; else a one-line UsageError."""
+    try:
+        root.stat()
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        raise UsageError(f"{what} {_show(root)}: a part of the path is a file, not a folder") from None
+    except PermissionError:
+        raise UsageError(f"{what} {_show(root)}: permission denied (a folder on the way cannot be read)") from None
+    try:
+        if not root.is_dir():
+            raise UsageError(f"{what} {_show(root)} is a file, not a workspace folder")
+        os.listdir(root)
+    except PermissionError:
+        raise UsageError(f"{what} {_show(root)}: permission denied (cannot read the folder)") from None
+    except OSError as exc:
+        raise UsageError(f"{what} {_show(root)}: {exc.strerror or exc}") from None
+    return True
+
+
 def init_workspace(root: Path, recipe: str | Path) -> tuple[Workspace, bool]:
-    """Create (or repair) a workspace. Returns (workspace, created). Idempotent for the same recipe."""
+    """Create (or repair) a workspace. Returns (workspace, created). Idempotent for the same recipe.
+
+    Only an empty folder, a new one, or an (interrupted) workspace is made into a workspace: a
+    folder holding anything else is refused, so init never writes over a user's files."""
     root = Path(root)
     rec = load_recipe(recipe)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{root} exists and is not a folder")
+    exists = _stat_folder(root, "workspace")
     existing = root / CATALOG_NAME
     if existing.exists():
-        meta = Catalog(existing).meta()
+        meta = _catalog_meta(existing, root)
         if meta.get("initialised"):
             if meta.get("recipe") != rec.name:
                 raise UsageError(f"workspace {root} was made for recipe {meta.get('recipe')!r}, not {rec.name!r}")
             return open_workspace(root), False
-    root.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(root)
-    atomic_write_text(root / RECIPE_NAME, rec.text)
-    for sub in ("sources", "clips", "frames", "audio", "masks"):
-        (root / sub).mkdir(exist_ok=True)
-    cat = Catalog(root / CATALOG_NAME)
-    cat.create_schema({"recipe": rec.name, "recipe_digest": rec.digest})
+    elif exists:
+        others = sorted(n for n in os.listdir(root) if n not in OWN_NAMES and not n.startswith(TMP_PREFIX))
+        if (root / RECIPE_NAME).is_file() and (root / RECIPE_NAME).read_text(encoding="utf-8", errors="replace") != rec.text:
+            others.insert(0, RECIPE_NAME)
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise UsageError(f"{_show(root)} is not empty ({shown}) and is not a workspace: init makes a workspace in "
+                             "a new or empty folder, e.g. avs-tools init ws --recipe NAME")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(root)
+        atomic_write_text(root / RECIPE_NAME, rec.text)
+        for sub in ("sources", "clips", "frames", "audio", "masks"):
+            (root / sub).mkdir(exist_ok=True)
+        cat = Catalog(root / CATALOG_NAME)
+        cat.create_schema({"recipe": rec.name, "recipe_digest": rec.digest})
+    except (OSError, sqlite3.Error) as exc:
+        where = getattr(exc, "filename", None) or root
+        raise UsageError(f"cannot create workspace {_show(root)}: {getattr(exc, 'strerror', None) or exc} "
+                         f"({where})") from None
     return Workspace(root=root, recipe=rec, catalog=cat), True
 
 
+def _catalog_meta(cat_path: Path, root: Path) -> dict[str, str]:
+    try:
+        cat = Catalog(cat_path)
+    except sqlite3.Error as exc:
+        raise UsageError(f"workspace {_show(root)}: cannot open {CATALOG_NAME}: {exc}") from None
+    try:
+        return cat.meta()
+    except sqlite3.Error as exc:
+        raise UsageError(f"workspace {_show(root)}: cannot read {CATALOG_NAME}: {exc}") from None
+    finally:
+        cat.close()
+
+
 def open_workspace(root: Path, expect_recipe: str | None = None, lock: str | None = None) -> Workspace:
-    """Open a workspace; with `lock` (the command's name) also take its writer lock."""
+    """Open a workspace; with `lock` (the command's name) also take its writer lock.
+
+    Every problem with the path (missing, a file, unreadable, not a workspace) is a one-line UsageError."""
     root = Path(root)
     cat_path = root / CATALOG_NAME
-    if not cat_path.is_file():
-        raise UsageError(f"workspace {root} not found (no {CATALOG_NAME}): create it with avs-tools init {root} --recipe NAME")
-    cat = Catalog(cat_path)
-    meta = cat.meta()
+    if not _stat_folder(root, "workspace"):
+        raise UsageError(f"workspace {_show(root)} not found: create it with avs-tools init {root} --recipe NAME")
+    try:
+        has_catalog = cat_path.is_file()
+        if has_catalog:
+            with open(cat_path, "rb"):
+                pass
+    except OSError as exc:
+        raise UsageError(f"workspace {_show(root)}: cannot read {CATALOG_NAME} ({exc.strerror})") from None
+    if not has_catalog:
+        raise UsageError(f"{_show(root)} is not a workspace (no {CATALOG_NAME}): create one with "
+                         f"avs-tools init {root} --recipe NAME")
+    try:
+        cat = Catalog(cat_path)
+        meta = cat.meta()
+    except sqlite3.Error as exc:
+        hint = "" if os.access(root, os.W_OK) else " (the folder is not writable: SQLite needs to create its WAL files)"
+        raise UsageError(f"workspace {_show(root)}: cannot open {CATALOG_NAME}: {exc}{hint}") from None
     if not meta.get("initialised"):
         cat.close()
         raise UsageError(f"workspace {root} is incomplete (interrupted init): run avs-tools init {root} --recipe NAME again")
     rec_path = root / RECIPE_NAME
-    if not rec_path.is_file():
+    try:
+        rec_text = rec_path.read_text(encoding="utf-8") if rec_path.is_file() else None
+    except OSError as exc:
+        cat.close()
+        raise UsageError(f"workspace {_show(root)}: cannot read {RECIPE_NAME} ({exc.strerror})") from None
+    if rec_text is None:
         cat.close()
         raise UsageError(f"workspace {root} has no {RECIPE_NAME}: run avs-tools init {root} --recipe {meta.get('recipe')} again")
-    rec = parse_recipe(rec_path.read_text(encoding="utf-8"), source=str(rec_path))
+    rec = parse_recipe(rec_text, source=str(rec_path))
     if expect_recipe and expect_recipe != rec.name:
         cat.close()
         raise UsageError(f"workspace {root} was made for recipe {rec.name!r}, not {expect_recipe!r}")
@@ -136,16 +227,94 @@ def open_workspace(root: Path, expect_recipe: str | None = None, lock: str | Non
     return ws
 
 
-def workspace_status(root: Path) -> dict:
-    """The machine-readable status: {"recipe", "clips", "stages": {stage: {done, failed, pending}}, "failures"}."""
+def _source_name(kind: str | None, url: str | None, path: str | None, title: str | None) -> str:
+    """How a source is shown: its URL, or for a local file its file name only (never an absolute path)."""
+    if kind == "local" or (url or "").startswith("file:"):
+        if path:
+            return Path(path).name
+        if url:
+            from urllib.parse import unquote, urlparse
+
+            return Path(unquote(urlparse(url).path)).name
+        return Path(title or "").name
+    return url or title or ""
+
+
+def _retryable(f) -> bool:
+    if f.permanent:
+        return False
+    try:
+        payload = json.loads(f.payload) if f.payload else {}
+    except ValueError:
+        payload = {}
+    return not (isinstance(payload, dict) and payload.get("kind") == "rejected")
+
+
+def workspace_status(root: Path, stages: Iterable[str] | None = None) -> dict:
+    """The machine-readable status: {"recipe", "clips", "stages": {stage: {done, failed, pending}}, "failures"}.
+
+    `stages`: the stages to report (default: every stage the catalog knows). Each failure is
+    {stage, item, source, reason, attempts, retryable}."""
     ws = open_workspace(root)
     try:
         counts = ws.catalog.stage_counts()
         n = ws.catalog.db.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+        names = {r["source_id"]: _source_name(r["kind"], r["url"], r["path"], r["title"])
+                 for r in ws.catalog.query("SELECT source_id, kind, url, path, title FROM sources")}
+        clip_src = {r[0]: names.get(r[1], r[1]) for r in ws.catalog.query("SELECT clip_id, source_id FROM clips")}
         fails = [
-            {"stage": f.stage, "item": f.item, "reason": f.reason, "attempts": f.attempts}
+            {"stage": f.stage, "item": f.item, "source": names.get(f.item) or clip_src.get(f.item) or "",
+             "reason": f.reason, "attempts": f.attempts, "retryable": _retryable(f)}
             for f in ws.catalog.failures()
         ]
-        return {"recipe": ws.recipe.name, "clips": int(n), "stages": {s: counts[s] for s in STAGES}, "failures": fails}
+        wanted = [s for s in STAGES if stages is None or s in set(stages)]
+        return {"recipe": ws.recipe.name, "clips": int(n), "stages": {s: counts[s] for s in wanted}, "failures": fails}
     finally:
         ws.close()
+
+
+def list_clips(root: Path, stages: Iterable[str] | None = None) -> list[dict]:
+    """[{clip, category, source, seconds, split, stages: {stage: done|failed|pending}}] by clip id."""
+    ws = open_workspace(root)
+    try:
+        wanted = [s for s in STAGES if stages is None or s in set(stages)]
+        state: dict[tuple[str, str], str] = {
+            (r["clip_id"], r["stage"]): r["status"]
+            for r in ws.catalog.query("SELECT clip_id, stage, status FROM stage_status")}
+        rows = ws.catalog.query(
+            "SELECT c.clip_id, c.category, c.seconds, c.split, c.start, s.kind, s.url, s.path, s.title "
+            "FROM clips c LEFT JOIN sources s USING(source_id) ORDER BY c.clip_id")
+        return [{"clip": r["clip_id"], "category": r["category"],
+                 "source": _source_name(r["kind"], r["url"], r["path"], r["title"]),
+                 "start": r["start"], "seconds": r["seconds"], "split": r["split"],
+                 "stages": {s: "done" if s == "collect" else state.get((r["clip_id"], s), "pending") for s in wanted}}
+                for r in rows]
+    finally:
+        ws.close()
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (and SIGTERM, when it is turned into one) until the block is done.
+
+    For the few milliseconds that write a finished item's files and commit its catalog rows: an
+    interrupt arriving then is raised right after the commit, so an item is recorded as a whole or
+    not at all. Outside the main thread (where Python never raises KeyboardInterrupt) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[tuple[int, object]] = []
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old = signal.getsignal(sig)
+        if callable(old):  # only signals that would raise in Python (not SIG_DFL / SIG_IGN)
+            saved[sig] = old
+            signal.signal(sig, lambda signum, frame: got.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+        if got:
+            signum, frame = got[0]
+            saved[signum](signum, frame)

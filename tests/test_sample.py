@@ -210,6 +210,8 @@ def test_sample_cli_is_resumable_and_records_bad_clips(tmp_path):
     ws.close()
     r = run_cli("sample", tmp_path / "ws", "-q", check=True)
     assert "2 sampled" in r.stdout and "1 failed" in r.stdout
+    assert f"failed: {bad.clip_id}: cannot" in r.stderr  # the failure is printed, not only in the ledger
+    assert "next:" not in r.stdout  # --quiet
     ws = open_workspace(tmp_path / "ws")
     fails = ws.catalog.failures("sample")
     assert [f.item for f in fails] == [bad.clip_id] and "cannot" in fails[0].reason
@@ -221,8 +223,9 @@ def test_sample_cli_is_resumable_and_records_bad_clips(tmp_path):
     assert (img.size[0], img.size[1]) == (odd.width, odd.height)
     mtimes = {p: p.stat().st_mtime_ns for p in ws.path("frames").rglob("*.png")}
     ws.close()
-    r = run_cli("sample", tmp_path / "ws", "-q", check=True)
-    assert "0 sampled, 2 already done, 1 failed" in r.stdout
+    r = run_cli("sample", tmp_path / "ws", check=True)
+    assert "nothing to do: 2 of 3 clips already sampled; 1 failed earlier" in r.stdout
+    assert "--retry-failed" in r.stdout and f"next: avs-tools preannotate {tmp_path / 'ws'}" in r.stdout
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ws" / "frames").rglob("*.png")} == mtimes
     # the clip is repaired: --retry-failed samples it and resolves the ledger row
     make_video(tmp_path / "ws" / bad.path, seconds=5, fps=25)
@@ -272,6 +275,8 @@ def test_vggish_embeddings_with_given_weights(tmp_path):
     assert r.returncode == 1 and "not VGGish weights" in r.stderr
     r = run_cli("sample", tmp_path / "ws", "-q", "--vggish-weights", tmp_path / "missing.pth")
     assert r.returncode == 2 and "missing.pth" in r.stderr
+    r = run_cli("sample", tmp_path / "ws", "-q", "--device", "cuda")  # nothing on a GPU without --vggish-weights
+    assert r.returncode == 0 and "--device cuda has no effect without --vggish-weights" in r.stderr
     if not torch.cuda.is_available():
         r = run_cli("sample", tmp_path / "ws", "-q", "--vggish-weights", weights, "--device", "cuda")
         assert r.returncode == 2 and "CUDA" in r.stderr
@@ -292,3 +297,46 @@ def test_preview_contact_sheet(tmp_path, world_ms3):
     assert len(np.unique(np.asarray(img.convert("L")))) > 50  # frames and plots, not a blank page
     r = run_cli("preview", tmp_path / "ws", "--clip", "nope")
     assert r.returncode == 2 and "nope" in r.stderr
+
+
+def test_sample_before_collect_says_what_to_run_first(tmp_path):
+    init_workspace(tmp_path / "ws", "avsbench-s4")[0].close()
+    r = run_cli("sample", tmp_path / "ws")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has no clips yet" in lines[0] and f"avs-tools collect {tmp_path / 'ws'}" in lines[0]
+
+
+def test_sample_exits_1_when_every_clip_fails_and_lists_them(tmp_path):
+    ws = _workspace_with(tmp_path, {f"{n}.mp4": dict(seconds=5, w=96, h=64) for n in "abcdefg"})
+    ids = sorted(c.clip_id for c in ws.catalog.clips())
+    for c in ws.catalog.clips():
+        ws.path(c.path).write_bytes(b"\x00" * 500)
+    ws.close()
+    r = run_cli("sample", tmp_path / "ws", "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "0 sampled, 0 already done, 7 failed" in r.stdout
+    failed = [ln.strip() for ln in r.stderr.splitlines() if ln.strip().startswith("failed: ")]
+    assert len(failed) == 5 and all(ln.split(": ")[1] in ids for ln in failed)
+    assert f"and 2 more: avs-tools status {tmp_path / 'ws'} --failures" in r.stderr
+    assert "every clip sampled in this run failed" in r.stderr
+    assert not list((tmp_path / "ws" / "frames").rglob("*.png"))  # nothing half-written is left
+
+
+def test_sample_clip_option_suggests_the_nearest_ids(tmp_path):
+    ws = _workspace_with(tmp_path, {"violin.mp4": dict(seconds=5, w=96, h=64)})
+    cid = ws.catalog.clips()[0].clip_id
+    ws.close()
+    r = run_cli("sample", tmp_path / "ws", "--clip", cid[:-1] + "9")
+    assert r.returncode == 2 and f"did you mean {cid}" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("sample", tmp_path / "ws", "--clip", cid, check=True)
+    assert "1 sampled" in r.stdout
+
+
+def test_missing_vggish_weights_fail_before_any_clip_is_sampled(tmp_path):
+    pytest.importorskip("torch")
+    ws = _workspace_with(tmp_path, {"a.mp4": dict(seconds=5, w=96, h=64)})
+    ws.close()
+    r = run_cli("sample", tmp_path / "ws", "--vggish-weights", tmp_path / "nope.pth")
+    assert r.returncode == 2 and "nope.pth" in r.stderr
+    assert open_workspace(tmp_path / "ws").catalog.stage_counts()["sample"]["done"] == 0

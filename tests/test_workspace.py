@@ -14,11 +14,12 @@ from avsbench_tools.workspace import init_workspace, open_workspace, workspace_s
 
 def test_init_is_idempotent_and_status_json_has_every_stage(tmp_path):
     ws = tmp_path / "ws"
-    assert "created" in run_cli("init", ws, "--recipe", "avsbench-ms3", check=True).stdout
+    r = run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    assert "created" in r.stdout and f"next: avs-tools collect {ws} --local DIR" in r.stdout
     assert "already initialised" in run_cli("init", ws, "--recipe", "avsbench-ms3", check=True).stdout
     st = json.loads(run_cli("status", ws, "--json", check=True).stdout)
     assert st["recipe"] == "avsbench-ms3" and st["clips"] == 0
-    assert list(st["stages"]) == list(STAGES)
+    assert list(st["stages"]) == [s for s in STAGES if s not in ("push", "pull")]  # stages this build can run
     assert all(set(v) == {"done", "failed", "pending"} for v in st["stages"].values())
     table = run_cli("status", ws, check=True)
     assert "collect" in table.stdout + table.stderr
@@ -71,3 +72,40 @@ def test_kill_9_during_init_never_leaves_a_broken_workspace(tmp_path):
         st = json.loads(run_cli("status", ws, "--json", check=True).stdout)
         assert st["recipe"] == "ref-avs"
         Catalog(ws / "catalog.sqlite").db.execute("PRAGMA integrity_check").fetchone()
+
+
+def test_init_never_writes_into_a_folder_of_user_files(tmp_path):
+    user = tmp_path / "project"
+    user.mkdir()
+    (user / "recipe.toml").write_text("# my own notes, not a recipe\n")
+    r = run_cli("init", user, "--recipe", "avss")
+    assert r.returncode == 2 and "recipe.toml" in r.stderr and "not empty" in r.stderr
+    assert (user / "recipe.toml").read_text() == "# my own notes, not a recipe\n"
+    assert sorted(p.name for p in user.iterdir()) == ["recipe.toml"]
+    # what a killed init leaves (its own recipe copy, its folders) is repaired, not refused
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    from avsbench_tools.recipe import load_recipe
+
+    (ws / "recipe.toml").write_text(load_recipe("avss").text)
+    (ws / "clips").mkdir()
+    assert "created" in run_cli("init", ws, "--recipe", "avss", check=True).stdout
+
+
+def test_writer_lock_is_one_line_and_released(tmp_path):
+    ws, _ = init_workspace(tmp_path / "ws", "avss")
+    ws.close()
+    holder = open_workspace(tmp_path / "ws", lock="sample")
+    try:
+        from avsbench_tools.errors import WorkspaceBusy
+
+        try:
+            open_workspace(tmp_path / "ws", lock="preannotate")
+        except WorkspaceBusy as exc:
+            assert "busy" in str(exc) and "sample" in str(exc)
+        else:
+            raise AssertionError("a second writer got the lock")
+        assert workspace_status(tmp_path / "ws")["clips"] == 0  # readers never wait
+    finally:
+        holder.close()
+    open_workspace(tmp_path / "ws", lock="preannotate").close()

@@ -109,6 +109,8 @@ def run(argv: list[str] | None = None) -> int:
         typer.echo(f"avs-tools: internal error: {type(exc).__name__}: {exc} "
                    "(run again with --debug for the traceback, and report it)", err=True)
         return 1
+    if rv == 130:  # typer turns a Ctrl-C that no stage handled into a silent 130: say what happened
+        typer.echo("interrupted; finished work is kept: run the same command to resume", err=True)
     return rv if isinstance(rv, int) else 0
 
 

@@ -20,7 +20,8 @@ SAM_HELP = "SAM: a transformers folder, a model id in the local HF cache, or a s
 @app.command(short_help="Mask proposals (Grounded-SAM + tracking, or weight-free motion).  "
              "e.g. avs-tools preannotate ws --dino IDEA-Research/grounding-dino-tiny --sam facebook/sam-vit-base")
 def preannotate(
-    workspace: Path = typer.Argument(..., help="Workspace folder."),
+    ctx: typer.Context,
+    workspace: Path = typer.Argument(..., readable=False, help="Workspace folder."),
     backend: str = typer.Option(None, "--backend", help="grounded-sam or motion (default: grounded-sam when "
                                 "--dino and --sam are configured, else motion)."),
     dino: str = typer.Option(None, "--dino", help=DINO_HELP),
@@ -46,7 +47,8 @@ def preannotate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Propose masks for every sampled frame; each run with new settings adds a mask version."""
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.common import report_failures, say_next
+    from avsbench_tools.cli.progress import bars, explicit, note
     from avsbench_tools.preannotate import PreannotateOptions
     from avsbench_tools.preannotate import preannotate as run
     from avsbench_tools.workspace import open_workspace
@@ -59,14 +61,50 @@ def preannotate(
                               allow_download=allow_download, clips=list(clip or []) or None,
                               audio_tagger=audio_tagger, clap=clap or os.environ.get("AVS_TOOLS_CLAP"),
                               tagger_threshold=tagger_threshold, sam2=sam2 or os.environ.get("AVS_TOOLS_SAM2"))
-    ws = open_workspace(workspace)
+    _note_ignored(ctx, opts, note, explicit)
+    ws = open_workspace(workspace, lock="preannotate")
     try:
         with bars(quiet) as cb:
             res = run(ws, opts, progress=cb)
     finally:
         ws.close()
-    typer.echo(f"preannotate ({res.backend}): {res.done} clips proposed ({res.masks} masks), {res.skipped} already "
-               f"done, {res.failed} failed (of {res.total})")
+    if res.todo == 0:
+        typer.echo(f"preannotate ({res.backend}): nothing to do: all {res.total} sampled clips already have "
+                   "proposals from these settings (other settings add a new version)")
+    else:
+        typer.echo(f"preannotate ({res.backend}): {res.done} clips proposed ({res.masks} masks), {res.skipped} "
+                   f"already done, {res.failed} failed (of {res.total})")
+    report_failures(res.failures, workspace)
+    if res.todo and res.done == 0 and res.failures:
+        typer.echo(f"avs-tools: error: every clip pre-annotated in this run failed ({len(res.failures)})", err=True)
+        raise typer.Exit(1)
+    say_next(f"avs-tools export {workspace} OUT --include-unreviewed  (proposals as masks; a review studio "
+             "is not in this build)", quiet)
+
+
+GROUNDED_ONLY = ("dino", "sam", "sam_type", "prompt", "box_threshold", "text_threshold", "tracker", "sam2",
+                 "redetect_every", "key_second", "batch_size", "allow_download")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _note_ignored(ctx: typer.Context, opts, note, explicit) -> None:
+    """Say which options given on the command line cannot take effect with the chosen backend."""
+    backend = opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
+    if backend == "motion":
+        if opts.backend == "motion" or not (opts.dino or opts.sam):
+            ignored = [_flag(n) for n in GROUNDED_ONLY if explicit(ctx, n)]
+            if ignored:
+                note(f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with the motion "
+                     "backend (they configure grounded-sam)")
+        if explicit(ctx, "device") and not opts.audio_tagger:
+            note(f"--device {opts.device} has no effect with the motion backend (it runs on the CPU)")
+    elif opts.tracker != "sam2" and explicit(ctx, "sam2"):
+        note("--sam2 has no effect without --tracker sam2")
+    if not opts.audio_tagger and explicit(ctx, "clap"):
+        note("--clap has no effect without --audio-tagger clap")
 
 
 @models_app.command("check")

@@ -13,14 +13,15 @@ hashes, thresholds and tracker. The same settings skip finished clips; new setti
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from avsbench_tools.catalog import Clip
-from avsbench_tools.errors import UsageError
+from avsbench_tools.errors import Interrupted, UsageError
+from avsbench_tools.fsutil import remove_stale_temps
 from avsbench_tools.masks import ObjectMask, box_of, iou, save_versions, versions_done
-from avsbench_tools.workspace import Workspace
+from avsbench_tools.workspace import Workspace, deferred_interrupt
 
 Progress = Callable[[str, int, int, str], None]
 BACKENDS = ("grounded-sam", "motion")
@@ -59,6 +60,8 @@ class PreannotateResult:
     failed: int = 0
     masks: int = 0
     backend: str = ""
+    todo: int = 0  # clips this run tried
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason) of this run
 
 
 def _load_image(ws: Workspace, rel: str) -> np.ndarray:
@@ -275,13 +278,29 @@ def propose_motion_clip(ws: Workspace, clip: Clip, frames_info: list[dict]) -> l
 
 
 def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | None = None) -> PreannotateResult:
-    """Propose masks for every sampled clip not yet done with these settings."""
-    from avsbench_tools.sample import activity_of, sampled_frames
+    """Propose masks for every sampled clip not yet done with these settings.
 
-    progress = progress or (lambda *a: None)
+    Ctrl-C stops at once: the clip in progress is dropped (it has written nothing: a clip's mask files
+    and rows are written together at its end, with the interrupt held for those milliseconds), every
+    finished clip is recorded, and Interrupted(done, left) is raised.
+    """
+    state = {"done": 0, "left": None}
+    try:
+        return _preannotate(ws, opts, progress or (lambda *a: None), state)
+    except KeyboardInterrupt:
+        if state["left"] is None:
+            raise Interrupted(0, 0, "before any clip started") from None
+        raise Interrupted(state["done"], state["left"]) from None
+
+
+def _check_options(opts: PreannotateOptions) -> str:
     backend = opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    if opts.backend is None and bool(opts.dino) != bool(opts.sam):
+        given, other = ("--dino (or AVS_TOOLS_DINO)", "--sam") if opts.dino else ("--sam (or AVS_TOOLS_SAM)", "--dino")
+        raise UsageError(f"{given} alone cannot take effect: grounded-sam needs {other} too "
+                         "(or --backend motion for the weight-free backend)")
     if opts.tracker not in TRACKERS:
         raise UsageError(f"--tracker {opts.tracker}: expected one of {', '.join(TRACKERS)}")
     if backend == "grounded-sam" and not (opts.dino and opts.sam):
@@ -290,28 +309,48 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
         raise UsageError("--tracker sam2 needs --sam2 (a transformers Sam2VideoModel checkpoint)")
     if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
         raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
+    if opts.batch_size < 1:
+        raise UsageError(f"--batch-size {opts.batch_size}: must be at least 1")
     if opts.audio_tagger not in (None, "clap"):
         raise UsageError(f"--audio-tagger {opts.audio_tagger}: expected clap")
     if opts.audio_tagger == "clap" and not opts.clap:
         raise UsageError("--audio-tagger clap needs --clap (a local CLAP checkpoint)")
-    models = _Models(opts) if (backend == "grounded-sam" or opts.audio_tagger) else None
-    prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
-    settings = settings_for(opts, backend, models, prompts_mode)
+    return backend
+
+
+def _clip_ids(ws: Workspace, opts: PreannotateOptions) -> list[str]:
+    if not ws.catalog.query("SELECT 1 FROM clips LIMIT 1"):
+        raise UsageError(f"workspace {ws.root} has no clips yet: run avs-tools collect {ws.root} "
+                         "--local DIR (or --urls/--csv/--keywords), then avs-tools sample, first")
     rows = ws.catalog.query("SELECT clip_id FROM stage_status WHERE stage='sample' AND status='done' ORDER BY clip_id")
     ids = [r[0] for r in rows]
     if opts.clips:
-        missing = [c for c in opts.clips if c not in ids]
+        wanted = [ws.resolve_clip(c) for c in opts.clips]
+        missing = [c for c in wanted if c not in ids]
         if missing:
-            raise UsageError(f"clip {missing[0]!r} is not sampled in {ws.root} (run avs-tools sample)")
-        ids = [c for c in ids if c in set(opts.clips)]
+            raise UsageError(f"clip {missing[0]} is not sampled yet: run avs-tools sample {ws.root} --clip {missing[0]}")
+        ids = [c for c in ids if c in set(wanted)]
     if not ids:
-        raise UsageError(f"{ws.root}: no sampled clips (run avs-tools sample first)")
+        raise UsageError(f"workspace {ws.root} has no sampled clips: run avs-tools sample {ws.root} first")
+    return ids
+
+
+def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, state: dict) -> PreannotateResult:
+    from avsbench_tools.sample import activity_of, sampled_frames
+
+    backend = _check_options(opts)
+    ids = _clip_ids(ws, opts)
+    models = _Models(opts) if (backend == "grounded-sam" or opts.audio_tagger) else None
+    prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
+    settings = settings_for(opts, backend, models, prompts_mode)
+    remove_stale_temps(ws.path("masks"))  # temporaries of a killed run (the workspace lock says none is running)
     res = PreannotateResult(total=len(ids), backend=backend)
-    for i, cid in enumerate(ids):
-        if versions_done(ws, cid, "proposal", settings):
-            res.skipped += 1
-            progress("preannotate", i + 1, len(ids), f"{cid} (done)")
-            continue
+    todo = [cid for cid in ids if not versions_done(ws, cid, "proposal", settings)]
+    res.skipped = len(ids) - len(todo)
+    res.todo = len(todo)
+    state["done"], state["left"] = res.skipped, len(todo)
+    progress("preannotate", res.skipped, len(ids), f"{res.skipped} already done")
+    for cid in todo:
         clip = ws.catalog.clip(cid)
         info = sampled_frames(ws, cid)
         activity = activity_of(ws, cid)
@@ -331,16 +370,24 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
                 objs = propose_grounded_sam(ws, clip, models, opts, info, heard)
         except (OSError, ValueError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
-            ws.catalog.record_failure("preannotate", cid, reason)
-            ws.catalog.set_stage(cid, "preannotate", "failed", reason=reason, settings=settings)
+            with deferred_interrupt():
+                ws.catalog.record_failure("preannotate", cid, reason)
+                ws.catalog.set_stage(cid, "preannotate", "failed", reason=reason, settings=settings)
             res.failed += 1
+            res.failures.append((cid, reason))
+            state["left"] -= 1
+            progress("preannotate", res.skipped + res.done + res.failed, len(ids), f"{cid} failed")
             continue
         _gate(objs, activity, tags, heard)
-        res.masks += save_versions(ws, cid, objs, "proposal", backend, settings, seconds=[f["second"] for f in info])
-        ws.catalog.set_stage(cid, "preannotate", "done", settings=settings)
-        ws.catalog.resolve_failure("preannotate", cid)
-        res.done += 1
-        progress("preannotate", i + 1, len(ids), cid)
+        with deferred_interrupt():  # the clip's mask files, rows and status as one unit
+            res.masks += save_versions(ws, cid, objs, "proposal", backend, settings,
+                                       seconds=[f["second"] for f in info])
+            ws.catalog.set_stage(cid, "preannotate", "done", settings=settings)
+            ws.catalog.resolve_failure("preannotate", cid)
+            res.done += 1
+            state["done"] += 1
+            state["left"] -= 1
+        progress("preannotate", res.skipped + res.done + res.failed, len(ids), cid)
     return res
 
 
