@@ -284,12 +284,12 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
     and rows are written together at its end, with the interrupt held for those milliseconds), every
     finished clip is recorded, and Interrupted(done, left) is raised.
     """
-    state = {"done": 0, "left": None}
+    state: dict = {"done": 0, "left": None, "clips": 0}
     try:
         return _preannotate(ws, opts, progress or (lambda *a: None), state)
     except KeyboardInterrupt:
-        if state["left"] is None:
-            raise Interrupted(0, 0, "before any clip started") from None
+        if state["left"] is None:  # still loading models: which clips are done with these settings is not known yet
+            raise Interrupted(0, state["clips"], "before any clip started: nothing was changed") from None
         raise Interrupted(state["done"], state["left"]) from None
 
 
@@ -340,6 +340,7 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
 
     backend = _check_options(opts)
     ids = _clip_ids(ws, opts)
+    state["clips"] = len(ids)
     models = _Models(opts) if (backend == "grounded-sam" or opts.audio_tagger) else None
     prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
     settings = settings_for(opts, backend, models, prompts_mode)
