@@ -487,6 +487,13 @@ def enqueue_sources(ws: Workspace, opts: CollectOptions, progress: Progress | No
         if not opts.csv.is_file():
             raise UsageError(f"--csv {opts.csv}: file not found")
         csv_rows = read_csv_rows(opts.csv)
+        valid = set(recipe.splits) | ({"test_s", "test_u"} if recipe.format == "ref-avs" else set())
+        for r in csv_rows:
+            if r["split"] and recipe.format == "ref-avs" and r["split"] == "test":
+                r["split"] = "test_s"  # Ref-AVS's seen-category test split
+            if r["split"] and r["split"] not in valid:
+                raise UsageError(f"--csv {opts.csv}: row {r['ytid']},{r['start']:g} has split {r['split']!r}, which "
+                                 f"recipe {recipe.name} does not have (one of: {', '.join(sorted(valid))})")
     scan = None
     if opts.local:
         if not opts.local.is_dir():

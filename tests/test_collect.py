@@ -286,6 +286,9 @@ def test_bad_options_are_usage_errors(tmp_path):
     bad.write_text("ytid,start\nabc,zero\n")
     proc = run_cli("collect", tmp_path / "ws", "--csv", bad, "-q")
     assert proc.returncode == 2 and "bad.csv:2" in proc.stderr
+    bad.write_text("ytid,start,label,split\nabc,0,dog_barking,testing\n")
+    proc = run_cli("collect", tmp_path / "ws", "--csv", bad, "-q")
+    assert proc.returncode == 2 and "split 'testing'" in proc.stderr and "one of: test, train, val" in proc.stderr
 
 
 def test_frame_counter_roundtrip():
