@@ -21,6 +21,7 @@ ffmpeg, removes partial files and raises Interrupted.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -922,7 +923,7 @@ def collect(ws: Workspace, opts: CollectOptions, progress: Progress | None = Non
         raise UsageError(f"--seconds {seconds}: recipe {ws.recipe.name} cuts clips of "
                          f"{' or '.join(f'{s} s' for s in ws.recipe.clip_seconds)}")
     if opts.world is not None and not (opts.local or opts.urls):
-        opts.local = Path(opts.world) / "videos"
+        opts = dataclasses.replace(opts, local=Path(opts.world) / "videos")
     cat = ws.catalog
     res = CollectResult()
     try:
