@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avsbench_tools.catalog import STAGES, Catalog
+from avsbench_tools.catalog.schema import relative_to_root
 from avsbench_tools.errors import UsageError, WorkspaceBusy
 from avsbench_tools.fsutil import TMP_PREFIX, atomic_write_text, remove_stale_temps
 from avsbench_tools.recipe import Recipe, load_recipe, parse_recipe
@@ -66,10 +67,30 @@ class Workspace:
         self._lock_fd = fd
 
     def path(self, *parts: str) -> Path:
+        """A path in the workspace: `ws.path("clips", "a.mp4")`, or a path as the catalog stores it
+        (relative to the root; an absolute one, e.g. a local source file, is returned as it is)."""
         return self.root.joinpath(*parts)
 
-    def rel(self, p: Path) -> str:
-        return str(Path(p).resolve().relative_to(self.root.resolve()))
+    def abs(self, stored: str | Path) -> Path:
+        """A stored path as an absolute path (relative ones are taken from the workspace root)."""
+        p = Path(stored)
+        return p if p.is_absolute() else Path(os.path.abspath(self.root)) / p
+
+    def rel(self, p: str | Path) -> str:
+        """A path inside the workspace as the catalog stores it: relative to the root, '/'-separated.
+
+        A ValueError if it lies outside the workspace (use `stored` for paths that may)."""
+        rel = relative_to_root(str(Path(p).absolute()), self.root)
+        if rel is None or Path(rel).is_absolute():
+            raise ValueError(f"{p} is not inside workspace {self.root}")
+        return rel
+
+    def stored(self, p: str | Path) -> str:
+        """How the catalog stores a path: relative to the root when inside the workspace, else absolute."""
+        try:
+            return self.rel(p)
+        except ValueError:
+            return str(Path(p).absolute())
 
     def resolve_clip(self, clip_id: str) -> str:
         """`clip_id` if the catalog has it, else a UsageError naming the nearest ids."""
@@ -257,18 +278,18 @@ def workspace_status(root: Path, stages: Iterable[str] | None = None) -> dict:
     {stage, item, source, reason, attempts, retryable}."""
     ws = open_workspace(root)
     try:
-        counts = ws.catalog.stage_counts()
-        n = ws.catalog.db.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
-        names = {r["source_id"]: _source_name(r["kind"], r["url"], r["path"], r["title"])
-                 for r in ws.catalog.query("SELECT source_id, kind, url, path, title FROM sources")}
-        clip_src = {r[0]: names.get(r[1], r[1]) for r in ws.catalog.query("SELECT clip_id, source_id FROM clips")}
+        cat = ws.catalog
+        counts = cat.stage_counts()
+        names = {s.source_id: _source_name(s.kind, s.url, s.path, s.title) for s in cat.sources()}
+        clip_src = {c.clip_id: names.get(c.source_id, c.source_id) for c in cat.clips()}
         fails = [
             {"stage": f.stage, "item": f.item, "source": names.get(f.item) or clip_src.get(f.item) or "",
              "reason": f.reason, "attempts": f.attempts, "retryable": _retryable(f)}
-            for f in ws.catalog.failures()
+            for f in cat.failures()
         ]
         wanted = [s for s in STAGES if stages is None or s in set(stages)]
-        return {"recipe": ws.recipe.name, "clips": int(n), "stages": {s: counts[s] for s in wanted}, "failures": fails}
+        return {"recipe": ws.recipe.name, "clips": len(clip_src), "stages": {s: counts[s] for s in wanted},
+                "failures": fails}
     finally:
         ws.close()
 
@@ -277,18 +298,19 @@ def list_clips(root: Path, stages: Iterable[str] | None = None) -> list[dict]:
     """[{clip, category, source, seconds, split, stages: {stage: done|failed|pending}}] by clip id."""
     ws = open_workspace(root)
     try:
+        cat = ws.catalog
         wanted = [s for s in STAGES if stages is None or s in set(stages)]
-        state: dict[tuple[str, str], str] = {
-            (r["clip_id"], r["stage"]): r["status"]
-            for r in ws.catalog.query("SELECT clip_id, stage, status FROM stage_status")}
-        rows = ws.catalog.query(
-            "SELECT c.clip_id, c.category, c.seconds, c.split, c.start, s.kind, s.url, s.path, s.title "
-            "FROM clips c LEFT JOIN sources s USING(source_id) ORDER BY c.clip_id")
-        return [{"clip": r["clip_id"], "category": r["category"],
-                 "source": _source_name(r["kind"], r["url"], r["path"], r["title"]),
-                 "start": r["start"], "seconds": r["seconds"], "split": r["split"],
-                 "stages": {s: "done" if s == "collect" else state.get((r["clip_id"], s), "pending") for s in wanted}}
-                for r in rows]
+        state = {(st.clip_id, st.stage): st.status for st in cat.stage_states()}
+        sources = {s.source_id: s for s in cat.sources()}
+        out = []
+        for c in cat.clips():
+            s = sources.get(c.source_id)
+            out.append({"clip": c.clip_id, "category": c.category,
+                        "source": _source_name(s.kind, s.url, s.path, s.title) if s else "",
+                        "start": c.start, "seconds": c.seconds, "split": c.split,
+                        "stages": {st: "done" if st == "collect" else state.get((c.clip_id, st), "pending")
+                                   for st in wanted}})
+        return out
     finally:
         ws.close()
 

@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conftest import run_cli
 
@@ -109,3 +110,57 @@ def test_writer_lock_is_one_line_and_released(tmp_path):
     finally:
         holder.close()
     open_workspace(tmp_path / "ws", lock="preannotate").close()
+
+
+def test_paths_are_stored_relative_to_the_workspace(tmp_path, monkeypatch):
+    ws, _ = init_workspace(tmp_path / "ws", "avss")
+    try:
+        inside = ws.path("clips", "a.mp4")
+        assert ws.rel(inside) == "clips/a.mp4" and ws.rel(str(tmp_path / "ws" / "frames" / ".." / "clips")) == "clips"
+        assert ws.stored(inside) == "clips/a.mp4" and ws.stored("/videos/b.mp4") == "/videos/b.mp4"
+        for outside in (tmp_path / "elsewhere.mp4", tmp_path / "ws"):
+            try:
+                ws.rel(outside)
+            except ValueError as exc:
+                assert str(outside) in str(exc)
+            else:
+                raise AssertionError(f"{outside} is not inside the workspace")
+        assert ws.path("clips/a.mp4") == inside and ws.path("/videos/b.mp4") == Path("/videos/b.mp4")
+        assert ws.abs("clips/a.mp4") == tmp_path / "ws" / "clips" / "a.mp4" and ws.abs("/x/y") == Path("/x/y")
+        link = tmp_path / "link"
+        link.symlink_to(tmp_path / "ws")
+        assert ws.rel(link / "audio" / "a.wav") == "audio/a.wav"  # reached through a symlink
+    finally:
+        ws.close()
+    monkeypatch.chdir(tmp_path)  # a workspace given as a relative path
+    rel_ws = open_workspace(Path("ws"))
+    try:
+        assert rel_ws.rel(Path("ws") / "masks" / "m.png") == "masks/m.png"
+        assert rel_ws.rel(tmp_path / "ws" / "masks" / "m.png") == "masks/m.png"
+        assert rel_ws.abs("masks/m.png") == tmp_path / "ws" / "masks" / "m.png"
+    finally:
+        rel_ws.close()
+
+
+def test_status_and_clips_of_a_moved_workspace(tmp_path):
+    import shutil
+
+    from avsbench_tools.workspace import list_clips
+
+    ws, _ = init_workspace(tmp_path / "a" / "ws", "avsbench-s4")
+    ws.catalog.upsert_source(Source(source_id="s1", kind="url", url="http://x/a.mp4", path="sources/s1.mp4"))
+    ws.catalog.add_clip(Clip(clip_id="c1", source_id="s1", start=0, seconds=5, path="clips/c1.mp4"))
+    ws.catalog.finish("sample", "c1", {"fps": 1})
+    ws.close()
+    shutil.move(tmp_path / "a" / "ws", tmp_path / "b")
+    st = workspace_status(tmp_path / "b")
+    assert st["clips"] == 1 and st["stages"]["sample"] == {"done": 1, "failed": 0, "pending": 0}
+    assert list_clips(tmp_path / "b") == [{"clip": "c1", "category": None, "source": "http://x/a.mp4", "start": 0.0,
+                                           "seconds": 5, "split": None,
+                                           "stages": {s: "done" if s in ("collect", "sample") else "pending"
+                                                      for s in STAGES}}]
+    moved = open_workspace(tmp_path / "b")
+    try:
+        assert moved.path(moved.catalog.source("s1").path) == tmp_path / "b" / "sources" / "s1.mp4"
+    finally:
+        moved.close()

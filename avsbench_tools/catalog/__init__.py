@@ -1,0 +1,55 @@
+"""The workspace catalog: one SQLite database (WAL mode) that is the single source of truth.
+
+Every clip, source video, sampled frame, audio record, object, expression, mask version, finished
+mask set, fingerprint, per-stage status and failure lives here, one record type per table
+(`records.py`). Each write is one transaction, so a process killed at any moment leaves the
+previous state intact; files on disk are written to temporary names and renamed before their row is
+committed. Paths are stored relative to the workspace root (`ws.path(rel)` resolves them), so a
+workspace can be moved or copied. Code outside this package calls the typed methods below and
+writes no SQL; `tx()` and `query()` are internal.
+
+    base.py        connection, transactions, meta, schema creation, migration on open
+    schema.py      SCHEMA (every table), SCHEMA_VERSION, the upgrade from older catalogs
+    core.py        sources, clips, stage status (one record of "done" per clip and stage), the ledger
+    media.py       sampled frames and audio (the sample stage)
+    masks.py       mask versions, finished mask sets, objects, expressions
+    splits.py      split assignment, fingerprints
+    categories.py  changing a clip's category and what derives from it
+"""
+
+from __future__ import annotations
+
+from avsbench_tools.catalog.base import CatalogBase, write_resolved, write_stage
+from avsbench_tools.catalog.categories import CategoryMethods
+from avsbench_tools.catalog.core import CoreMethods
+from avsbench_tools.catalog.masks import MaskMethods
+from avsbench_tools.catalog.media import MediaMethods
+from avsbench_tools.catalog.records import (
+    STAGES,
+    AudioRecord,
+    Clip,
+    Expression,
+    Failure,
+    Fingerprint,
+    Frame,
+    MaskVersion,
+    ObjectRecord,
+    Source,
+    StageState,
+    now,
+)
+from avsbench_tools.catalog.schema import SCHEMA, SCHEMA_VERSION
+from avsbench_tools.catalog.splits import SplitMethods
+
+
+class Catalog(CoreMethods, MediaMethods, MaskMethods, SplitMethods, CategoryMethods, CatalogBase):
+    """Typed access to the workspace database, taking ids. One connection per process.
+
+    `Catalog(path, root=None)`: `root` (default: the catalog file's folder) is what stored paths are
+    relative to. An older catalog is upgraded in place when opened; a newer one is a UsageError."""
+
+
+__all__ = [
+    "SCHEMA", "SCHEMA_VERSION", "STAGES", "AudioRecord", "Catalog", "Clip", "Expression", "Failure", "Fingerprint",
+    "Frame", "MaskVersion", "ObjectRecord", "Source", "StageState", "now", "write_resolved", "write_stage",
+]
