@@ -1,7 +1,8 @@
 """set-category: change the category of clips already collected, and everything derived from it.
 
 A clip's category is set at collect time (--category, --category-from-folder, a CSV label, a
-world). When it was wrong or missing, `set_categories` puts it right in one transaction:
+world). When it was wrong or missing, `set_categories` puts it right in one transaction
+(`Catalog.recategorise_many`):
 
 - clips.category;
 - every mask version of the clip whose category came from the clip (the old category, or none);
@@ -39,10 +40,6 @@ class CategoryChange:
         return self.old != self.new
 
 
-def _template(cat: str | None) -> str | None:
-    return f"the {cat.replace('_', ' ')}" if cat else None
-
-
 def read_pairs_csv(path: Path) -> list[tuple[str, str]]:
     """`clip_id,category` rows (a header row is allowed). Errors name the file and line."""
     path = Path(path)
@@ -68,7 +65,6 @@ def set_categories(ws: Workspace, pairs: list[tuple[str, str]]) -> list[Category
     """Validate every (clip id, category) pair first (nothing changes on a bad one), then apply them
     all in one transaction. Returns one CategoryChange per clip, in the given order."""
     recipe = ws.recipe
-    cat = ws.catalog
     want: dict[str, str] = {}
     for cid, category in pairs:
         if category not in recipe.categories:
@@ -81,41 +77,9 @@ def set_categories(ws: Workspace, pairs: list[tuple[str, str]]) -> list[Category
             raise UsageError(f"clip {cid} is given two categories ({want[cid]} and {category})")
         want[cid] = category
     changes = []
-    with cat.tx() as db:
-        for cid, new in want.items():
-            clip = db.execute("SELECT category, source_id FROM clips WHERE clip_id=?", (cid,)).fetchone()
-            old = clip["category"]
-            ch = CategoryChange(cid, old, new)
-            ch.exported = db.execute("SELECT 1 FROM stage_status WHERE clip_id=? AND stage='export' AND status='done'",
-                                     (cid,)).fetchone() is not None
-            changes.append(ch)
-            if not ch.changed:
-                continue
-            db.execute("UPDATE clips SET category=? WHERE clip_id=?", (new, cid))
-            derived = "(category IS NULL OR category=?)" if old else "category IS NULL"
-            args = (old,) if old else ()
-            ch.prompted = db.execute(
-                f"SELECT COUNT(*) FROM mask_versions WHERE clip_id=? AND {derived} AND kind='proposal' "
-                "AND backend='grounded-sam'", (cid, *args)).fetchone()[0]
-            ch.mask_versions = db.execute(f"UPDATE mask_versions SET category=? WHERE clip_id=? AND {derived}",
-                                          (new, cid, *args)).rowcount
-            fids = [r[0] for r in db.execute(f"SELECT fid FROM objects WHERE clip_id=? AND {derived}", (cid, *args))]
-            ch.objects = db.execute(f"UPDATE objects SET category=? WHERE clip_id=? AND {derived}",
-                                    (new, cid, *args)).rowcount
-            old_text, new_text = _template(old), _template(new)
-            for fid in fids:
-                db.execute("UPDATE objects SET label=? WHERE clip_id=? AND fid=? AND label=?",
-                           (new_text, cid, fid, old_text))
-                if old_text:
-                    ch.expressions += db.execute(
-                        "UPDATE expressions SET text=? WHERE clip_id=? AND fid=? AND is_null=0 AND lower(text)=?",
-                        (new_text, cid, fid, old_text.lower())).rowcount
-                    ch.kept_expressions += db.execute(
-                        "SELECT COUNT(*) FROM expressions WHERE clip_id=? AND fid=? AND is_null=0 "
-                        "AND instr(lower(text), ?) > 0", (cid, fid, old.replace("_", " ").lower())).fetchone()[0]
-            src = clip["source_id"]
-            others = db.execute("SELECT COUNT(*) FROM clips WHERE source_id=? AND (category IS NULL OR category!=?)",
-                                (src, new)).fetchone()[0]
-            if others == 0:
-                db.execute("UPDATE sources SET category=? WHERE source_id=?", (new, src))
+    for cid, res in zip(want, ws.catalog.recategorise_many(want), strict=True):
+        changes.append(CategoryChange(cid, res["old"], res["new"], mask_versions=res["mask_versions"],
+                                      objects=res["objects"], expressions=res["expressions"],
+                                      kept_expressions=res["kept_expressions"], prompted=res["prompted"],
+                                      exported=res["exported"]))
     return changes
