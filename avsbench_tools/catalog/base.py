@@ -81,6 +81,14 @@ class CatalogBase:
         with self._lock:
             return self.db.execute(sql, args).fetchone()
 
+    @staticmethod
+    def _only(rows: list[sqlite3.Row], values: Iterable[str] | None, key: str = "clip_id") -> list[sqlite3.Row]:
+        """The rows whose `key` is one of `values` (all of them when values is None; a str is one value)."""
+        if values is None:
+            return rows
+        wanted = {values} if isinstance(values, str) else set(values)
+        return [r for r in rows if r[key] in wanted]
+
     def executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         """Run one statement for many rows in one transaction. Internal, like `query`."""
         with self.tx() as db:

@@ -87,11 +87,7 @@ class CoreMethods(CatalogBase):
 
     def clips(self, ids: Iterable[str] | None = None) -> list[Clip]:
         """Every clip (or those whose id is in `ids`; unknown ids are left out), by clip id."""
-        rows = self.query("SELECT * FROM clips ORDER BY clip_id")
-        if ids is not None:
-            wanted = set(ids)
-            rows = [r for r in rows if r["clip_id"] in wanted]
-        return [from_row(Clip, r) for r in rows]
+        return [from_row(Clip, r) for r in self._only(self.query("SELECT * FROM clips ORDER BY clip_id"), ids)]
 
     def clip_ids_for_source(self, source_id: str) -> list[str]:
         """The ids of the clips cut from a source, sorted."""

@@ -47,10 +47,7 @@ class MaskMethods(CatalogBase):
     def mask_versions(self, clip_id: str, kinds: Iterable[str] | None = None) -> list[MaskVersion]:
         """A clip's mask versions (of `kinds`, default all), oldest first (by version_id)."""
         rows = self.query("SELECT * FROM mask_versions WHERE clip_id=? ORDER BY version_id", (clip_id,))
-        if kinds is not None:
-            wanted = set(kinds)
-            rows = [r for r in rows if r["kind"] in wanted]
-        return [MaskVersion.from_row(r) for r in rows]
+        return [MaskVersion.from_row(r) for r in self._only(rows, kinds, key="kind")]
 
     def mask_paths(self, clip_id: str, settings_hash: str) -> set[str]:
         """The stored paths of a clip's versions made with `settings_hash` (any kind)."""

@@ -44,10 +44,7 @@ class MediaMethods(CatalogBase):
 
     def audios(self, clip_ids: Iterable[str] | None = None) -> list[AudioRecord]:
         """Every audio record (or those of `clip_ids`), by clip id."""
-        rows = self.query("SELECT * FROM audio ORDER BY clip_id")
-        if clip_ids is not None:
-            wanted = set(clip_ids)
-            rows = [r for r in rows if r["clip_id"] in wanted]
+        rows = self._only(self.query("SELECT * FROM audio ORDER BY clip_id"), clip_ids)
         return [AudioRecord.from_row(r) for r in rows]
 
     def set_embedding(self, clip_id: str, path: str | None) -> None:

@@ -297,6 +297,7 @@ def test_mask_sets_replace_only_their_own_rows(cat, tmp_path):
     assert len(vs) == 1 + 2 + 2 and not set(first_ids) & {v.version_id for v in vs if v.settings_hash == "h1"
                                                           and v.kind == "proposal"}
     assert [v.kind for v in cat.mask_versions("s1_0", kinds=["review"])] == ["review", "review"]
+    assert cat.mask_versions("s1_0", "review") == cat.mask_versions("s1_0", ["review"])  # one kind as a str
     assert {v.author for v in cat.mask_versions("s1_0", kinds=("review",))} == {"ann"}
     assert cat.backend_counts() == {"grounded-sam": 2, "label-studio": 2, "motion": 1}
     assert cat.clip_ids_with_masks("review") == {"s1_0"} and cat.clip_ids_with_masks("proposal") == {"s1_0"}
