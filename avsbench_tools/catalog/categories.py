@@ -52,6 +52,8 @@ def _recategorise(db: sqlite3.Connection, cid: str, new: str) -> dict:
 
 
 class CategoryMethods(CatalogBase):
+    """Category changes (see `recategorise`)."""
+
     def recategorise(self, clip_id: str, category: str) -> dict:
         """Set a clip's category and what was derived from the old one, in one transaction.
 

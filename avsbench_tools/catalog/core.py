@@ -20,6 +20,8 @@ def _check_fields(names: Iterable[str]) -> None:
 
 
 class CoreMethods(CatalogBase):
+    """Sources, clips, stage status and the failure ledger."""
+
     # -- sources ------------------------------------------------------------------------------------
     def upsert_source(self, src: Source) -> None:
         """Insert a source, or replace every field of the source with the same id."""

@@ -13,6 +13,8 @@ _MV_COLUMNS = ("clip_id, second, fid, kind, category, score, sounding, evidence,
 
 
 class MaskMethods(CatalogBase):
+    """Mask versions and sets, objects, expressions."""
+
     # -- mask versions and sets ---------------------------------------------------------------------
     def save_mask_set(self, clip_id: str, kind: str, settings_hash: str, versions: list[MaskVersion],
                       seconds: Iterable[int]) -> int:

@@ -10,6 +10,8 @@ from avsbench_tools.catalog.records import AudioRecord, Frame, from_row
 
 
 class MediaMethods(CatalogBase):
+    """Sampled frames and audio."""
+
     def save_sample(self, clip_id: str, frames: list[Frame], audio: AudioRecord, settings: dict) -> None:
         """Record a sampled clip in one transaction: its frames replace the old ones, its audio row is
         replaced (an existing embedding is kept unless `audio.embedding_path` is set), and the sample

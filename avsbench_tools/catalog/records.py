@@ -114,6 +114,7 @@ class StageState:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> StageState:
+        """A `StageState` from its table row (JSON columns parsed)."""
         return cls(row["clip_id"], row["stage"], row["status"], int(row["attempts"]), row["reason"],
                    _loads(row["settings"]), row["updated_at"])
 
@@ -154,6 +155,7 @@ class AudioRecord:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AudioRecord:
+        """A `AudioRecord` from its table row (JSON columns parsed)."""
         return cls(row["clip_id"], row["wav_path"], row["logmel_path"], row["sample_rate"], row["channels"],
                    row["n_examples"], _loads(row["activity_json"]), row["embedding_path"])
 
@@ -186,6 +188,7 @@ class MaskVersion:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> MaskVersion:
+        """A `MaskVersion` from its table row (JSON columns parsed)."""
         snd = row["sounding"]
         return cls(row["version_id"], row["clip_id"], int(row["second"]), int(row["fid"]), row["kind"],
                    row["category"], row["score"], None if snd is None else bool(snd),
@@ -243,6 +246,7 @@ class Expression:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Expression:
+        """A `Expression` from its table row (JSON columns parsed)."""
         return cls(row["clip_id"], int(row["n"]), row["fid"], row["text"], bool(row["is_null"]))
 
 
@@ -269,6 +273,7 @@ class Fingerprint:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Fingerprint:
+        """A `Fingerprint` from its table row (JSON columns parsed)."""
         return cls(row["clip_id"], [int(x) for x in (row["frames"] or "").split(",") if x], bytes(row["audio"]),
                    int(row["n_audio"]))
 

@@ -9,6 +9,8 @@ from avsbench_tools.catalog.records import Fingerprint
 
 
 class SplitMethods(CatalogBase):
+    """Splits and fingerprints."""
+
     def set_splits(self, assign: dict[str, str], seed: int | None = None) -> int:
         """Give each clip in `assign` its split, only where it has none yet (a split, once drawn, is kept);
         with `seed`, record it as meta split_seed in the same transaction. Returns the clips changed."""
