@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer >= 0.20 vendors click as typer._click; older versions use click itself
     from typer._click import exceptions as _cx
@@ -19,14 +21,61 @@ except ImportError:  # pragma: no cover
 from avsbench_tools import __version__
 from avsbench_tools.errors import AvsError, Interrupted
 
-app = typer.Typer(
+#: `avs-tools --help` lists the commands in the order of the pipeline, not in import order.
+PIPELINE = ("init", "status", "clips", "synth", "collect", "set-category", "sample", "preview", "preannotate",
+            "models", "export", "validate", "stats", "evaluate")
+
+
+class PipelineGroup(TyperGroup):
+    """Lists its commands in PIPELINE order; any other command (a plugin, a test's) after them."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        order = {name: i for i, name in enumerate(PIPELINE)}
+        return sorted(names, key=lambda n: (order.get(n, len(PIPELINE)), names.index(n)))
+
+
+class Command(TyperCommand):
+    """A command whose arguments read the usual way: `Usage: avs-tools preview [OPTIONS] WORKSPACE`
+    (typer's own style is `{workspace}`), and the same upper-case names under Arguments and in errors."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if p.param_type_name == "argument" and p.metavar is None:
+                p.metavar = p.name.upper()
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if p.param_type_name != "argument":
+                pieces.extend(p.get_usage_pieces(ctx))
+                continue
+            name = p.metavar or p.name.upper()
+            name = name if p.required else f"[{name}]"
+            pieces.append(name + ("..." if p.nargs != 1 else ""))
+        return pieces
+
+
+class App(typer.Typer):
+    """typer.Typer whose commands are `Command`s and whose groups list them in pipeline order."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("cls", PipelineGroup)
+        kwargs.setdefault("add_completion", False)
+        kwargs.setdefault("pretty_exceptions_enable", False)
+        kwargs.setdefault("rich_markup_mode", None)
+        super().__init__(**kwargs)
+
+    def command(self, name: str | None = None, *, cls=None, **kwargs):
+        return super().command(name, cls=cls or Command, **kwargs)
+
+
+app = App(
     name="avs-tools",
     help="Build audio-visual segmentation datasets (AVSBench S4/MS3/AVSS, Ref-AVS): "
     "collect -> sample -> preannotate -> studio -> export, and check them with the TPAVI baseline.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 
 
@@ -45,14 +94,15 @@ def _debug(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit."),
-          debug: bool = typer.Option(False, "--debug", callback=_debug, is_eager=True,
-                                     help="Print the full traceback of an error (also AVS_TOOLS_DEBUG=1).")) -> None:
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False,
+          debug: Annotated[bool, typer.Option("--debug", callback=_debug, is_eager=True,
+                                              help="Print the full traceback of an error (also "
+                                                   "AVS_TOOLS_DEBUG=1).")] = False) -> None:
     """avs-tools: one workspace, one pipeline."""
 
 
-# Each stage registers its commands, in pipeline order.
+# Each stage's file registers its commands (the help lists them in PIPELINE order, whatever the order here).
 from avsbench_tools.cli import categories as _categories  # noqa: E402,F401
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401

@@ -1,14 +1,88 @@
-"""What every command shares: the closing `next:` line and the short failure listing."""
+"""What every command shares: option aliases, `stage_run` (workspace + progress bars), the closing
+`next:` line and the short failure listing.
+
+Options are declared once here as `Annotated` aliases and used as plain type hints, e.g.
+`def sample(workspace: WorkspaceArg, quiet: Quiet = False)`; a command gives its own default
+(`device: Device = "cpu"`) or none (`fmt: Format` is required). Nothing heavy is imported here:
+every command file imports this module when `avs-tools --help` runs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from avsbench_tools.workspace import Workspace
+
 FMT_HELP = "avsbench-s4, avsbench-ms3, avss or ref-avs."
+DINO_HELP = "Grounding DINO: a transformers folder or a model id in the local HF cache."
+SAM_HELP = "SAM: a transformers folder, a model id in the local HF cache, or a segment-anything .pth."
+CLAP_HELP = "CLAP: a transformers folder or a model id in the local HF cache."
+SAM2_HELP = "SAM 2 video checkpoint for --tracker sam2, e.g. facebook/sam2.1-hiera-tiny."
+
+#: The one progress callback of every stage: progress(stage, done, total, info).
+ProgressFn = Callable[[str, int, int, str], None]
+
+# -- arguments ---------------------------------------------------------------------------------------
+WorkspaceArg = Annotated[Path, typer.Argument(metavar="WORKSPACE", readable=False, show_default=False,
+                                              help="Workspace folder (avs-tools init).")]
+NewWorkspaceArg = Annotated[Path, typer.Argument(metavar="WORKSPACE", readable=False, show_default=False,
+                                                 help="Workspace folder to create (new or empty).")]
+ReleaseArg = Annotated[Path, typer.Argument(metavar="RELEASE", show_default=False, help="Release root.")]
+
+# -- options -----------------------------------------------------------------------------------------
+Quiet = Annotated[bool, typer.Option("--quiet", "-q",
+                                     help="No progress bars and no next-step line (for scripts).")]
+Device = Annotated[str, typer.Option("--device", help="Where models run: auto, cpu or cuda.")]
+Format = Annotated[str, typer.Option("--format", "-f", help=FMT_HELP)]
+FormatOrRecipe = Annotated[str | None, typer.Option("--format", "-f", help=FMT_HELP + " Default: the recipe's.")]
+Clips = Annotated[list[str] | None, typer.Option("--clip", help="Only this clip id (repeatable).")]
+RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Try the items that failed before again.")]
+AllowDownload = Annotated[bool, typer.Option("--allow-download", help="Let Hugging Face fetch missing checkpoints.")]
+# checkpoints: the option, else its environment variable (typer's envvar=), else none
+Dino = Annotated[str | None, typer.Option("--dino", envvar="AVS_TOOLS_DINO", show_envvar=True, help=DINO_HELP)]
+Sam = Annotated[str | None, typer.Option("--sam", envvar="AVS_TOOLS_SAM", show_envvar=True, help=SAM_HELP)]
+Clap = Annotated[str | None, typer.Option("--clap", envvar="AVS_TOOLS_CLAP", show_envvar=True, help=CLAP_HELP)]
+Sam2 = Annotated[str | None, typer.Option("--sam2", envvar="AVS_TOOLS_SAM2", show_envvar=True, help=SAM2_HELP)]
+SamType = Annotated[str | None, typer.Option("--sam-type", help="vit_b, vit_l or vit_h for a .pth whose name "
+                                                                "does not say.")]
 
 
+def json_flag(shape: str = "") -> type:
+    """The `--json` flag, its help naming what is printed: `StatusJson = json_flag("{recipe, ...}")`."""
+    return Annotated[bool, typer.Option("--json", help=f"Print {shape or 'JSON'} instead of the text report.")]
+
+
+Json = json_flag("a JSON object")
+
+
+# -- running a stage ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def stage_run(workspace: Path, lock: str | None = None, quiet: bool = False) -> Iterator[tuple[Workspace, ProgressFn]]:
+    """Open `workspace` (taking its writer lock when `lock` names the command: every command that writes
+    the workspace does; readers pass none) with progress bars (none when `quiet`); closes both.
+
+        with stage_run(workspace, lock="sample", quiet=quiet) as (ws, progress):
+            res = sample(ws, opts, progress=progress)
+
+    The bars are drawn from the first report on, so an error before any work prints only its line."""
+    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.workspace import open_workspace
+
+    ws = open_workspace(workspace, lock=lock)
+    try:
+        with bars(quiet) as progress:
+            yield ws, progress
+    finally:
+        ws.close()
+
+
+# -- what a command prints at its end ------------------------------------------------------------------
 def say_next(command: str, quiet: bool = False) -> None:
     """End a stage with the command to run next (`next: avs-tools ...`), unless --quiet."""
     if not quiet:
@@ -21,3 +95,34 @@ def report_failures(failures: Sequence[tuple[str, str]], workspace, shown: int =
         typer.echo(f"  failed: {item}: {reason}", err=True)
     if len(failures) > shown:
         typer.echo(f"  and {len(failures) - shown} more: avs-tools status {workspace} --failures", err=True)
+
+
+def fail_when_none_done(failures: Sequence[tuple[str, str]], workspace, none_done: bool, what: str) -> None:
+    """List the failures of a stage run (`report_failures`); when the run tried clips and none succeeded,
+    end with `avs-tools: error: every clip <what> in this run failed (N)` and exit 1."""
+    report_failures(failures, workspace)
+    if none_done and failures:
+        typer.echo(f"avs-tools: error: every clip {what} in this run failed ({len(failures)})", err=True)
+        raise typer.Exit(1)
+
+
+def print_json(value, as_json: bool) -> bool:
+    """With --json, print `value` as indented JSON and return True (the command then ends)."""
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(value, indent=1))
+    return as_json
+
+
+def note(text: str) -> None:
+    """One line on stderr for something the user should know but that does not stop the command."""
+    typer.echo(f"avs-tools: note: {text}", err=True)
+
+
+def explicit(ctx: typer.Context, name: str) -> bool:
+    """True if the user gave option `name` on this command line. A value from an environment variable
+    (a standing configuration, such as AVS_TOOLS_DINO) does not count: notes about options that cannot
+    take effect speak only of what was typed."""
+    src = ctx.get_parameter_source(name)
+    return src is not None and src.name in ("COMMANDLINE", "PROMPT")

@@ -3,39 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import FMT_HELP, say_next
+from avsbench_tools.cli.common import FormatOrRecipe, Quiet, WorkspaceArg, say_next, stage_run
 
 
 @app.command(short_help="Write a release in an official layout.  e.g. avs-tools export ws out --format avsbench-s4 --split test")
 def export(
-    workspace: Path = typer.Argument(..., help="Workspace folder."),
-    out: Path = typer.Argument(..., help="Release root to create (as the official download unpacks)."),
-    fmt: str = typer.Option(None, "--format", "-f", help=FMT_HELP + " Default: the recipe's."),
-    split: str = typer.Option(None, "--split", help="Export only this split (train, val, test; Ref-AVS test = test_s+test_u)."),
-    include_unreviewed: bool = typer.Option(False, "--include-unreviewed",
-                                            help="Use the latest pre-annotation where no review exists (the card says so)."),
-    force: bool = typer.Option(False, "--force", help="Replace OUT when it is a release avs-tools exported before "
-                               "(never the workspace, a source, or a folder holding anything else)."),
-    seed: int = typer.Option(None, "--seed", help="Split seed for clips without a split (default 0; splits are "
-                             "stored in the workspace and never move, so a seed given later is ignored)."),
-    unseen: list[str] = typer.Option(None, "--unseen", help="Ref-AVS: category held out of train for test_u (repeatable)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    workspace: WorkspaceArg,
+    out: Annotated[Path, typer.Argument(help="Release root to create (as the official download unpacks).",
+                                        show_default=False)],
+    fmt: FormatOrRecipe = None,
+    split: Annotated[str | None, typer.Option("--split", help="Export only this split (train, val, test; Ref-AVS "
+                                              "test = test_s+test_u).")] = None,
+    include_unreviewed: Annotated[bool, typer.Option("--include-unreviewed", help="Use the latest pre-annotation "
+                                                     "where no review exists (the card says so).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT when it is a release avs-tools exported before "
+                                        "(never the workspace, a source, or a folder holding anything else).")] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Split seed for clips without a split (default 0; splits "
+                                             "are stored in the workspace and never move, so a seed given later is "
+                                             "ignored).")] = None,
+    unseen: Annotated[list[str] | None, typer.Option("--unseen", help="Ref-AVS: category held out of train for "
+                                                     "test_u (repeatable).")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Export frames, masks, audio, log-mel and metadata in the exact official layout, plus a card and checksums."""
-    from avsbench_tools.cli.progress import bars
     from avsbench_tools.export import export as run
-    from avsbench_tools.workspace import open_workspace
 
-    ws = open_workspace(workspace, lock="export")
-    try:
-        with bars(quiet) as cb:
-            res = run(ws, out, fmt, split, include_unreviewed, force, seed, list(unseen or []) or None, progress=cb)
-    finally:
-        ws.close()
+    with stage_run(workspace, lock="export", quiet=quiet) as (ws, progress):
+        res = run(ws, out, fmt, split, include_unreviewed, force, seed, list(unseen or []) or None, progress=progress)
     for note in res.notes:
         typer.echo(f"avs-tools: note: {note}", err=True)
     fixes = {"template": "; the dataset card says so (write the expressions in the studio, then export again)",

@@ -1,4 +1,4 @@
-"""Rich progress bars for the CLI (library functions only take a callback), and its notes."""
+"""Rich progress bars for the CLI: library functions only take a callback `progress(stage, done, total, info)`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ console = Console(stderr=True)
 
 
 class _Bars:
+    """The callback handed to a stage: one bar per stage name, started on the first report."""
+
     def __init__(self, progress: Progress | None):
         self.progress = progress
         self.started = False
@@ -50,16 +52,3 @@ def bars(quiet: bool = False) -> Iterator[_Bars]:
     finally:
         if cb.started:
             prog.stop()
-
-
-def note(text: str) -> None:
-    """One line on stderr for something the user should know but that does not stop the command."""
-    import typer
-
-    typer.echo(f"avs-tools: note: {text}", err=True)
-
-
-def explicit(ctx, name: str) -> bool:
-    """True if the user gave option `name` (on the command line or by its environment variable)."""
-    src = ctx.get_parameter_source(name)
-    return src is not None and src.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import FMT_HELP, say_next
+from avsbench_tools.cli.common import Format, Json, Quiet, ReleaseArg, json_flag, print_json, say_next
+
+ValidateJson = json_flag('{"problems": [{"path", "problem"}], "warnings": [...]}')
 
 
 @app.command(short_help="Check a release (ours or official).  e.g. avs-tools validate out --format avss")
 def validate(
-    release: Path = typer.Argument(..., help="Release root."),
-    fmt: str = typer.Option(..., "--format", "-f", help=FMT_HELP),
-    max_print: int = typer.Option(50, "--max-print", help="Problems printed (all are counted)."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"problems": [{"path", "problem"}], "warnings": [...]}.'),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no next step."),
+    release: ReleaseArg,
+    fmt: Format,
+    max_print: Annotated[int, typer.Option("--max-print", help="Problems printed (all are counted).")] = 50,
+    as_json: ValidateJson = False,
+    quiet: Quiet = False,
 ) -> None:
     """Every file the loaders open exists and decodes; sizes, values, metadata, splits. Exit 1 on problems.
 
@@ -28,8 +31,8 @@ def validate(
     from avsbench_tools.validate import validate_release
 
     check_release(release, fmt)  # a path problem is one line, before any progress bar
-    with bars(quiet or as_json) as cb:
-        rep = validate_release(release, fmt, progress=cb)
+    with bars(quiet or as_json) as progress:
+        rep = validate_release(release, fmt, progress=progress)
     if as_json:
         typer.echo(json.dumps({"format": rep.fmt, "root": rep.root, "rows": rep.items, "splits": rep.splits,
                                "files_checked": rep.files_checked,
@@ -61,12 +64,12 @@ def _q(path: Path) -> str:
 
 @app.command(short_help="The papers' statistics as HTML.  e.g. avs-tools stats out --format ref-avs --out report.html")
 def stats(
-    release: Path = typer.Argument(..., help="Release root."),
-    fmt: str = typer.Option(..., "--format", "-f", help=FMT_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="HTML report file (PNG plots are embedded and written to "
-                             "<name>_plots/ beside it). Replaces only a report avs-tools stats wrote."),
-    as_json: bool = typer.Option(False, "--json", help="Also print the numbers as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no next step."),
+    release: ReleaseArg,
+    fmt: Format,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML report file (PNG plots are embedded and written to "
+                                      "<name>_plots/ beside it). Replaces only a report avs-tools stats wrote.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Also print the numbers as JSON.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Warnings, the release beside the published figures, videos per category and split, annotated frames,
     objects, sounding objects per frame, mask areas, expressions."""
@@ -76,8 +79,8 @@ def stats(
 
     check_release(release, fmt)
     check_report_paths(out)  # before the work: a path problem is one line, at once
-    with bars(quiet) as cb:
-        st = compute_stats(release, fmt, progress=cb)
+    with bars(quiet) as progress:
+        st = compute_stats(release, fmt, progress=progress)
     path = write_report(st, out)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in st.items() if not k.startswith("_")}, indent=1))
@@ -91,17 +94,19 @@ def stats(
 
 @app.command(short_help="Official metrics of predictions.  e.g. avs-tools evaluate --format avsbench-s4 --gt rel --pred preds")
 def evaluate(
-    fmt: str = typer.Option(..., "--format", "-f", help=FMT_HELP),
-    gt: Path = typer.Option(..., "--gt", help="Ground-truth release root."),
-    pred: Path = typer.Option(..., "--pred", help="Predictions: a folder holding a single-channel PNG at the exact "
-                              "relative path of every ground-truth mask (0/255, 0/1 or 8-bit probabilities; "
-                              "AVSS: class indices), at the ground truth's size (Ref-AVS: or 256x256)."),
-    split: str = typer.Option(None, "--split", help="Split to score (default: the test splits)."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Frames per batch of the official F (default: official)."),
-    allow_missing: bool = typer.Option(False, "--allow-missing",
-                                       help="Score missing predictions as empty masks (reported) instead of failing."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    fmt: Format,
+    gt: Annotated[Path, typer.Option("--gt", help="Ground-truth release root.")],
+    pred: Annotated[Path, typer.Option("--pred", help="Predictions: a folder holding a single-channel PNG at the "
+                                       "exact relative path of every ground-truth mask (0/255, 0/1 or 8-bit "
+                                       "probabilities; AVSS: class indices), at the ground truth's size (Ref-AVS: "
+                                       "or 256x256).")],
+    split: Annotated[str | None, typer.Option("--split", help="Split to score (default: the test splits).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Frames per batch of the official F "
+                                                   "(default: official).")] = None,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Score missing predictions as empty masks "
+                                                "(reported) instead of failing.")] = False,
+    as_json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """mIoU (empty-mask rule), F (beta^2 0.3; official batched and batch-free), AVSS 71-class, Ref-AVS J/F/S.
 
@@ -112,10 +117,9 @@ def evaluate(
     from avsbench_tools.evaluate import evaluate as run
 
     check_args(fmt, gt, pred)  # path problems: one line, before any progress bar
-    with bars(quiet) as cb:
-        res = run(fmt, gt, pred, split, batch_size, progress=cb, allow_missing=allow_missing)
-    if as_json:
-        typer.echo(json.dumps(res, indent=1))
+    with bars(quiet) as progress:
+        res = run(fmt, gt, pred, split, batch_size, progress=progress, allow_missing=allow_missing)
+    if print_json(res, as_json):
         return
     for w in res["warnings"]:
         typer.echo(f"warning: {w}")

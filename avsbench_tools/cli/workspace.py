@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from avsbench_tools.cli import app
+from avsbench_tools.cli.common import NewWorkspaceArg, WorkspaceArg, json_flag, print_json, say_next
 
 COLLECT_HINT = "--local DIR (or --urls FILE, --csv FILE, --keywords TEXT)"
 FAILURES_SHOWN = 5
+StatusJson = json_flag("{recipe, clips, stages: {stage: {done, failed, pending}}, failures: [...]}")
+ClipsJson = json_flag("a list of {clip, category, source, start, seconds, split, "
+                      "stages: {stage: done|failed|pending}}")
 
 
 def _stages_with_a_command() -> list[str]:
@@ -23,12 +27,11 @@ def _stages_with_a_command() -> list[str]:
 
 @app.command(short_help="Create a workspace for a recipe.  e.g. avs-tools init ws --recipe avsbench-s4")
 def init(
-    workspace: Path = typer.Argument(..., readable=False, help="Workspace folder to create (new or empty)."),
-    recipe: str = typer.Option(..., "--recipe", "-r", help="A bundled recipe name (avsbench-s4, avsbench-ms3, avss, "
-                               "ref-avs) or a path to a recipe .toml."),
+    workspace: NewWorkspaceArg,
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="A bundled recipe name (avsbench-s4, avsbench-ms3, "
+                                        "avss, ref-avs) or a path to a recipe .toml.")],
 ) -> None:
     """Create a workspace (catalog + frozen recipe). Re-running with the same recipe is a no-op."""
-    from avsbench_tools.cli.common import say_next
     from avsbench_tools.workspace import init_workspace
 
     ws, created = init_workspace(workspace, recipe)
@@ -51,18 +54,17 @@ def _next_step(workspace: Path, st: dict) -> str | None:
 
 @app.command(short_help="Counts per stage and failures.  e.g. avs-tools status ws --failures")
 def status(
-    workspace: Path = typer.Argument(..., readable=False, help="Workspace folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print {recipe, clips, stages: {stage: {done, failed, pending}}, "
-                                 "failures: [...]}."),
-    failures: bool = typer.Option(False, "--failures", help="List every open failure (stage, item, source, reason, "
-                                  f"attempts, retryable); by default the first {FAILURES_SHOWN} are shown."),
+    workspace: WorkspaceArg,
+    as_json: StatusJson = False,
+    failures: Annotated[bool, typer.Option("--failures", help="List every open failure (stage, item, source, reason, "
+                                           f"attempts, retryable); by default the first {FAILURES_SHOWN} are shown.")]
+    = False,
 ) -> None:
     """Show per-stage progress and the failure ledger of a workspace (read-only: never waits for a running stage)."""
     from avsbench_tools.workspace import workspace_status
 
     st = workspace_status(workspace, _stages_with_a_command())
-    if as_json:
-        typer.echo(json.dumps(st, indent=1))
+    if print_json(st, as_json):
         return
     from rich.console import Console
     from rich.table import Table
@@ -98,17 +100,12 @@ def status(
 
 
 @app.command(short_help="List the clips with their source and stage states.  e.g. avs-tools clips ws --json")
-def clips(
-    workspace: Path = typer.Argument(..., readable=False, help="Workspace folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {clip, category, source, start, seconds, "
-                                 "split, stages: {stage: done|failed|pending}}."),
-) -> None:
+def clips(workspace: WorkspaceArg, as_json: ClipsJson = False) -> None:
     """One row per clip: category, source (URL, or the file name of a local file), length, split, stage states."""
     from avsbench_tools.workspace import list_clips
 
     rows = list_clips(workspace, _stages_with_a_command())
-    if as_json:
-        typer.echo(json.dumps(rows, indent=1))
+    if print_json(rows, as_json):
         return
     if not rows:
         typer.echo(f"no clips in {workspace} yet: run avs-tools collect {workspace} {COLLECT_HINT}", err=True)
