@@ -34,13 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from avsbench_tools import metrics
+from avsbench_tools import formats, metrics
 from avsbench_tools.errors import UsageError
 from avsbench_tools.release import Item, Release, check_release, read_release
 
 Progress = Callable[[str, int, int, str], None]
-OFFICIAL_BATCH = {"avsbench-s4": 4 * 5, "avsbench-ms3": 4 * 5, "ref-avs": 4 * 10}
-REFAVS_SIZE = (256, 256)
+OFFICIAL_BATCH = {f.name: f.official_batch for f in formats.FORMATS.values() if f.official_batch}
+REFAVS_SIZE = formats.get("ref-avs").eval_size  # Ref-AVS scores everything at its official 256x256
 SINGLE_CHANNEL = ("L", "P", "1", "I;16", "I;16L", "I;16B", "I")
 
 
@@ -102,9 +102,8 @@ def _official_refavs_gt(gt: np.ndarray) -> np.ndarray:
 
 def _pred_base(pred: Path, rel: Release) -> Path:
     """PRED itself, or PRED/Single-source (Multi-sources) when PRED is an S4/MS3 unpack root."""
-    inner = rel.root.name
-    if rel.fmt in ("avsbench-s4", "avsbench-ms3") and inner in ("Single-source", "Multi-sources") \
-            and (pred / inner).is_dir():
+    inner = formats.get(rel.fmt).inner
+    if inner and rel.root.name == inner and (pred / inner).is_dir():
         return pred / inner
     return pred
 
@@ -149,6 +148,7 @@ def _split_warnings(pred: Path, rel: Release, fmt: str) -> list[str]:
 
 def _read_preds(pairs, fmt: str, n_classes: int, allow_missing: bool, pred: Path, progress: Progress,
                 gt_sizes: list[tuple[int, int]], warnings: list[str]) -> _Preds:
+    f = formats.get(fmt)
     out = _Preds()
     out.missing = [pp for _, _, _, pp in pairs if not pp.is_file()]
     if out.missing and not allow_missing:
@@ -161,13 +161,14 @@ def _read_preds(pairs, fmt: str, n_classes: int, allow_missing: bool, pred: Path
             continue
         arr = _open_single(pp)
         size = (arr.shape[1], arr.shape[0])
-        if size != gsize and not (fmt == "ref-avs" and size == REFAVS_SIZE):
-            extra = " (or 256x256, the official evaluation size)" if fmt == "ref-avs" else ""
+        if size != gsize and not (f.eval_size and size == f.eval_size):
+            extra = (f" (or {f.eval_size[0]}x{f.eval_size[1]}, the official evaluation size)" if f.eval_size
+                     else "")
             raise UsageError(f"--pred {pp}: size {size[0]}x{size[1]}, but the ground-truth mask is "
                              f"{gsize[0]}x{gsize[1]}{extra}; predictions are not resampled")
         top = int(arr.max(initial=0))
         low = int(arr.min(initial=0))
-        if fmt == "avss":
+        if f.semantic:
             if low < 0 or top >= n_classes:
                 bad = low if low < 0 else top
                 raise UsageError(f"--pred {pp}: class index {bad} out of range (the release has {n_classes} "
@@ -214,6 +215,7 @@ def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_siz
     check_args(fmt, gt, pred)
     gt = gt.resolve()
     rel = read_release(gt, fmt)
+    f = formats.get(fmt)
     pred = pred.resolve()
     _refuse_frames_folder(pred, gt, rel)
     splits = sorted({it.split for it in rel.items})
@@ -240,13 +242,13 @@ def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_siz
     progress("reading ground truth", 0, len(pairs), "")
     gts = [_load_gt(gp) for _, _, gp, _ in pairs]
     gt_sizes = [(g.shape[1], g.shape[0]) for g in gts]
-    n_classes = (len(rel.classes) or 71) if fmt == "avss" else 2
+    n_classes = (len(rel.classes) or 71) if f.semantic else 2
     got = _read_preds(pairs, fmt, n_classes, allow_missing, pred, progress, gt_sizes, warnings)
     head = {"format": fmt, "splits": chosen, "frames": len(pairs),
-            "clips": len({it.row.get("vid", it.name) if fmt == "ref-avs" else it.name for it in items}),
+            "clips": len({it.row.get("vid", it.name) if f.per_object else it.name for it in items}),
             "predictions": str(base), "missing": len(got.missing),
             "missing_first": str(got.missing[0]) if got.missing else None, "warnings": warnings}
-    if fmt == "avss":
+    if f.semantic:
         preds = [a if a is not None else np.zeros_like(g) for a, g in zip(got.arrays, gts, strict=True)]
         res = metrics.avss_scores(preds, gts, n_classes)
         present = [i for i, c in enumerate(res["per_class_count"]) if c > 0]
@@ -255,8 +257,8 @@ def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_siz
                 "miou_present_classes": float(np.mean([res["per_class_iou"][i] for i in present])) if present else 0.0}
     scale, reading = _reading(got.values_seen)
     head["pred_values"] = reading
-    bs = batch_size or OFFICIAL_BATCH[fmt]
-    if fmt in ("avsbench-s4", "avsbench-ms3"):
+    bs = batch_size or f.official_batch
+    if f.binary:
         sizes = sorted({f"{w}x{h}" for w, h in gt_sizes})
         g = [x > 0 for x in gts]
         p = [(a.astype(np.float32) / scale) if a is not None else np.zeros(x.shape, np.float32)

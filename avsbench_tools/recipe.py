@@ -13,9 +13,10 @@ from pathlib import Path
 
 import tomllib
 
+from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
 
-FORMATS = ("avsbench-s4", "avsbench-ms3", "avss", "ref-avs")
+FORMATS = formats.NAMES  # the release formats a recipe may name (avsbench_tools.formats)
 SAMPLING_RULES = ("end-of-second", "first-of-second")
 FRAME_FORMATS = ("png", "jpg")
 ANNOTATE_RULES = ("first", "all")
@@ -51,6 +52,11 @@ class Recipe:
     @property
     def default_seconds(self) -> int:
         return self.clip_seconds[0]
+
+    @property
+    def release_format(self) -> formats.ReleaseFormat:
+        """The registry record of this recipe's release format."""
+        return formats.get(self.format)
 
     @property
     def digest(self) -> str:
@@ -119,8 +125,8 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     for key in _REQUIRED:
         if key not in data:
             raise bad(key, "is missing")
-    if data["format"] not in FORMATS:
-        raise bad("format", f"must be one of {', '.join(FORMATS)}")
+    if formats.find(data["format"]) is None:
+        raise bad("format", f"must be one of {', '.join(formats.NAMES)}")
     secs = data["clip_seconds"]
     if not secs or any(s not in (5, 10) for s in secs):
         raise bad("clip_seconds", "must list clip lengths of 5 and/or 10 seconds")

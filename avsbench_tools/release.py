@@ -1,8 +1,9 @@
 """Read a release in one of the official layouts (ours or an official download): what the loaders open.
 
 `read_release(root, fmt)` returns one `Item` per metadata row with the paths the official loaders
-build from it (their path logic, quirks included). validate, evaluate and stats all read releases
-through this, so they agree with each other and with the loaders.
+build from it (their path logic, quirks included); each format's reader (`read_s4`, `read_ms3`,
+`read_avss`, `read_refavs`) is named by its entry in `avsbench_tools.formats`. validate, evaluate
+and stats all read releases through this, so they agree with each other and with the loaders.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
 
-FORMATS = ("avsbench-s4", "avsbench-ms3", "avss", "ref-avs")
+FORMATS = formats.NAMES
 
 
 @dataclass
@@ -66,80 +68,89 @@ def release_root(root: Path, fmt: str) -> Path:
         raise UsageError(f"{root}: no such folder (give the release root)")
     if not root.is_dir():
         raise UsageError(f"{root}: is not a folder (give the release root)")
-    inner = {"avsbench-s4": ("Single-source", "s4_meta_data.csv"),
-             "avsbench-ms3": ("Multi-sources", "ms3_meta_data.csv")}.get(fmt)
-    if inner:
-        if (root / inner[0] / inner[1]).is_file():
-            return root / inner[0]
-        if (root / inner[1]).is_file():
+    f = formats.get(fmt)
+    if f.inner:
+        if (root / f.inner / f.metadata).is_file():
+            return root / f.inner
+        if (root / f.metadata).is_file():
             return root
-        raise UsageError(f"{root}: no {inner[0]}/{inner[1]} (not a release root in the {fmt} layout)")
-    if not (root / "metadata.csv").is_file():
-        raise UsageError(f"{root}: no metadata.csv (not a release root in the {fmt} layout)")
+        raise UsageError(f"{root}: no {f.inner}/{f.metadata} (not a release root in the {fmt} layout)")
+    if not (root / f.metadata).is_file():
+        raise UsageError(f"{root}: no {f.metadata} (not a release root in the {fmt} layout)")
     return root
 
 
 def check_release(root: Path, fmt: str) -> Path:
     """The release root's inner folder, or a one-line UsageError (unknown format, no folder, no metadata)."""
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    formats.get(fmt)
     return release_root(root, fmt)
 
 
 def read_release(root: Path, fmt: str) -> Release:
+    """The release at `root` (unpack root or inner folder) in layout `fmt`: one Item per metadata row."""
     base = check_release(root, fmt)
-    if fmt == "avsbench-s4":
-        meta = base / "s4_meta_data.csv"
-        d = base / "s4_data"
-        items = []
-        for r in _rows(meta, ("name", "category", "split")):
-            name, split, cat = r["name"], r["split"], r["category"]
-            rel = Path(split) / cat / name
-            n_masks = 1 if split == "train" else 5
-            items.append(Item(name, split, [d / "visual_frames" / rel / f"{name}_{k}.png" for k in range(1, 6)],
-                              {k - 1: d / "gt_masks" / rel / f"{name}_{k}.png" for k in range(1, n_masks + 1)},
-                              d / "audio_wav" / split / cat / f"{name}.wav",
-                              d / "audio_log_mel" / split / cat / f"{name}.pkl", cat, r))
-        return Release(fmt, base, meta, items)
-    if fmt == "avsbench-ms3":
-        meta = base / "ms3_meta_data.csv"
-        d = base / "ms3_data"
-        items = []
+    return formats.get(fmt).read(base)
+
+
+def read_s4(base: Path) -> Release:
+    meta = base / "s4_meta_data.csv"
+    d = base / "s4_data"
+    items = []
+    for r in _rows(meta, ("name", "category", "split")):
+        name, split, cat = r["name"], r["split"], r["category"]
+        rel = Path(split) / cat / name
+        n_masks = 1 if split == "train" else 5
+        items.append(Item(name, split, [d / "visual_frames" / rel / f"{name}_{k}.png" for k in range(1, 6)],
+                          {k - 1: d / "gt_masks" / rel / f"{name}_{k}.png" for k in range(1, n_masks + 1)},
+                          d / "audio_wav" / split / cat / f"{name}.wav",
+                          d / "audio_log_mel" / split / cat / f"{name}.pkl", cat, r))
+    return Release("avsbench-s4", base, meta, items)
+
+
+def read_ms3(base: Path) -> Release:
+    meta = base / "ms3_meta_data.csv"
+    d = base / "ms3_data"
+    items = []
+    try:
+        with open(meta, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError:
+        raise UsageError(f"{meta}: not a UTF-8 CSV file") from None
+    header = rows[0] if rows else None
+    for r in rows[1:]:
+        if not r:
+            continue
+        if len(r) < 2:
+            raise UsageError(f"{meta}: row {r!r} has no split column (want name,split)")
+        name, split = r[0], r[1]
+        items.append(Item(name, split, [d / "visual_frames" / name / f"{name}.mp4_{k}.png" for k in range(1, 6)],
+                          {k - 1: d / "gt_masks" / split / name / f"{name}_{k}.png" for k in range(1, 6)},
+                          d / "audio_wav" / split / f"{name}.wav", d / "audio_log_mel" / split / f"{name}.pkl",
+                          None, dict(zip(header or ["video_id", "split"], r, strict=False))))
+    return Release("avsbench-ms3", base, meta, items)
+
+
+def read_avss(base: Path) -> Release:
+    meta = base / "metadata.csv"
+    classes = []
+    if (base / "label2idx.json").is_file():
         try:
-            with open(meta, newline="", encoding="utf-8") as fh:
-                rows = list(csv.reader(fh))
-        except UnicodeDecodeError:
-            raise UsageError(f"{meta}: not a UTF-8 CSV file") from None
-        header = rows[0] if rows else None
-        for r in rows[1:]:
-            if not r:
-                continue
-            if len(r) < 2:
-                raise UsageError(f"{meta}: row {r!r} has no split column (want name,split)")
-            name, split = r[0], r[1]
-            items.append(Item(name, split, [d / "visual_frames" / name / f"{name}.mp4_{k}.png" for k in range(1, 6)],
-                              {k - 1: d / "gt_masks" / split / name / f"{name}_{k}.png" for k in range(1, 6)},
-                              d / "audio_wav" / split / f"{name}.wav", d / "audio_log_mel" / split / f"{name}.pkl",
-                              None, dict(zip(header or ["video_id", "split"], r, strict=False))))
-        return Release(fmt, base, meta, items)
-    if fmt == "avss":
-        meta = base / "metadata.csv"
-        classes = []
-        if (base / "label2idx.json").is_file():
-            try:
-                classes = list(json.loads((base / "label2idx.json").read_text(encoding="utf-8")))
-            except (ValueError, TypeError):
-                raise UsageError(f"{base / 'label2idx.json'}: not a JSON object of class names") from None
-        items = []
-        for r in _rows(meta, ("uid", "split", "label")):
-            label, uid, split = r["label"], r["uid"], r["split"]
-            n = 10 if label == "v2" else 5
-            sup = [0] if (label == "v1s" and split == "train") else list(range(n))
-            d = base / label / uid
-            items.append(Item(uid, split, [d / "frames" / f"{i}.jpg" for i in range(n)],
-                              {i: d / "labels_semantic" / f"{i}.png" for i in sup}, d / "audio.wav", None, label, r,
-                              rgb_masks={i: d / "labels_rgb" / f"{i}.png" for i in sup}))
-        return Release(fmt, base, meta, items, classes)
+            classes = list(json.loads((base / "label2idx.json").read_text(encoding="utf-8")))
+        except (ValueError, TypeError):
+            raise UsageError(f"{base / 'label2idx.json'}: not a JSON object of class names") from None
+    items = []
+    for r in _rows(meta, ("uid", "split", "label")):
+        label, uid, split = r["label"], r["uid"], r["split"]
+        n = 10 if label == "v2" else 5
+        sup = [0] if (label == "v1s" and split == "train") else list(range(n))
+        d = base / label / uid
+        items.append(Item(uid, split, [d / "frames" / f"{i}.jpg" for i in range(n)],
+                          {i: d / "labels_semantic" / f"{i}.png" for i in sup}, d / "audio.wav", None, label, r,
+                          rgb_masks={i: d / "labels_rgb" / f"{i}.png" for i in sup}))
+    return Release("avss", base, meta, items, classes)
+
+
+def read_refavs(base: Path) -> Release:
     meta = base / "metadata.csv"
     items = []
     for r in _rows(meta, ("vid", "uid", "split", "fid")):
@@ -154,4 +165,4 @@ def read_release(root: Path, fmt: str) -> Release:
         items.append(Item(uid, split, [d / "frames" / f"{i}.jpg" for i in range(10)],
                           {i: base / "gt_mask" / folder / f"fid_{fid}" / f"0000{i}.png" for i in range(10)},
                           d / "audio.wav", None, None, r, null=uid.startswith("null")))
-    return Release(fmt, base, meta, items)
+    return Release("ref-avs", base, meta, items)

@@ -1,26 +1,64 @@
 """Leak-free splits, assigned once per workspace and stored in the catalog (clips.split).
 
+`ratio_split` (deterministic largest-remainder allocation in a seeded order) is shared with the
+synthetic world's gold release; `assign_splits` draws a workspace's splits with it.
+
 Clips are grouped before splitting: clips cut from one source video form one group, and
 near-duplicates (frames with close perceptual hashes AND a close audio fingerprint, e.g. the same
 recording uploaded twice) join the group of what they duplicate. Groups are split per category
 (stratified; categories too rare to fill every split are pooled) by the recipe's ratios in a seeded, deterministic order. A group holding a clip that
 already has a split sends its new clips there: adding clips never moves existing ones.
 Ref-AVS: categories held out (recipe `unseen_categories` or --unseen) go to test_u; the other
-test groups are test_s; null expressions of test clips are exported as test_n.
+test groups are test_s; null expressions of test clips are exported as test_n (the format's
+`test_split` and `unseen_split` in avsbench_tools.formats).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from avsbench_tools.splits_simple import ratio_split
+from avsbench_tools.catalog import Fingerprint
 from avsbench_tools.workspace import Workspace
 
 FRAME_HASH_BITS = 10  # mean Hamming distance of the 64-bit frame dHashes
 AUDIO_HASH_BITS = 0.25  # fraction of differing audio-fingerprint bits
+
+
+def allocate(n: int, ratios: dict[str, float]) -> dict[str, int]:
+    """Largest-remainder counts per split; every split with a ratio > 0 gets one item when n allows."""
+    names = list(ratios)
+    raw = {k: n * ratios[k] for k in names}
+    counts = {k: int(raw[k]) for k in names}
+    for k in sorted(names, key=lambda k: raw[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
+        counts[k] += 1
+    positive = [k for k in names if ratios[k] > 0]
+    if n >= len(positive):
+        for k in positive:
+            while counts[k] == 0:
+                donor = max(names, key=lambda d: counts[d])
+                counts[donor] -= 1
+                counts[k] += 1
+    return counts
+
+
+def stable_order(ids: list[str], seed: int) -> list[str]:
+    return sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+
+
+def ratio_split(ids: list[str], ratios: dict[str, float], seed: int) -> dict[str, str]:
+    counts = allocate(len(ids), ratios)
+    out: dict[str, str] = {}
+    order = stable_order(ids, seed)
+    pos = 0
+    for split, k in counts.items():
+        for i in order[pos:pos + k]:
+            out[i] = split
+        pos += k
+    return out
 
 
 def dhash(img: np.ndarray) -> int:
@@ -53,27 +91,22 @@ def _fingerprints(ws: Workspace, clip_ids: list[str]) -> dict[str, _Print]:
     """Fingerprints of sampled clips, computed once and cached in the catalog."""
     from PIL import Image
 
-    with ws.catalog.tx() as db:
-        db.execute("CREATE TABLE IF NOT EXISTS fingerprints(clip_id TEXT PRIMARY KEY, frames TEXT NOT NULL, "
-                   "audio BLOB NOT NULL, n_audio INTEGER NOT NULL)")
-    cached = {r["clip_id"]: r for r in ws.catalog.query("SELECT * FROM fingerprints")}
+    cached = ws.catalog.fingerprints()
     out, new = {}, []
     for cid in clip_ids:
         r = cached.get(cid)
         if r is not None:
-            bits = np.unpackbits(np.frombuffer(r["audio"], np.uint8))[: r["n_audio"]].astype(bool)
-            out[cid] = _Print(cid, [int(x) for x in r["frames"].split(",") if x], bits)
+            bits = np.unpackbits(np.frombuffer(r.audio, np.uint8))[: r.n_audio].astype(bool)
+            out[cid] = _Print(cid, list(r.frames), bits)
             continue
-        rows = ws.catalog.query("SELECT path FROM frames WHERE clip_id=? ORDER BY second", (cid,))
-        a = ws.catalog.query("SELECT logmel_path FROM audio WHERE clip_id=?", (cid,))
-        if not rows or not a:
+        rows = ws.catalog.frames(cid)
+        a = ws.catalog.audio(cid)
+        if not rows or a is None:
             continue
-        frames = [dhash(np.asarray(Image.open(ws.path(r[0])).convert("RGB"))) for r in rows]
-        out[cid] = _Print(cid, frames, audio_fingerprint(np.load(ws.path(a[0][0]))))
-        new.append((cid, ",".join(map(str, frames)), np.packbits(out[cid].audio).tobytes(), int(out[cid].audio.size)))
-    if new:
-        with ws.catalog.tx() as db:
-            db.executemany("INSERT OR REPLACE INTO fingerprints VALUES(?, ?, ?, ?)", new)
+        frames = [dhash(np.asarray(Image.open(ws.path(r.path)).convert("RGB"))) for r in rows]
+        out[cid] = _Print(cid, frames, audio_fingerprint(np.load(ws.path(a.logmel_path))))
+        new.append(Fingerprint(cid, frames, np.packbits(out[cid].audio).tobytes(), int(out[cid].audio.size)))
+    ws.catalog.save_fingerprints(new)
     return out
 
 
@@ -120,7 +153,7 @@ def split_state(ws: Workspace) -> tuple[int, int | None]:
 
     Splits never move once assigned, so a seed given later only reaches clips without a split.
     """
-    fixed = ws.catalog.query("SELECT COUNT(*) FROM clips WHERE split IS NOT NULL")[0][0]
+    fixed = sum(n for split, n in ws.catalog.split_counts().items() if split != "none")
     stored = ws.catalog.meta().get("split_seed")
     try:
         seed = int(stored) if stored is not None else None
@@ -145,7 +178,7 @@ def assign_splits(ws: Workspace, seed: int = 0, unseen: list[str] | None = None)
     groups: dict[str, list] = defaultdict(list)
     for c in clips:
         groups[uf.find(c.clip_id)].append(c)
-    is_ref = recipe.format == "ref-avs"
+    fmt = recipe.release_format
     held_out = set(unseen if unseen is not None else recipe.unseen_categories)
     assign: dict[str, str] = {}
     new_groups: dict[str, list[str]] = defaultdict(list)  # category -> group keys
@@ -157,9 +190,9 @@ def assign_splits(ws: Workspace, seed: int = 0, unseen: list[str] | None = None)
                     assign[c.clip_id] = fixed[0]
             continue
         cats = sorted({c.category or "" for c in members})
-        if is_ref and held_out & set(cats):
+        if fmt.unseen_split and held_out & set(cats):
             for c in members:
-                assign[c.clip_id] = "test_u"
+                assign[c.clip_id] = fmt.unseen_split
             continue
         new_groups[cats[0]].append(key)
     ratios = dict(recipe.splits)
@@ -170,14 +203,7 @@ def assign_splits(ws: Workspace, seed: int = 0, unseen: list[str] | None = None)
         strata[cat if len(keys) >= min_size else "(rare categories)"].extend(keys)
     for cat in sorted(strata):
         for key, split in ratio_split(strata[cat], ratios, seed).items():
-            name = "test_s" if (is_ref and split == "test") else split
             for c in groups[key]:
-                assign[c.clip_id] = name
-    with ws.catalog.tx() as db:
-        db.executemany("UPDATE clips SET split=? WHERE clip_id=? AND split IS NULL",
-                       [(s, cid) for cid, s in assign.items()])
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('split_seed', ?)", (str(seed),))
-    counts: dict[str, int] = {}
-    for r in ws.catalog.query("SELECT split, COUNT(*) FROM clips GROUP BY split"):
-        counts[r[0] or "none"] = r[1]
-    return counts
+                assign[c.clip_id] = fmt.split_name(split)
+    ws.catalog.set_splits(assign, seed=seed)
+    return ws.catalog.split_counts()

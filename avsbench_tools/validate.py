@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from avsbench_tools import formats
 from avsbench_tools.release import Item, Release, read_release
 
 Progress = Callable[[str, int, int, str], None]
 
-
-EXPECTED_SPLITS = {"avsbench-s4": ("train", "val", "test"), "avsbench-ms3": ("train", "val", "test"),
-                   "avss": ("train", "val", "test"), "ref-avs": ("train", "val", "test_s", "test_u", "test_n")}
+EXPECTED_SPLITS = {f.name: f.splits for f in formats.FORMATS.values()}  # the splits of a complete release
 
 
 @dataclass
@@ -42,18 +41,20 @@ class MaskSurvey:
 
 
 def clip_key(it: Item, fmt: str) -> str:
-    return it.row.get("vid", it.name) if fmt == "ref-avs" else it.name
+    """The clip a row belongs to: Ref-AVS rows (one per expression) by their vid, others by their name."""
+    return it.row.get("vid", it.name) if formats.get(fmt).per_object else it.name
 
 
 def row_categories(rel: Release) -> list[str] | None:
     """The category of every row as the metadata says it (AVSS: each sounding object); None for MS3."""
-    if rel.fmt == "avsbench-s4":
-        return [it.category or "" for it in rel.items]
-    if rel.fmt == "avss":
-        return [o for it in rel.items for o in dict.fromkeys(str(it.row.get("a_obj", "")).split("_")) if o]
-    if rel.fmt == "ref-avs":
+    f = formats.get(rel.fmt)
+    if f.per_object:
         return [refavs_category(it) for it in rel.items if not it.null]
-    return None
+    if f.category_column is None:
+        return None
+    if f.semantic:
+        return [o for it in rel.items for o in dict.fromkeys(str(it.row.get(f.category_column, "")).split("_")) if o]
+    return [it.row.get(f.category_column) or "" for it in rel.items]
 
 
 def refavs_category(it: Item) -> str:
@@ -66,6 +67,7 @@ def release_warnings(rel: Release, survey: MaskSurvey | None) -> list[str]:
     """What loads but is probably wrong. Mask counts cover the masks the survey read, and say so."""
     out: list[str] = []
     fmt = rel.fmt
+    f = formats.get(fmt)
     if not rel.items:
         return ["the metadata has no rows"]
     if survey is not None and survey.nonempty:
@@ -74,24 +76,24 @@ def release_warnings(rel: Release, survey: MaskSurvey | None) -> list[str]:
         scope = f" (in the {len(survey.clip_masks)} of {survey.clips_total} clips read)" if sampled else ""
         n = len(survey.nonempty)
         empty = sum(1 for v in survey.nonempty.values() if not v)
-        what = "masks" if fmt != "avss" else "label maps"
-        null_note = " (null expressions left out)" if fmt == "ref-avs" else ""
+        what = "label maps" if f.semantic else "masks"
+        null_note = " (null expressions left out)" if f.per_object else ""
         if empty * 2 > n:
             out.append(f"most {what} are empty: {empty} of {n}{null_note}{scope} hold no sounding object")
         silent = [c for c in read_clips if not any(survey.nonempty[p] for p in survey.clip_masks[c])]
         if silent:
-            frame = "frame showing a referred object" if fmt == "ref-avs" else "sounding frame"
+            frame = "frame showing a referred object" if f.per_object else "sounding frame"
             out.append(f"{len(silent)} of {len(read_clips)} clips{scope} have no {frame} (every annotated "
                        f"{what[:-1]} empty), e.g. {silent[0]}")
     cats = row_categories(rel)
     if cats is not None:
-        if fmt == "avss":
+        if f.semantic:
             bare = sum(1 for it in rel.items if not [o for o in str(it.row.get("a_obj", "")).split("_")
                                                      if o and o != "background"])
             if bare:
                 out.append(f"{bare} of {len(rel.items)} rows name no sounding object (a_obj empty or background)")
             cats = [c for c in cats if c != "background"]
-        label = {"avsbench-s4": "rows", "avss": "sounding objects in a_obj", "ref-avs": "expressions"}[fmt]
+        label = ("sounding objects in a_obj" if f.semantic else "expressions" if f.per_object else "rows")
         unknown = sum(1 for c in cats if c in ("", "unknown"))
         if unknown:
             out.append(f"{unknown} of {len(cats)} {label} have category 'unknown' or none: collect with "
@@ -100,12 +102,12 @@ def release_warnings(rel: Release, survey: MaskSurvey | None) -> list[str]:
         if len(kinds) == 1 and len(rel.items) > 1:
             out.append(f"a single category: all {len(cats)} {label} are {kinds[0]!r}" if not unknown else
                        f"a single category besides 'unknown': {kinds[0]!r}")
-    if fmt == "ref-avs":
+    if f.per_object:
         exps = [str(it.row.get("exp", "")).strip() for it in rel.items if not it.null]
         if len(exps) > 1 and len(set(exps)) == 1:
             out.append(f"all {len(exps)} expressions are identical ({exps[0]!r})")
     present = {it.split for it in rel.items}
-    for s in EXPECTED_SPLITS[fmt]:
+    for s in f.splits:
         if s not in present:
             out.append(f"split {s} has no clips")
     return out
@@ -219,15 +221,16 @@ def _check_binary_item(it: Item, rep: Report, size: tuple[int, int] | None) -> N
 
 def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> Report:
     rel: Release = read_release(root, fmt)
+    f = formats.get(fmt)
     rep = Report(fmt, str(rel.root), items=len(rel.items), splits=rel.splits())
     rep.survey = MaskSurvey(clips_total=len({clip_key(it, fmt) for it in rel.items if not it.null}))
     progress = progress or (lambda *a: None)
     # splits: disjoint, one split per video
     seen: dict[str, str] = {}
     for it in rel.items:
-        if fmt == "ref-avs" and it.null:
+        if f.per_object and it.null:
             continue  # the null rows of a test video live in test_n by design
-        key = it.row.get("vid", it.name) if fmt == "ref-avs" else it.name
+        key = clip_key(it, fmt)
         if key in seen and seen[key] != it.split:
             rep.add(rel.meta, f"video {key} is in two splits ({seen[key]} and {it.split})")
         seen.setdefault(key, it.split)
@@ -235,22 +238,21 @@ def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> 
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
         rep.add(rel.meta, f"{len(dups)} names appear in more than one row (e.g. {dups[0]})")
-    allowed = {"avsbench-s4": {"train", "val", "test"}, "avsbench-ms3": {"train", "val", "test"},
-               "avss": {"train", "val", "test"}, "ref-avs": {"train", "val", "test_s", "test_u", "test_n"}}[fmt]
+    allowed = set(f.splits)
     for it in rel.items:
         if it.split not in allowed:
             rep.add(rel.meta, f"row {it.name}: unknown split {it.split!r}")
-    size = (224, 224) if fmt in ("avsbench-s4", "avsbench-ms3") else None
+    size = f.frame_size
     n_classes = len(rel.classes) or 71
-    palette = _palette() if fmt == "avss" else None
+    palette = _palette() if f.semantic else None
     media_done: set[Path] = set()
     for i, it in enumerate(rel.items):
         first = it.frames[0].parent not in media_done
         media_done.add(it.frames[0].parent)
-        if fmt == "avss":
+        if f.semantic:
             _check_avss_item(it, rep, n_classes, palette)
             _wav(it.wav, rep)
-        elif fmt == "ref-avs":
+        elif f.per_object:
             if first:
                 for p in it.frames:
                     _img(p, rep)
@@ -271,7 +273,7 @@ def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> 
         else:
             _check_binary_item(it, rep, size)
             _wav(it.wav, rep)
-            _pkl(it.pkl, rep, 5)
+            _pkl(it.pkl, rep, len(it.frames))
         progress("validating", i + 1, len(rel.items), it.name)
     _folders_without_rows(rel, rep)
     rep.warnings = release_warnings(rel, rep.survey)
@@ -312,15 +314,9 @@ def _check_avss_item(it: Item, rep: Report, n_classes: int, palette: np.ndarray)
 
 
 def _folders_without_rows(rel: Release, rep: Report) -> None:
-    """Media folders present on disk that no metadata row points to."""
+    """Media folders present on disk that no metadata row points to (the format's media_dirs)."""
     want = {it.frames[0].parent for it in rel.items}
-    if rel.fmt == "avsbench-s4":
-        found = {p for p in (rel.root / "s4_data" / "visual_frames").glob("*/*/*") if p.is_dir()}
-    elif rel.fmt == "avsbench-ms3":
-        found = {p for p in (rel.root / "ms3_data" / "visual_frames").glob("*") if p.is_dir()}
-    elif rel.fmt == "avss":
-        found = {p / "frames" for lab in ("v1s", "v1m", "v2") for p in (rel.root / lab).glob("*") if p.is_dir()}
-    else:
-        found = {p / "frames" for p in (rel.root / "media").glob("*") if p.is_dir()}
+    found = {p / sub if sub else p for pattern, sub in formats.get(rel.fmt).media_dirs
+             for p in rel.root.glob(pattern) if p.is_dir()}
     for p in sorted(found - want):
         rep.add(p, "folder without a metadata row")

@@ -1,5 +1,6 @@
 """Release writers: one module per official on-disk layout (see shared design formats.md).
 
+Which class writes which format is said by its entry in `avsbench_tools.formats`.
 Each writer is streaming: `w = open_writer(fmt, root, recipe)`, `w.add(ReleaseClip(...))` per clip,
 `w.close()` writes the metadata files. Memory stays flat however many clips are written.
 """
@@ -14,8 +15,7 @@ __all__ = ["RefObject", "ReleaseClip", "ReleaseWriter", "open_writer"]
 
 
 def open_writer(fmt: str, root: Path, recipe) -> ReleaseWriter:
-    from avsbench_tools.writers import avsbench_ms3, avsbench_s4, avss, refavs
+    """The writer of format `fmt` (its entry in avsbench_tools.formats names the class) into `root`."""
+    from avsbench_tools import formats
 
-    table = {"avsbench-s4": avsbench_s4.S4Writer, "avsbench-ms3": avsbench_ms3.MS3Writer,
-             "avss": avss.AVSSWriter, "ref-avs": refavs.RefAVSWriter}
-    return table[fmt](Path(root), recipe)
+    return formats.get(fmt).open_writer(Path(root), recipe)

@@ -10,7 +10,7 @@ class MS3Writer(ReleaseWriter):
 
     def add(self, c: ReleaseClip) -> None:
         d = self.root / "Multi-sources" / "ms3_data"
-        size = self.recipe.export_size or (224, 224)
+        size = self.size
         for k, frame in enumerate(c.frames, start=1):
             self.image(d / "visual_frames" / c.name / f"{c.name}.mp4_{k}.png", frame, size)
         for sec in range(c.seconds):  # MS3 annotates all 5 frames in every split

@@ -10,7 +10,7 @@ class S4Writer(ReleaseWriter):
 
     def add(self, c: ReleaseClip) -> None:
         d = self.root / "Single-source" / "s4_data"
-        size = self.recipe.export_size or (224, 224)
+        size = self.size
         rel = f"{c.split}/{c.category}/{c.name}"
         for k, frame in enumerate(c.frames, start=1):
             self.image(d / "visual_frames" / rel / f"{c.name}_{k}.png", frame, size)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsbench_tools import formats
 from avsbench_tools.audio.wav import write_wav
 from avsbench_tools.fsutil import atomic_write_bytes
 
@@ -43,13 +44,21 @@ class ReleaseClip:
 
 
 class ReleaseWriter:
+    """Writes one release layout; `fmt` is the name of its entry in avsbench_tools.formats."""
+
     fmt = ""
 
     def __init__(self, root: Path, recipe):
         self.root = Path(root)
         self.recipe = recipe
+        self.format = formats.get(self.fmt)
         self.rows: list[list] = []
         self.files = 0
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) frames and masks are written at: the recipe's export_size, else the format's."""
+        return self.recipe.export_size or self.format.frame_size
 
     def add(self, clip: ReleaseClip) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,15 +1,10 @@
-"""stats: the papers' dataset tables for a release, as one self-contained HTML page with PNG plots.
+"""The stats report: one self-contained HTML page with PNG plots, the release beside the official datasets.
 
 The page opens with the same warnings as `validate` (most masks empty, one category, identical
 expressions, silent clips, empty splits), then puts the release beside the official datasets'
-published figures, then the tables: videos per category and split, annotated frames per split,
-objects per video, sounding objects per annotated frame, mask areas, expression lengths (Ref-AVS).
-
-Counts that need only the metadata cover every row. Those that need masks read whole clips, spread
-evenly over the release, up to MAX_MASKS masks, and say how many clips they read. "Sounding
-objects" per frame are what the masks can tell: AVSS the distinct class indices in a label map;
-Ref-AVS the referred objects whose mask is non-empty; S4/MS3 binary masks cannot tell objects
-apart, so they report connected regions and are labelled so.
+published figures (`published` in each format's entry of avsbench_tools.formats), then the tables:
+videos per category and split, annotated frames per split, objects per video, sounding objects per
+annotated frame, mask areas, expression lengths (Ref-AVS).
 
 The report is recognised as ours by `<meta name="generator" content="avs-tools stats ...">`; the
 plots beside it (`<stem>_plots/*.png`) by their PNG `Software` text. `--out` replaces only those.
@@ -20,176 +15,23 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
-from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
 from avsbench_tools.fsutil import atomic_write_bytes, atomic_write_text, check_output_file
-from avsbench_tools.release import Item, read_release
-from avsbench_tools.validate import MaskSurvey, clip_key, refavs_category, release_warnings
 
-Progress = Callable[[str, int, int, str], None]
-MAX_MASKS = 4000  # mask files read for the mask statistics (whole clips, evenly spread over the release)
 GENERATOR = "avs-tools stats"
 PLOT_NAMES = ("categories.png", "objects_per_video.png", "sounding_per_frame.png", "mask_area.png",
               "expression_length.png")
-
 # Published figures of the official datasets (recorded in the design note formats.md).
-PUBLISHED = {
-    "avsbench-s4": {"source": "AVSBench-object, single source (Zhou et al., ECCV 2022)",
-                    "videos": 4932, "splits": {"train": 3452, "val": 740, "test": 740}, "categories": 23},
-    "avsbench-ms3": {"source": "AVSBench-object, multiple sources (Zhou et al., ECCV 2022)",
-                     "videos": 424, "splits": {"train": 296, "val": 64, "test": 64}},
-    "avss": {"source": "AVSBench-semantic (Zhou et al., 2023)",
-             "videos": 11356, "splits": {"train": 8498, "val": 1304, "test": 1554},
-             "categories": 70, "categories_note": "70 classes + background"},
-    "ref-avs": {"source": "Ref-AVS (Wang et al., ECCV 2024)", "videos": 4002, "expressions": 20261,
-                "categories": 51, "categories_note": "48 sounding + 3 silent",
-                "words_mean": "about 8", "words_max": "about 22"},
-}
+PUBLISHED = {f.name: {"source": f.title, **f.published} for f in formats.FORMATS.values()}
 PLOT_TITLES = {"categories.png": "Per category and split", "objects_per_video.png": "Objects per video",
                "sounding_per_frame.png": "Objects per annotated frame", "mask_area.png": "Mask area",
                "expression_length.png": "Expression length"}
-SOUNDING_LABEL = {
-    "avss": "sounding classes per annotated frame (distinct class indices in the label map; "
-            "two objects of one class count once)",
-    "ref-avs": "referred objects per annotated frame (objects whose mask is non-empty; a Ref-AVS mask shows "
-               "its object whether or not it sounds)",
-    "avsbench-s4": "connected regions per annotated mask (binary masks cannot tell objects apart: "
-                   "touching objects count once, an object split by occlusion counts twice)",
-    "avsbench-ms3": "connected regions per annotated mask (binary masks cannot tell objects apart: "
-                    "touching objects count once, an object split by occlusion counts twice)",
-}
 
-
-def _clip_masks(items: list[Item], fmt: str) -> dict[str, dict[str, dict[int, Path]]]:
-    """clip -> object -> second -> mask path (one object per clip except Ref-AVS fids; null rows left out)."""
-    out: dict[str, dict[str, dict[int, Path]]] = {}
-    for it in items:
-        if it.null:
-            continue
-        obj = str(it.row.get("fid", "0")) if fmt == "ref-avs" else ""
-        out.setdefault(clip_key(it, fmt), {}).setdefault(obj, {}).update(it.masks)
-    return out
-
-
-def _read_mask(path: Path) -> np.ndarray | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im if im.mode in ("L", "P", "1", "I;16", "I") else im.convert("L"))
-    except (OSError, ValueError, SyntaxError):
-        return None
-    return arr
-
-
-def compute_stats(root: Path, fmt: str, progress: Progress | None = None) -> dict:
-    progress = progress or (lambda *a: None)
-    rel = read_release(root, fmt)
-    items = rel.items
-    st: dict = {"format": fmt, "root": str(rel.root), "rows": len(items)}
-    videos: dict[str, set] = defaultdict(set)  # split -> video keys
-    per_cat_split: dict[str, Counter] = defaultdict(Counter)
-    annotated = Counter()
-    media_missing = 0
-    objects_per_video: dict[str, set] = defaultdict(set)
-    expr_len: list[int] = []
-    for it in items:
-        videos[it.split].add(clip_key(it, fmt))
-        annotated[it.split] += len(it.masks)
-        if not it.frames[0].exists():
-            media_missing += 1
-        if fmt == "avsbench-s4":
-            per_cat_split[it.category or "?"][it.split] += 1
-        elif fmt == "avss":
-            objs = [o for o in str(it.row.get("a_obj", "")).split("_") if o]
-            for o in set(objs):
-                per_cat_split[o][it.split] += 1
-            objects_per_video[it.name] = set(objs) - {"background"}
-        elif fmt == "ref-avs" and not it.null:
-            per_cat_split[refavs_category(it)][it.split] += 1
-            objects_per_video[it.row["vid"]].add(it.row.get("fid"))
-        if fmt == "ref-avs":
-            expr_len.append(len(str(it.row.get("exp", "")).split()))
-    st["videos_per_split"] = {s: len(v) for s, v in sorted(videos.items())}
-    st["videos"] = len(set().union(*videos.values())) if videos else 0
-    st["rows_per_split"] = dict(sorted(Counter(it.split for it in items).items()))
-    st["annotated_frames_per_split"] = dict(sorted(annotated.items()))
-    st["per_category_split"] = {c: dict(v) for c, v in sorted(per_cat_split.items())}
-    st["categories"] = len([c for c in per_cat_split if c not in ("background", "?")]) if fmt != "avsbench-ms3" else None
-    st["media_missing_rows"] = media_missing
-    if objects_per_video:
-        st["objects_per_video"] = dict(sorted(Counter(len(v) for v in objects_per_video.values()).items()))
-        st["objects_per_video_label"] = ("sounding categories per video (a_obj)" if fmt == "avss"
-                                         else "referred objects per video (distinct fid)")
-    if expr_len:
-        st["expression_words"] = {"mean": float(np.mean(expr_len)), "max": int(max(expr_len)),
-                                  "min": int(min(expr_len)), "histogram": dict(sorted(Counter(expr_len).items()))}
-        st["null_expressions"] = sum(1 for it in items if it.null)
-    _mask_stats(st, rel, fmt, progress)
-    return st
-
-
-def _mask_stats(st: dict, rel, fmt: str, progress: Progress) -> None:
-    """Masks of whole clips spread evenly over the release: areas, sounding objects per frame, the survey."""
-    import cv2
-
-    clips = _clip_masks(rel.items, fmt)
-    total_masks = sum(len(m) for objs in clips.values() for m in objs.values())
-    step = max(1, math.ceil(total_masks / MAX_MASKS))
-    chosen = list(clips)[::step]
-    survey = MaskSurvey(clips_total=len(clips))
-    areas: list[float] = []
-    per_frame: Counter = Counter()
-    read, absent = 0, 0
-    for i, ck in enumerate(chosen):
-        seconds: dict[int, int] = defaultdict(int)  # Ref-AVS: objects sounding at each second
-        for _obj, masks in clips[ck].items():
-            for sec, p in sorted(masks.items()):
-                survey.add(ck, p, None)
-                m = _read_mask(p) if p.exists() else None
-                if m is None:
-                    absent += 1
-                    continue
-                read += 1
-                survey.add(ck, p, m)
-                fg = m > 0
-                areas.append(float(fg.mean()))
-                if fmt == "avss":
-                    per_frame[len(set(np.unique(m).tolist()) - {0})] += 1
-                elif fmt == "ref-avs":
-                    seconds[sec] += int(fg.any())
-                else:
-                    n, _ = cv2.connectedComponents(fg.astype(np.uint8))
-                    per_frame[n - 1] += 1
-        if fmt == "ref-avs":
-            for sec in {s for masks in clips[ck].values() for s in masks}:
-                if all(p in survey.nonempty for masks in clips[ck].values() for s, p in masks.items() if s == sec):
-                    per_frame[seconds[sec]] += 1
-        if i % 20 == 0 or i == len(chosen) - 1:
-            progress("reading masks", i + 1, len(chosen), ck)
-    st["mask_clips_read"] = len(chosen)
-    st["mask_clips_total"] = len(clips)
-    st["mask_files_read"] = read
-    st["mask_files_absent"] = absent
-    if areas:
-        a = np.asarray(areas)
-        st["mask_area"] = {"mean": float(a.mean()), "median": float(np.median(a)),
-                           "empty_fraction": float((a == 0).mean()), "masks": len(a),
-                           "histogram": np.histogram(a, bins=10, range=(0, 1))[0].tolist()}
-        st["_areas"] = a
-    if per_frame:
-        st["sounding_per_frame"] = dict(sorted(per_frame.items()))
-        st["sounding_per_frame_label"] = SOUNDING_LABEL[fmt]
-    st["warnings"] = release_warnings(rel, survey if read else None)
-
-
-# -- the report --------------------------------------------------------------------------------
 
 def is_stats_report(path: Path) -> bool:
     """Whether the file at `path` is an HTML report avs-tools stats wrote (its generator meta tag)."""
@@ -310,7 +152,7 @@ def make_figures(st: dict) -> list[tuple[str, object]]:
         ax.set_yticklabels(cats, fontsize=8)
         ax.invert_yaxis()
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("expressions" if st["format"] == "ref-avs" else "videos")
+        ax.set_xlabel("expressions" if formats.get(st["format"]).per_object else "videos")
         ax.legend(fontsize=8, loc="lower right")
         more = f" (the {len(cats)} largest of {len(pcs)})" if len(pcs) > len(cats) else ""
         ax.set_title(f"per category and split{more}")
@@ -330,8 +172,9 @@ def make_figures(st: dict) -> list[tuple[str, object]]:
         counts("objects_per_video.png", st["objects_per_video"], st["objects_per_video_label"], "videos",
                "objects per video")
     if "sounding_per_frame" in st:
-        short = ("connected regions per mask" if st["format"] in ("avsbench-s4", "avsbench-ms3")
-                 else "sounding classes per frame" if st["format"] == "avss" else "referred objects per frame")
+        kind = formats.get(st["format"]).masks
+        short = {"binary": "connected regions per mask", "semantic": "sounding classes per frame",
+                 "per-object": "referred objects per frame"}[kind]
         counts("sounding_per_frame.png", st["sounding_per_frame"], short, "annotated frames",
                f"{short} ({st['mask_clips_read']} of {st['mask_clips_total']} clips)")
     if "_areas" in st:
@@ -381,7 +224,8 @@ def write_report(st: dict, out: Path) -> Path:
     pcs = st["per_category_split"]
     if pcs:
         splits = _split_order({s for v in pcs.values() for s in v})
-        what = {"avss": "videos naming it in a_obj", "ref-avs": "expressions"}.get(fmt, "videos")
+        what = {"semantic": "videos naming it in a_obj", "per-object": "expressions"}.get(formats.get(fmt).masks,
+                                                                                          "videos")
         parts.append(_table("Per category", ["category", *splits, "total"],
                             [[c, *[pcs[c].get(s, 0) for s in splits], sum(pcs[c].values())] for c in sorted(pcs)],
                             note=f"Counts are {what}."))
@@ -389,7 +233,8 @@ def write_report(st: dict, out: Path) -> Path:
         parts.append(_table("Objects per video", [st["objects_per_video_label"], "videos"],
                             [[k, v] for k, v in st["objects_per_video"].items()]))
     if "sounding_per_frame" in st:
-        title = "Objects per annotated frame" if fmt == "ref-avs" else "Sounding objects per annotated frame"
+        title = ("Objects per annotated frame" if formats.get(fmt).per_object
+                 else "Sounding objects per annotated frame")
         parts.append(_table(title, ["count", "annotated frames"],
                             [[k, v] for k, v in st["sounding_per_frame"].items()],
                             note=f"Counted as {st['sounding_per_frame_label']}; read from "

@@ -1,0 +1,73 @@
+"""The dataset card written beside every release: warnings, counts, provenance, licences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avsbench_tools import formats
+from avsbench_tools.export.output import MANIFEST
+from avsbench_tools.workspace import Workspace
+
+
+def public_source(s) -> tuple[str, str]:
+    """(source, title) as the card shows them: a local file by its name only, never its path or file:// URL."""
+    if s.kind == "local" or (s.url or "").startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        name = Path(s.path).name if s.path else Path(unquote(urlparse(s.url or "").path)).name
+        return name, Path(s.title).name if s.title else ""
+    return s.url or (Path(s.path).name if s.path else ""), s.title or ""
+
+
+def release_warnings(res) -> dict[str, str]:
+    """What the release lacks, in words for its readers (the card) and its maker (stderr)."""
+    out = {}
+    if res.template_expressions:
+        out["template"] = (f"{res.template_expressions} of {res.objects} objects have no expression written by an "
+                           "annotator: they are exported with the template expression 'the <category>'")
+    if res.uncategorised:
+        n = len(res.uncategorised)
+        f = formats.get(res.fmt)
+        if f.binary:
+            out["category"] = f"{n} clip{'s' if n != 1 else ''} without a category: exported under the category 'unknown'"
+        elif f.semantic:
+            out["category"] = (f"{n} clip{'s' if n != 1 else ''} with sounding objects of no known category: those "
+                               "objects are exported as background")
+        else:
+            out["category"] = (f"{n} clip{'s' if n != 1 else ''} with objects of no category: exported as 'object' "
+                               "(expression 'the object')")
+    return out
+
+
+def card(ws: Workspace, res, include_unreviewed: bool, clips, sources) -> str:
+    """DATASET_CARD.md of a release: `res` is its ExportResult, `clips` the exported clips."""
+    lines = [f"# {ws.recipe.name}: {res.fmt} release", ""]
+    if res.warnings:
+        lines += ["## Warnings", ""] + [f"> **Warning: {w}.**" for w in res.warnings.values()] + [""]
+    lines += [f"Made by avs-tools from workspace `{ws.root.name}` (recipe `{ws.recipe.name}`, digest {ws.recipe.digest}).",
+              "", "## Counts", "", "| split | clips |", "|---|---|"]
+    lines += [f"| {s} | {n} |" for s, n in sorted(res.splits.items())]
+    lines += ["", "## Annotation provenance", "",
+              f"- object masks from human review: {res.from_reviews}",
+              f"- object masks from unreviewed pre-annotation: {res.from_proposals}"]
+    if include_unreviewed:
+        lines.append("- **Exported with --include-unreviewed: masks without a human review are machine proposals.**")
+    if res.skipped_unannotated:
+        lines.append(f"- clips left out for lack of reviewed masks: {res.skipped_unannotated}")
+    if res.template_expressions:
+        lines.append(f"- objects with a template expression ('the <category>'): {res.template_expressions} "
+                     f"of {res.objects}")
+    if res.uncategorised:
+        lines.append(f"- clips without a known category: {len(res.uncategorised)}")
+    backends = ws.catalog.backend_counts()
+    lines += [f"- mask versions by backend: {', '.join(f'{b}: {n}' for b, n in backends.items()) or 'none'}"]
+    lines += ["", "## Licences and attribution", "",
+              "Annotations: CC BY-NC 4.0 unless the publisher states otherwise. Each clip keeps its source video's licence:",
+              "", "| clip | source | title | uploader | licence |", "|---|---|---|---|---|"]
+    for c in clips:
+        s = sources.get(c.source_id)
+        where, title = public_source(s) if s else ("", "")
+        cells = [c.clip_id, where, title, (s.uploader or "") if s else "", (s.license or "unknown") if s else "unknown"]
+        lines.append("| " + " | ".join(str(x).replace("|", "/") for x in cells) + " |")
+    lines += ["", f"Checksums of every file: `{MANIFEST}` (sha256sum -c {MANIFEST})."]
+    return "\n".join(lines) + "\n"

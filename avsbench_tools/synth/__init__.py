@@ -1,0 +1,37 @@
+"""A synthetic audio-visual world with exact ground truth (`avs-tools synth OUT`).
+
+    render.py  the scene: categories (shape, colour, sound), motion, schedule, expressions, render_clip
+    world.py   writing a world: videos, truth, recipe, marker, resume (`synthesize`)
+    gold.py    the world's recipe and its gold release in an official layout (through release_clip)
+"""
+
+from avsbench_tools import formats
+from avsbench_tools.synth.gold import gold_clips, gold_name, recipe_text, write_gold
+from avsbench_tools.synth.render import (
+    AUDIO_RATE,
+    BY_NAME,
+    CATEGORIES,
+    SynthCategory,
+    SynthClip,
+    SynthParams,
+    render_clip,
+    shape_mask,
+    video_id,
+)
+from avsbench_tools.synth.world import (
+    KIND,
+    WORLD_NAMES,
+    check_world_dir,
+    is_legacy_world,
+    load_instances,
+    load_truth,
+    synthesize,
+)
+
+GOLD_FORMATS = formats.NAMES  # every release format has a gold release
+
+__all__ = [
+    "AUDIO_RATE", "BY_NAME", "CATEGORIES", "GOLD_FORMATS", "KIND", "WORLD_NAMES", "SynthCategory", "SynthClip",
+    "SynthParams", "check_world_dir", "gold_clips", "gold_name", "is_legacy_world", "load_instances", "load_truth",
+    "recipe_text", "render_clip", "shape_mask", "synthesize", "video_id", "write_gold",
+]

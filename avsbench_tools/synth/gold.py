@@ -1,0 +1,99 @@
+"""The recipe of a synthetic world and its gold release: the world's exact ground truth in an official layout.
+
+The gold release goes through the same `release_clip` as `export`, from `ObjectMask`s made of the
+world's instance maps (one per object and sampled second, `sounding` from the schedule), so a gold
+release and an export of the same masks cannot differ in what their mask files hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from avsbench_tools import formats
+from avsbench_tools.fsutil import atomic_dir
+from avsbench_tools.synth.render import CATEGORIES, SynthParams, render_clip, video_id
+
+
+def recipe_text(p: SynthParams) -> str:
+    """The recipe.toml of a world: its format's sampling, frame type and size, train annotation; shapes as categories."""
+    f = formats.get(p.fmt)
+    lines = [
+        "# The synthetic audio-visual world written by `avs-tools synth` (categories = shapes).",
+        f'name = "synthetic-{f.name}"',
+        'description = "avs-tools synthetic world: coloured shapes with their own sounds"',
+        f'format = "{f.name}"', f"clip_seconds = [{p.seconds}]", f"fps = {p.fps}",
+        f'sampling = "{f.sampling}"',
+        f'frame_format = "{f.frame_format}"',
+        f"multi_source = {'true' if f.multi_source else 'false'}",
+    ]
+    if f.frame_size:
+        lines.append(f"export_size = [{f.frame_size[0]}, {f.frame_size[1]}]")
+    lines += ["", "[splits]", "train = 0.70", "val = 0.15", "test = 0.15", "", "[annotate]",
+              f'train = "{f.train_annotation}"', 'val = "all"', 'test = "all"', "",
+              "[categories]"]
+    lines += [f'{c.name} = "{c.colour} {c.shape}"' for c in CATEGORIES]
+    return "\n".join(lines) + "\n"
+
+
+def gold_name(f: formats.ReleaseFormat, vid: str, seconds: int) -> str:
+    """The release name of a world clip (clip 0 of video `vid`, starting at 0 s)."""
+    if f.per_object:
+        return f"{vid}_0_{seconds * 1000}"  # Ref-AVS vid: <ytid>_<start_ms>_<end_ms>
+    return f"{vid}_0" if f.multi_source else vid  # MS3 and AVSS v1m: <ytid>_<n>; S4: <ytid>
+
+
+def gold_clips(out: Path, params: SynthParams, recipe) -> Iterator:
+    """ReleaseClips of the world's exact ground truth, frames sampled by the recipe's rule."""
+    from scipy.signal import resample_poly
+
+    from avsbench_tools.audio.logmel import int16_to_examples, pad_examples
+    from avsbench_tools.audio.wav import float_to_int16
+    from avsbench_tools.masks import ObjectMask
+    from avsbench_tools.release_clip import release_clip
+    from avsbench_tools.splits import ratio_split
+    from avsbench_tools.timing import sampled_frame_indices
+
+    f = formats.get(params.fmt)
+    vids = [video_id(params.seed, i) for i in range(params.clips)]
+    splits = ratio_split(vids, recipe.splits, params.seed)
+    for i, vid in enumerate(vids):
+        c = render_clip(params, i)
+        t = c.truth
+        idx = sampled_frame_indices(recipe.sampling, params.fps, t["n_frames"], params.seconds)
+        pcm = float_to_int16(resample_poly(c.audio.astype(np.float64), 160, 441, axis=0))
+        logmel = pad_examples(int16_to_examples(pcm, 16000), params.seconds)
+        inst = c.instances[idx]
+        sounding = t["sounding_per_second"]
+        masks = [ObjectMask(second=s, fid=o["fid"], category=o["category"], mask=inst[s] == o["id"],
+                            sounding=o["id"] in sounding[s]) for o in t["objects"] for s in range(params.seconds)]
+        totals = {o["id"]: sum(o["sounding"]) for o in t["objects"]}
+        main = next(o["category"] for o in t["objects"] if o["id"] == max(totals, key=lambda k: (totals[k], -k)))
+        rc, _ = release_clip(f, masks, name=gold_name(f, vid, params.seconds), video_id=vid, start=0.0,
+                             split=f.split_name(splits[vid]), frames=[c.frames[k] for k in idx], pcm=pcm,
+                             logmel=logmel, category=main,
+                             expressions={o["fid"]: o["expressions"] for o in t["objects"]},
+                             null_expressions=t["null_expressions"], recipe=recipe)
+        yield rc
+
+
+def write_gold(out: Path, params: SynthParams) -> str:
+    """OUT/gold: the release of the world in its format (kept when the same parameters wrote it already)."""
+    from avsbench_tools.recipe import parse_recipe
+    from avsbench_tools.writers import open_writer
+
+    recipe = parse_recipe(recipe_text(params), source=str(Path(out) / "recipe.toml"))
+    gold = Path(out) / "gold"
+    stamp = json.dumps(params.to_json(), sort_keys=True)
+    if (gold / ".avs-gold.json").exists() and (gold / ".avs-gold.json").read_text() == stamp:
+        return str(gold)
+    with atomic_dir(gold) as tmp:
+        w = open_writer(params.fmt, tmp, recipe)
+        for rc in gold_clips(out, params, recipe):
+            w.add(rc)
+        w.close()
+        (tmp / ".avs-gold.json").write_text(stamp)
+    return str(gold)
