@@ -6,6 +6,7 @@ import os
 import stat
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +205,7 @@ def test_one_colour_per_object_id_across_seconds(ws5):
     finally:
         ws.close()
     # an object believed silent in one second keeps its colour (it is drawn dashed instead)
-    rows = [dict(r) for r in rows]
-    rows += [{**rows[0], "second": 9, "sounding": 0}, {**rows[0], "second": 8, "sounding": None}]
+    rows += [replace(rows[0], second=9, sounding=False), replace(rows[0], second=8, sounding=None)]
     plan = plan_objects(rows)
     seen: dict[int, set[str]] = {}
     for objs in plan.by_second.values():
@@ -213,9 +213,9 @@ def test_one_colour_per_object_id_across_seconds(ws5):
             seen.setdefault(o.fid, set()).add(o.colour)
     assert seen and all(len(c) == 1 for c in seen.values())
     assert len({next(iter(c)) for c in seen.values()}) == len(seen)  # distinct ids, distinct colours
-    silent_one = [o for o in plan.by_second[9] if o.fid == rows[0]["fid"]][0]
+    silent_one = [o for o in plan.by_second[9] if o.fid == rows[0].fid][0]
     assert silent_one.sounding is False and silent_one.label.endswith("(silent)")
-    assert silent_one.label.startswith(f"#{rows[0]['fid']} {rows[0]['category']} ")
+    assert silent_one.label.startswith(f"#{rows[0].fid} {rows[0].category} ")
 
 
 def test_object_colours_are_distinct_and_do_not_depend_on_the_second():
