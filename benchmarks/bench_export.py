@@ -1,7 +1,8 @@
 """export throughput and memory: 200 and 2,000 synthetic clips (MS3 layout), each export in a fresh process.
 
-The workspaces are built directly (sampled frames, WAV, log-mel, one proposal mask per frame and
-catalog rows, from 8 rendered synthetic clips reused), so the benchmark times export alone.
+The workspaces are built directly (sampled frames, WAV, log-mel, one proposal mask per frame, and
+their catalog records through the catalog's methods, from 8 rendered synthetic clips reused), so the
+benchmark times export alone. `bench_export.py N1 N2` runs other sizes (e.g. 20 200 for a quick run).
 Reported: frames/s for both sizes, time ratio (linear growth means ~10x), peak RSS of each export
 process and their ratio (target <= 1.2: memory stays flat however many clips).
 """
@@ -24,7 +25,7 @@ SIZES = (200, 2000)
 def build(ws_dir: Path, n: int) -> None:
     from avsbench_tools.audio.logmel import int16_to_examples, pad_examples
     from avsbench_tools.audio.wav import float_to_int16, wav_bytes
-    from avsbench_tools.catalog import now
+    from avsbench_tools.catalog import AudioRecord, Clip, Frame, MaskVersion, Source, now
     from avsbench_tools.fsutil import atomic_write_bytes
     from avsbench_tools.masks import mask_png
     from avsbench_tools.pngfast import encode_png
@@ -46,35 +47,26 @@ def build(ws_dir: Path, n: int) -> None:
         protos.append(([encode_png(c.frames[k]) for k in idx], [mask_png(c.instances[k] > 0) for k in idx],
                        wav_bytes(pcm, 16000), pad_examples(int16_to_examples(pcm, 16000), 5)))
     t = now()
-    sources, clips, frames, audio, stages, masks = [], [], [], [], [], []
+    cat = ws.catalog
     for i in range(n):
         fr, mk, wav, lm = protos[i % 8]
         cid = f"bench{i:05d}_0"
-        sources.append((f"src{i}", "url", f"http://127.0.0.1/{i}.mp4", f"bench{i:05d}", "done"))
-        clips.append((cid, f"src{i}", 0.0, 5, f"clips/{cid}.mp4", "guitar", 25.0, 320, 240, 125, 1, t))
+        cat.upsert_source(Source(f"src{i}", "url", url=f"http://127.0.0.1/{i}.mp4", video_id=f"bench{i:05d}",
+                                 status="done"))
+        cat.add_clip(Clip(cid, f"src{i}", 0.0, 5, f"clips/{cid}.mp4", "guitar", 25.0, 320, 240, 125, 1, created_at=t))
+        frames, masks = [], []
         for s in range(5):
-            fp = ws_dir / "frames" / cid / f"{s}.png"
-            atomic_write_bytes(fp, fr[s])
-            frames.append((cid, s, int(s * 25 + 23), s + 0.92, f"frames/{cid}/{s}.png", 320, 240))
-            mp = ws_dir / "masks" / cid / f"{s}_0.png"
-            atomic_write_bytes(mp, mk[s])
-            masks.append((cid, s, 0, "proposal", "guitar", 0.9, 1, "{}", "motion", "h", "{}", f"masks/{cid}/{s}_0.png", t))
+            atomic_write_bytes(ws_dir / "frames" / cid / f"{s}.png", fr[s])
+            frames.append(Frame(cid, s, int(s * 25 + 23), s + 0.92, f"frames/{cid}/{s}.png", 320, 240))
+            atomic_write_bytes(ws_dir / "masks" / cid / f"{s}_0.png", mk[s])
+            masks.append(MaskVersion(None, cid, s, 0, "proposal", "guitar", 0.9, True, {}, "motion", "h", {},
+                                     f"masks/{cid}/{s}_0.png", t))
         atomic_write_bytes(ws_dir / "audio" / f"{cid}.wav", wav)
         np.save(ws_dir / "audio" / f"{cid}.logmel.npy", lm)
-        audio.append((cid, f"audio/{cid}.wav", f"audio/{cid}.logmel.npy", 16000, 2, 5, json.dumps({"active": [True] * 5})))
-        stages += [(cid, "sample", "done", t), (cid, "preannotate", "done", t)]
-    with ws.catalog.tx() as db:
-        db.executemany("INSERT INTO sources(source_id, kind, url, video_id, status) VALUES(?,?,?,?,?)", sources)
-        db.executemany("INSERT INTO clips(clip_id, source_id, start, seconds, path, category, fps, width, height, "
-                       "n_frames, has_audio, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", clips)
-        db.executemany("INSERT INTO frames VALUES(?,?,?,?,?,?,?)", frames)
-        db.executemany("INSERT INTO audio(clip_id, wav_path, logmel_path, sample_rate, channels, n_examples, "
-                       "activity_json) VALUES(?,?,?,?,?,?,?)", audio)
-        db.executemany("INSERT INTO stage_status(clip_id, stage, status, attempts, updated_at) VALUES(?,?,?,1,?)",
-                       stages)
-        db.executemany("INSERT INTO mask_versions(clip_id, second, fid, kind, category, score, sounding, evidence, "
-                       "backend, settings_hash, settings_json, path, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       masks)
+        cat.save_sample(cid, frames, AudioRecord(cid, f"audio/{cid}.wav", f"audio/{cid}.logmel.npy", 16000, 2, 5,
+                                                 {"active": [True] * 5}), settings={})
+        cat.save_mask_set(cid, "proposal", "h", masks, range(5))
+        cat.finish("preannotate", cid)
     ws.close()
 
 
@@ -95,9 +87,10 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])
         return
+    sizes = tuple(int(x) for x in sys.argv[1:3]) if len(sys.argv) == 3 else SIZES  # e.g. 20 200 for a quick run
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in SIZES:
+        for n in sizes:
             d = Path(tmp) / f"n{n}"
             d.mkdir()
             build(d / "ws", n)
@@ -107,9 +100,9 @@ def main() -> None:
             frames = 5 * results[n]["clips"]
             print(f"{n} clips: {results[n]['seconds']:.1f} s, {frames / results[n]['seconds']:.0f} frames/s, "
                   f"{results[n]['files']} files, peak RSS {results[n]['peak_rss_mb']:.0f} MB", flush=True)
-    a, b = (results[n] for n in SIZES)
-    print(f"time ratio {SIZES[1]}/{SIZES[0]} clips = {b['seconds'] / a['seconds']:.2f}x (linear: "
-          f"{SIZES[1] / SIZES[0]:.0f}x); peak RSS ratio = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} (target <= 1.2)")
+    a, b = (results[n] for n in sizes)
+    print(f"time ratio {sizes[1]}/{sizes[0]} clips = {b['seconds'] / a['seconds']:.2f}x (linear: "
+          f"{sizes[1] / sizes[0]:.0f}x); peak RSS ratio = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} (target <= 1.2)")
 
 
 if __name__ == "__main__":
