@@ -39,7 +39,6 @@ from avsbench_tools.errors import UsageError
 from avsbench_tools.release import Item, Release, check_release, read_release
 
 Progress = Callable[[str, int, int, str], None]
-OFFICIAL_BATCH = {f.name: f.official_batch for f in formats.FORMATS.values() if f.official_batch}
 REFAVS_SIZE = formats.get("ref-avs").eval_size  # Ref-AVS scores everything at its official 256x256
 SINGLE_CHANNEL = ("L", "P", "1", "I;16", "I;16L", "I;16B", "I")
 

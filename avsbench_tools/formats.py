@@ -129,7 +129,21 @@ FORMATS: dict[str, ReleaseFormat] = {f.name: f for f in (
         published={"videos": 4002, "expressions": 20261, "categories": 51, "categories_note": "48 sounding + 3 silent",
                    "words_mean": "about 8", "words_max": "about 22"}),
 )}
-NAMES: tuple[str, ...] = tuple(FORMATS)
+
+
+def names() -> tuple[str, ...]:
+    """The registered format names, in registry order."""
+    return tuple(FORMATS)
+
+
+def register(f: ReleaseFormat) -> ReleaseFormat:
+    """Add a format to the registry (a plugin's, or a test's); a name already taken is a ValueError."""
+    if f.masks not in MASK_KINDS:
+        raise ValueError(f"format {f.name}: masks must be one of {', '.join(MASK_KINDS)}, not {f.masks!r}")
+    if f.name in FORMATS:
+        raise ValueError(f"format {f.name} is already registered")
+    FORMATS[f.name] = f
+    return f
 
 
 def find(name: str | None) -> ReleaseFormat | None:
@@ -143,5 +157,5 @@ def get(name: str) -> ReleaseFormat:
     if f is None:
         from avsbench_tools.errors import UsageError
 
-        raise UsageError(f"--format {name}: expected one of {', '.join(NAMES)}")
+        raise UsageError(f"--format {name}: expected one of {', '.join(names())}")
     return f

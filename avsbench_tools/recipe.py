@@ -16,7 +16,6 @@ import tomllib
 from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
 
-FORMATS = formats.NAMES  # the release formats a recipe may name (avsbench_tools.formats)
 SAMPLING_RULES = ("end-of-second", "first-of-second")
 FRAME_FORMATS = ("png", "jpg")
 ANNOTATE_RULES = ("first", "all")
@@ -126,7 +125,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
         if key not in data:
             raise bad(key, "is missing")
     if formats.find(data["format"]) is None:
-        raise bad("format", f"must be one of {', '.join(formats.NAMES)}")
+        raise bad("format", f"must be one of {', '.join(formats.names())}")
     secs = data["clip_seconds"]
     if not secs or any(s not in (5, 10) for s in secs):
         raise bad("clip_seconds", "must list clip lengths of 5 and/or 10 seconds")

@@ -16,8 +16,6 @@ from pathlib import Path
 from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
 
-FORMATS = formats.NAMES
-
 
 @dataclass
 class Item:

@@ -124,7 +124,7 @@ def release_names(clips, sources, fmt: str) -> dict[str, str]:
 def _check_request(ws: Workspace, fmt: str, split: str | None) -> formats.ReleaseFormat:
     f = formats.find(fmt)
     if f is None:
-        raise UsageError(f"--format {fmt}: not a release format (one of {', '.join(formats.NAMES)})")
+        raise UsageError(f"--format {fmt}: not a release format (one of {', '.join(formats.names())})")
     if not f.exports_from(ws.recipe.format):
         raise UsageError(f"--format {fmt}: workspace {ws.root} was built for {ws.recipe.format}")
     if split and split not in f.export_splits:

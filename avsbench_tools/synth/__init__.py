@@ -6,7 +6,15 @@
 """
 
 from avsbench_tools import formats
-from avsbench_tools.synth.gold import gold_clips, gold_name, recipe_text, write_gold
+from avsbench_tools.synth.gold import (
+    gold_clips,
+    gold_name,
+    main_category,
+    recipe_text,
+    truth_masks,
+    world_splits,
+    write_gold,
+)
 from avsbench_tools.synth.render import (
     AUDIO_RATE,
     BY_NAME,
@@ -28,10 +36,11 @@ from avsbench_tools.synth.world import (
     synthesize,
 )
 
-GOLD_FORMATS = formats.NAMES  # every release format has a gold release
+GOLD_FORMATS = formats.names()  # every release format has a gold release
 
 __all__ = [
     "AUDIO_RATE", "BY_NAME", "CATEGORIES", "GOLD_FORMATS", "KIND", "WORLD_NAMES", "SynthCategory", "SynthClip",
     "SynthParams", "check_world_dir", "gold_clips", "gold_name", "is_legacy_world", "load_instances", "load_truth",
-    "recipe_text", "render_clip", "shape_mask", "synthesize", "video_id", "write_gold",
+    "main_category", "recipe_text", "render_clip", "shape_mask", "synthesize", "truth_masks", "video_id",
+    "world_splits", "write_gold",
 ]

@@ -46,35 +46,52 @@ def gold_name(f: formats.ReleaseFormat, vid: str, seconds: int) -> str:
     return f"{vid}_0" if f.multi_source else vid  # MS3 and AVSS v1m: <ytid>_<n>; S4: <ytid>
 
 
+def main_category(truth: dict) -> str:
+    """A world clip's category: its object that sounds in the most seconds (ties: the lowest id)."""
+    totals = {o["id"]: sum(o["sounding"]) for o in truth["objects"]}
+    main = max(totals, key=lambda k: (totals[k], -k))
+    return next(o["category"] for o in truth["objects"] if o["id"] == main)
+
+
+def world_splits(params: SynthParams, recipe) -> dict[str, str]:
+    """{video id: split} of a world's clips as its gold release has them (the format's split names)."""
+    from avsbench_tools.splits import ratio_split
+
+    f = formats.get(params.fmt)
+    vids = [video_id(params.seed, i) for i in range(params.clips)]
+    return {v: f.split_name(s) for v, s in ratio_split(vids, recipe.splits, params.seed).items()}
+
+
+def truth_masks(truth: dict, instances: np.ndarray) -> list:
+    """The world's exact ground truth as ObjectMasks: every object in every sampled second (`instances`: the
+    instance maps of the sampled frames), sounding as its schedule says; object by object."""
+    from avsbench_tools.masks import ObjectMask
+
+    sounding = truth["sounding_per_second"]
+    return [ObjectMask(second=s, fid=o["fid"], category=o["category"], mask=instances[s] == o["id"],
+                       sounding=o["id"] in sounding[s]) for o in truth["objects"] for s in range(len(instances))]
+
+
 def gold_clips(out: Path, params: SynthParams, recipe) -> Iterator:
     """ReleaseClips of the world's exact ground truth, frames sampled by the recipe's rule."""
     from scipy.signal import resample_poly
 
     from avsbench_tools.audio.logmel import int16_to_examples, pad_examples
     from avsbench_tools.audio.wav import float_to_int16
-    from avsbench_tools.masks import ObjectMask
     from avsbench_tools.release_clip import release_clip
-    from avsbench_tools.splits import ratio_split
     from avsbench_tools.timing import sampled_frame_indices
 
     f = formats.get(params.fmt)
-    vids = [video_id(params.seed, i) for i in range(params.clips)]
-    splits = ratio_split(vids, recipe.splits, params.seed)
-    for i, vid in enumerate(vids):
+    splits = world_splits(params, recipe)
+    for i in range(params.clips):
         c = render_clip(params, i)
         t = c.truth
         idx = sampled_frame_indices(recipe.sampling, params.fps, t["n_frames"], params.seconds)
         pcm = float_to_int16(resample_poly(c.audio.astype(np.float64), 160, 441, axis=0))
         logmel = pad_examples(int16_to_examples(pcm, 16000), params.seconds)
-        inst = c.instances[idx]
-        sounding = t["sounding_per_second"]
-        masks = [ObjectMask(second=s, fid=o["fid"], category=o["category"], mask=inst[s] == o["id"],
-                            sounding=o["id"] in sounding[s]) for o in t["objects"] for s in range(params.seconds)]
-        totals = {o["id"]: sum(o["sounding"]) for o in t["objects"]}
-        main = next(o["category"] for o in t["objects"] if o["id"] == max(totals, key=lambda k: (totals[k], -k)))
-        rc, _ = release_clip(f, masks, name=gold_name(f, vid, params.seconds), video_id=vid, start=0.0,
-                             split=f.split_name(splits[vid]), frames=[c.frames[k] for k in idx], pcm=pcm,
-                             logmel=logmel, category=main,
+        rc, _ = release_clip(f, truth_masks(t, c.instances[idx]), name=gold_name(f, c.vid, params.seconds),
+                             video_id=c.vid, start=0.0, split=splits[c.vid], frames=[c.frames[k] for k in idx],
+                             pcm=pcm, logmel=logmel, category=main_category(t),
                              expressions={o["fid"]: o["expressions"] for o in t["objects"]},
                              null_expressions=t["null_expressions"], recipe=recipe)
         yield rc

@@ -115,7 +115,7 @@ def synthesize(out: Path, params: SynthParams, progress: Callable[[int, int], No
     if params.seconds not in (5, 10):
         raise UsageError(f"--seconds {params.seconds}: must be 5 or 10 s")
     if params.gold and formats.find(params.gold) is None:
-        raise UsageError(f"--gold {params.gold}: must be one of {', '.join(formats.NAMES)}")
+        raise UsageError(f"--gold {params.gold}: must be one of {', '.join(formats.names())}")
     lengths = formats.get(params.fmt).clip_seconds
     if params.gold and params.seconds not in lengths:
         raise UsageError(f"--gold {params.gold} needs {' or '.join(map(str, lengths))} s clips "
