@@ -16,6 +16,7 @@ from pathlib import Path
 
 from conftest import REPO, run_cli
 
+from avsbench_tools.catalog import Catalog
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.synth import SynthParams, synthesize
 
@@ -30,6 +31,15 @@ def _text_values(catalog: Path) -> list[str]:
         return out
     finally:
         con.close()
+
+
+def _sample_states(ws: Path) -> dict[str, tuple]:
+    cat = Catalog(ws / "catalog.sqlite")
+    try:
+        return {s.clip_id: (s.status, s.attempts, s.updated_at, [f.path for f in cat.frames(s.clip_id)])
+                for s in cat.stage_states("sample")}
+    finally:
+        cat.close()
 
 
 def test_a_moved_workspace_samples_and_exports(tmp_path):
@@ -56,6 +66,7 @@ def test_a_moved_workspace_samples_and_exports(tmp_path):
     run_cli("preannotate", old, "--backend", "motion", "-q", check=True, cwd=cwd)
     before = json.loads(run_cli("clips", old, "--json", check=True, cwd=cwd).stdout)
     assert len(before) == 2
+    sampled = _sample_states(old)
 
     new = tmp_path / "disk2" / "moved"
     new.parent.mkdir()
@@ -68,8 +79,9 @@ def test_a_moved_workspace_samples_and_exports(tmp_path):
     more.mkdir()
     shutil.copy(videos[2], more / videos[2].name)
     run_cli("collect", new, "--local", more, "--any-license", "--category", category, "-q", check=True, cwd=cwd)
-    r = run_cli("sample", new, check=True, cwd=cwd)
-    assert "1" in r.stdout + r.stderr
+    run_cli("sample", new, "-q", check=True, cwd=cwd)
+    after = _sample_states(new)
+    assert len(after) == 3 and {k: after[k] for k in sampled} == sampled  # only the new clip was sampled
     run_cli("preannotate", new, "--backend", "motion", "-q", check=True, cwd=cwd)
     st = json.loads(run_cli("status", new, "--json", check=True, cwd=cwd).stdout)
     assert st["clips"] == 3 and st["failures"] == []
