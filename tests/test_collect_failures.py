@@ -4,6 +4,7 @@ rejections, every file of a --local folder accounted for. Real yt-dlp, ffmpeg an
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -114,12 +115,12 @@ def test_a_download_deleted_by_hand_is_fetched_again(tmp_path, server):
     assert collect(ws, CollectOptions(urls=urls, any_license=True)).new_clips == 1
     before = server.completed["a.mp4"]
     src = ws.catalog.sources()[0]
-    Path(src.path).unlink()
+    ws.path(src.path).unlink()
     ws.path("clips", f"{ws.catalog.clips()[0].clip_id}.mp4").unlink()
     ws.catalog.set_source_status(src.source_id, "pending", None)
     res = collect(ws, CollectOptions(urls=urls, any_license=True))
     assert res.failed == res.rejected == 0 and res.new_clips == 1 and server.completed["a.mp4"] > before
-    assert Path(ws.catalog.source(src.source_id).path).is_file()
+    assert ws.path(ws.catalog.source(src.source_id).path).is_file()
 
 
 def test_every_url_failing_is_loud_and_exits_1(tmp_path, server):
@@ -287,3 +288,62 @@ def test_ctrl_c_stops_promptly_records_finished_clips_and_resumes(tmp_path, serv
         assert server.completed.get(n, 0) == fetched.get(n, 0), f"{n} was fetched again"
     assert {r[0] for r in _db(ws, "SELECT clip_id FROM clips")} == {f"v{i}_{k}" for i in range(5) for k in (0, 1)}
     assert not _db(ws, "SELECT * FROM failures")
+
+
+def test_paths_are_relative_and_a_moved_workspace_resumes(tmp_path, server):
+    """Issue #13: sources.path and clips.path are stored relative to the workspace, so a workspace
+    moved to another folder resumes: a finished download (killed before its clip was cut) is found
+    at its new place and cut, not fetched again."""
+    for n in ("a.mp4", "b.mp4"):
+        make_video(server.root / n, seconds=5)
+    urls = _urls(tmp_path, server, ["a.mp4", "b.mp4"])
+    ws, _ = init_workspace(tmp_path / "first" / "ws", "avsbench-s4")
+    assert collect(ws, CollectOptions(urls=urls, any_license=True, category="dog_barking")).new_clips == 2
+    for src in ws.catalog.sources():
+        assert src.path == f"sources/{src.source_id}.mp4", src.path
+    for c in ws.catalog.clips():
+        assert c.path == f"clips/{c.clip_id}.mp4", c.path
+    # as after kill -9 between the download and the cut of a.mp4
+    a = next(s for s in ws.catalog.sources() if s.url.endswith("/a.mp4"))
+    (cid,) = ws.catalog.clip_ids_for_source(a.source_id)
+    ws.catalog.set_source_status(a.source_id, "downloaded", None)
+    ws.path("clips", f"{cid}.mp4").unlink()
+    ws.close()
+    fetched = dict(server.completed)
+    moved = tmp_path / "elsewhere" / "moved-ws"
+    moved.parent.mkdir()
+    shutil.move(str(tmp_path / "first" / "ws"), str(moved))
+    proc = run_cli("collect", moved, "--urls", urls, "--any-license", "--category", "dog_barking")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 new clips (2 in the workspace)" in proc.stdout
+    assert server.completed == fetched, "a finished download was fetched again"
+    ws = open_workspace(moved)
+    try:
+        assert not ws.catalog.failures()
+        assert ws.catalog.source(a.source_id).path == f"sources/{a.source_id}.mp4"
+        assert probe(ws.path(ws.catalog.clip(cid).path)).n_frames == 125
+    finally:
+        ws.close()
+
+
+def test_a_local_folder_inside_a_moved_workspace_keeps_its_sources(tmp_path):
+    """A --local folder kept inside the workspace is stored relative: after the workspace is moved, a
+    queued file is found at its new place and the same command queues no file twice."""
+    ws, _ = init_workspace(tmp_path / "ws", "avsbench-s4")
+    for n in ("a.mp4", "b.mp4"):
+        make_video(ws.path("footage", n), seconds=5)
+    assert collect(ws, CollectOptions(local=ws.path("footage"), category="dog_barking")).new_clips == 2
+    assert sorted(s.path for s in ws.catalog.sources()) == ["footage/a.mp4", "footage/b.mp4"]
+    b = next(s for s in ws.catalog.sources() if s.path == "footage/b.mp4")
+    (cid,) = ws.catalog.clip_ids_for_source(b.source_id)
+    ws.catalog.set_source_status(b.source_id, "pending", None)
+    ws.path("clips", f"{cid}.mp4").unlink()
+    ws.close()
+    moved = tmp_path / "moved"
+    shutil.move(str(tmp_path / "ws"), str(moved))
+    proc = run_cli("collect", moved, "--local", moved / "footage", "--category", "dog_barking")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 new clips (2 in the workspace) from 1 sources" in proc.stdout
+    assert _db(moved, "SELECT COUNT(*) FROM sources") == [(2,)]
+    assert not _db(moved, "SELECT * FROM failures")
+    assert probe(moved / "clips" / f"{cid}.mp4").n_frames == 125
