@@ -101,8 +101,7 @@ def main() -> None:
             for clip in ws.catalog.clips():
                 path = ws.path(clip.path)
                 t_ours = med(lambda: sample_clip(ws, clip))  # noqa: B023
-                idx = [r[0] for r in ws.catalog.query("SELECT frame_index FROM frames WHERE clip_id=? ORDER BY second",
-                                                      (clip.clip_id,))]
+                idx = [f.frame_index for f in ws.catalog.frames(clip.clip_id)]
                 t_dec = med(lambda: decode_only(path))  # noqa: B023
                 t_skip = med(lambda: decode_only(path, "NONREF"))  # noqa: B023
                 nv = d / f"naive-{ws.recipe.name}-{clip.clip_id}"

@@ -1,4 +1,7 @@
-"""Dense optical flow helpers (OpenCV Farneback) shared by the motion backend and the CPU tracker."""
+"""Dense optical flow helpers (OpenCV Farneback) shared by the motion backend and the CPU tracker.
+
+Frames come from the one decoder, `avsbench_tools.media.decode` (`decode_frames` here wraps it).
+"""
 
 from __future__ import annotations
 
@@ -8,26 +11,12 @@ import numpy as np
 
 
 def decode_frames(path: Path, max_side: int = 320) -> tuple[list[np.ndarray], float]:
-    """Every frame of a clip as RGB, downscaled so the longer side is <= max_side (display orientation)."""
-    import av
+    """Every frame of a clip as RGB, downscaled so the longer side is <= max_side (display orientation).
 
-    frames = []
-    with av.open(str(path)) as c:
-        vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
-        rate = vs.guessed_rate or vs.average_rate
-        fps = float(rate) if rate else 25.0
-        rot = None
-        for f in c.decode(vs):
-            if rot is None:
-                rot = int(getattr(f, "rotation", 0) or 0) % 360
-            w, h = f.width, f.height
-            s = min(1.0, max_side / max(w, h))
-            img = f.to_ndarray(format="rgb24", width=max(2, int(round(w * s))), height=max(2, int(round(h * s))),
-                               interpolation="AREA") if s < 1 else f.to_ndarray(format="rgb24")
-            k = (rot // 90) % 4
-            frames.append(np.ascontiguousarray(np.rot90(img, k)) if k else img)
-    return frames, fps
+    The shared decoder (`media.decode`): frame k here is the frame `sample` stored as frame_index k."""
+    from avsbench_tools.media.decode import read_frames
+
+    return read_frames(path, max_side)
 
 
 def grey(img: np.ndarray) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""Media helpers over PyAV and ffmpeg: encode MP4s, probe files, find an ffmpeg binary."""
+"""Media helpers over PyAV and ffmpeg: encode MP4s, probe files, find an ffmpeg binary, run ffmpeg.
+
+Decoding lives in `avsbench_tools.media.decode` (the one decoder; its public names are re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,25 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from avsbench_tools.media.decode import (
+    Cancel,
+    DecodedClip,
+    DecodeError,
+    DecodeStopped,
+    SampledFrame,
+    VideoFrame,
+    VideoReader,
+    choose_frames,
+    decode_clip,
+    iter_frames,
+    open_video,
+    read_frames,
+)
+
+__all__ = ["Cancel", "DecodeError", "DecodeStopped", "DecodedClip", "Probe", "SampledFrame", "Stopped",
+           "VideoFrame", "VideoReader", "choose_frames", "decode_clip", "encode_mp4", "ffmpeg_dir", "ffmpeg_exe",
+           "iter_frames", "open_video", "probe", "read_frames", "run_tool"]
 
 
 @functools.lru_cache(maxsize=1)
