@@ -19,7 +19,7 @@ writes no SQL; `tx()` and `query()` are internal.
 
 from __future__ import annotations
 
-from avsbench_tools.catalog.base import CatalogBase, write_resolved, write_stage
+from avsbench_tools.catalog.base import CatalogBase
 from avsbench_tools.catalog.categories import CategoryMethods
 from avsbench_tools.catalog.core import CoreMethods
 from avsbench_tools.catalog.masks import MaskMethods
@@ -51,5 +51,5 @@ class Catalog(CoreMethods, MediaMethods, MaskMethods, SplitMethods, CategoryMeth
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "STAGES", "AudioRecord", "Catalog", "Clip", "Expression", "Failure", "Fingerprint",
-    "Frame", "MaskVersion", "ObjectRecord", "Source", "StageState", "now", "write_resolved", "write_stage",
+    "Frame", "MaskVersion", "ObjectRecord", "Source", "StageState", "now",
 ]

@@ -89,11 +89,6 @@ class CatalogBase:
         wanted = {values} if isinstance(values, str) else set(values)
         return [r for r in rows if r[key] in wanted]
 
-    def executemany(self, sql: str, rows: Iterable[tuple]) -> None:
-        """Run one statement for many rows in one transaction. Internal, like `query`."""
-        with self.tx() as db:
-            db.executemany(sql, rows)
-
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed by SQLite when the last connection closes)."""
         self.db.close()

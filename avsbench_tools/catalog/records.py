@@ -118,14 +118,6 @@ class StageState:
         return cls(row["clip_id"], row["stage"], row["status"], int(row["attempts"]), row["reason"],
                    _loads(row["settings"]), row["updated_at"])
 
-    def __getitem__(self, key: str) -> Any:
-        """Row-style access for callers written against the old `sqlite3.Row` (settings as JSON text).
-
-        Kept only until every caller reads attributes; new code uses `state.settings` (a dict)."""
-        if key == "settings":
-            return dumps(self.settings) if self.settings else None
-        return getattr(self, key)
-
 
 @dataclass
 class Frame:

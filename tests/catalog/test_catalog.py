@@ -133,7 +133,6 @@ def test_stage_status_and_counts(cat):
     cat.set_stage("s1_1", "sample", "failed", reason="still corrupt")
     st = cat.stage_of("s1_0", "sample")
     assert isinstance(st, StageState) and st.settings == {"fps": 1} and st.attempts == 1 and st.reason is None
-    assert st["status"] == "done" and st["settings"] == '{"fps": 1}'  # row-style access for old callers
     st1 = cat.stage_of("s1_1", "sample")
     assert (st1.status, st1.attempts, st1.reason, st1.settings) == ("failed", 2, "still corrupt", None)
     cat.finish("sample", "s1_3", {"fps": 1})
