@@ -170,8 +170,11 @@ def init_workspace(root: Path, recipe: str | Path) -> tuple[Workspace, bool]:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise UsageError(f"{_show(root)} is not empty ({shown}) and is not a workspace: init makes a workspace in "
                              "a new or empty folder, e.g. avs-tools init ws --recipe NAME")
+    if not exists and not root.absolute().parent.is_dir():
+        raise UsageError(f"cannot create workspace {_show(root)}: folder {_show(root.parent)} does not exist "
+                         "(create it first, or name a workspace in an existing folder)")
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(exist_ok=True)
         remove_stale_temps(root)
         atomic_write_text(root / RECIPE_NAME, rec.text)
         for sub in ("sources", "clips", "frames", "audio", "masks"):

@@ -147,6 +147,7 @@ def test_status_and_clips_of_a_moved_workspace(tmp_path):
 
     from avsbench_tools.workspace import list_clips
 
+    (tmp_path / "a").mkdir()
     ws, _ = init_workspace(tmp_path / "a" / "ws", "avsbench-s4")
     ws.catalog.upsert_source(Source(source_id="s1", kind="url", url="http://x/a.mp4", path="sources/s1.mp4"))
     ws.catalog.add_clip(Clip(clip_id="c1", source_id="s1", start=0, seconds=5, path="clips/c1.mp4"))
