@@ -209,6 +209,8 @@ def check_args(fmt: str, gt: Path, pred: Path) -> None:
 
 def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_size: int | None = None,
              progress: Progress | None = None, allow_missing: bool = False) -> dict:
+    """Score the predictions under `pred` (the --gt release's own mask paths) against the release `gt` in layout
+    `fmt` with the official metrics of its mask kind; a dict of the scores and what was read (see the module)."""
     progress = progress or (lambda *a: None)
     gt, pred = Path(gt), Path(pred)
     check_args(fmt, gt, pred)

@@ -91,6 +91,7 @@ def read_release(root: Path, fmt: str) -> Release:
 
 
 def read_s4(base: Path) -> Release:
+    """The S4: Single-source/ (s4_meta_data.csv, s4_data/) release whose metadata is in `base`."""
     meta = base / "s4_meta_data.csv"
     d = base / "s4_data"
     items = []
@@ -106,6 +107,7 @@ def read_s4(base: Path) -> Release:
 
 
 def read_ms3(base: Path) -> Release:
+    """The MS3: Multi-sources/ (ms3_meta_data.csv, ms3_data/) release whose metadata is in `base`."""
     meta = base / "ms3_meta_data.csv"
     d = base / "ms3_data"
     items = []
@@ -129,6 +131,7 @@ def read_ms3(base: Path) -> Release:
 
 
 def read_avss(base: Path) -> Release:
+    """The AVSS: metadata.csv, label2idx.json, <label>/<uid>/ release whose metadata is in `base`."""
     meta = base / "metadata.csv"
     classes = []
     if (base / "label2idx.json").is_file():
@@ -149,6 +152,7 @@ def read_avss(base: Path) -> Release:
 
 
 def read_refavs(base: Path) -> Release:
+    """The Ref-AVS: metadata.csv, media/<vid>/, gt_mask/<vid>/fid_<fid>/ release whose metadata is in `base`."""
     meta = base / "metadata.csv"
     items = []
     for r in _rows(meta, ("vid", "uid", "split", "fid")):

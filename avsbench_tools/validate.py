@@ -220,6 +220,8 @@ def _check_binary_item(it: Item, rep: Report, size: tuple[int, int] | None) -> N
 
 
 def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> Report:
+    """Check the release at `root` in layout `fmt` as its loaders use it: a Report of problems (path, cause),
+    the files checked, the rows per split and the warnings (never a change of the exit code)."""
     rel: Release = read_release(root, fmt)
     f = formats.get(fmt)
     rep = Report(fmt, str(rel.root), items=len(rel.items), splits=rel.splits())
