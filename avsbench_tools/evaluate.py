@@ -107,21 +107,13 @@ def _pred_base(pred: Path, rel: Release) -> Path:
     return pred
 
 
-def _is_within(child: Path, parent: Path) -> bool:
-    try:
-        child.relative_to(parent)
-        return True
-    except ValueError:
-        return False
-
-
 def _refuse_frames_folder(pred: Path, gt: Path, rel: Release) -> None:
     """--pred inside the ground-truth release, below its root, holding its frames: RGB frames, not predictions."""
-    if pred in (gt, rel.root) or not (_is_within(pred, gt) or _is_within(pred, rel.root)):
+    if pred in (gt, rel.root) or not (pred.is_relative_to(gt) or pred.is_relative_to(rel.root)):
         return
     for it in rel.items:
         frames_dir = it.frames[0].parent
-        if _is_within(frames_dir, pred):
+        if frames_dir.is_relative_to(pred):
             example = next((p for it2 in rel.items for p in it2.masks.values()), None)
             hint = f" (e.g. PRED/{example.relative_to(rel.root)})" if example is not None else ""
             raise UsageError(f"--pred {pred}: is the ground truth's frames folder ({frames_dir.relative_to(rel.root)}"
