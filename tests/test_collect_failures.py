@@ -297,6 +297,7 @@ def test_paths_are_relative_and_a_moved_workspace_resumes(tmp_path, server):
     for n in ("a.mp4", "b.mp4"):
         make_video(server.root / n, seconds=5)
     urls = _urls(tmp_path, server, ["a.mp4", "b.mp4"])
+    (tmp_path / "first").mkdir()
     ws, _ = init_workspace(tmp_path / "first" / "ws", "avsbench-s4")
     assert collect(ws, CollectOptions(urls=urls, any_license=True, category="dog_barking")).new_clips == 2
     for src in ws.catalog.sources():
