@@ -28,7 +28,6 @@ of the ground truth scores J = 1; probability maps bilinearly, then thresholded 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +35,9 @@ import numpy as np
 
 from avsbench_tools import formats, metrics
 from avsbench_tools.errors import UsageError
+from avsbench_tools.progress import Progress
 from avsbench_tools.release import Item, Release, check_release, read_release
 
-Progress = Callable[[str, int, int, str], None]
 REFAVS_SIZE = formats.get("ref-avs").eval_size  # Ref-AVS scores everything at its official 256x256
 SINGLE_CHANNEL = ("L", "P", "1", "I;16", "I;16L", "I;16B", "I")
 

@@ -12,16 +12,14 @@ clips with no sounding frame, an expected split with no clips. They never change
 from __future__ import annotations
 
 import wave
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from avsbench_tools import formats
+from avsbench_tools.progress import Progress
 from avsbench_tools.release import Item, Release, read_release
-
-Progress = Callable[[str, int, int, str], None]
 
 EXPECTED_SPLITS = {f.name: f.splits for f in formats.FORMATS.values()}  # the splits of a complete release
 

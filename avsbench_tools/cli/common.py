@@ -10,7 +10,7 @@ every command file imports this module when `avs-tools --help` runs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,7 +26,7 @@ CLAP_HELP = "CLAP: a transformers folder or a model id in the local HF cache."
 SAM2_HELP = "SAM 2 video checkpoint for --tracker sam2, e.g. facebook/sam2.1-hiera-tiny."
 
 #: The one progress callback of every stage: progress(stage, done, total, info).
-ProgressFn = Callable[[str, int, int, str], None]
+from avsbench_tools.progress import Progress as ProgressFn  # noqa: E402
 
 # -- arguments ---------------------------------------------------------------------------------------
 WorkspaceArg = Annotated[Path, typer.Argument(metavar="WORKSPACE", readable=False, show_default=False,

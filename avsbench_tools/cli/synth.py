@@ -43,7 +43,7 @@ def synth(
     w, h = _size(size)
     params = SynthParams(clips=clips, seconds=seconds, width=w, height=h, fps=fps, seed=seed, gold=gold)
     with bars(quiet) as progress:
-        res = synthesize(out, params, progress=lambda done, total: progress("rendering", done, total, ""))
+        res = synthesize(out, params, progress=progress)
     msg = f"{res['clips']} clips in {out} ({res['rendered']} rendered, {res['skipped']} already there)"
     if res["gold"]:
         msg += f"; gold {gold} release at {res['gold']}"

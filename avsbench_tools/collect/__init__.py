@@ -24,7 +24,7 @@ from avsbench_tools.collect.ledger import (
     record,
     source_label,
 )
-from avsbench_tools.collect.options import CollectOptions, CollectResult, Progress
+from avsbench_tools.collect.options import CollectOptions, CollectResult
 from avsbench_tools.collect.sources import (
     AUDIO_EXTS,
     VIDEO_EXTS,
@@ -43,6 +43,7 @@ from avsbench_tools.collect.sources import (
     youtube_url,
 )
 from avsbench_tools.collect.stage import collect, process_source
+from avsbench_tools.progress import Progress
 
 __all__ = [
     "AUDIO_EXTS", "VIDEO_EXTS", "YOUTUBE_JS_HELP", "CollectOptions", "CollectResult", "LocalScan", "Progress",

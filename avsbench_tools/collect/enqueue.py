@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 
 from avsbench_tools.catalog import Source
 from avsbench_tools.collect.ledger import classify_error, record, source_label
-from avsbench_tools.collect.options import CollectOptions, CollectResult, Progress
+from avsbench_tools.collect.options import CollectOptions, CollectResult
 from avsbench_tools.collect.sources import (
     YOUTUBE_JS_HELP,
     WorldVideo,
@@ -27,6 +27,7 @@ from avsbench_tools.collect.sources import (
     youtube_url,
 )
 from avsbench_tools.errors import AvsError, UsageError
+from avsbench_tools.progress import Progress
 from avsbench_tools.workspace import Workspace
 
 

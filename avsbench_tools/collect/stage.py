@@ -26,11 +26,12 @@ from avsbench_tools.collect.cut import check_media, clip_id_for, clip_starts, cu
 from avsbench_tools.collect.download import download_source, remove_partials
 from avsbench_tools.collect.enqueue import enqueue_sources
 from avsbench_tools.collect.ledger import SourceError, classify_error, is_permanent, record, source_label
-from avsbench_tools.collect.options import CollectOptions, CollectResult, Progress
+from avsbench_tools.collect.options import CollectOptions, CollectResult
 from avsbench_tools.collect.sources import safe_id
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.fsutil import remove_stale_temps
 from avsbench_tools.media import Stopped
+from avsbench_tools.progress import Progress
 from avsbench_tools.workspace import Workspace
 
 

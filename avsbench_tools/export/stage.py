@@ -10,7 +10,6 @@ temporary folder and leaves OUT and the catalog as they were.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +31,10 @@ from avsbench_tools.export.output import (
 )
 from avsbench_tools.fsutil import atomic_dir, check_output_dir, read_marker, write_marker
 from avsbench_tools.masks import latest_masks
+from avsbench_tools.progress import Progress
 from avsbench_tools.release_clip import release_clip
 from avsbench_tools.workspace import Workspace
 from avsbench_tools.writers import ReleaseClip, open_writer
-
-Progress = Callable[[str, int, int, str], None]
 
 
 @dataclass

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from avsbench_tools import formats
+from avsbench_tools.progress import Progress
 from avsbench_tools.release import Item, read_release
 from avsbench_tools.validate import MaskSurvey, clip_key, refavs_category, release_warnings
 
-Progress = Callable[[str, int, int, str], None]
 MAX_MASKS = 4000  # mask files read for the mask statistics (whole clips, evenly spread over the release)
 SOUNDING_LABEL = {  # by the format's mask kind
     "semantic": "sounding classes per annotated frame (distinct class indices in the label map; "

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from avsbench_tools.fsutil import (
     remove_stale_temps,
     write_marker,
 )
+from avsbench_tools.progress import Progress
 from avsbench_tools.synth.gold import recipe_text, write_gold
 from avsbench_tools.synth.render import AUDIO_RATE, SynthParams, render_clip, video_id
 
@@ -108,7 +108,7 @@ def check_world_dir(out: Path) -> Path:
     return check_output_dir(out, kind=KIND, force=ours, protected=())
 
 
-def synthesize(out: Path, params: SynthParams, progress: Callable[[int, int], None] | None = None) -> dict:
+def synthesize(out: Path, params: SynthParams, progress: Progress | None = None) -> dict:
     """Render the world into OUT (resumable: finished clips are kept), then the gold release."""
     if params.width % 2 or params.height % 2 or params.width < 64 or params.height < 64:
         raise UsageError(f"--size {params.width}x{params.height}: width and height must be even and at least 64")
@@ -151,7 +151,7 @@ def synthesize(out: Path, params: SynthParams, progress: Callable[[int, int], No
                 _write_clip(out, params, i)
                 made += 1
             if progress:
-                progress(i + 1, params.clips)
+                progress("rendering", i + 1, params.clips, video_id(params.seed, i))
     except KeyboardInterrupt:
         raise Interrupted(made + skipped, params.clips - made - skipped) from None
     atomic_write_text(out / "recipe.toml", recipe_text(params))
