@@ -116,6 +116,20 @@ def _contains_workspace(folder: Path, limit: int = 20000) -> Path | None:
     return None
 
 
+def _check_parent(out: Path, parent: Path, what: str) -> None:
+    """The folder that will hold `out` exists, is a folder, and a new entry can be made in it."""
+    if not parent.exists():
+        raise UsageError(f"{what} {out}: folder {out.parent} does not exist")
+    if not parent.is_dir():
+        raise UsageError(f"{what} {out}: {out.parent} is not a folder")
+    probe = parent / f"{TMP_PREFIX}probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise UsageError(f"{what} {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
+
+
 def check_output_dir(out: Path, *, kind: str, force: bool, protected: Iterable[Path] = (),
                      what: str = "OUT") -> Path:
     """Refuse, with one line naming what is in the way, any output folder the tool must not write.
@@ -162,17 +176,7 @@ def check_output_dir(out: Path, *, kind: str, force: bool, protected: Iterable[P
                 raise UsageError(f"{what} {out}: holds a workspace ({ws}); name a new folder")
             if not force:
                 raise UsageError(f"{what} {out}: exists (an earlier avs-tools {kind}; pass --force to replace it)")
-    parent = res.parent
-    if not parent.exists():
-        raise UsageError(f"{what} {out}: folder {out.parent} does not exist")
-    if not parent.is_dir():
-        raise UsageError(f"{what} {out}: {out.parent} is not a folder")
-    probe = parent / f"{TMP_PREFIX}probe-{os.getpid()}"
-    try:
-        probe.mkdir()
-        probe.rmdir()
-    except OSError as exc:
-        raise UsageError(f"{what} {out}: cannot write in {out.parent} ({exc.strerror or exc})") from None
+    _check_parent(out, res.parent, what)
     return res
 
 
@@ -189,17 +193,7 @@ def check_output_file(path: Path, *, is_ours: bool | None = None, what: str = "-
         raise UsageError(f"{what} {path}: is a folder; name a file")
     if path.exists() and not is_ours:
         raise UsageError(f"{what} {path}: exists and was not written by avs-tools; name another file")
-    parent = path.resolve().parent
-    if not parent.exists():
-        raise UsageError(f"{what} {path}: folder {path.parent} does not exist")
-    if not parent.is_dir():
-        raise UsageError(f"{what} {path}: {path.parent} is not a folder")
-    probe = parent / f"{TMP_PREFIX}probe-{os.getpid()}"
-    try:
-        probe.mkdir()
-        probe.rmdir()
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
+    _check_parent(path, path.resolve().parent, what)
     return path
 
 
