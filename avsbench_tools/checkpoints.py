@@ -1,11 +1,17 @@
-"""Shared by every stage that loads model weights: the device to run on and a checkpoint's hash."""
+"""Shared by every stage that loads model weights: the device to run on, a checkpoint's hash, where a
+checkpoint spec (a local path or a Hugging Face id in the local cache) lives, and `load_hf`, which
+loads a transformers checkpoint into a `ModelHandle`."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from avsbench_tools.errors import UsageError, require
+from avsbench_tools.errors import AvsError, UsageError, require
 
 
 def resolve_device(device: str) -> str:
@@ -34,3 +40,62 @@ def checkpoint_hash(path: Path) -> str:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def resolve_spec(spec: str, allow_download: bool, what: str) -> Path:
+    """A local path, or a model id looked up in the local Hugging Face cache."""
+    p = Path(os.path.expanduser(spec))
+    if p.exists():
+        return p
+    if "/" in spec and not spec.startswith((".", "/")):
+        hub = require("huggingface_hub", "models")
+        try:
+            return Path(hub.snapshot_download(spec, local_files_only=not allow_download))
+        except Exception as exc:  # noqa: BLE001 - any lookup failure is reported in one line
+            hint = "" if allow_download else " (not in the local Hugging Face cache; --allow-download fetches it)"
+            raise UsageError(f"{what} {spec}: not found{hint}") from exc
+    raise UsageError(f"{what} {spec}: no such file or folder")
+
+
+def _model_type(folder: Path) -> str | None:
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        return json.loads(cfg.read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError):
+        return "unreadable"
+
+
+@dataclass(eq=False)
+class ModelHandle:
+    """A loaded transformers checkpoint: the model (eval mode, on its device), its processor, and the
+    identity recorded in a mask version's settings (the spec the user gave and the checkpoint hash)."""
+
+    model: object
+    processor: object
+    device: str
+    name: str
+    sha: str
+
+
+H = TypeVar("H", bound=ModelHandle)
+
+
+def load_hf(spec: str, flag: str, what: str, model_types: tuple[str, ...], model_cls: str, processor_cls: str,
+            device: str, allow_download: bool, handle: type[H] = ModelHandle) -> H:
+    """A transformers checkpoint folder or cached id -> `handle(model, processor, device, spec, sha)`.
+
+    device is resolved first (auto -> cuda or cpu; a CUDA request without CUDA is a usage error)."""
+    device = resolve_device(device)
+    transformers = require("transformers", "models")
+    path = resolve_spec(spec, allow_download, flag)
+    mt = _model_type(path) if path.is_dir() else None
+    if mt not in model_types:
+        raise AvsError(f"{flag} {spec}: not a {what} checkpoint (model_type {mt!r})")
+    try:
+        proc = getattr(transformers, processor_cls).from_pretrained(path)
+        model = getattr(transformers, model_cls).from_pretrained(path).eval().to(device)
+    except Exception as exc:  # noqa: BLE001 - any load failure is reported in one line
+        raise AvsError(f"{flag} {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    return handle(model, proc, device, spec, checkpoint_hash(path))

@@ -1,9 +1,11 @@
 """The one mask/detection type, its adapters, and mask-version storage in the catalog.
 
-`ObjectMask` is what every backend produces and every consumer reads: Grounding DINO boxes
-(`from_dino`), SAM masks (`from_sam`), tracked masks (the tracker sets `tracked`), Label Studio
-brush masks (studio stage) and the exporters (`mask_png`, `load_mask`). Masks are stored as
-single-channel PNGs (0/255) under `ws/masks/`; each is one row of `mask_versions`.
+`ObjectMask` is the in-memory type every backend produces and every consumer reads: Grounding DINO
+boxes (`from_dino`), SAM masks (`from_sam`), tracked masks (the tracker sets `tracked`), Label
+Studio brush masks (studio stage) and the exporters. Stored, a mask is a catalog `MaskVersion`
+(one row of `mask_versions`, its PNG (0/255) under `ws/masks/`): `save_versions` stores a set of
+ObjectMasks (`MaskVersion.from_object_mask` rows, `Catalog.save_mask_set`), `latest_masks` picks
+the versions a clip shows, and `MaskVersion.to_object_mask(ws.root)` loads one back.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avsbench_tools.catalog import now
+from avsbench_tools.catalog import MaskVersion
 from avsbench_tools.fsutil import atomic_write_bytes
 from avsbench_tools.workspace import Workspace
 
@@ -81,15 +83,8 @@ def from_sam(det: ObjectMask, masks: np.ndarray, iou_scores: np.ndarray) -> Obje
 
 
 # -- storage ---------------------------------------------------------------------------------
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-
 def settings_hash(settings: dict) -> str:
+    """The short id of a settings dict (its sorted JSON): mask versions made with it share it."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -100,6 +95,7 @@ def mask_png(mask: np.ndarray) -> bytes:
 
 
 def load_mask(ws: Workspace, rel: str) -> np.ndarray:
+    """A stored mask PNG (path relative to the workspace) as a bool array [H, W]."""
     from PIL import Image
 
     return np.asarray(Image.open(ws.path(rel))) > 0
@@ -107,13 +103,15 @@ def load_mask(ws: Workspace, rel: str) -> np.ndarray:
 
 def save_versions(ws: Workspace, clip_id: str, objs: list[ObjectMask], kind: str, backend: str, settings: dict,
                   author: str | None = None, seconds: list[int] | None = None) -> int:
-    """Write mask PNGs, then all rows in one transaction (and a 'done' marker per second, even if empty).
+    """Store a clip's mask set: the PNGs first, then its MaskVersion rows and the set's record of done
+    seconds (even those without objects) in one transaction (`Catalog.save_mask_set`).
 
-    Rows for the same (clip, settings hash) are replaced as a whole; other settings' rows are kept.
+    The versions of the same (clip, kind, settings hash) are replaced as a whole; other settings' are
+    kept. Box-only ObjectMasks (mask None) are not stored. Returns the number of versions stored.
     """
     h = settings_hash(settings)
     base = ws.path("masks", clip_id, f"{kind}-{h}")
-    rows = []
+    versions: list[MaskVersion] = []
     written = []
     try:
         for o in objs:
@@ -122,62 +120,38 @@ def save_versions(ws: Workspace, clip_id: str, objs: list[ObjectMask], kind: str
             p = base / f"{o.second}_{o.fid}.png"
             written.append(p)
             atomic_write_bytes(p, mask_png(o.mask))
-            rows.append((clip_id, o.second, o.fid, kind, o.category, float(o.score),
-                         None if o.sounding is None else int(o.sounding),
-                         json.dumps({**o.evidence, "tracked": bool(o.tracked), "lost": bool(o.lost), "box": o.box},
-                                    sort_keys=True, default=_json_default),
-                         backend, h, json.dumps(settings, sort_keys=True), ws.rel(p), now(), author))
+            versions.append(MaskVersion.from_object_mask(o, clip_id, kind, backend, h, settings, ws.rel(p), author))
         done_seconds = sorted(set(seconds if seconds is not None else [o.second for o in objs]))
-        with ws.catalog.tx() as db:
-            db.execute("DELETE FROM mask_versions WHERE clip_id=? AND kind=? AND settings_hash=?", (clip_id, kind, h))
-            db.executemany("INSERT INTO mask_versions(clip_id, second, fid, kind, category, score, sounding, evidence, "
-                           "backend, settings_hash, settings_json, path, created_at, author) "
-                           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
-                       (f"masks-done:{kind}:{h}:{clip_id}", json.dumps(done_seconds)))
+        return ws.catalog.save_mask_set(clip_id, kind, h, versions, done_seconds)
     except BaseException:
         # nothing committed: remove the files of this set unless an earlier committed set uses them
-        kept = {r[0] for r in ws.catalog.query("SELECT path FROM mask_versions WHERE clip_id=? AND settings_hash=?",
-                                               (clip_id, h))}
+        kept = ws.catalog.mask_paths(clip_id, h)
         for p in written:
             if ws.rel(p) not in kept:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
         raise
-    return len(rows)
 
 
 def versions_done(ws: Workspace, clip_id: str, kind: str, settings: dict) -> bool:
-    key = f"masks-done:{kind}:{settings_hash(settings)}:{clip_id}"
-    return bool(ws.catalog.query("SELECT 1 FROM meta WHERE key=?", (key,)))
+    """True if the clip's mask set of this kind and these settings was stored whole."""
+    return ws.catalog.mask_set_done(clip_id, kind, settings_hash(settings))
 
 
-def latest_masks(ws: Workspace, clip_id: str, kinds: tuple[str, ...] = ("review", "proposal")) -> list[dict]:
-    """The newest mask row per (second, fid), preferring reviewed over proposals (kind order)."""
-    rows = ws.catalog.query("SELECT * FROM mask_versions WHERE clip_id=? ORDER BY version_id", (clip_id,))
-    best: dict[tuple[int, int], dict] = {}
+def latest_masks(ws: Workspace, clip_id: str, kinds: tuple[str, ...] = ("review", "proposal")) -> list[MaskVersion]:
+    """The versions a clip shows: the newest per (second, fid), preferring the earlier kind in `kinds`
+    (a review over a proposal), by (second, fid). A newer set of one kind replaces the whole older set
+    of that kind, not object by object: only the newest settings hash per kind is kept."""
     rank = {k: i for i, k in enumerate(kinds)}
-    for r in rows:
-        if r["kind"] not in rank:
-            continue
-        key = (r["second"], r["fid"])
+    best: dict[tuple[int, int], MaskVersion] = {}
+    for v in ws.catalog.mask_versions(clip_id, kinds):
+        key = (v.second, v.fid)
         cur = best.get(key)
-        if cur is None or rank[r["kind"]] < rank[cur["kind"]] or (
-                rank[r["kind"]] == rank[cur["kind"]] and r["version_id"] > cur["version_id"]):
-            best[key] = dict(r)
-    # a newer proposal run replaces the whole older set, not per object: keep one settings hash per kind
-    newest = {}
-    for r in best.values():
-        if r["kind"] not in newest or r["version_id"] > newest[r["kind"]][0]:
-            newest[r["kind"]] = (r["version_id"], r["settings_hash"])
-    return sorted((r for r in best.values() if r["settings_hash"] == newest[r["kind"]][1]),
-                  key=lambda r: (r["second"], r["fid"]))
-
-
-NOT_SOUNDING_COLOUR = 7  # grey in the overlay palette
-
-
-def latest_masks_for_preview(ws: Workspace, clip_id: str, second: int) -> list[tuple[int, np.ndarray]]:
-    """(colour id, mask) per object; objects believed silent in this second are grey."""
-    return [(r["fid"] if r["sounding"] != 0 else NOT_SOUNDING_COLOUR, load_mask(ws, r["path"]))
-            for r in latest_masks(ws, clip_id) if r["second"] == second]
+        if cur is None or (rank[v.kind], -v.version_id) < (rank[cur.kind], -cur.version_id):
+            best[key] = v
+    newest: dict[str, MaskVersion] = {}
+    for v in best.values():
+        if v.kind not in newest or v.version_id > newest[v.kind].version_id:
+            newest[v.kind] = v
+    return sorted((v for v in best.values() if v.settings_hash == newest[v.kind].settings_hash),
+                  key=lambda v: (v.second, v.fid))

@@ -7,71 +7,26 @@ downloaded unless the user passes --allow-download. Supported:
   - SAM: transformers `SamModel` folders (e.g. facebook/sam-vit-base), or the original `.pth`
     checkpoints through the `segment-anything` package (vit_b / vit_l / vit_h).
 The SAM image embedding is computed once per frame (`set_image`) and reused for all its boxes.
+Every transformers checkpoint is a `ModelHandle` (checkpoints.py); `Models` is what one run loads.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from avsbench_tools.checkpoints import checkpoint_hash, resolve_device
+from avsbench_tools.checkpoints import ModelHandle, checkpoint_hash, load_hf, resolve_device, resolve_spec
 from avsbench_tools.errors import AvsError, UsageError, require
 from avsbench_tools.masks import ObjectMask, from_dino
-
-
-def _resolve(spec: str, allow_download: bool, what: str) -> Path:
-    """A local path, or a model id looked up in the local Hugging Face cache."""
-    p = Path(os.path.expanduser(spec))
-    if p.exists():
-        return p
-    if "/" in spec and not spec.startswith((".", "/")):
-        hub = require("huggingface_hub", "models")
-        try:
-            return Path(hub.snapshot_download(spec, local_files_only=not allow_download))
-        except Exception as exc:  # noqa: BLE001 - any lookup failure is reported in one line
-            hint = "" if allow_download else " (not in the local Hugging Face cache; --allow-download fetches it)"
-            raise UsageError(f"{what} {spec}: not found{hint}") from exc
-    raise UsageError(f"{what} {spec}: no such file or folder")
-
-
-def _model_type(folder: Path) -> str | None:
-    cfg = folder / "config.json"
-    if not cfg.is_file():
-        return None
-    try:
-        return json.loads(cfg.read_text()).get("model_type")
-    except (OSError, json.JSONDecodeError):
-        return "unreadable"
-
-
-def load_hf(spec: str, flag: str, what: str, model_types: tuple[str, ...], model_cls: str, processor_cls: str,
-            device: str, allow_download: bool):
-    """-> (model in eval mode on device, processor, sha) of a transformers checkpoint folder or cached id."""
-    transformers = require("transformers", "models")
-    path = _resolve(spec, allow_download, flag)
-    mt = _model_type(path) if path.is_dir() else None
-    if mt not in model_types:
-        raise AvsError(f"{flag} {spec}: not a {what} checkpoint (model_type {mt!r})")
-    try:
-        proc = getattr(transformers, processor_cls).from_pretrained(path)
-        model = getattr(transformers, model_cls).from_pretrained(path).eval().to(device)
-    except Exception as exc:  # noqa: BLE001 - any load failure is reported in one line
-        raise AvsError(f"{flag} {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
-    return model, proc, checkpoint_hash(path)
+from avsbench_tools.preannotate.tagger import load_clap
 
 
 # -- Grounding DINO ----------------------------------------------------------------------------
-@dataclass
-class Dino:
-    model: object
-    processor: object
-    device: str
-    name: str
-    sha: str
+class Dino(ModelHandle):
+    """Grounding DINO: {category: prompt} -> box-only ObjectMasks per frame."""
 
     def detect(self, img: np.ndarray, prompts: dict[str, str], second: int, box_threshold: float,
                text_threshold: float) -> list[ObjectMask]:
@@ -114,13 +69,13 @@ class Dino:
 
 
 def load_dino(spec: str, device: str = "cpu", allow_download: bool = False) -> Dino:
+    """A transformers Grounding DINO folder or cached model id."""
     device = resolve_device(device)
     if Path(os.path.expanduser(spec)).is_file():
         raise UsageError(f"--dino {spec}: expected a transformers Grounding DINO folder, got a file "
                          "(the original groundingdino .pth format is not supported, see README)")
-    model, proc, sha = load_hf(spec, "--dino", "Grounding DINO", ("grounding-dino",), "GroundingDinoForObjectDetection",
-                               "AutoProcessor", device, allow_download)
-    return Dino(model, proc, device, spec, sha)
+    return load_hf(spec, "--dino", "Grounding DINO", ("grounding-dino",), "GroundingDinoForObjectDetection",
+                   "AutoProcessor", device, allow_download, Dino)
 
 
 # -- SAM ---------------------------------------------------------------------------------------
@@ -140,12 +95,14 @@ class Sam:
         raise NotImplementedError
 
 
-class HFSam(Sam):
-    def __init__(self, model, processor, device: str, name: str, sha: str):
-        self.model, self.processor, self.device, self.name, self.sha = model, processor, device, name, sha
-        self._img = None
-        self._emb = None
-        self._sizes = None
+@dataclass(eq=False)
+class HFSam(ModelHandle, Sam):
+    """transformers SamModel + SamProcessor."""
+
+    n_embeddings: int = 0
+    _img: np.ndarray | None = field(default=None, init=False, repr=False)
+    _emb: object = field(default=None, init=False, repr=False)
+    _sizes: tuple | None = field(default=None, init=False, repr=False)
 
     def set_image(self, img: np.ndarray) -> None:
         torch = require("torch", "models")
@@ -198,8 +155,9 @@ SAM_TYPES = ("vit_b", "vit_l", "vit_h")
 
 
 def load_sam(spec: str, device: str = "cpu", allow_download: bool = False, sam_type: str | None = None) -> Sam:
+    """A transformers SAM folder or cached id, or an original segment-anything .pth (vit_b/l/h)."""
     device = resolve_device(device)
-    path = _resolve(spec, allow_download, "--sam")
+    path = resolve_spec(spec, allow_download, "--sam")
     if path.is_file():
         torch = require("torch", "models")
         sa = require("segment_anything", "models")
@@ -217,8 +175,7 @@ def load_sam(spec: str, device: str = "cpu", allow_download: bool = False, sam_t
             raise AvsError(f"--sam {spec}: not a segment-anything {kind} checkpoint "
                            f"({str(exc).splitlines()[0][:160]})") from exc
         return OrigSam(model.eval().to(device), device, spec, checkpoint_hash(path))
-    model, proc, sha = load_hf(spec, "--sam", "SAM", ("sam",), "SamModel", "SamProcessor", device, allow_download)
-    return HFSam(model, proc, device, spec, sha)
+    return load_hf(spec, "--sam", "SAM", ("sam",), "SamModel", "SamProcessor", device, allow_download, HFSam)
 
 
 def best_masks(sam: Sam, dets: list[ObjectMask]) -> list[ObjectMask]:
@@ -232,19 +189,43 @@ def best_masks(sam: Sam, dets: list[ObjectMask]) -> list[ObjectMask]:
 
 
 # -- SAM 2 video -------------------------------------------------------------------------------
-@dataclass
-class Sam2Video:
-    model: object
-    processor: object
-    device: str
-    name: str
-    sha: str
-
-
-def load_sam2(spec: str, device: str = "cpu", allow_download: bool = False) -> Sam2Video:
+def load_sam2(spec: str, device: str = "cpu", allow_download: bool = False) -> ModelHandle:
     """transformers Sam2VideoModel + Sam2VideoProcessor (e.g. facebook/sam2.1-hiera-tiny). A GPU is
     strongly recommended: on a CPU it runs, at several seconds per frame for the real sizes."""
-    device = resolve_device(device)
-    model, proc, sha = load_hf(spec, "--sam2", "SAM 2 video", ("sam2_video", "sam2"), "Sam2VideoModel",
-                               "Sam2VideoProcessor", device, allow_download)
-    return Sam2Video(model, proc, device, spec, sha)
+    return load_hf(spec, "--sam2", "SAM 2 video", ("sam2_video", "sam2"), "Sam2VideoModel",
+                   "Sam2VideoProcessor", device, allow_download)
+
+
+# -- what a run loads ----------------------------------------------------------------------------
+class Models:
+    """The checkpoints one preannotate run needs, loaded once: Grounding DINO and SAM (when given),
+    SAM 2 for --tracker sam2, CLAP for --audio-tagger clap. `opts` is a PreannotateOptions."""
+
+    def __init__(self, opts):
+        self.dino = load_dino(opts.dino, opts.device, opts.allow_download) if opts.dino else None
+        self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type) if opts.sam else None
+        self.sam2 = load_sam2(opts.sam2, opts.device, opts.allow_download) if (
+            opts.tracker == "sam2" and opts.dino) else None
+        self.clap = load_clap(opts.clap, opts.device, opts.allow_download) if opts.audio_tagger == "clap" else None
+
+
+def check_models(dino: str | None, sam: str | None, device: str = "cpu", sam_type: str | None = None,
+                 allow_download: bool = False, clap: str | None = None) -> list[dict]:
+    """[{role, spec, loads, device, detail}] for each configured checkpoint (never raises for a bad one)."""
+    out = []
+    for role, spec, loader in (("dino", dino, lambda: load_dino(dino, device, allow_download)),
+                               ("sam", sam, lambda: load_sam(sam, device, allow_download, sam_type)),
+                               ("clap", clap, lambda: load_clap(clap, device, allow_download))):
+        if not spec and role == "clap":
+            continue
+        if not spec:
+            out.append({"role": role, "spec": None, "loads": False, "device": None,
+                        "detail": "not configured (weight-free motion backend will be used)"})
+            continue
+        try:
+            m = loader()
+            out.append({"role": role, "spec": spec, "loads": True, "device": m.device,
+                        "detail": f"sha256 {m.sha} ({type(getattr(m, 'model', None) or m).__name__})"})
+        except AvsError as exc:
+            out.append({"role": role, "spec": spec, "loads": False, "device": None, "detail": str(exc)})
+    return out

@@ -11,10 +11,17 @@ get no sounding mask).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from avsbench_tools.masks import ObjectMask, box_of, iou
-from avsbench_tools.preannotate.flow import flow, grey
+from avsbench_tools.preannotate.flow import flow, grey, resize_mask
+from avsbench_tools.preannotate.track import ANALYSIS_SIDE, decode_sampled
+
+if TYPE_CHECKING:
+    from avsbench_tools.catalog import Clip
+    from avsbench_tools.workspace import Workspace
 
 MIN_AREA_FRACTION = 0.003
 MAX_OBJECTS = 4
@@ -120,3 +127,17 @@ def propose_motion(frames: list[np.ndarray], sampled: dict[int, int], fps: float
         out.extend(cur)
         prev = cur or prev
     return out
+
+
+def propose_motion_clip(ws: Workspace, clip: Clip, frames_info: list) -> list[ObjectMask]:
+    """The motion backend on one clip (frames_info: its catalog Frame records): flow at ANALYSIS_SIDE,
+    masks scaled back to the sampled frame's size."""
+    frames, fps, sampled = decode_sampled(ws.path(clip.path), frames_info, ANALYSIS_SIDE)
+    full = (frames_info[0].height, frames_info[0].width)
+    cat = clip.category if clip.category in ws.recipe.categories else None
+    objs = propose_motion(frames, sampled, fps, cat)
+    for o in objs:
+        o.mask = resize_mask(o.mask, full)
+        o.box = box_of(o.mask)
+        o.evidence = {**o.evidence, "backend": "motion"}
+    return objs

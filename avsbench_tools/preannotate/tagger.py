@@ -8,24 +8,17 @@ its softmax probability reaches the threshold and the second is not silent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from avsbench_tools.checkpoints import ModelHandle, load_hf
 from avsbench_tools.errors import require
-from avsbench_tools.preannotate.models import load_hf, resolve_device
 
 BACKGROUND = "ambient noise"
 TEMPLATE = "the sound of {}"
 
 
-@dataclass
-class Clap:
-    model: object
-    processor: object
-    device: str
-    name: str
-    sha: str
+class Clap(ModelHandle):
+    """transformers ClapModel + ClapProcessor: per-second zero-shot scores for the prompts."""
 
     def scores(self, pcm: np.ndarray, sample_rate: int, seconds: int, prompts: dict[str, str]) -> list[dict[str, float]]:
         """Per second: {category: probability} (the background label's share is left out)."""
@@ -50,9 +43,8 @@ class Clap:
 
 
 def load_clap(spec: str, device: str = "cpu", allow_download: bool = False) -> Clap:
-    device = resolve_device(device)
-    model, proc, sha = load_hf(spec, "--clap", "CLAP", ("clap",), "ClapModel", "ClapProcessor", device, allow_download)
-    return Clap(model, proc, device, spec, sha)
+    """A transformers CLAP folder or cached model id."""
+    return load_hf(spec, "--clap", "CLAP", ("clap",), "ClapModel", "ClapProcessor", device, allow_download, Clap)
 
 
 def heard(scores: list[dict[str, float]], active: list[bool] | None, threshold: float) -> list[set[str]]:

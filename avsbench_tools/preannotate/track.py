@@ -5,20 +5,47 @@ sampled frames with dense optical flow (so each step is a small motion), optiona
 with the warped box through SAM (`refine(frame_index, box) -> mask`), and matched to fresh
 detections every K sampled frames by mask IoU (`redetect(frame_index) -> [ObjectMask]`). Objects
 whose mask vanishes are flagged lost; a later detection that overlaps the last known mask re-finds
-them under the same id.
+them under the same id. Without a tracker, `assign_ids` matches each second's masks to the previous
+second's by IoU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from avsbench_tools.masks import ObjectMask, box_of, iou
-from avsbench_tools.preannotate.flow import flow, grey, warp_mask
+from avsbench_tools.preannotate.flow import decode_frames, flow, grey, warp_mask
 
 LOST_FRACTION = 0.15  # a mask smaller than this share of its key-frame area counts as lost
 MATCH_IOU = 0.3
+ANALYSIS_SIDE = 320  # optical flow runs at this longer side; masks are scaled back to the frame size
+
+
+def decode_sampled(path: Path, frames_info: list, max_side: int) -> tuple[list[np.ndarray], float, dict[int, int]]:
+    """Every frame of a clip at max_side, its fps, and second -> index of the sampled frame in them
+    (frames_info: the clip's catalog Frame records)."""
+    frames, fps = decode_frames(path, max_side)
+    return frames, fps, {f.second: min(f.frame_index, len(frames) - 1) for f in frames_info}
+
+
+def assign_ids(per_second: dict[int, list[ObjectMask]]) -> None:
+    """Stable ids without a tracker: match each second's masks to the previous second's by IoU."""
+    prev: list[ObjectMask] = []
+    next_fid = 0
+    for sec in sorted(per_second):
+        used = set()
+        for o in sorted(per_second[sec], key=lambda o: -o.score):
+            cands = [(iou(p.mask, o.mask), p) for p in prev if p.fid not in used and p.category == o.category]
+            best = max(cands, key=lambda t: t[0], default=(0.0, None))
+            if best[1] is not None and best[0] > 0.2:
+                o.fid = best[1].fid
+            else:
+                o.fid, next_fid = next_fid, next_fid + 1
+            used.add(o.fid)
+        prev = per_second[sec] or prev
 
 
 def pick_key_second(detections: dict[int, list[ObjectMask]], marked: int | None = None) -> int:

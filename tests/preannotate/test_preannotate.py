@@ -84,15 +84,14 @@ def test_grounded_sam_end_to_end_on_tiny_models(tmp_path, sampled, models, track
 
 
 def test_sam_embedding_is_computed_once_per_frame(tmp_path, sampled, models):
-    from avsbench_tools.preannotate import _Models, propose_grounded_sam
-    from avsbench_tools.sample import sampled_frames
+    from avsbench_tools.preannotate import Models, propose_grounded_sam
 
     ws = open_workspace(sampled)
     opts = PreannotateOptions(dino=str(models["dino"]), sam=str(models["sam"]), box_threshold=0.0,
                               text_threshold=0.0, tracker="none", device="cpu")
-    m = _Models(opts)
+    m = Models(opts)
     clip = ws.catalog.clips()[0]
-    objs = propose_grounded_sam(ws, clip, m, opts, sampled_frames(ws, clip.clip_id))
+    objs = propose_grounded_sam(ws, clip, m, opts, ws.catalog.frames(clip.clip_id))
     per_frame = {}
     for o in objs:
         per_frame[o.second] = per_frame.get(o.second, 0) + 1
@@ -184,8 +183,8 @@ def test_motion_backend_beats_trivial_predictors(tmp_path):
             gt = np.isin(inst[k], truth["sounding_per_second"][sec])
             pred = np.zeros_like(gt)
             for p in props:
-                if p["second"] == sec and p["sounding"]:
-                    pred |= load_mask(ws, p["path"])
+                if p.second == sec and p.sounding:
+                    pred |= load_mask(ws, p.path)
             scores["motion"].append(_frame_iou(pred, gt))
             scores["empty"].append(_frame_iou(np.zeros_like(gt), gt))
             scores["full"].append(_frame_iou(np.ones_like(gt), gt))

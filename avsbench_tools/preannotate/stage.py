@@ -1,0 +1,233 @@
+"""The preannotate stage: options, the loop over sampled clips, audio gating, and what "done" means.
+
+A clip is done with a settings set when its mask set is recorded (`masks.versions_done`): the same
+settings skip it, new settings add a version beside the old one. A clip's mask files, rows and
+status are written together at its end, with Ctrl-C held for those milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from avsbench_tools.audio.activity import Activity
+from avsbench_tools.catalog import AudioRecord, Clip, Frame
+from avsbench_tools.errors import Interrupted, UsageError
+from avsbench_tools.fsutil import remove_stale_temps
+from avsbench_tools.masks import ObjectMask, save_versions, versions_done
+from avsbench_tools.preannotate.grounded_sam import prompts_for, propose_grounded_sam
+from avsbench_tools.preannotate.models import Models
+from avsbench_tools.preannotate.motion import propose_motion_clip
+from avsbench_tools.workspace import Workspace, deferred_interrupt
+
+Progress = Callable[[str, int, int, str], None]
+BACKENDS = ("grounded-sam", "motion")
+TRACKERS = ("flow", "sam2", "none")
+
+
+@dataclass
+class PreannotateOptions:
+    backend: str | None = None  # None: grounded-sam when --dino and --sam are given, else motion
+    dino: str | None = None
+    sam: str | None = None
+    sam_type: str | None = None
+    prompt: list[str] | None = None
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    tracker: str = "flow"
+    redetect_every: int = 3
+    key_second: int | None = None  # an annotator's key frame; default: highest detection confidence
+    device: str = "cpu"
+    batch_size: int = 1
+    allow_download: bool = False
+    clips: list[str] | None = None
+    audio_tagger: str | None = None  # "clap"
+    clap: str | None = None
+    tagger_threshold: float = 0.3
+    sam2: str | None = None  # SAM 2 video checkpoint for --tracker sam2
+
+
+@dataclass
+class PreannotateResult:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    masks: int = 0
+    backend: str = ""
+    todo: int = 0  # clips this run tried
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason) of this run
+
+
+def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, prompts_mode: str) -> dict:
+    """What identifies a proposal set: backend, model ids and hashes, thresholds, tracker, tagger."""
+    s = {"backend": backend, "version": 1, "audio_gating": "sample-activity", "prompts": prompts_mode}
+    if backend == "grounded-sam":
+        s.update({"box_threshold": opts.box_threshold, "text_threshold": opts.text_threshold,
+                  "dino": {"id": models.dino.name, "sha256": models.dino.sha},
+                  "sam": {"id": models.sam.name, "sha256": models.sam.sha}, "tracker": opts.tracker,
+                  "redetect_every": opts.redetect_every, "key_second": opts.key_second})
+        if models.sam2 is not None:
+            s["sam2"] = {"id": models.sam2.name, "sha256": models.sam2.sha}
+    else:
+        from avsbench_tools.preannotate import motion
+
+        s.update({"span_s": motion.SPAN_S, "min_displacement_px": motion.MIN_DISPLACEMENT_PX, "refine": "grabcut"})
+    if models is not None and models.clap is not None:
+        s["audio_tagger"] = {"kind": "clap", "id": models.clap.name, "sha256": models.clap.sha,
+                             "threshold": opts.tagger_threshold}
+    return s
+
+
+def gate(objs: list[ObjectMask], activity, tags: list[dict[str, float]] | None = None,
+         heard: list[set[str]] | None = None) -> None:
+    """Whether each object sounds in its second: the second is active (sample's activity) and, with
+    a tagger, the object's category is heard in it (any heard category for an uncategorised object)."""
+    for o in objs:
+        if activity is None:
+            o.sounding = None
+            continue
+        active = bool(activity.active[o.second]) if o.second < len(activity.active) else False
+        o.sounding = active
+        o.evidence = {**o.evidence, "activity_active": active,
+                      "activity_rel_db": activity.relative_db[o.second] if o.second < len(activity.relative_db) else None}
+        if tags is not None and heard is not None and o.second < len(tags):
+            h = heard[o.second]
+            o.sounding = active and (o.category in h if o.category in tags[o.second] else bool(h))
+            o.evidence["tagger"] = {"clap": tags[o.second], "heard": sorted(h)}
+
+
+def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | None = None) -> PreannotateResult:
+    """Propose masks for every sampled clip not yet done with these settings.
+
+    Ctrl-C stops at once: the clip in progress is dropped (it has written nothing: a clip's mask files
+    and rows are written together at its end, with the interrupt held for those milliseconds), every
+    finished clip is recorded, and Interrupted(done, left) is raised.
+    """
+    state: dict = {"done": 0, "left": None, "clips": 0}
+    try:
+        return _preannotate(ws, opts, progress or (lambda *a: None), state)
+    except KeyboardInterrupt:
+        if state["left"] is None:  # still loading models: which clips are done with these settings is not known yet
+            raise Interrupted(0, state["clips"], "before any clip started: nothing was changed") from None
+        raise Interrupted(state["done"], state["left"]) from None
+
+
+def _check_options(opts: PreannotateOptions) -> str:
+    backend = opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    if opts.backend is None and bool(opts.dino) != bool(opts.sam):
+        given, other = ("--dino (or AVS_TOOLS_DINO)", "--sam") if opts.dino else ("--sam (or AVS_TOOLS_SAM)", "--dino")
+        raise UsageError(f"{given} alone cannot take effect: grounded-sam needs {other} too "
+                         "(or --backend motion for the weight-free backend)")
+    if opts.tracker not in TRACKERS:
+        raise UsageError(f"--tracker {opts.tracker}: expected one of {', '.join(TRACKERS)}")
+    if backend == "grounded-sam" and not (opts.dino and opts.sam):
+        raise UsageError("--backend grounded-sam needs --dino and --sam (local checkpoints)")
+    if opts.tracker == "sam2" and backend == "grounded-sam" and not opts.sam2:
+        raise UsageError("--tracker sam2 needs --sam2 (a transformers Sam2VideoModel checkpoint)")
+    if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
+        raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
+    if opts.batch_size < 1:
+        raise UsageError(f"--batch-size {opts.batch_size}: must be at least 1")
+    if opts.audio_tagger not in (None, "clap"):
+        raise UsageError(f"--audio-tagger {opts.audio_tagger}: expected clap")
+    if opts.audio_tagger == "clap" and not opts.clap:
+        raise UsageError("--audio-tagger clap needs --clap (a local CLAP checkpoint)")
+    return backend
+
+
+def _clip_ids(ws: Workspace, opts: PreannotateOptions) -> list[str]:
+    """The sampled clips to consider (all, or --clip ones), with a one-line error naming the step to run."""
+    if not ws.catalog.count_clips():
+        raise UsageError(f"workspace {ws.root} has no clips yet: run avs-tools collect {ws.root} "
+                         "--local DIR (or --urls/--csv/--keywords), then avs-tools sample, first")
+    ids = ws.catalog.clip_ids_done("sample")
+    if opts.clips:
+        wanted = [ws.resolve_clip(c) for c in opts.clips]
+        missing = [c for c in wanted if c not in ids]
+        if missing:
+            raise UsageError(f"clip {missing[0]} is not sampled yet: run avs-tools sample {ws.root} --clip {missing[0]}")
+        ids = [c for c in ids if c in set(wanted)]
+    if not ids:
+        raise UsageError(f"workspace {ws.root} has no sampled clips: run avs-tools sample {ws.root} first")
+    return ids
+
+
+@dataclass
+class _ClipInputs:
+    """What one clip's proposal reads: its record, sampled frames, audio, per-second activity, tagger output."""
+
+    clip: Clip
+    frames: list[Frame]
+    audio: AudioRecord | None
+    activity: Activity | None
+    tags: list[dict[str, float]] | None = None
+    heard: list[set[str]] | None = None
+
+
+def _inputs(ws: Workspace, cid: str) -> _ClipInputs:
+    audio = ws.catalog.audio(cid)
+    activity = Activity.from_dict(audio.activity) if audio is not None and audio.activity else None
+    return _ClipInputs(ws.catalog.clip(cid), ws.catalog.frames(cid), audio, activity)
+
+
+def _listen(ws: Workspace, inp: _ClipInputs, models: Models, opts: PreannotateOptions) -> None:
+    """CLAP scores per second and the categories heard in each."""
+    from avsbench_tools.audio.wav import read_wav
+    from avsbench_tools.preannotate.tagger import heard
+
+    if inp.audio is None:
+        raise ValueError("no sampled audio recorded (run avs-tools sample again)")
+    pcm, sr = read_wav(ws.path(inp.audio.wav_path))
+    inp.tags = models.clap.scores(pcm, sr, len(inp.frames), prompts_for(ws, inp.clip, opts.prompt))
+    inp.heard = heard(inp.tags, inp.activity.active if inp.activity else None, opts.tagger_threshold)
+
+
+def _propose(ws: Workspace, inp: _ClipInputs, backend: str, models: Models | None,
+             opts: PreannotateOptions) -> list[ObjectMask]:
+    if models is not None and models.clap is not None:
+        _listen(ws, inp, models, opts)
+    if backend == "motion":
+        return propose_motion_clip(ws, inp.clip, inp.frames)
+    return propose_grounded_sam(ws, inp.clip, models, opts, inp.frames, inp.heard)
+
+
+def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, state: dict) -> PreannotateResult:
+    backend = _check_options(opts)
+    ids = _clip_ids(ws, opts)
+    state["clips"] = len(ids)
+    models = Models(opts) if (backend == "grounded-sam" or opts.audio_tagger) else None
+    prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
+    settings = settings_for(opts, backend, models, prompts_mode)
+    remove_stale_temps(ws.path("masks"))  # temporaries of a killed run (the workspace lock says none is running)
+    res = PreannotateResult(total=len(ids), backend=backend)
+    todo = [cid for cid in ids if not versions_done(ws, cid, "proposal", settings)]
+    res.skipped = len(ids) - len(todo)
+    res.todo = len(todo)
+    state["done"], state["left"] = res.skipped, len(todo)
+    progress("preannotate", res.skipped, len(ids), f"{res.skipped} already done")
+    for cid in todo:
+        inp = _inputs(ws, cid)
+        try:
+            objs = _propose(ws, inp, backend, models, opts)
+        except (OSError, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            with deferred_interrupt():
+                ws.catalog.fail("preannotate", cid, reason, settings=settings)
+            res.failed += 1
+            res.failures.append((cid, reason))
+            state["left"] -= 1
+            progress("preannotate", res.skipped + res.done + res.failed, len(ids), f"{cid} failed")
+            continue
+        gate(objs, inp.activity, inp.tags, inp.heard)
+        with deferred_interrupt():  # the clip's mask files, rows and status as one unit
+            res.masks += save_versions(ws, cid, objs, "proposal", backend, settings,
+                                       seconds=[f.second for f in inp.frames])
+            ws.catalog.finish("preannotate", cid, settings)
+            res.done += 1
+            state["done"] += 1
+            state["left"] -= 1
+        progress("preannotate", res.skipped + res.done + res.failed, len(ids), cid)
+    return res
