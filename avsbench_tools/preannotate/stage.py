@@ -7,7 +7,6 @@ status are written together at its end, with Ctrl-C held for those milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from avsbench_tools.audio.activity import Activity
@@ -18,9 +17,9 @@ from avsbench_tools.masks import ObjectMask, save_versions, versions_done
 from avsbench_tools.preannotate.grounded_sam import prompts_for, propose_grounded_sam
 from avsbench_tools.preannotate.models import Models
 from avsbench_tools.preannotate.motion import propose_motion_clip
+from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.workspace import Workspace, deferred_interrupt
 
-Progress = Callable[[str, int, int, str], None]
 BACKENDS = ("grounded-sam", "motion")
 TRACKERS = ("flow", "sam2", "none")
 
@@ -106,7 +105,7 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
     """
     state: dict = {"done": 0, "left": None, "clips": 0}
     try:
-        return _preannotate(ws, opts, progress or (lambda *a: None), state)
+        return _preannotate(ws, opts, progress or no_progress, state)
     except KeyboardInterrupt:
         if state["left"] is None:  # still loading models: which clips are done with these settings is not known yet
             raise Interrupted(0, state["clips"], "before any clip started: nothing was changed") from None
