@@ -18,6 +18,7 @@ clips (end of each second, PNG). Each number is the fastest of REPEAT runs
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -87,6 +88,10 @@ def keyframes(path: Path) -> int:
 
 
 def main() -> None:
+    global REPEAT
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=REPEAT, help=f"runs per number, the fastest kept (default {REPEAT})")
+    REPEAT = max(1, ap.parse_args().repeat)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         synthesize(d / "world", SynthParams(clips=1, seconds=10, width=1280, height=720, seed=5))

@@ -35,6 +35,8 @@ GRACE_S = 0.8  # after Ctrl-C, clips in progress get this long to finish (and be
 
 @dataclass
 class SampleOptions:
+    """What `avs-tools sample` was asked: worker threads, optional VGGish weights, which clips."""
+
     jobs: int = 2
     vggish_weights: Path | None = None
     device: str = "cpu"
@@ -44,6 +46,8 @@ class SampleOptions:
 
 @dataclass
 class SampleResult:
+    """What a sample run did (the CLI prints it; failures also go to the ledger)."""
+
     total: int = 0
     sampled: int = 0
     skipped: int = 0
