@@ -10,28 +10,23 @@ Every proposal is a catalog mask version (kind 'proposal') with backend, model i
 hashes, thresholds and tracker. The same settings skip finished clips; new settings add a version.
 
 Modules, by concern:
-  stage.py         the stage entry `preannotate(ws, opts, progress)`, its options, the loop, audio gating
+  stage.py         the stage entry `preannotate(ws, opts, progress)`, the loop, audio gating, settings
+  options.py       PreannotateOptions and the check that they can take effect together
   grounded_sam.py  the grounded-sam backend on one clip (detect, segment, track)
   motion.py        the weight-free motion backend
   track.py         key-frame trackers (optical flow, SAM 2) and id matching
   models.py        Grounding DINO, SAM, SAM 2 loaders; `Models` (what a run loads); `check_models`
   tagger.py        CLAP per-second audio tagging
-  flow.py          optical flow helpers and clip decoding at analysis size
+  flow.py          optical flow helpers; `decode_frames` reads a clip through media.decode
 """
 
 from avsbench_tools.preannotate.grounded_sam import SAM2_SIDE, propose_grounded_sam
 from avsbench_tools.preannotate.models import Models, check_models
 from avsbench_tools.preannotate.motion import propose_motion_clip
-from avsbench_tools.preannotate.stage import (
-    BACKENDS,
-    TRACKERS,
-    PreannotateOptions,
-    PreannotateResult,
-    Progress,
-    preannotate,
-    settings_for,
-)
+from avsbench_tools.preannotate.options import BACKENDS, TRACKERS, PreannotateOptions, check_options
+from avsbench_tools.preannotate.stage import PreannotateResult, Progress, preannotate, settings_for
 from avsbench_tools.preannotate.track import ANALYSIS_SIDE
 
-__all__ = ["ANALYSIS_SIDE", "BACKENDS", "SAM2_SIDE", "TRACKERS", "Models", "PreannotateOptions", "PreannotateResult",
-           "Progress", "check_models", "preannotate", "propose_grounded_sam", "propose_motion_clip", "settings_for"]
+__all__ = ["ANALYSIS_SIDE", "BACKENDS", "SAM2_SIDE", "TRACKERS", "Models", "PreannotateOptions",
+           "PreannotateResult", "Progress", "check_models", "check_options", "preannotate", "propose_grounded_sam",
+           "propose_motion_clip", "settings_for"]

@@ -21,7 +21,7 @@ from avsbench_tools.preannotate.track import ANALYSIS_SIDE, assign_ids, decode_s
 if TYPE_CHECKING:
     from avsbench_tools.catalog import Clip
     from avsbench_tools.preannotate.models import Models
-    from avsbench_tools.preannotate.stage import PreannotateOptions
+    from avsbench_tools.preannotate.options import PreannotateOptions
     from avsbench_tools.workspace import Workspace
 
 SAM2_SIDE = 1024  # frames given to SAM 2 (it works at 1024 internally)

@@ -21,6 +21,7 @@ import numpy as np
 from avsbench_tools.checkpoints import ModelHandle, checkpoint_hash, load_hf, resolve_device, resolve_spec
 from avsbench_tools.errors import AvsError, UsageError, require
 from avsbench_tools.masks import ObjectMask, from_dino
+from avsbench_tools.preannotate.options import PreannotateOptions
 from avsbench_tools.preannotate.tagger import load_clap
 
 
@@ -199,9 +200,9 @@ def load_sam2(spec: str, device: str = "cpu", allow_download: bool = False) -> M
 # -- what a run loads ----------------------------------------------------------------------------
 class Models:
     """The checkpoints one preannotate run needs, loaded once: Grounding DINO and SAM (when given),
-    SAM 2 for --tracker sam2, CLAP for --audio-tagger clap. `opts` is a PreannotateOptions."""
+    SAM 2 for --tracker sam2, CLAP for --audio-tagger clap."""
 
-    def __init__(self, opts):
+    def __init__(self, opts: PreannotateOptions):
         self.dino = load_dino(opts.dino, opts.device, opts.allow_download) if opts.dino else None
         self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type) if opts.sam else None
         self.sam2 = load_sam2(opts.sam2, opts.device, opts.allow_download) if (

@@ -1,4 +1,4 @@
-"""The preannotate stage: options, the loop over sampled clips, audio gating, and what "done" means.
+"""The preannotate stage: the loop over sampled clips, audio gating, settings, and what "done" means.
 
 A clip is done with a settings set when its mask set is recorded (`masks.versions_done`): the same
 settings skip it, new settings add a version beside the old one. A clip's mask files, rows and
@@ -16,38 +16,16 @@ from avsbench_tools.fsutil import remove_stale_temps
 from avsbench_tools.masks import ObjectMask, save_versions, versions_done
 from avsbench_tools.preannotate.grounded_sam import prompts_for, propose_grounded_sam
 from avsbench_tools.preannotate.models import Models
-from avsbench_tools.preannotate.motion import propose_motion_clip
+from avsbench_tools.preannotate.motion import MIN_DISPLACEMENT_PX, SPAN_S, propose_motion_clip
+from avsbench_tools.preannotate.options import PreannotateOptions, check_options
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.workspace import Workspace, deferred_interrupt
-
-BACKENDS = ("grounded-sam", "motion")
-TRACKERS = ("flow", "sam2", "none")
-
-
-@dataclass
-class PreannotateOptions:
-    backend: str | None = None  # None: grounded-sam when --dino and --sam are given, else motion
-    dino: str | None = None
-    sam: str | None = None
-    sam_type: str | None = None
-    prompt: list[str] | None = None
-    box_threshold: float = 0.35
-    text_threshold: float = 0.25
-    tracker: str = "flow"
-    redetect_every: int = 3
-    key_second: int | None = None  # an annotator's key frame; default: highest detection confidence
-    device: str = "cpu"
-    batch_size: int = 1
-    allow_download: bool = False
-    clips: list[str] | None = None
-    audio_tagger: str | None = None  # "clap"
-    clap: str | None = None
-    tagger_threshold: float = 0.3
-    sam2: str | None = None  # SAM 2 video checkpoint for --tracker sam2
 
 
 @dataclass
 class PreannotateResult:
+    """What a run did, counted in clips (masks: versions stored by this run)."""
+
     total: int = 0
     done: int = 0
     skipped: int = 0
@@ -69,9 +47,7 @@ def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, 
         if models.sam2 is not None:
             s["sam2"] = {"id": models.sam2.name, "sha256": models.sam2.sha}
     else:
-        from avsbench_tools.preannotate import motion
-
-        s.update({"span_s": motion.SPAN_S, "min_displacement_px": motion.MIN_DISPLACEMENT_PX, "refine": "grabcut"})
+        s.update({"span_s": SPAN_S, "min_displacement_px": MIN_DISPLACEMENT_PX, "refine": "grabcut"})
     if models is not None and models.clap is not None:
         s["audio_tagger"] = {"kind": "clap", "id": models.clap.name, "sha256": models.clap.sha,
                              "threshold": opts.tagger_threshold}
@@ -110,31 +86,6 @@ def preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress | No
         if state["left"] is None:  # still loading models: which clips are done with these settings is not known yet
             raise Interrupted(0, state["clips"], "before any clip started: nothing was changed") from None
         raise Interrupted(state["done"], state["left"]) from None
-
-
-def _check_options(opts: PreannotateOptions) -> str:
-    backend = opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
-    if opts.backend is None and bool(opts.dino) != bool(opts.sam):
-        given, other = ("--dino (or AVS_TOOLS_DINO)", "--sam") if opts.dino else ("--sam (or AVS_TOOLS_SAM)", "--dino")
-        raise UsageError(f"{given} alone cannot take effect: grounded-sam needs {other} too "
-                         "(or --backend motion for the weight-free backend)")
-    if opts.tracker not in TRACKERS:
-        raise UsageError(f"--tracker {opts.tracker}: expected one of {', '.join(TRACKERS)}")
-    if backend == "grounded-sam" and not (opts.dino and opts.sam):
-        raise UsageError("--backend grounded-sam needs --dino and --sam (local checkpoints)")
-    if opts.tracker == "sam2" and backend == "grounded-sam" and not opts.sam2:
-        raise UsageError("--tracker sam2 needs --sam2 (a transformers Sam2VideoModel checkpoint)")
-    if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
-        raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
-    if opts.batch_size < 1:
-        raise UsageError(f"--batch-size {opts.batch_size}: must be at least 1")
-    if opts.audio_tagger not in (None, "clap"):
-        raise UsageError(f"--audio-tagger {opts.audio_tagger}: expected clap")
-    if opts.audio_tagger == "clap" and not opts.clap:
-        raise UsageError("--audio-tagger clap needs --clap (a local CLAP checkpoint)")
-    return backend
 
 
 def _clip_ids(ws: Workspace, opts: PreannotateOptions) -> list[str]:
@@ -194,7 +145,7 @@ def _propose(ws: Workspace, inp: _ClipInputs, backend: str, models: Models | Non
 
 
 def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, state: dict) -> PreannotateResult:
-    backend = _check_options(opts)
+    backend = check_options(opts)
     ids = _clip_ids(ws, opts)
     state["clips"] = len(ids)
     models = Models(opts) if (backend == "grounded-sam" or opts.audio_tagger) else None
