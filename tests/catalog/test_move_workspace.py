@@ -52,6 +52,7 @@ def test_a_moved_workspace_samples_and_exports(tmp_path):
     cwd = tmp_path / "somewhere-else"
     cwd.mkdir()
     old = tmp_path / "old" / "ws"
+    old.parent.mkdir()
     category = next(iter(load_recipe(world / "recipe.toml").categories))
     httpd, base = start(str(world))
     try:
