@@ -24,11 +24,10 @@ from avsbench_tools.catalog import Clip
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.fsutil import atomic_write_bytes, remove_stale_temps
 from avsbench_tools.media.decode import DecodeError
+from avsbench_tools.progress import Progress
 from avsbench_tools.sample.clip import SampleStopped, sample_clip, sample_settings
 from avsbench_tools.sample.outputs import audio_paths, npy_bytes
 from avsbench_tools.workspace import Workspace, deferred_interrupt
-
-Progress = Callable[[str, int, int, str], None]
 
 GRACE_S = 0.8  # after Ctrl-C, clips in progress get this long to finish (and be recorded) before they stop
 
