@@ -23,10 +23,16 @@ Modules, by concern:
 from avsbench_tools.preannotate.grounded_sam import SAM2_SIDE, propose_grounded_sam
 from avsbench_tools.preannotate.models import Models, check_models
 from avsbench_tools.preannotate.motion import propose_motion_clip
-from avsbench_tools.preannotate.options import BACKENDS, TRACKERS, PreannotateOptions, check_options
+from avsbench_tools.preannotate.options import (
+           BACKENDS,
+           TRACKERS,
+           PreannotateOptions,
+           backend_of,
+           check_options,
+)
 from avsbench_tools.preannotate.stage import PreannotateResult, Progress, preannotate, settings_for
 from avsbench_tools.preannotate.track import ANALYSIS_SIDE
 
 __all__ = ["ANALYSIS_SIDE", "BACKENDS", "SAM2_SIDE", "TRACKERS", "Models", "PreannotateOptions",
-           "PreannotateResult", "Progress", "check_models", "check_options", "preannotate", "propose_grounded_sam",
+           "PreannotateResult", "Progress", "backend_of", "check_models", "check_options", "preannotate", "propose_grounded_sam",
            "propose_motion_clip", "settings_for"]

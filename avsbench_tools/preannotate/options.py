@@ -34,9 +34,14 @@ class PreannotateOptions:
     sam2: str | None = None  # SAM 2 video checkpoint for --tracker sam2
 
 
+def backend_of(opts: PreannotateOptions) -> str:
+    """--backend, else grounded-sam when both --dino and --sam are given, else the weight-free motion backend."""
+    return opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
+
+
 def check_options(opts: PreannotateOptions) -> str:
     """The backend these options select, or a one-line UsageError for options that cannot work together."""
-    backend = opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
+    backend = backend_of(opts)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
     if opts.backend is None and bool(opts.dino) != bool(opts.sam):
