@@ -96,7 +96,9 @@ def _flag(name: str) -> str:
 
 def _note_ignored(ctx: typer.Context, opts) -> None:
     """Say which options given on the command line cannot take effect with the chosen backend."""
-    backend = opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
+    from avsbench_tools.preannotate import backend_of
+
+    backend = backend_of(opts)
     if backend == "motion":
         if opts.backend == "motion" or not (opts.dino or opts.sam):
             ignored = [_flag(n) for n in GROUNDED_ONLY if explicit(ctx, n)]
