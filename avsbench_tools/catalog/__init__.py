@@ -15,6 +15,7 @@ writes no SQL; `tx()` and `query()` are internal.
     masks.py       mask versions, finished mask sets, objects, expressions
     splits.py      split assignment, fingerprints
     categories.py  changing a clip's category and what derives from it
+    studio.py      Label Studio: the project per server, pushed tasks and predictions
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from avsbench_tools.catalog.records import (
 )
 from avsbench_tools.catalog.schema import SCHEMA, SCHEMA_VERSION
 from avsbench_tools.catalog.splits import SplitMethods
+from avsbench_tools.catalog.studio import StudioMethods
 
 
-class Catalog(CoreMethods, MediaMethods, MaskMethods, SplitMethods, CategoryMethods, CatalogBase):
+class Catalog(CoreMethods, MediaMethods, MaskMethods, SplitMethods, CategoryMethods, StudioMethods, CatalogBase):
     """Typed access to the workspace database, taking ids. One connection per process.
 
     `Catalog(path, root=None)`: `root` (default: the catalog file's folder) is what stored paths are

@@ -6,6 +6,10 @@ Version history:
      outside the schema; `failures.permanent` added on first use.
   2  every table in SCHEMA (`fingerprints`, `mask_sets` included), `failures.permanent`, paths
      relative to the workspace root.
+  3  the Label Studio round trip: `studio_tasks` (one pushed task per project, clip and second) and
+     `studio_predictions` (one pushed prediction per task and model version, with the mask versions it
+     holds); the project id per server URL in meta `studio.project:<url>`, the workspace's random id
+     in meta `studio.ws_id`. A version-2 catalog only gains the new (empty) tables.
 
 `upgrade()` brings any older catalog to SCHEMA_VERSION inside one transaction; it is idempotent
 (running it on an up-to-date catalog changes nothing).
@@ -19,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from avsbench_tools.catalog.records import now
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +64,12 @@ CREATE TABLE IF NOT EXISTS mask_sets(
   created_at TEXT NOT NULL, PRIMARY KEY(clip_id, kind, settings_hash));
 CREATE TABLE IF NOT EXISTS fingerprints(
   clip_id TEXT PRIMARY KEY, frames TEXT NOT NULL, audio BLOB NOT NULL, n_audio INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS studio_tasks(
+  project_key TEXT NOT NULL, clip_id TEXT NOT NULL, second INTEGER NOT NULL, task_id INTEGER NOT NULL,
+  created_at TEXT NOT NULL, PRIMARY KEY(project_key, clip_id, second));
+CREATE TABLE IF NOT EXISTS studio_predictions(
+  project_key TEXT NOT NULL, task_id INTEGER NOT NULL, model_version TEXT NOT NULL, prediction_id INTEGER NOT NULL,
+  version_ids TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY(project_key, task_id, model_version));
 CREATE INDEX IF NOT EXISTS mask_versions_clip ON mask_versions(clip_id, second);
 CREATE INDEX IF NOT EXISTS clips_source ON clips(source_id);
 CREATE INDEX IF NOT EXISTS stage_status_stage ON stage_status(stage, status);

@@ -1,0 +1,93 @@
+"""What `push` records about a Label Studio project: its tasks and the predictions sent to them.
+
+A project is named by its key "<server url>#<project id>" (never a token). `studio_tasks` maps each
+pushed (clip, second) to its task id; `studio_predictions` maps (task id, model version) to the
+prediction id and the mask versions it holds. The project id of each server URL is kept in meta
+(`studio.project:<url>`), and the workspace's random id (`studio.ws_id`) marks the tasks it made.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable
+
+from avsbench_tools.catalog.base import CatalogBase
+from avsbench_tools.catalog.records import now
+
+PROJECT_META = "studio.project:"
+WS_ID_META = "studio.ws_id"
+
+
+def project_key(url: str, project_id: int) -> str:
+    """The key of a project in the catalog: "<url without trailing slash>#<project id>"."""
+    return f"{url.rstrip('/')}#{int(project_id)}"
+
+
+class StudioMethods(CatalogBase):
+    """Label Studio projects, pushed tasks and pushed predictions."""
+
+    # -- meta: the workspace id and the project of each server ---------------------------------------
+    def studio_ws_id(self) -> str:
+        """The workspace's random id (made and stored on first use): pushed tasks carry it as `ws_id`."""
+        with self.tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (WS_ID_META,)).fetchone()
+            if row is not None:
+                return row[0]
+            value = secrets.token_hex(8)
+            db.execute("INSERT INTO meta(key, value) VALUES(?, ?)", (WS_ID_META, value))
+            return value
+
+    def studio_project(self, url: str) -> int | None:
+        """The id of this workspace's project on the server at `url`, or None if none was made there."""
+        row = self._one("SELECT value FROM meta WHERE key=?", (PROJECT_META + url.rstrip("/"),))
+        return None if row is None else int(row[0])
+
+    def set_studio_project(self, url: str, project_id: int | None) -> None:
+        """Record (or, with None, forget) the project id of this workspace on the server at `url`."""
+        key = PROJECT_META + url.rstrip("/")
+        with self.tx() as db:
+            if project_id is None:
+                db.execute("DELETE FROM meta WHERE key=?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, str(int(project_id))))
+
+    # -- tasks --------------------------------------------------------------------------------------
+    def studio_tasks(self, project_key: str) -> dict[tuple[str, int], int]:
+        """{(clip_id, second): task_id} of the tasks pushed to the project."""
+        return {(r[0], int(r[1])): int(r[2]) for r in self.query(
+            "SELECT clip_id, second, task_id FROM studio_tasks WHERE project_key=?", (project_key,))}
+
+    def save_studio_tasks(self, project_key: str, rows: Iterable[tuple[str, int, int]]) -> int:
+        """Record pushed tasks, (clip_id, second, task_id) each, in one transaction (a known (clip,
+        second) gets the new task id). Returns the number of rows."""
+        t = now()
+        data = [(project_key, str(c), int(s), int(tid), t) for c, s, tid in rows]
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO studio_tasks(project_key, clip_id, second, task_id, created_at) "
+                           "VALUES(?, ?, ?, ?, ?)", data)
+        return len(data)
+
+    # -- predictions --------------------------------------------------------------------------------
+    def studio_predictions(self, project_key: str) -> dict[tuple[int, str], int]:
+        """{(task_id, model_version): prediction_id} of the predictions pushed to the project."""
+        return {(int(r[0]), r[1]): int(r[2]) for r in self.query(
+            "SELECT task_id, model_version, prediction_id FROM studio_predictions WHERE project_key=?",
+            (project_key,))}
+
+    def save_studio_predictions(self, project_key: str, rows: Iterable[tuple[int, str, int, list[int]]]) -> int:
+        """Record pushed predictions, (task_id, model_version, prediction_id, mask version ids) each, in one
+        transaction. Returns the number of rows."""
+        t = now()
+        data = [(project_key, int(tid), str(mv), int(pid), json.dumps([int(v) for v in vids]), t)
+                for tid, mv, pid, vids in rows]
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO studio_predictions(project_key, task_id, model_version, "
+                           "prediction_id, version_ids, created_at) VALUES(?, ?, ?, ?, ?, ?)", data)
+        return len(data)
+
+    def prediction_versions(self, project_key: str, prediction_id: int) -> list[int] | None:
+        """The mask version ids a pushed prediction holds, or None if it was not pushed from here."""
+        row = self._one("SELECT version_ids FROM studio_predictions WHERE project_key=? AND prediction_id=?",
+                        (project_key, int(prediction_id)))
+        return None if row is None else [int(v) for v in json.loads(row[0])]
