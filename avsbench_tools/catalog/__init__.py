@@ -16,6 +16,7 @@ writes no SQL; `tx()` and `query()` are internal.
     splits.py      split assignment, fingerprints
     categories.py  changing a clip's category and what derives from it
     studio.py      Label Studio: the project per server, pushed tasks and predictions
+    reviews.py     Label Studio: pulled annotations, frame flags, review sets, the pull cursor
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ from avsbench_tools.catalog.records import (
     StageState,
     now,
 )
+from avsbench_tools.catalog.reviews import ClipReviews, ReviewMethods, StudioReview
 from avsbench_tools.catalog.schema import SCHEMA, SCHEMA_VERSION
 from avsbench_tools.catalog.splits import SplitMethods
 from avsbench_tools.catalog.studio import StudioMethods
 
 
-class Catalog(CoreMethods, MediaMethods, MaskMethods, SplitMethods, CategoryMethods, StudioMethods, CatalogBase):
+class Catalog(CoreMethods, MediaMethods, MaskMethods, SplitMethods, CategoryMethods, StudioMethods, ReviewMethods,
+              CatalogBase):
     """Typed access to the workspace database, taking ids. One connection per process.
 
     `Catalog(path, root=None)`: `root` (default: the catalog file's folder) is what stored paths are
@@ -52,6 +55,6 @@ class Catalog(CoreMethods, MediaMethods, MaskMethods, SplitMethods, CategoryMeth
 
 
 __all__ = [
-    "SCHEMA", "SCHEMA_VERSION", "STAGES", "AudioRecord", "Catalog", "Clip", "Expression", "Failure", "Fingerprint",
-    "Frame", "MaskVersion", "ObjectRecord", "Source", "StageState", "now",
+    "SCHEMA", "SCHEMA_VERSION", "STAGES", "AudioRecord", "Catalog", "Clip", "ClipReviews", "Expression", "Failure",
+    "Fingerprint", "Frame", "MaskVersion", "ObjectRecord", "Source", "StageState", "StudioReview", "now",
 ]

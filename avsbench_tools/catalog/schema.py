@@ -9,7 +9,10 @@ Version history:
   3  the Label Studio round trip: `studio_tasks` (one pushed task per project, clip and second) and
      `studio_predictions` (one pushed prediction per task and model version, with the mask versions it
      holds); the project id per server URL in meta `studio.project:<url>`, the workspace's random id
-     in meta `studio.ws_id`. A version-2 catalog only gains the new (empty) tables.
+     in meta `studio.ws_id`; the pull: `studio_reviews` (every pulled annotation, its provenance and
+     regions), `frame_flags` (silent / unusable frames of the chosen reviews), `studio_objects` (object
+     ids of hand-drawn regions and expression texts), `studio_cursor` (per project, the newest task
+     update a pull saw). A version-2 catalog only gains the new (empty) tables.
 
 `upgrade()` brings any older catalog to SCHEMA_VERSION inside one transaction; it is idempotent
 (running it on an up-to-date catalog changes nothing).
@@ -70,6 +73,19 @@ CREATE TABLE IF NOT EXISTS studio_tasks(
 CREATE TABLE IF NOT EXISTS studio_predictions(
   project_key TEXT NOT NULL, task_id INTEGER NOT NULL, model_version TEXT NOT NULL, prediction_id INTEGER NOT NULL,
   version_ids TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY(project_key, task_id, model_version));
+CREATE TABLE IF NOT EXISTS studio_reviews(
+  project_key TEXT NOT NULL, annotation_id INTEGER NOT NULL, task_id INTEGER NOT NULL, clip_id TEXT NOT NULL,
+  second INTEGER NOT NULL, status TEXT NOT NULL, annotator TEXT, annotator_id INTEGER, lead_time REAL,
+  last_action TEXT, parent_prediction INTEGER, model_version TEXT, flags_json TEXT NOT NULL,
+  regions_json TEXT NOT NULL, ls_created_at TEXT, ls_updated_at TEXT NOT NULL, pulled_at TEXT NOT NULL,
+  PRIMARY KEY(project_key, annotation_id));
+CREATE TABLE IF NOT EXISTS frame_flags(
+  clip_id TEXT NOT NULL, second INTEGER NOT NULL, flag TEXT NOT NULL, PRIMARY KEY(clip_id, second, flag));
+CREATE TABLE IF NOT EXISTS studio_objects(
+  clip_id TEXT NOT NULL, key TEXT NOT NULL, fid INTEGER NOT NULL, PRIMARY KEY(clip_id, key));
+CREATE TABLE IF NOT EXISTS studio_cursor(
+  project_key TEXT PRIMARY KEY, updated_at TEXT NOT NULL, pulled_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS studio_reviews_clip ON studio_reviews(clip_id, second);
 CREATE INDEX IF NOT EXISTS mask_versions_clip ON mask_versions(clip_id, second);
 CREATE INDEX IF NOT EXISTS clips_source ON clips(source_id);
 CREATE INDEX IF NOT EXISTS stage_status_stage ON stage_status(stage, status);
