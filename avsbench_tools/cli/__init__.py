@@ -23,7 +23,7 @@ from avsbench_tools.errors import AvsError, Interrupted
 
 #: `avs-tools --help` lists the commands in the order of the pipeline, not in import order.
 PIPELINE = ("init", "status", "clips", "synth", "collect", "set-category", "sample", "preview", "preannotate",
-            "models", "export", "validate", "stats", "evaluate")
+            "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate")
 
 
 class PipelineGroup(TyperGroup):
@@ -108,8 +108,10 @@ from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401
 from avsbench_tools.cli import preview as _preview  # noqa: E402,F401
+from avsbench_tools.cli import pull as _pull  # noqa: E402,F401
 from avsbench_tools.cli import release as _release  # noqa: E402,F401
 from avsbench_tools.cli import sample as _sample  # noqa: E402,F401
+from avsbench_tools.cli import studio as _studio  # noqa: E402,F401
 from avsbench_tools.cli import synth as _synth  # noqa: E402,F401
 from avsbench_tools.cli import workspace as _workspace  # noqa: E402,F401
 

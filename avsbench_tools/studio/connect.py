@@ -1,0 +1,134 @@
+"""Which Label Studio server a command talks to, and whether it answers: `connect(ws, url, api_key)`.
+
+Order: the command's options (--url/--api-key), then LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, then the
+workspace's own server (`avs-tools studio start WS`). The workspace's token is only ever sent to the
+workspace's own server. No message, repr or log line holds the API key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from avsbench_tools.errors import AvsError, UsageError
+from avsbench_tools.studio.server import StudioPaths, read_token, server_state
+
+ENV_URL = "LABEL_STUDIO_URL"
+ENV_KEY = "LABEL_STUDIO_API_KEY"
+NO_SERVER = "no Label Studio server: run `avs-tools studio start WS` or pass --url/--api-key"
+CHECK_TIMEOUT = 10.0
+
+
+class StudioUnreachable(AvsError):
+    """The server is down, is not Label Studio, or refuses the API key (exit 1; the message names the URL)."""
+
+
+@dataclass
+class Connection:
+    """A Label Studio server and the API key to use with it; `source` is option, env or workspace.
+
+    `document_root` is the server's local-files root when known (the workspace's own server), else None."""
+
+    url: str
+    api_key: str = field(repr=False)
+    source: str
+    document_root: str | None = None
+
+    def client(self):
+        """A label_studio_sdk client (`LabelStudio(base_url=url, api_key=api_key)`). The SDK sends a
+        legacy token as `Authorization: Token <key>` and a personal access token (JWT) as Bearer."""
+        from label_studio_sdk import LabelStudio
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return LabelStudio(base_url=self.url, api_key=self.api_key)
+        except ApiError as exc:  # an expired personal access token is refused when the client is made
+            raise StudioUnreachable(f"Label Studio at {self.url} refused the API key ({exc.status_code})") from None
+
+    def check(self) -> str:
+        """Raise a one-line StudioUnreachable when the server is down, is not Label Studio, or refuses
+        the key; return the email of the user the key belongs to."""
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            r = httpx.get(self.url + "/health", timeout=CHECK_TIMEOUT, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            raise StudioUnreachable(f"cannot reach Label Studio at {self.url}: {_why(exc)}") from None
+        if not _is_health(r):
+            raise StudioUnreachable(f"{self.url} is not a Label Studio server (GET /health answered "
+                                    f"HTTP {r.status_code}{'' if r.status_code != 200 else ' without its status'})")
+        try:
+            who = self.client().users.whoami()
+        except ApiError as exc:
+            code = exc.status_code
+            if code in (401, 403):
+                raise StudioUnreachable(f"Label Studio at {self.url} refused the API key ({code})") from None
+            raise StudioUnreachable(f"Label Studio at {self.url} answered HTTP {code} to the user check") from None
+        except httpx.HTTPError as exc:
+            raise StudioUnreachable(f"cannot reach Label Studio at {self.url}: {_why(exc)}") from None
+        return who.email or who.username or ""
+
+
+def _is_health(r) -> bool:
+    if r.status_code != 200:
+        return False
+    try:
+        body = r.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("status") == "UP"
+
+
+def _why(exc) -> str:
+    """A few words for a connection failure (never the request: it carries the key's header)."""
+    import httpx
+
+    text = str(exc).lower()
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {CHECK_TIMEOUT:.0f} s"
+    if "refused" in text:
+        return "connection refused"
+    if "name or service" in text or "nodename" in text or "name resolution" in text or "getaddrinfo" in text:
+        return "host not found"
+    if isinstance(exc, httpx.ConnectError):
+        return "cannot connect"
+    return type(exc).__name__
+
+
+def _clean_url(url: str, what: str) -> str:
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"{what} {url!r} is not an http(s) URL (e.g. http://localhost:8080)")
+    return url
+
+
+def connect(ws=None, url: str | None = None, api_key: str | None = None) -> Connection:
+    """The server to use: options, then LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY, then the workspace's own
+    server (its running `avs-tools studio start` server and WS/studio/token). Nothing is contacted here:
+    call `.check()`. Raises UsageError when nothing is configured or a URL comes without its key."""
+    env_url, env_key = os.environ.get(ENV_URL) or None, os.environ.get(ENV_KEY) or None
+    own = server_state(ws) if ws is not None else None
+    paths = StudioPaths.of(ws) if ws is not None else None
+    if url:
+        found, source = _clean_url(url, "--url"), "option"
+    elif env_url:
+        found, source = _clean_url(env_url, ENV_URL), "env"
+    elif api_key:
+        raise UsageError("--api-key needs --url (or LABEL_STUDIO_URL): which server is the key for?")
+    elif own is not None:
+        token = read_token(paths)
+        if token is None:
+            raise UsageError(f"the workspace's Label Studio runs at {own['url']} but {paths.token} is missing")
+        return Connection(own["url"], token, "workspace", own.get("document_root"))
+    else:
+        raise UsageError(NO_SERVER)
+    key = api_key or env_key
+    doc_root = own.get("document_root") if own is not None and own["url"] == found else None
+    if key is None and doc_root is not None:
+        key = read_token(paths)  # the URL given is the workspace's own server
+    if not key:
+        raise UsageError(f"no API key for {found}: pass --api-key or set {ENV_KEY}")
+    return Connection(found, key, source, doc_root)
