@@ -72,6 +72,48 @@ def from_dino(second: int, boxes, scores, labels: list[str], shape: tuple[int, i
     return out
 
 
+def from_studio(result: dict, second: int, fid: int, shape: tuple[int, int], category: str | None = None,
+                threshold: int = 128) -> ObjectMask:
+    """A Label Studio brush result (`type` "brushlabels", `value.format` "rle") -> a reviewed ObjectMask.
+
+    The RLE covers the RGBA array of the mask at the result's `original_height` x `original_width`; its
+    alpha channel is binarised at `alpha >= threshold` (the editor's strokes are anti-aliased: alpha 1..254
+    at the edges) and, when that size is not the frame's (`shape` = (H, W)), resized to it (nearest).
+    category: the brush label (the first of `brushlabels`) unless given. The evidence records the region
+    id, its origin (prediction / prediction-changed / manual), the threshold and how many pixels had a
+    partial alpha. A result that is not a brush RLE is a ValueError."""
+    value = result.get("value") or {}
+    if result.get("type") != "brushlabels" or value.get("format") != "rle" or not isinstance(value.get("rle"), list):
+        raise ValueError(f"region {result.get('id')!r}: not a brush RLE result (type {result.get('type')!r})")
+    h = int(result.get("original_height") or shape[0])
+    w = int(result.get("original_width") or shape[1])
+    alpha = _decode_alpha(value["rle"], h, w)
+    mask = alpha >= threshold
+    if (h, w) != tuple(shape):
+        from PIL import Image
+
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)) > 0
+    labels = value.get("brushlabels") or []
+    evidence = {"region_id": result.get("id"), "origin": result.get("origin"), "alpha_threshold": int(threshold),
+                "partial_alpha_pixels": int(np.count_nonzero((alpha > 0) & (alpha < 255)))}
+    return ObjectMask(int(second), int(fid), category or (labels[0] if labels else None), mask, box_of(mask),
+                      score=1.0, sounding=True, evidence=evidence)
+
+
+def _decode_alpha(rle: list[int], height: int, width: int) -> np.ndarray:
+    """The alpha channel [H, W] (uint8) of a brush RLE: our codec when present, else the SDK's decoder."""
+    try:
+        from avsbench_tools.studio.rle import decode
+    except ImportError:  # before the codec (studio/rle.py) lands
+        from label_studio_sdk.converter.brush import decode_rle
+
+        flat = decode_rle(rle)
+        if flat.size != height * width * 4:
+            raise ValueError(f"brush RLE holds {flat.size} values, not {height}x{width}x4") from None
+        return flat.reshape(height, width, 4)[..., 3]
+    return decode(rle, height, width)
+
+
 def from_sam(det: ObjectMask, masks: np.ndarray, iou_scores: np.ndarray) -> ObjectMask:
     """Pick SAM's best of its multimask outputs for a box prompt; keep the detection's identity."""
     masks = np.asarray(masks).reshape(-1, *np.asarray(masks).shape[-2:])

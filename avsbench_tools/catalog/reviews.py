@@ -110,6 +110,10 @@ class ReviewMethods(CatalogBase):
         return {int(r[0]): r[1] for r in self.query(
             "SELECT annotation_id, ls_updated_at FROM studio_reviews WHERE project_key=?", (project_key,))}
 
+    def pushed_frames(self) -> set[tuple[str, int]]:
+        """(clip, second) of every frame pushed to any Label Studio project."""
+        return {(r[0], int(r[1])) for r in self.query("SELECT DISTINCT clip_id, second FROM studio_tasks")}
+
     def pull_cursor(self, project_key: str) -> str | None:
         """The newest task updated_at the last finished pull of this project saw (None: never pulled)."""
         row = self._one("SELECT updated_at FROM studio_cursor WHERE project_key=?", (project_key,))
@@ -132,6 +136,13 @@ class ReviewMethods(CatalogBase):
         for r in self.query("SELECT clip_id, second, flag FROM frame_flags ORDER BY clip_id, second"):
             if flag is None or r[2] == flag:
                 out.setdefault((r[0], int(r[1])), set()).add(r[2])
+        return out
+
+    def clip_flags(self, clip_id: str) -> dict[int, set[str]]:
+        """{second: flags} of a clip's flagged frames."""
+        out: dict[int, set[str]] = {}
+        for r in self.query("SELECT second, flag FROM frame_flags WHERE clip_id=?", (clip_id,)):
+            out.setdefault(int(r[0]), set()).add(r[1])
         return out
 
     def versions_by_id(self, ids: Iterable[int]) -> list[MaskVersion]:

@@ -1,0 +1,127 @@
+"""avs-tools pull / qa: reviewed masks back from Label Studio, and what the review changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avsbench_tools.cli import app
+from avsbench_tools.cli.common import Quiet, WorkspaceArg, json_flag, print_json, say_next, stage_run
+from avsbench_tools.cli.studio import StudioApiKey, StudioUrl
+from avsbench_tools.errors import UsageError
+
+QaJson = json_flag("the report as JSON ({frames, by_backend, time, agreement, most_changed, ...})")
+
+
+def _null_expressions(values: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for v in values:
+        clip_id, sep, text = v.partition("=")
+        if not sep or not clip_id.strip():
+            raise UsageError(f"--null-expression {v!r}: expected CLIP=TEXT (CLIP= clears the clip's null expressions)")
+        texts = out.setdefault(clip_id.strip(), [])
+        if text.strip():
+            texts.append(" ".join(text.split()))
+    return out
+
+
+@app.command(short_help="Reviewed masks back from Label Studio.  e.g. avs-tools pull ws")
+def pull(
+    workspace: WorkspaceArg,
+    url: StudioUrl = None,
+    api_key: StudioApiKey = None,
+    null_expression: Annotated[list[str] | None, typer.Option(
+        "--null-expression", metavar="CLIP=TEXT",
+        help="Ref-AVS: an expression that refers to nothing in CLIP (the test_n split; repeatable). The texts "
+             "given for a clip replace its null expressions; CLIP= clears them.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Store the annotations submitted since the last pull as reviewed masks (binarised at alpha >= 128),
+    with annotator, lead time, parent prediction and per-region origin. Cancelled ones are counted only."""
+    from avsbench_tools.studio.connect import connect
+    from avsbench_tools.studio.pull import PullOptions
+    from avsbench_tools.studio.pull import pull as run
+
+    opts = PullOptions(null_expressions=_null_expressions(list(null_expression or [])))
+    with stage_run(workspace, lock="pull", quiet=quiet) as (ws, progress):
+        conn = connect(ws, url, api_key)
+        res = run(ws, conn, opts, progress=progress)
+    extra = []
+    if res.silent:
+        extra.append(f"{res.silent} frames without a sounding object")
+    if res.unusable:
+        extra.append(f"{res.unusable} unusable frames (export leaves their clips out)")
+    if res.dropped_regions:
+        extra.append(f"{res.dropped_regions} regions dropped on frames marked 'no sounding object'")
+    if res.foreign:
+        extra.append(f"{res.foreign} tasks not from this workspace ignored")
+    if res.null_expressions:
+        extra.append(f"null expressions set for {res.null_expressions} clips")
+    typer.echo(f"pull: {res.new} new annotations ({res.regions} masks), {res.cancelled} cancelled (counted, not "
+               f"stored), {res.unchanged} unchanged, from {res.tasks} updated tasks at {res.url}; "
+               f"{res.clips} clips updated, {res.clips_done} fully reviewed" + "".join(f"; {x}" for x in extra))
+    say_next(f"avs-tools qa {workspace}  (then: avs-tools export {workspace} OUT)", quiet)
+
+
+@app.command(short_help="What the review changed: IoU, time, agreement.  e.g. avs-tools qa ws --html qa.html")
+def qa(
+    workspace: WorkspaceArg,
+    as_json: QaJson = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report with "
+                                              "overlays of the frames changed most.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Reviewed and pending frames; per backend and category the mean IoU between the proposal and the
+    final mask and the share accepted unchanged; time per frame; annotator agreement; frames changed most."""
+    from avsbench_tools.studio.qa import qa as run
+
+    with stage_run(workspace, quiet=True) as (ws, _):
+        if html is not None:
+            from avsbench_tools.studio.qa_html import check_html, write_html
+
+            check_html(html)
+        rep = run(ws)
+        if html is not None:
+            write_html(ws, rep, html)
+    if print_json(rep.to_json(), as_json):
+        return
+    _print_report(rep)
+    if html is not None:
+        typer.echo(f"qa: HTML report -> {html}")
+    say_next(f"avs-tools export {workspace} OUT", quiet)
+
+
+def _print_report(rep) -> None:
+    f = rep.frames
+    typer.echo(f"frames: {f['reviewed']} reviewed, {f['pending']} pending of {f['pushed']} pushed "
+               f"({f['sampled']} sampled); {f['silent']} without a sounding object, {f['unusable']} unusable, "
+               f"{f['skipped_only']} only skipped; {f['annotations']} submitted and {f['cancelled']} cancelled "
+               "annotations")
+    typer.echo(f"masks binarised at alpha >= {rep.alpha_threshold}; several annotators on a frame: the review set "
+               f"takes {rep.rule}")
+    if rep.by_backend:
+        typer.echo("proposal vs final, per object (deleted or hand-drawn objects count IoU 0):")
+        typer.echo(f"  {'backend':<14} {'category':<16} {'objects':>7} {'mean IoU':>8} {'unchanged':>12}")
+        for r in rep.by_backend:
+            share = "-" if r["share_unchanged"] is None else f"{100 * r['share_unchanged']:.0f}%"
+            typer.echo(f"  {r['backend']:<14} {r['category']:<16} {r['objects']:>7} "
+                       f"{'-' if r['mean_iou'] is None else format(r['mean_iou'], '.3f'):>8} "
+                       f"{r['accepted_unchanged']:>3}/{r['proposed']:<3} {share:>4}")
+    elif f["reviewed"]:
+        typer.echo(f"proposal vs final: no reviewed frame with a known proposal ({f['without_known_proposal']} "
+                   "started without one)")
+    if rep.origins:
+        typer.echo("region origins: " + ", ".join(f"{k} {v}" for k, v in rep.origins.items()))
+    t = rep.time
+    if t["annotations_timed"]:
+        typer.echo(f"time: {t['per_reviewed_frame_s']} s per reviewed frame (mean {t['mean_s']} s, median "
+                   f"{t['median_s']} s per annotation, {t['total_s']} s in all)")
+    a = rep.agreement
+    if a["frames"]:
+        typer.echo(f"agreement: mean IoU {a['mean_iou']} over {a['pairs']} pairs on {a['frames']} frames with "
+                   "several annotators")
+    for c in rep.most_changed[:5]:
+        typer.echo(f"  changed: {c.clip_id} second {c.second}: IoU {c.iou:.3f}, {c.changed_pixels} px "
+                   f"({c.backend}, {c.annotator})")
