@@ -52,11 +52,14 @@ def _tables(path) -> dict[str, set[str]]:
 # -- plumbing ---------------------------------------------------------------------------------------
 def test_schema_has_every_table_and_version(cat, tmp_path):
     meta = cat.meta()
-    assert meta["schema_version"] == str(SCHEMA_VERSION) == "2" and meta["recipe"] == "avss" and meta["initialised"]
-    assert cat.schema_version() == 2
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and meta["recipe"] == "avss" and meta["initialised"]
+    assert cat.schema_version() == SCHEMA_VERSION
     tables = _tables(tmp_path / "catalog.sqlite")
     assert set(tables) == {"meta", "sources", "clips", "stage_status", "failures", "frames", "audio", "objects",
-                           "expressions", "mask_versions", "mask_sets", "fingerprints"}
+                           "expressions", "mask_versions", "mask_sets", "fingerprints",
+                           # version 3: the Label Studio round trip
+                           "studio_tasks", "studio_predictions", "studio_reviews", "studio_objects",
+                           "studio_cursor", "frame_flags"}
     assert "permanent" in tables["failures"]
     assert tables["mask_sets"] == {"clip_id", "kind", "settings_hash", "seconds_json", "created_at"}
     assert tables["fingerprints"] == {"clip_id", "frames", "audio", "n_audio"}
@@ -77,12 +80,12 @@ def test_a_new_file_has_no_meta_and_root_defaults_to_its_folder(tmp_path):
 
 
 def test_a_newer_schema_is_refused_in_one_line(cat, tmp_path):
-    cat.set_meta("schema_version", 3)
+    cat.set_meta("schema_version", SCHEMA_VERSION + 1)
     cat.close()
     with pytest.raises(UsageError) as exc:
         Catalog(tmp_path / "catalog.sqlite")
     msg = str(exc.value)
-    assert "\n" not in msg and "schema version 3" in msg and "newer" in msg and "catalog.sqlite" in msg
+    assert "\n" not in msg and f"schema version {SCHEMA_VERSION + 1}" in msg and "newer" in msg and "catalog.sqlite" in msg
 
 
 # -- sources ----------------------------------------------------------------------------------------

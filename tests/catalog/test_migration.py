@@ -106,7 +106,7 @@ def test_a_version_1_catalog_is_upgraded_in_place(tmp_path, schema_file):
     assert "mask_sets" not in before and (schema_file == "schema_v1.sql") == ("permanent" in _columns(ws, "failures"))
     cat = Catalog(ws / "catalog.sqlite")
     meta = cat.meta()
-    assert meta["schema_version"] == "2"
+    assert meta["schema_version"] == str(schema.SCHEMA_VERSION)
     assert not [k for k in meta if k.startswith("masks-done:")]
     assert (meta["split_seed"], meta["recipe"], meta["initialised"]) == ("3", "avss", T)  # other keys kept
     # masks-done keys are now finished mask sets, with their seconds
@@ -158,7 +158,7 @@ def test_the_migration_reports_what_it_changed(tmp_path):
     db.execute("COMMIT")
     # failures.permanent; 3 masks-done keys; sources, clips, frames, audio wav + embedding, mask path
     assert changes == {"columns": 1, "mask_sets": 3, "paths": 6}
-    assert schema.stored_version(db) == 2
+    assert schema.stored_version(db) == schema.SCHEMA_VERSION
     db.execute("BEGIN IMMEDIATE")
     assert schema.upgrade(db, ws) == {"columns": 0, "mask_sets": 0, "paths": 0}
     db.execute("COMMIT")
@@ -174,7 +174,7 @@ def test_a_v1_workspace_works_through_the_workspace_layer_and_cli(tmp_path):
     assert workspace_status(ws)["stages"]["preannotate"]["done"] == 1
     w = open_workspace(ws, lock="test")
     try:
-        assert w.catalog.meta()["schema_version"] == "2"
+        assert w.catalog.meta()["schema_version"] == str(schema.SCHEMA_VERSION)
         src = w.catalog.source("yt-abc")
         assert w.path(src.path).read_bytes() == b"video"
     finally:
@@ -256,6 +256,6 @@ def test_a_v1_catalog_that_cannot_be_written_says_it_needs_writing(tmp_path):
     with pytest.raises(UsageError) as exc:
         cat.migrate()
     msg = str(exc.value)
-    assert "must be upgraded to schema version 2, which needs write access" in msg and "\n" not in msg
+    assert f"must be upgraded to schema version {schema.SCHEMA_VERSION}, which needs write access" in msg and "\n" not in msg
     assert cat.schema_version() == 1
     cat.close()
