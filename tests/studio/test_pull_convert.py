@@ -8,13 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pull_support import H, W, brush, build_workspace, frame_choice, rect, rle_of_alpha, soft_alpha, text
 
 from avsbench_tools.catalog import Expression
 from avsbench_tools.masks import from_studio, latest_masks, load_mask
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.studio.review_set import CHOICE_RULE, choose
 from avsbench_tools.workspace import open_workspace
+from studio.pull_support import (
+    H,
+    W,
+    brush,
+    build_workspace,
+    frame_choice,
+    rect,
+    rle_of_alpha,
+    soft_alpha,
+    text,
+)
 
 KEY = "http://127.0.0.1:1#7"
 

@@ -1,0 +1,165 @@
+"""qa: every figure recomputed by hand from the masks the test itself wrote; the JSON and text output;
+the HTML report opened in headless Chromium (the end-to-end run through a real server is in test_pull.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsbench_tools.masks import load_mask
+from avsbench_tools.studio.pull import store_tasks
+from avsbench_tools.studio.qa import qa
+from avsbench_tools.workspace import open_workspace
+from studio.pull_support import brush, build_workspace, cli, frame_choice, rect
+
+KEY = "http://127.0.0.1:9#3"
+
+
+def iou(a, b) -> float:
+    u = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / u) if u else 1.0
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """Two clips: clip A's five frames reviewed every way an annotator can, clip B's one skipped and one
+    unusable; push's records (tasks, predictions -> mask versions) written as push writes them."""
+    root = tmp_path_factory.mktemp("qa")
+    path = build_workspace(root)
+    ws = open_workspace(path)
+    a, b = (c.clip_id for c in ws.catalog.clips())
+    tasks, preds, tid = {}, [], 100
+    for clip in (a, b):
+        for v in ws.catalog.mask_versions(clip, ["proposal"]):
+            tid += 1
+            tasks[(clip, v.second)] = tid
+            preds.append((tid, f"motion:{v.settings_hash}", 5000 + tid, [v.version_id]))
+    ws.catalog.save_studio_tasks(KEY, [(c, s, t) for (c, s), t in tasks.items()])
+    ws.catalog.save_studio_predictions(KEY, preds)
+    prop = {(c, v.second): load_mask(ws, v.path) for c in (a, b) for v in ws.catalog.mask_versions(c, ["proposal"])}
+    assert all(m.any() for m in prop.values())
+    pred_of = {t: (pid, mv) for t, mv, pid, _ in preds}
+    edit1 = prop[(a, 1)] | rect(0, 0, 30, 30)
+    edit2 = prop[(a, 2)] & ~rect(0, 0, 160, 60)
+    other4 = rect(40, 40, 100, 100)
+    hand4 = rect(120, 80, 150, 110)
+    plan = {  # (clip, second): [(annotation id, user, lead time, results, cancelled)]
+        (a, 0): [(1, 1, 10.0, [brush("o0", prop[(a, 0)], origin="prediction")], False)],
+        (a, 1): [(2, 1, 20.0, [brush("o0", edit1, origin="prediction-changed")], False)],
+        (a, 2): [(3, 1, 30.0, [brush("o0", edit2, origin="prediction-changed")], False)],
+        (a, 3): [(4, 1, 5.0, [brush("o0", prop[(a, 3)], origin="prediction"), frame_choice("no sounding object")],
+                  False)],
+        (a, 4): [(5, 1, 8.0, [brush("o0", prop[(a, 4)], origin="prediction")], False),
+                 (6, 2, 12.0, [brush("o0", other4, origin="prediction-changed"), brush("hand1", hand4, "piano", "manual")], False)],
+        (b, 0): [(7, 2, 2.0, [], True)],
+        (b, 1): [(8, 2, 7.0, [brush("o0", prop[(b, 1)], origin="prediction"), frame_choice("unusable frame")], False)],
+    }
+    batch = []
+    for (clip, s), anns in plan.items():
+        t = tasks[(clip, s)]
+        pid, mv = pred_of[t]
+        batch.append({"id": t, "data": {"clip_id": clip, "second": s}, "updated_at": "2026-02-01T00:00:00.000000Z",
+                      "predictions": [{"id": pid, "model_version": mv}],
+                      "annotations": [{"id": i, "completed_by": u, "lead_time": lt, "result": res, "was_cancelled": c,
+                                       "parent_prediction": pid, "updated_at": f"2026-02-01T00:00:{i:02d}.000000Z",
+                                       "created_at": "2026-02-01T00:00:00.000000Z"}
+                                      for i, u, lt, res, c in anns]})
+    store_tasks(ws, KEY, batch, users={1: "ann@example.com", 2: "two@example.com"})
+    expect = {"prop": prop, "edit1": edit1, "edit2": edit2, "other4": other4, "hand4": hand4, "a": a, "b": b}
+    ws.close()
+    return path, expect
+
+
+def test_qa_figures_equal_the_hand_computed_ones(scene):
+    path, e = scene
+    ws = open_workspace(path)
+    try:
+        rep = qa(ws)
+    finally:
+        ws.close()
+    p, a = e["prop"], e["a"]
+    assert rep.frames == {"sampled": 10, "pushed": 10, "reviewed": 6, "pending": 4, "skipped_only": 1, "silent": 1,
+                          "unusable": 1, "annotations": 7, "cancelled": 1, "without_known_proposal": 0}
+    ious = [1.0, iou(p[(a, 1)], e["edit1"]), iou(p[(a, 2)], e["edit2"]), 0.0, iou(p[(a, 4)], e["other4"])]
+    assert 0 < ious[1] < 1 and 0 < ious[2] < 1
+    rows = {(r["backend"], r["category"]): r for r in rep.by_backend}
+    assert set(rows) == {("motion", "guitar"), ("motion", "piano")}
+    g = rows[("motion", "guitar")]
+    assert (g["objects"], g["proposed"], g["accepted_unchanged"], g["deleted"], g["drawn_by_hand"]) == (5, 5, 1, 1, 0)
+    assert g["mean_iou"] == round(statistics.fmean(ious), 4) and g["share_unchanged"] == 0.2
+    h = rows[("motion", "piano")]
+    assert (h["objects"], h["proposed"], h["mean_iou"], h["drawn_by_hand"], h["share_unchanged"]) == (1, 0, 0.0, 1, None)
+    assert rep.origins == {"manual": 1, "prediction": 2, "prediction-changed": 3}
+    leads = [10.0, 20.0, 30.0, 5.0, 8.0, 12.0, 7.0]
+    assert rep.time == {"annotations_timed": 7, "mean_s": round(statistics.fmean(leads), 2),
+                        "median_s": statistics.median(leads), "total_s": sum(leads),
+                        "per_reviewed_frame_s": round(sum(leads) / 6, 2)}
+    ag = rep.agreement
+    assert (ag["frames"], ag["pairs"]) == (1, 1)
+    assert ag["mean_iou"] == round(iou(p[(a, 4)], e["other4"] | e["hand4"]), 4)
+    assert ag["per_frame"][0]["chosen"] == "two@example.com" and "latest submitted" in ag["rule"]
+    # frames changed most: whole proposal vs whole final mask, lowest IoU first
+    final = {0: p[(a, 0)], 1: e["edit1"], 2: e["edit2"], 3: np.zeros_like(p[(a, 3)]), 4: e["other4"] | e["hand4"]}
+    by_hand = sorted((iou(p[(a, s)], f), -int((p[(a, s)] ^ f).sum()), s) for s, f in final.items())
+    assert [(c.second, round(c.iou, 6), -c.changed_pixels) for c in rep.most_changed] == [
+        (s, round(v, 6), n) for v, n, s in by_hand]
+    assert rep.most_changed[0].changed_pixels == int(p[(a, 3)].sum())
+    assert {r["annotator"]: (r["submitted"], r["cancelled"]) for r in rep.annotators} == {
+        "ann@example.com": (5, 0), "two@example.com": (2, 1)}
+
+
+def test_qa_cli_json_text_and_html(scene, tmp_path):
+    path, e = scene
+    r = cli("qa", path, "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["frames"]["reviewed"] == 6 and data["agreement"]["frames"] == 1
+    r = cli("qa", path)
+    assert r.returncode == 0, r.stderr
+    assert "6 reviewed, 4 pending of 10 pushed" in r.stdout and "latest submitted" in r.stdout
+    assert "motion" in r.stdout and "1/5" in r.stdout and r.stdout.rstrip().endswith(f"avs-tools export {path} OUT")
+    foreign = tmp_path / "notes.html"
+    foreign.write_text("my own notes")
+    r = cli("qa", path, "--html", foreign)
+    assert r.returncode == 2 and "not written by avs-tools" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert foreign.read_text() == "my own notes"
+    out = tmp_path / "qa.html"
+    for _ in range(2):  # a report of ours may be replaced
+        r = cli("qa", path, "--html", out, "-q")
+        assert r.returncode == 0, r.stderr
+    page = out.read_text()
+    assert page.count("<img ") == 3 * 5 and page.count("src='data:image/png;base64,") == 15
+    assert "<script" not in page and "<link" not in page  # self-contained
+    _look(out, tmp_path / "qa.png")
+
+
+def _look(page: Path, shot: Path) -> None:
+    """Open the report in headless Chromium: every image decoded, the tables there; a screenshot kept."""
+    if not Path("/usr/bin/chromium").exists() or not shutil.which("chromedriver"):
+        pytest.fail("chromium and chromedriver are needed for the HTML check (apt install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1300,2400"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+    try:
+        d.get(page.resolve().as_uri())
+        imgs = d.find_elements(By.TAG_NAME, "img")
+        assert len(imgs) == 15
+        assert all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in imgs)
+        assert "Proposal vs final mask" in d.find_element(By.TAG_NAME, "body").text
+        d.save_screenshot(str(shot))
+    finally:
+        d.quit()
+    from PIL import Image
+
+    assert np.asarray(Image.open(shot).convert("L")).std() > 10  # not a blank page
