@@ -353,6 +353,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         if not _port_free(host, port):
             raise UsageError(f"--port {port}: the port is in use on {host}; choose another or leave --port out")
         url = _url(host, port)
+        first = not (paths.data / "label_studio.sqlite3").exists()
         paths.data.mkdir(parents=True, exist_ok=True)
         argv = [str(binary), "start", "--no-browser", "--internal-host", host, "-p", str(port),
                 "--data-dir", str(paths.data), "--enable-legacy-api-token", "--log-level", "INFO"]
@@ -368,8 +369,8 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         atomic_write_text(paths.state, json.dumps(state, indent=1) + "\n")
         try:
             if progress:
-                progress("studio", 0, 1, f"starting Label Studio at {url} (a first start migrates its database: "
-                                          "about 30 s)")
+                progress("studio", 0, 1, f"starting Label Studio at {url}"
+                         + (" (first start: it creates its database, about 30 s)" if first else ""))
             _wait_ready(proc.pid, url, token, paths, timeout, offset)
         except KeyboardInterrupt:
             _stop(proc.pid, paths)
