@@ -16,7 +16,7 @@ from avsbench_tools.fsutil import remove_stale_temps
 from avsbench_tools.masks import ObjectMask, save_versions, versions_done
 from avsbench_tools.preannotate.grounded_sam import prompts_for, propose_grounded_sam
 from avsbench_tools.preannotate.models import Models
-from avsbench_tools.preannotate.motion import MIN_DISPLACEMENT_PX, SPAN_S, propose_motion_clip
+from avsbench_tools.preannotate.motion import motion_settings, propose_motion_clip
 from avsbench_tools.preannotate.options import PreannotateOptions, check_options
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.workspace import Workspace, deferred_interrupt
@@ -34,6 +34,7 @@ class PreannotateResult:
     backend: str = ""
     todo: int = 0  # clips this run tried
     failures: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason) of this run
+    ids: dict[str, int] = field(default_factory=dict)  # objects (ids) created per clip done by this run
 
 
 def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, prompts_mode: str) -> dict:
@@ -47,7 +48,7 @@ def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, 
         if models.sam2 is not None:
             s["sam2"] = {"id": models.sam2.name, "sha256": models.sam2.sha}
     else:
-        s.update({"span_s": SPAN_S, "min_displacement_px": MIN_DISPLACEMENT_PX, "refine": "grabcut"})
+        s.update(motion_settings())
     if models is not None and models.clap is not None:
         s["audio_tagger"] = {"kind": "clap", "id": models.clap.name, "sha256": models.clap.sha,
                              "threshold": opts.tagger_threshold}
@@ -177,6 +178,7 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
                                        seconds=[f.second for f in inp.frames])
             ws.catalog.finish("preannotate", cid, settings)
             res.done += 1
+            res.ids[cid] = len({o.fid for o in objs if o.mask is not None and o.mask.any()})
             state["done"] += 1
             state["left"] -= 1
         progress("preannotate", res.skipped + res.done + res.failed, len(ids), cid)

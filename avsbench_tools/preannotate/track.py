@@ -63,10 +63,15 @@ def pick_key_second(detections: dict[int, list[ObjectMask]], marked: int | None 
 def track_flow(frames: list[np.ndarray], sampled: dict[int, int], key_second: int, key_masks: list[ObjectMask],
                refine: Callable[[int, tuple], np.ndarray | None] | None = None,
                redetect: Callable[[int], list[ObjectMask]] | None = None, redetect_every: int = 3,
-               progress: Callable[[int, int], None] | None = None) -> list[ObjectMask]:
+               progress: Callable[[int, int], None] | None = None,
+               refine_mask: Callable[[int, np.ndarray], np.ndarray | None] | None = None) -> list[ObjectMask]:
     """frames: every decoded frame (analysis resolution); sampled: second -> frame index.
 
-    Returns one ObjectMask per (second, key object) for every sampled second, key frame included.
+    At each sampled frame the warped mask may be refined: `refine(frame_index, box)` re-prompts with its
+    box (SAM), `refine_mask(frame_index, mask)` with the mask itself (the motion backend: GrabCut seeded
+    by the warped mask and the moving regions there); a refinement is kept when it overlaps the warped
+    mask (IoU > 0.3). Returns one ObjectMask per (second, key object) for every sampled second, key
+    frame included.
     """
     greys = [grey(f) for f in frames]
     out: list[ObjectMask] = [ObjectMask(key_second, m.fid, m.category, m.mask.copy(), box_of(m.mask), m.score,
@@ -96,7 +101,12 @@ def track_flow(frames: list[np.ndarray], sampled: dict[int, int], key_second: in
                 fid = m.fid
                 mask = cur[fid]
                 ev = {"frames_from_key": abs(target - k0)}
-                if refine is not None and mask.any():
+                if refine_mask is not None and mask.any():
+                    refined = refine_mask(target, mask)
+                    if refined is not None and refined.any() and iou(refined, mask) > 0.3:
+                        mask = refined
+                        ev["refined"] = True
+                elif refine is not None and mask.any():
                     refined = refine(target, box_of(mask))
                     if refined is not None and refined.any() and iou(refined, mask) > 0.3:
                         mask = refined
@@ -114,7 +124,7 @@ def track_flow(frames: list[np.ndarray], sampled: dict[int, int], key_second: in
                         ev["refound"] = True
                     mask = match.mask.copy()
                     ev["redetected"] = round(float(match.score), 4)
-                is_lost = mask.sum() < LOST_FRACTION * key_area[fid]
+                is_lost = bool(mask.sum() < LOST_FRACTION * key_area[fid])
                 if is_lost and not lost[fid]:
                     ev["lost_here"] = True
                 lost[fid] = is_lost
@@ -177,3 +187,16 @@ def track_sam2(video: list[np.ndarray], sam2, sampled: dict[int, int], key_secon
             out.append(ObjectMask(sec, m.fid, m.category, mask, box_of(mask), m.score, evidence=ev, tracked=True,
                                   lost=lost))
     return sorted(out, key=lambda o: (o.second, o.fid))
+
+
+def ids_summary(ids: dict[str, int], listed: int = 5) -> str:
+    """One line on how many objects (ids) each clip got: every clip when few, else a histogram and the
+    clip with the most."""
+    if len(ids) <= listed:
+        return "objects (ids) per clip: " + ", ".join(f"{c} {n}" for c, n in sorted(ids.items()))
+    hist: dict[int, int] = {}
+    for n in ids.values():
+        hist[n] = hist.get(n, 0) + 1
+    most = max(sorted(ids), key=lambda c: ids[c])
+    parts = ", ".join(f"{n} in {k} clip{'s' if k != 1 else ''}" for n, k in sorted(hist.items()))
+    return f"objects (ids) per clip: {parts} (most: {most} {ids[most]})"
