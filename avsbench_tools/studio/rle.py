@@ -1,0 +1,291 @@
+"""Label Studio brush RLE: a vectorised encoder and decoder (numpy only).
+
+The format (label-studio-sdk ``converter/brush.py``, the editor's ``@thi.ng/rle-pack``) is a bit
+stream, most significant bit first, over the flattened RGBA array (H*W*4 values) of a mask:
+
+* header: 32-bit value count, 5-bit word size - 1, four 4-bit run-length sizes - 1 (3, 4, 8, 16);
+* records: 1 repeat bit, 2-bit size class, count - 1 in that class's bits, then one word (repeat)
+  or ``count`` words (literal).
+
+The SDK writes every lone value as a length-1 literal and pads with an extra byte; the editor
+writes multi-value literals, a trailing lone value as a repeat, no extra byte, and anti-aliased
+alpha values 1..254. :func:`decode` reads both; :func:`encode` writes only repeat records (a mask
+repeats each pixel over its four channels, so no run is shorter than 4).
+
+No Python loop runs per pixel or per run. The encoder finds runs with ``np.diff``/``flatnonzero``
+and ORs each record's left-aligned code into 64-bit words (records never share bits, so a sum is
+an OR). The decoder computes, for every bit position, where a record starting there would end
+(one lookup in a table indexed by the record's first 19 bits), follows that chain by pointer
+doubling (a few whole-array gathers, then a Python loop over at most a few thousand coarse
+steps), and fills the alpha channel with ``np.repeat``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+ALPHA_THRESHOLD = 128
+"""Alpha at or above this counts as painted when a decoded mask is binarised."""
+
+RLE_SIZES = (3, 4, 8, 16)
+"""Bits of the run-length field for the four size classes (the SDK's and the editor's)."""
+
+WORD_SIZE = 8
+HEADER_BITS = 32 + 5 + 4 * 4
+MAX_RUN = 1 << 16
+_COARSE_STEPS = 4096  # at most about this many Python steps when following the record chain
+
+_U64 = np.uint64
+_SIZES = np.array(RLE_SIZES, dtype=np.int64)
+_CLASS_SHIFT = np.array([61 - s for s in RLE_SIZES], dtype=_U64)  # where count-1 goes in a record code
+
+
+def _header_code(num: int) -> int:
+    """The 53 header bits, left-aligned in a 64-bit word."""
+    sizes = 0
+    for s in RLE_SIZES:
+        sizes = (sizes << 4) | (s - 1)
+    return ((num << 32) | ((WORD_SIZE - 1) << 27) | (sizes << 11)) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _pack(codes: np.ndarray, lengths: np.ndarray) -> bytes:
+    """Concatenate variable-length bit fields (left-aligned in uint64 ``codes``) into bytes."""
+    ends = np.cumsum(lengths, dtype=np.int64)
+    total = int(ends[-1])
+    offsets = (ends - lengths).astype(_U64)
+    word = (offsets >> _U64(6)).astype(np.int64)
+    shift = offsets & _U64(63)
+    first = codes >> shift
+    # The bits that spill into the next word; a code shifted by 0 spills nothing.
+    spill = np.where(shift > 0, codes << ((_U64(64) - shift) & _U64(63)), _U64(0))
+    group = np.flatnonzero(np.diff(word)) + 1
+    group = np.concatenate(([0], group))
+    words = np.zeros(total // 64 + 2, dtype=_U64)
+    target = word[group]
+    words[target] = np.add.reduceat(first, group)  # disjoint bits: sum == OR
+    words[target + 1] |= np.add.reduceat(spill, group)
+    return words.astype(">u8").tobytes()[: (total + 7) // 8]
+
+
+def encode(mask) -> list[int]:
+    """Encode a 2-D mask (bool, or any number: nonzero = painted) as Label Studio brush RLE.
+
+    The stream decodes, with the SDK's ``decode_rle`` or :func:`decode`, to the same RGBA array as
+    the SDK's ``mask2rle((mask > 0).astype(uint8) * 255)``: all four channels 0 or 255. The bytes
+    differ (repeat records only, no extra pad byte), which every decoder accepts.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be 2-D (height x width), got shape {m.shape}")
+    flat = m.reshape(-1)
+    if flat.dtype != np.bool_:
+        flat = flat != 0
+    n = flat.size
+    header = np.array([_header_code(4 * n)], dtype=_U64)
+    if n == 0:
+        return list(_pack(header, np.array([HEADER_BITS])))
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    runs = np.diff(np.append(starts, n)) * 4  # RGBA values per run
+    painted = flat[starts]
+    if runs.max() > MAX_RUN:  # split long runs into 65,536-value records
+        pieces = (runs + MAX_RUN - 1) // MAX_RUN
+        owner = np.repeat(np.arange(runs.size), pieces)
+        last = np.cumsum(pieces) - 1
+        split = np.full(owner.size, MAX_RUN, dtype=np.int64)
+        split[last] = runs - MAX_RUN * (pieces - 1)
+        runs, painted = split, painted[owner]
+    cls = (runs > 8).astype(np.int64) + (runs > 16) + (runs > 256)
+    shift = _CLASS_SHIFT[cls]
+    codes = (_U64(1 << 63) | (cls.astype(_U64) << _U64(61)) | ((runs - 1).astype(_U64) << shift)
+             | ((painted.astype(_U64) * _U64(255)) << (shift - _U64(WORD_SIZE))))
+    lengths = 3 + _SIZES[cls] + WORD_SIZE
+    return list(_pack(np.concatenate((header, codes)), np.concatenate(([HEADER_BITS], lengths))))
+
+
+def _as_bytes(rle) -> np.ndarray:
+    if isinstance(rle, np.ndarray):
+        if rle.dtype == np.uint8:
+            return rle.reshape(-1)
+        if rle.dtype.kind not in "iu" or (rle.size and (rle.min() < 0 or rle.max() > 255)):
+            raise ValueError("RLE must be a list of byte values 0..255")
+        return rle.reshape(-1).astype(np.uint8)
+    if isinstance(rle, str):
+        raise ValueError("RLE must be a list of byte values 0..255, got a string")
+    try:
+        return np.frombuffer(bytes(rle), dtype=np.uint8)
+    except (TypeError, ValueError):
+        raise ValueError("RLE must be a list of byte values 0..255") from None
+
+
+@lru_cache(maxsize=4)
+def _length_table(word_size: int, sizes: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Bits of a record given its first 19 bits (repeat bit, class, up to 16 count bits): exact
+    (int64), and capped at 65,535 (uint16)."""
+    head = np.arange(1 << 19, dtype=np.int64)
+    nb = np.array(sizes, dtype=np.int64)[(head >> 16) & 3]
+    count = ((head & 0xFFFF) >> (16 - nb)) + 1
+    table = 3 + nb + word_size * np.where(head >> 18, 1, count)
+    return table, np.minimum(table, 65_535).astype(np.uint16)
+
+
+def _windows(data: np.ndarray) -> np.ndarray:
+    """Big-endian 32-bit word starting at every byte (zero past the end)."""
+    buf = np.zeros(data.size + 4, dtype=np.uint8)
+    buf[: data.size] = data
+    view = np.ndarray(shape=(data.size,), dtype=">u4", buffer=buf, strides=(1,))
+    return view.astype(np.uint32)
+
+
+def _heads(win: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The first 19 bits (repeat bit, class, count field) of a record at each bit position."""
+    return (win[pos >> 3] >> (13 - (pos & 7)).astype(np.uint32)) & np.uint32(0x7FFFF)
+
+
+def _read(win: np.ndarray, pos: np.ndarray, bits: int) -> np.ndarray:
+    """``bits`` (<= 25) bits at each bit position ``pos``."""
+    shift = (32 - bits - (pos & 7)).astype(np.uint32)
+    return ((win[pos >> 3] >> shift) & np.uint32((1 << bits) - 1)).astype(np.int64)
+
+
+def _settle(local: np.ndarray, pos: np.ndarray, keep: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Step every lane (one record per step, all lanes at once) until none moves; with ``keep``
+    also return the positions after each step."""
+    pos = pos.copy()
+    rows = [pos.copy()] if keep else []
+    while True:
+        for _ in range(8):
+            pos += local[pos]
+            if keep:
+                rows.append(pos.copy())
+        if not local[pos].any():
+            return pos, rows
+
+
+def _record_starts(win: np.ndarray, tables: tuple[np.ndarray, np.ndarray], nbits: int, longest: int) -> np.ndarray:
+    """Bit positions of the records chained from the header, in order.
+
+    Where a record starts depends on every record before it. The length of a record starting at
+    every bit position is looked up at once; the stream is cut into segments, and from each of the
+    first ``longest`` bits of every segment (one of them is where the true chain enters the
+    segment, unless a record longer than ``longest`` bits crosses the cut) a lane follows its
+    chain to the last record starting in the segment, all lanes in lockstep. Stitching lanes end
+    to start gives the true chain with one Python step per segment; a segment entered past its
+    first ``longest`` bits (after a long literal record) is followed record by record.
+    """
+    body = nbits - HEADER_BITS
+    if body <= 0:
+        return np.zeros(0, dtype=np.int64)
+    table, short = tables
+    seg = max(-(-body // max(1, int(np.sqrt(body / 30)))), 2 * longest)  # measured best: ~500 lanes at 720p
+    seg = min(seg, 60_000)  # in-segment steps fit uint16
+    segments = -(-body // seg)
+    lo = HEADER_BITS + seg * np.arange(segments, dtype=np.int64)
+    hi = np.minimum(lo + seg, nbits)
+    heads = (win[:, None] >> np.arange(13, 5, -1, dtype=np.uint32)) & np.uint32(0x7FFFF)
+    step = np.zeros(HEADER_BITS + segments * seg, dtype=np.uint16)  # 0: the next record leaves the segment
+    grid = step[HEADER_BITS:].reshape(segments, seg)
+    flat = grid.reshape(-1)
+    flat[:body] = short[heads.reshape(-1)[HEADER_BITS:]]
+    room = seg - np.arange(seg, dtype=np.int64)  # bits left in a full segment
+    grid[grid >= room] = 0
+    last_room = int(hi[-1] - lo[-1]) - np.arange(seg, dtype=np.int64)
+    grid[-1][grid[-1] >= last_room] = 0
+    # Where the true chain can enter a segment: one record after one of the `longest` bits before
+    # its cut, landing within its first `longest` bits (a longer record is handled below).
+    before = (lo[1:, None] - longest + np.arange(longest)).reshape(-1)
+    after = before + table[_heads(win, before)]
+    keys = np.flatnonzero((after >= np.repeat(lo[1:], longest)) & (after < np.repeat(lo[1:], longest) + longest))
+    keys = np.unique(np.concatenate(([0], longest * (keys // longest + 1) + after[keys] - np.repeat(lo[1:], longest)[keys])))
+    starts = lo[keys // longest] + keys % longest
+    lane_of = np.full(segments * longest, -1, dtype=np.int64)
+    lane_of[keys] = np.arange(keys.size)
+    ends = _settle(step, starts, keep=False)[0]
+    exits = ends + table[_heads(win, np.minimum(ends, nbits - 1))]
+    exits, lane_of, lo_at, hi_at = exits.tolist(), lane_of.tolist(), lo.tolist(), hi.tolist()
+    path, loose = [], []
+    at = HEADER_BITS
+    while at < nbits:
+        s = (at - HEADER_BITS) // seg
+        offset = at - lo_at[s]
+        lane = lane_of[s * longest + offset] if offset < longest else -1
+        if lane >= 0:
+            path.append(lane)
+            at = exits[lane]
+        else:  # a long record crossed the cut: follow this segment record by record
+            end = hi_at[s]
+            while at < end:
+                loose.append(at)
+                at += int(table[(int(win[at >> 3]) >> (13 - (at & 7))) & 0x7FFFF])
+    _, rows = _settle(step, starts[np.array(path, dtype=np.int64)], keep=True)
+    grid = np.stack(rows, axis=1)
+    fresh = np.ones(grid.shape, dtype=bool)
+    fresh[:, 1:] = grid[:, 1:] != grid[:, :-1]
+    chain = grid[fresh]
+    if loose:
+        chain = np.sort(np.concatenate((chain, np.array(loose, dtype=np.int64))))
+    return chain
+
+
+def decode(rle, height: int, width: int) -> np.ndarray:
+    """Decode brush RLE (the SDK's or the editor's) to the alpha channel, uint8 ``[height, width]``.
+
+    Equals ``label_studio_sdk.converter.brush.decode_rle(rle).reshape(height, width, 4)[..., 3]``.
+    A truncated or garbled stream, or one of another size, raises ValueError with the cause.
+    """
+    data = _as_bytes(rle)
+    need = int(height) * int(width) * 4
+    if data.size < 7:
+        raise ValueError(f"RLE is truncated: {data.size} bytes, the header alone needs 7")
+    num = int.from_bytes(data[:4].tobytes(), "big")
+    rest = int.from_bytes(data[4:7].tobytes(), "big")  # bits 32..55
+    word_size = (rest >> 19) + 1
+    sizes = tuple(((rest >> (15 - 4 * i)) & 15) + 1 for i in range(4))
+    if num != need:
+        raise ValueError(f"RLE holds {num} values, a {width}x{height} RGBA mask needs {need}")
+    if word_size > 8:
+        raise ValueError(f"RLE word size {word_size} is not supported (brush masks use 8)")
+    out = np.zeros(int(height) * int(width), dtype=np.uint8)
+    if num == 0:
+        return out.reshape(int(height), int(width))
+    nbits = data.size * 8
+    win = _windows(data)
+    tables = _length_table(word_size, sizes)
+    table = tables[0]
+    chain = _record_starts(win, tables, nbits, 3 + max(sizes) + word_size)
+    head = _read(win, chain, 19)
+    repeat = (head >> 18).astype(bool)
+    nb = np.array(sizes, dtype=np.int64)[(head >> 16) & 3]
+    count = ((head & 0xFFFF) >> (16 - nb)) + 1
+    done = np.cumsum(count)
+    last = int(np.searchsorted(done, num))
+    if last == done.size:
+        covered = int(done[-1]) if done.size else 0
+        raise ValueError(f"RLE is truncated: its records cover {covered} of {num} values")
+    if done[last] != num:
+        raise ValueError(f"RLE is garbled: a run crosses the end of the {num} values")
+    if chain[last] + table[_heads(win, chain[last : last + 1])[0]] > nbits:
+        raise ValueError("RLE is truncated: its last record is cut off")
+    keep = slice(0, last + 1)
+    repeat, count, done = repeat[keep], count[keep], done[keep]
+    value_at = chain[keep] + 3 + nb[keep]
+    begin = done - count
+    pixels = done // 4 - begin // 4  # alpha values (index % 4 == 3) inside each record
+    fill = np.where(repeat, _read(win, value_at, word_size), 0).astype(np.uint8)
+    out[:] = np.repeat(fill, pixels)
+    lit = np.flatnonzero(~repeat & (pixels > 0))
+    if lit.size:
+        per = pixels[lit]
+        first = np.cumsum(per) - per
+        j = np.arange(int(per.sum())) - np.repeat(first, per)
+        rec = np.repeat(lit, per)
+        offset = (3 - begin[rec]) % 4 + 4 * j  # index of the value inside its literal record
+        out[begin[rec] // 4 + j] = _read(win, value_at[rec] + word_size * offset, word_size)
+    return out.reshape(int(height), int(width))
+
+
+def to_mask(rle, height: int, width: int, threshold: int = ALPHA_THRESHOLD) -> np.ndarray:
+    """Decode brush RLE to a bool mask: alpha >= ``threshold`` (default 128) counts as painted."""
+    return decode(rle, height, width) >= threshold
