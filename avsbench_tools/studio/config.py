@@ -1,0 +1,147 @@
+"""The Label Studio labelling config generated from a recipe, and the annotation guidelines.
+
+The names below are a contract with pull (`studio/pull.py`): an `<Image name="image">` per task
+(one sampled frame), `<Audio name="audio">` (the clip's 16 kHz WAV, the frame's second stated in the
+header), `<Video name="video">` (the clip, for context), `<BrushLabels name="mask" toName="image">`
+with one label per recipe category, `<Choices name="frame">` for the per-frame flags, and for
+Ref-AVS a per-region `<TextArea name="expression">`. The guidelines (annotation/*.html) become the
+project's instructions.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+from avsbench_tools.recipe import Recipe
+
+IMAGE, AUDIO, VIDEO = "image", "audio", "video"
+MASK, FRAME, EXPRESSION = "mask", "frame", "expression"
+NO_SOUND, UNUSABLE = "no sounding object", "unusable frame"
+FRAME_CHOICES = (NO_SOUND, UNUSABLE)
+
+#: The control tags (name -> (tag, toName)) every config of ours has; Ref-AVS adds EXPRESSION.
+REQUIRED_CONTROLS = {MASK: ("brushlabels", IMAGE), FRAME: ("choices", IMAGE)}
+REQUIRED_OBJECTS = {IMAGE: "image", AUDIO: "audio"}
+
+
+def annotation_dir() -> Path:
+    """The repository's annotation/ folder (guidelines), next to pipelines/ (editable install)."""
+    return Path(__file__).resolve().parent.parent.parent / "annotation"
+
+
+def categories(recipe: Recipe) -> list[str]:
+    """The brush labels of a recipe: its categories (S4/MS3: exported as binary masks; AVSS: the
+    semantic classes, background implicit; Ref-AVS: the object categories), in recipe order."""
+    return list(recipe.categories)
+
+
+def _colour(name: str) -> str:
+    """A stable, well-saturated colour per label (the same category looks the same in every project)."""
+    h = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    r, g, b = colorsys.hsv_to_rgb(h, 0.75, 0.95)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def _label(name: str, hint: str | None) -> str:
+    attrs = f"value={quoteattr(name)} background={quoteattr(_colour(name))}"
+    if hint and hint != name:
+        attrs += f" hint={quoteattr(hint)}"
+    return f"      <Label {attrs}/>"
+
+
+def label_config(recipe: Recipe) -> str:
+    """The labelling config (XML) for a recipe's project: frame, audio, clip video, brush labels per
+    category, the per-frame choices and (Ref-AVS) a referring expression per region."""
+    fmt = recipe.release_format
+    labels = "\n".join(_label(c, recipe.categories.get(c)) for c in categories(recipe))
+    choices = "\n".join(f"      <Choice value={quoteattr(v)}/>" for v in FRAME_CHOICES)
+    expression = ""
+    if fmt.per_object:
+        expression = (
+            '\n    <Header value="Referring expression of the selected region (unique in the clip; every word '
+            'narrows the target)" size="6"/>\n'
+            f'    <TextArea name="{EXPRESSION}" toName="{IMAGE}" perRegion="true" editable="true" '
+            'maxSubmissions="1" rows="2" placeholder="e.g. the man playing the guitar on the left"/>')
+    kind = {"binary": "Paint every object sounding in this second (the export merges them into one binary mask)",
+            "semantic": "Paint every object sounding in this second with its class",
+            "per-object": "Paint each object sounding in this second as its own region"}[fmt.masks]
+    return f"""<View>
+  <Header value="$note" size="5"/>
+  <View style="display: flex; gap: 1em; align-items: flex-start">
+    <View style="flex: 3">
+      <Image name="{IMAGE}" value="${IMAGE}" zoom="true" zoomControl="true" rotateControl="false"/>
+    </View>
+    <View style="flex: 2">
+      <Header value="Clip audio: listen to the second named above" size="6"/>
+      <Audio name="{AUDIO}" value="${AUDIO}" hotkey="ctrl+p"/>
+      <Header value="Clip video (context)" size="6"/>
+      <Video name="{VIDEO}" value="${VIDEO}" height="200"/>
+    </View>
+  </View>
+  <Header value={quoteattr(kind)} size="6"/>
+  <BrushLabels name="{MASK}" toName="{IMAGE}">
+{labels}
+  </BrushLabels>
+  <Choices name="{FRAME}" toName="{IMAGE}" choice="multiple" showInline="true">
+{choices}
+  </Choices>{expression}
+</View>
+"""
+
+
+def instructions(recipe: Recipe) -> str:
+    """The project's instructions (HTML): annotation/guidelines.html, plus annotation/ref-avs.html for a
+    per-object (Ref-AVS) recipe, with the recipe's name and categories filled in."""
+    d = annotation_dir()
+    parts = [(d / "guidelines.html").read_text(encoding="utf-8")]
+    if recipe.release_format.per_object:
+        parts.append((d / "ref-avs.html").read_text(encoding="utf-8"))
+    cats = ", ".join(escape(f"{c} ({p})" if p != c else c) for c, p in recipe.categories.items())
+    html = "\n".join(parts)
+    return html.replace("{recipe}", escape(recipe.name)).replace("{categories}", cats)
+
+
+def _tag(li, name: str):
+    try:
+        return li.get_tag(name)
+    except Exception:  # noqa: BLE001 - the SDK raises a bare Exception for an unknown name
+        return None
+
+
+def check_config(config: str, recipe: Recipe) -> list[str]:
+    """What a project's labelling config lacks for push and pull: the names of this module's tags
+    (with their tag type and target) and the recipe's category labels. [] when it is usable."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    try:
+        li = LabelInterface(config)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is "not usable"
+        return [f"the config does not parse ({str(exc).splitlines()[0][:120]})"]
+    missing = []
+    for name, tag in REQUIRED_OBJECTS.items():
+        obj = _tag(li, name)
+        if obj is None or obj.tag.lower() != tag:
+            missing.append(f"<{tag.capitalize()} name=\"{name}\">")
+    want = dict(REQUIRED_CONTROLS)
+    if recipe.release_format.per_object:
+        want[EXPRESSION] = ("textarea", IMAGE)
+    for name, (tag, to) in want.items():
+        ctl = _tag(li, name)
+        if ctl is None or ctl.tag.lower() != tag or to not in ctl.to_name:
+            missing.append(f"<{tag} name=\"{name}\" toName=\"{to}\">")
+    mask = _tag(li, MASK)
+    if mask is not None and mask.tag.lower() == "brushlabels":
+        have = set(mask.labels or [])
+        lost = [c for c in categories(recipe) if c not in have]
+        if lost:
+            missing.append(f"the label{'s' if len(lost) > 1 else ''} {', '.join(lost[:3])}"
+                           f"{f' and {len(lost) - 3} more' if len(lost) > 3 else ''} of {MASK}")
+    frame = _tag(li, FRAME)
+    if frame is not None and frame.tag.lower() == "choices":
+        lost = [c for c in FRAME_CHOICES if c not in set(frame.labels or [])]
+        if lost:
+            missing.append(f"the choice{'s' if len(lost) > 1 else ''} {', '.join(repr(c) for c in lost)} of {FRAME}")
+    return missing
