@@ -39,6 +39,25 @@ def release_warnings(res) -> dict[str, str]:
     return out
 
 
+def review_lines(res) -> list[str]:
+    """The card's lines on clips a Label Studio review left out or that proposals completed."""
+    out = []
+    if res.filled_seconds:
+        out.append(f"- frames of partly reviewed clips filled with unreviewed proposals (--include-unreviewed): "
+                   f"{res.filled_seconds}")
+    if res.skipped_partial:
+        out.append(f"- clips left out because only some of their frames are reviewed: {len(res.skipped_partial)} "
+                   f"({', '.join(res.skipped_partial)})")
+    if res.skipped_unusable:
+        n = "/".join(str(s) for s in formats.get(res.fmt).clip_seconds)
+        where = ", ".join(f"{c} (second {', '.join(map(str, s))})" for c, s in res.skipped_unusable.items())
+        out.append(f"- clips left out because a reviewer marked a frame 'unusable frame': {len(res.skipped_unusable)} "
+                   f"({where}). Rule: a {res.fmt} clip holds exactly {n} frames, one per second, so a clip is "
+                   "released whole or not at all; a clip with an unusable frame is left out rather than released "
+                   "with that frame missing or replaced.")
+    return out
+
+
 def card(ws: Workspace, res, include_unreviewed: bool, clips, sources) -> str:
     """DATASET_CARD.md of a release: `res` is its ExportResult, `clips` the exported clips."""
     lines = [f"# {ws.recipe.name}: {res.fmt} release", ""]
@@ -54,6 +73,7 @@ def card(ws: Workspace, res, include_unreviewed: bool, clips, sources) -> str:
         lines.append("- **Exported with --include-unreviewed: masks without a human review are machine proposals.**")
     if res.skipped_unannotated:
         lines.append(f"- clips left out for lack of reviewed masks: {res.skipped_unannotated}")
+    lines += review_lines(res)
     if res.template_expressions:
         lines.append(f"- objects with a template expression ('the <category>'): {res.template_expressions} "
                      f"of {res.objects}")

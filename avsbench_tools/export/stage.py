@@ -1,7 +1,10 @@
 """The export stage: a workspace's sampled, annotated clips as a release in an official layout.
 
 Masks come from human-reviewed versions only, unless --include-unreviewed (then the latest proposal
-stands in where no review exists, and the card says how many). Each clip's masks go through
+stands in for the frames no one reviewed, and the card says how many). A clip is exported whole or not
+at all: one whose frames are only partly reviewed is left out (and counted) unless --include-unreviewed
+lets its proposals fill the rest; one with a frame marked "unusable frame" in review is always left
+out, since every official layout holds a fixed number of frames per clip. Each clip's masks go through
 `release_clip` (the same function synth's gold release uses) into the format's writer. Everything is
 written into a temporary folder beside OUT that replaces OUT only when complete; Ctrl-C removes the
 temporary folder and leaves OUT and the catalog as they were.
@@ -17,6 +20,7 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.audio.wav import read_wav
+from avsbench_tools.catalog.reviews import UNUSABLE
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.export.card import card, release_warnings
 from avsbench_tools.export.output import (
@@ -43,6 +47,9 @@ class ExportResult:
     fmt: str
     clips: int = 0
     skipped_unannotated: int = 0
+    skipped_partial: list[str] = field(default_factory=list)  # clips with only some frames reviewed (left out)
+    skipped_unusable: dict[str, list[int]] = field(default_factory=dict)  # clip -> seconds marked unusable
+    filled_seconds: int = 0  # unreviewed frames of partly reviewed clips filled with proposals
     from_proposals: int = 0  # masks taken from unreviewed proposals
     from_reviews: int = 0
     template_expressions: int = 0  # Ref-AVS objects without a studio expression: "the <category>"
@@ -73,11 +80,27 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
     audio = ws.catalog.audio(clip.clip_id)
     if not frames or audio is None:
         return None
-    versions = latest_masks(ws, clip.clip_id, ("review", "proposal") if include_unreviewed else ("review",))
-    reviewed = any(v.kind == "review" for v in versions)
-    if not reviewed and not (include_unreviewed and clip.clip_id in preannotated):
-        res.skipped_unannotated += 1
+    unusable = sorted(s for s, flags in ws.catalog.clip_flags(clip.clip_id).items() if UNUSABLE in flags)
+    if unusable:
+        res.skipped_unusable[clip.clip_id] = unusable
         return None
+    versions = latest_masks(ws, clip.clip_id, ("review", "proposal") if include_unreviewed else ("review",))
+    reviewed = ws.catalog.review_seconds(clip.clip_id) or set()
+    if not reviewed and any(v.kind == "review" for v in versions):  # reviews saved without a set record
+        reviewed = {v.second for v in versions if v.kind == "review"}
+    needed = set(ws.recipe.annotated_seconds(clip.split, len(frames))) & {fr.second for fr in frames}
+    missing = needed - reviewed
+    fill = include_unreviewed and clip.clip_id in preannotated
+    if missing and not fill:
+        if reviewed:
+            res.skipped_partial.append(clip.clip_id)
+        else:
+            res.skipped_unannotated += 1
+        return None
+    # a reviewed frame shows its review only: a proposal the annotator deleted must not come back
+    versions = [v for v in versions if v.kind == "review" or v.second not in reviewed]
+    if reviewed:
+        res.filled_seconds += len(missing)
     for v in versions:
         if v.kind == "review":
             res.from_reviews += 1
@@ -102,6 +125,19 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
     res.objects += notes.objects
     res.template_expressions += notes.template_expressions
     return rc
+
+
+def _left_out(res: ExportResult, include_unreviewed: bool) -> list[str]:
+    """Notes on the clips a review left out (also in the card)."""
+    out = []
+    if res.skipped_partial:
+        out.append(f"{len(res.skipped_partial)} clips left out because only some of their frames are reviewed "
+                   f"({', '.join(res.skipped_partial[:5])}{', ...' if len(res.skipped_partial) > 5 else ''}): review "
+                   "the rest, or pass --include-unreviewed to fill them with proposals")
+    if res.skipped_unusable:
+        out.append(f"{len(res.skipped_unusable)} clips left out because a frame was marked 'unusable frame' in review "
+                   f"({', '.join(list(res.skipped_unusable)[:5])}{', ...' if len(res.skipped_unusable) > 5 else ''})")
+    return out
 
 
 def release_names(clips, sources, fmt: str) -> dict[str, str]:
@@ -156,7 +192,7 @@ def _usable(ws: Workspace, include_unreviewed: bool) -> tuple[set[str], set[str]
     if not sampled:
         raise UsageError(f"nothing to export: none of the {n_clips} clips of {root} is sampled yet; "
                          f"run avs-tools sample {root} first")
-    masked = ws.catalog.clip_ids_with_masks("review")
+    masked = ws.catalog.clip_ids_with_masks("review") | ws.catalog.clip_ids_reviewed()
     pre = set(ws.catalog.clip_ids_done("preannotate"))
     if not sampled & (masked | pre if include_unreviewed else masked):
         if include_unreviewed or not (pre & sampled):
@@ -241,9 +277,11 @@ def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None =
                         res.splits[c.split] = res.splits.get(c.split, 0) + 1
                         exported.append(c)
                     progress("exporting", i + 1, len(clips), c.clip_id)
+                res.notes += _left_out(res, include_unreviewed)
                 if res.clips == 0:
+                    why = "" if not (res.skipped_partial or res.skipped_unusable) else f" ({'; '.join(res.notes[-2:])})"
                     raise UsageError(f"nothing to export from {ws.root}{f' (split {split})' if split else ''}: no "
-                                     "clip has reviewed masks (review them, or pass --include-unreviewed)")
+                                     f"clip has reviewed masks (review them, or pass --include-unreviewed){why}")
                 w.close()
                 res.warnings = release_warnings(res)
                 (tmp / CARD).write_text(card(ws, res, include_unreviewed, exported, sources), encoding="utf-8")
