@@ -101,16 +101,9 @@ def from_studio(result: dict, second: int, fid: int, shape: tuple[int, int], cat
 
 
 def _decode_alpha(rle: list[int], height: int, width: int) -> np.ndarray:
-    """The alpha channel [H, W] (uint8) of a brush RLE: our codec when present, else the SDK's decoder."""
-    try:
-        from avsbench_tools.studio.rle import decode
-    except ImportError:  # before the codec (studio/rle.py) lands
-        from label_studio_sdk.converter.brush import decode_rle
+    """The alpha channel [H, W] (uint8) of a brush RLE (our codec: reads the SDK's and the editor's output)."""
+    from avsbench_tools.studio.rle import decode
 
-        flat = decode_rle(rle)
-        if flat.size != height * width * 4:
-            raise ValueError(f"brush RLE holds {flat.size} values, not {height}x{width}x4") from None
-        return flat.reshape(height, width, 4)[..., 3]
     return decode(rle, height, width)
 
 
