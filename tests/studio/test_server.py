@@ -1,0 +1,193 @@
+"""avs-tools studio start / stop / status against a real Label Studio on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from conftest import run_cli
+
+from studio.conftest import START_TIMEOUT, copy_template, group_processes, start_from_template
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def _files_holding(root: Path, secret: str, skip: set[Path]) -> list[Path]:
+    hits = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            if p not in skip and secret.encode() in p.read_bytes():
+                hits.append(p)
+    return hits
+
+
+def test_status_json_files_modes_and_loopback_only(studio_server):
+    ws, studio = studio_server.ws, studio_server.ws / "studio"
+    st = run_cli("studio", "status", ws, "--json", check=True)
+    assert json.loads(st.stdout) == {"running": True, "url": studio_server.url, "token_file": str(studio / "token")}
+    assert _mode(studio / "token") == 0o600 and _mode(studio / "credentials") == 0o600
+    state = json.loads((studio / "server.json").read_text())
+    assert state["host"] == "127.0.0.1" and state["document_root"] == os.path.abspath(ws)
+    assert "token" not in state and studio_server.api_key not in json.dumps(state)
+    listening = [c.laddr for p in [psutil.Process(studio_server.pid), *psutil.Process(studio_server.pid).children(True)]
+                 for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and all(a.ip == "127.0.0.1" for a in listening), listening
+    assert [a.port for a in listening] == [state["port"]]
+    out = studio_server.start.stdout
+    assert f"running at {studio_server.url}" in out and f"login: {studio_server.username}" in out
+    assert str(studio / "credentials") in out and out.rstrip().endswith(f"next: avs-tools push {ws}")
+    text = run_cli("studio", "status", ws, check=True).stdout
+    assert f"running at {studio_server.url}" in text
+
+
+def test_the_token_is_only_in_its_file_and_the_database(studio_server):
+    token, ws = studio_server.api_key, studio_server.ws
+    client = studio_server.client()
+    assert client.users.whoami().email == studio_server.username
+    project = client.projects.create(title="leak check", label_config='<View><Image name="image" value="$image"/></View>')
+    client.projects.import_tasks(id=project.id, request=[{"image": "/data/local-files/?d=x.jpg"}])
+    list(client.tasks.list(project=project.id))
+    client.projects.delete(id=project.id)
+    status = run_cli("studio", "status", ws, "--json", check=True)
+    again = run_cli("studio", "start", ws, check=True)
+    for text in (studio_server.start.stdout, studio_server.start.stderr, status.stdout, again.stdout, again.stderr):
+        assert token not in text
+    data = ws / "studio" / "data"
+    own = {ws / "studio" / "token", *data.glob("label_studio.sqlite3*")}
+    assert _files_holding(ws, token, own) == []  # server.log, server.json, credentials, catalog, LS's .env, media
+    assert "GET /api/" in (ws / "studio" / "server.log").read_text()  # the log does record the API calls
+    cmdline = " ".join(psutil.Process(studio_server.pid).cmdline())
+    assert token not in cmdline and studio_server.password not in cmdline  # secrets go by environment only
+    assert "--internal-host 127.0.0.1" in cmdline
+
+
+def test_start_again_is_idempotent(studio_server):
+    again = run_cli("studio", "start", studio_server.ws, check=True)
+    assert f"already running at {studio_server.url} (pid {studio_server.pid})" in again.stdout
+    assert json.loads((studio_server.ws / "studio" / "server.json").read_text())["pid"] == studio_server.pid
+
+
+def test_restart_keeps_the_token_stop_leaves_nothing_and_is_idempotent(studio_template, tmp_path):
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    copy_template(studio_template, ws)
+    token = (ws / "studio" / "token").read_text()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (ws / "studio" / "server.json").write_text(json.dumps({"pid": dead.pid, "url": "http://127.0.0.1:9", "host":
+                                                           "127.0.0.1", "port": 9, "username": "x", "document_root": "/"}))
+    assert json.loads(run_cli("studio", "status", ws, "--json").stdout)["running"] is False  # stale: dead pid
+    start = run_cli("studio", "start", ws, "--timeout", str(START_TIMEOUT), timeout=START_TIMEOUT + 60)
+    assert start.returncode == 0, start.stderr
+    state = json.loads((ws / "studio" / "server.json").read_text())
+    assert state["pid"] != dead.pid and "running at" in start.stdout
+    assert (ws / "studio" / "token").read_text() == token  # a reused data dir keeps its first token
+    from avsbench_tools.studio.connect import connect
+
+    assert connect(ws).check() == json.loads((ws / "studio" / "credentials").read_text())["username"]
+    assert group_processes(state["pid"])
+    stop = run_cli("studio", "stop", ws, check=True)
+    assert stop.stdout.strip() == "stopped Label Studio"
+    assert not group_processes(state["pid"]) and not (ws / "studio" / "server.json").exists()
+    assert run_cli("studio", "stop", ws, check=True).stdout.strip() == "Label Studio is not running"
+    st = run_cli("studio", "status", ws, "--json", check=True)
+    assert json.loads(st.stdout) == {"running": False, "url": None, "token_file": str(ws / "studio" / "token")}
+    assert (ws / "studio" / "data" / "label_studio.sqlite3").is_file() and (ws / "studio" / "token").read_text() == token
+
+
+def _wait_for(path: Path, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_during_start_stops_the_half_started_server(studio_template, tmp_path):
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    copy_template(studio_template, ws)
+    proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "studio", "start", str(ws)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    state_file = ws / "studio" / "server.json"
+    _wait_for(state_file, 60)
+    pid = json.loads(state_file.read_text())["pid"]
+    assert group_processes(pid)  # the server is being started, in its own process group
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 8  # SIGTERM, then SIGKILL after 5 s at the latest
+    assert "interrupted:" in err and "half-started Label Studio server was stopped" in err
+    assert not group_processes(pid) and not group_processes(proc.pid) and not state_file.exists()
+
+
+def test_a_server_that_does_not_answer_in_time_is_stopped(studio_template, tmp_path):
+    proc = start_from_template(studio_template, tmp_path / "ws", "--timeout", "1")
+    assert proc.returncode == 1
+    log = tmp_path / "ws" / "studio" / "server.log"
+    assert re.fullmatch(rf"avs-tools: error: Label Studio did not answer at http://127\.0\.0\.1:\d+ within 1 s: "
+                        rf"see {re.escape(str(log))}", proc.stderr.strip().splitlines()[-1]), proc.stderr
+    assert not (tmp_path / "ws" / "studio" / "server.json").exists()
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path / "ws") in " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_data_dir_with_another_token_is_refused_and_stopped(studio_template, tmp_path):
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    copy_template(studio_template, ws)
+    wrong = "f" * 40
+    (ws / "studio" / "token").write_text(wrong + "\n")
+    proc = run_cli("studio", "start", ws, "--timeout", str(START_TIMEOUT), timeout=START_TIMEOUT + 60)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("avs-tools:")]
+    assert len(errors) == 1 and "refused the token in" in errors[0] and "(401)" in errors[0], proc.stderr
+    assert wrong not in proc.stderr + proc.stdout
+    assert not (ws / "studio" / "server.json").exists()
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(ws) in " ".join(p.info["cmdline"] or [])]
+
+
+def test_not_installed_is_one_line_exit_2(tmp_path):
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    missing = tmp_path / "no" / "label-studio"
+    proc = run_cli("studio", "start", ws, env={"AVS_TOOLS_LABEL_STUDIO": str(missing)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == ("avs-tools: error: Label Studio is not installed: run `make studio-install` (or set "
+                                   f"AVS_TOOLS_LABEL_STUDIO); AVS_TOOLS_LABEL_STUDIO={missing} is not an executable file")
+    assert not (ws / "studio" / "server.json").exists()
+
+
+def test_usage_errors(tmp_path):
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        busy = run_cli("studio", "start", ws, "--port", str(port))
+    assert busy.returncode == 2
+    assert busy.stderr.strip() == (f"avs-tools: error: --port {port}: the port is in use on 127.0.0.1; "
+                                   "choose another or leave --port out")
+    (ws / "studio" / "token").unlink()
+    (ws / "studio" / "data").mkdir()
+    (ws / "studio" / "data" / "label_studio.sqlite3").write_bytes(b"")  # a data dir from an earlier start
+    lost = run_cli("studio", "start", ws)
+    assert lost.returncode == 2 and f"{ws / 'studio' / 'token'} is gone" in lost.stderr
+    assert len(lost.stderr.strip().splitlines()) == 1
+    for args in (("start", tmp_path / "nope"), ("status", tmp_path / "nope"), ("stop", tmp_path / "nope")):
+        proc = run_cli("studio", *args)
+        assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+    v6 = run_cli("studio", "start", ws, "--host", "::1")
+    assert v6.returncode == 2 and "IPv4" in v6.stderr
