@@ -5,4 +5,13 @@ Nothing heavy is imported here: label_studio_sdk is imported inside the function
 Each module's public names are re-exported below, one block per module (append yours).
 """
 
+# ruff: noqa: F401, I001 - this file only re-exports, one block per module in the order they were added
 from __future__ import annotations
+
+# rle.py: the brush RLE codec (rle.encode, rle.decode, rle.to_mask)
+from avsbench_tools.studio import rle  # noqa: E402
+from avsbench_tools.studio.rle import ALPHA_THRESHOLD  # noqa: E402
+
+# server.py, connect.py: the workspace's local server and which server a command talks to
+from avsbench_tools.studio.connect import Connection, StudioUnreachable, connect  # noqa: E402
+from avsbench_tools.studio.server import StudioInfo, start_studio, stop_studio, studio_status  # noqa: E402
