@@ -191,3 +191,17 @@ def test_usage_errors(tmp_path):
         assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     v6 = run_cli("studio", "start", ws, "--host", "::1")
     assert v6.returncode == 2 and "IPv4" in v6.stderr
+
+
+def test_a_server_that_exits_during_start_is_reported_with_its_last_log_line(tmp_path):
+    ws = tmp_path / "ws"
+    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    broken = tmp_path / "label-studio"
+    broken.write_text("#!/bin/sh\necho 'ImportError: no module named django' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    proc = run_cli("studio", "start", ws, env={"AVS_TOOLS_LABEL_STUDIO": str(broken)})
+    log = ws / "studio" / "server.log"
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (f"avs-tools: error: Label Studio exited during its start: see {log} "
+                                                    "(ImportError: no module named django)")
+    assert not (ws / "studio" / "server.json").exists()
