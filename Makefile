@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO   ?= demo-out
 PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install studio-install test test-fast demo bench lint clean
 
 install: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) tools/ensure_torchvision.py
 	touch $(STAMP)
 
-test: install
+# Label Studio 1.23.x pins ~1 GB of packages: it gets its own virtual environment (.studio-venv).
+studio-install:
+	bash tools/studio_install.sh .studio-venv
+
+test: install studio-install
 	$(PY) -m pytest -q --durations=20 tests
 
 test-fast: install
