@@ -91,3 +91,12 @@ class StudioMethods(CatalogBase):
         row = self._one("SELECT version_ids FROM studio_predictions WHERE project_key=? AND prediction_id=?",
                         (project_key, int(prediction_id)))
         return None if row is None else [int(v) for v in json.loads(row[0])]
+
+    def forget_studio_tasks(self, project_key: str, task_ids: Iterable[int]) -> int:
+        """Drop the records of tasks that no longer exist on the server (and of their predictions), in one
+        transaction, so the next push makes them again. Returns the number of task rows dropped."""
+        ids = [(project_key, int(t)) for t in task_ids]
+        with self.tx() as db:
+            db.executemany("DELETE FROM studio_predictions WHERE project_key=? AND task_id=?", ids)
+            cur = db.executemany("DELETE FROM studio_tasks WHERE project_key=? AND task_id=?", ids)
+            return cur.rowcount

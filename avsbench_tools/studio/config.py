@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+import re
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -100,8 +101,8 @@ def instructions(recipe: Recipe) -> str:
     if recipe.release_format.per_object:
         parts.append((d / "ref-avs.html").read_text(encoding="utf-8"))
     cats = ", ".join(escape(f"{c} ({p})" if p != c else c) for c, p in recipe.categories.items())
-    html = "\n".join(parts)
-    return html.replace("{recipe}", escape(recipe.name)).replace("{categories}", cats)
+    html = re.sub(r"<!--.*?-->\s*", "", "\n".join(parts), flags=re.S)  # the server drops comments: so do we
+    return html.replace("{recipe}", escape(recipe.name)).replace("{categories}", cats).strip() + "\n"
 
 
 def _tag(li, name: str):

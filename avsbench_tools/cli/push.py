@@ -1,0 +1,55 @@
+"""avs-tools push: sampled frames and mask proposals into a Label Studio project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avsbench_tools.cli import app
+from avsbench_tools.cli.common import Clips, Quiet, WorkspaceArg, note, say_next, stage_run
+from avsbench_tools.cli.studio import StudioApiKey, StudioUrl
+
+
+@app.command(short_help="Frames and proposals into Label Studio for review.  e.g. avs-tools push ws")
+def push(
+    workspace: WorkspaceArg,
+    url: StudioUrl = None,
+    api_key: StudioApiKey = None,
+    document_root: Annotated[Path | None, typer.Option(
+        "--document-root", envvar="LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", show_envvar=True,
+        help="The server's local-files document root, the workspace or a folder above it (default: known for "
+             "the workspace's own server, else the workspace).")] = None,
+    clip: Clips = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=5000,
+                                            help="Tasks per import request.")] = 100,
+    quiet: Quiet = False,
+) -> None:
+    """Create (or reuse) the workspace's Label Studio project and send one task per sampled frame, with the
+    clip's audio and video, and one prediction per proposal mask set. Re-running sends only what is new:
+    no task is ever duplicated, and a new mask version becomes a new prediction on the same tasks."""
+    from avsbench_tools.studio.connect import connect
+    from avsbench_tools.studio.push import PushOptions
+    from avsbench_tools.studio.push import push as run
+
+    opts = PushOptions(clips=list(clip or []) or None, chunk_size=chunk_size,
+                       document_root=str(document_root) if document_root else None)
+    with stage_run(workspace, lock="push", quiet=quiet) as (ws, progress):
+        conn = connect(ws, url, api_key)
+        res = run(ws, conn, opts, progress=progress)
+    where = f"project {res.project_id} at {res.url}" + (" (new)" if res.project_created else "")
+    if not res.tasks_created and not res.predictions_sent:
+        typer.echo(f"push: nothing to do: {res.tasks_reused} tasks and their {res.predictions_skipped} predictions "
+                   f"of {res.clips} clips are already in {where}")
+    else:
+        typer.echo(f"push: {res.tasks_created} tasks created, {res.tasks_reused} already there; "
+                   f"{res.predictions_sent} predictions sent, {res.predictions_skipped} already there; "
+                   f"{res.clips} clips, {where}")
+    if res.tasks_adopted or res.predictions_adopted:
+        note(f"{res.tasks_adopted} tasks and {res.predictions_adopted} predictions made by an interrupted push "
+             "were found on the server and recorded (not sent again)")
+    for text in res.notes:
+        note(text)
+    say_next(f"avs-tools pull {workspace}  (after annotating in the browser at {res.url}/projects/{res.project_id})",
+             quiet)

@@ -1,0 +1,235 @@
+"""The workspace's Label Studio project as push sees it: found or made, its storages, and what the
+server already holds (task keys, prediction ids), over plain JSON HTTP.
+
+Bulk bodies are sent as JSON bytes through the SDK client's own HTTP client (its auth headers, no
+retry: a retried import could duplicate tasks); the SDK's generic encoder walks every RLE value in
+Python and would cost more than the server's import. Errors become one line naming the URL and
+never the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from avsbench_tools.errors import AvsError, UsageError
+
+MARKER = "avs-tools workspace "  # + ws_id, in the project's description: finds a project whose id was lost
+TITLE_MAX = 50  # Label Studio's limit on a project title
+SAMPLING = "Uncertainty sampling"  # lowest prediction score first (of the project's model_version)
+STORAGE_DIRS = ("frames", "audio", "clips")  # what tasks point at; never WS itself (WS/studio holds secrets)
+BULK_TIMEOUT = 600.0
+
+
+class StudioError(AvsError):
+    """The server refused or dropped a request during push (one line, names the URL)."""
+
+
+@dataclass
+class Project:
+    """The project push works on: its id, config, counts as the server reports them, and whether it is new."""
+
+    id: int
+    label_config: str
+    task_number: int
+    prediction_number: int
+    model_version: str | None
+    description: str = ""
+    instructions: str = ""
+    created: bool = False
+
+    def is_ours(self, ws_id: str) -> bool:
+        """Whether push made this project for the workspace with this id (its description's marker)."""
+        return (MARKER + ws_id) in self.description
+
+
+class Api:
+    """A thin JSON-over-HTTP layer on a label_studio_sdk client, for one server URL."""
+
+    def __init__(self, conn):
+        self.url = conn.url.rstrip("/")
+        self.client = conn.client()
+        self._http = self.client._client_wrapper.httpx_client  # the SDK's authenticated HTTP client
+
+    def request(self, method: str, path: str, body: Any = None, params: dict | None = None,
+                what: str = "", timeout: float = 120.0) -> Any:
+        """One request without retries; the parsed JSON answer (None when empty). HTTP errors and a
+        dropped connection become a one-line StudioError."""
+        import httpx
+
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        try:
+            r = self._http.request(path, method=method, params=params, content=content, headers=headers,
+                                   request_options={"max_retries": 0, "timeout_in_seconds": timeout})
+        except httpx.TimeoutException:
+            raise StudioError(f"Label Studio at {self.url} gave no answer within {timeout:.0f} s "
+                              f"({what or path})") from None
+        except httpx.HTTPError as exc:
+            raise StudioError(f"Label Studio at {self.url} stopped answering ({what or path}: "
+                              f"{type(exc).__name__})") from None
+        if r.status_code >= 400:
+            raise StudioError(f"Label Studio at {self.url} answered HTTP {r.status_code} to {what or path}: "
+                              f"{_short(r.text)}")
+        return r.json() if r.content else None
+
+    # -- projects -----------------------------------------------------------------------------------
+    def project(self, pid: int) -> Project | None:
+        """The project with this id, or None if the server has none (deleted)."""
+        try:
+            d = self.request("GET", f"api/projects/{int(pid)}/", what=f"project {pid}")
+        except StudioError as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
+        return _project(d)
+
+    def find_project(self, ws_id: str) -> Project | None:
+        """A project whose description carries this workspace's marker (made by a push whose id was lost)."""
+        page, marker = 1, MARKER + ws_id
+        while True:
+            d = self.request("GET", "api/projects/", params={"page": page, "page_size": 100}, what="the project list")
+            rows = d.get("results", []) if isinstance(d, dict) else d
+            for p in rows:
+                if marker in (p.get("description") or ""):
+                    return self.project(p["id"])
+            if not isinstance(d, dict) or not d.get("next"):
+                return None
+            page += 1
+
+    def create_project(self, title: str, ws_id: str, config: str, instructions: str) -> Project:
+        """A new project: our config and instructions, shown before labelling, sampled by prediction score."""
+        body = {"title": title[:TITLE_MAX], "description": f"{MARKER}{ws_id} (made by avs-tools push)",
+                "label_config": config, "expert_instruction": instructions, "show_instruction": True,
+                "sampling": SAMPLING, "show_collab_predictions": True}
+        p = _project(self.request("POST", "api/projects/", body, what="creating the project"))
+        p.created = True
+        return p
+
+    def update_project(self, pid: int, **fields: Any) -> None:
+        """PATCH some project fields."""
+        self.request("PATCH", f"api/projects/{int(pid)}/", fields, what=f"updating project {pid}")
+
+    # -- storages -----------------------------------------------------------------------------------
+    def ensure_storages(self, pid: int, root: Path) -> int:
+        """Local-files import storages on the workspace's media folders (what lets the server serve them);
+        never synced (a sync would import every file as a task). Returns how many were made."""
+        have = {os.path.normpath(s.get("path") or "") for s in
+                self.request("GET", "api/storages/localfiles/", params={"project": pid}, what="the storages")}
+        made = 0
+        for sub in STORAGE_DIRS:
+            path = os.path.join(os.path.abspath(root), sub)
+            if os.path.normpath(path) in have or not os.path.isdir(path):
+                continue
+            try:
+                self.request("POST", "api/storages/localfiles/", {
+                    "project": pid, "path": path, "title": f"avs-tools {sub}", "use_blob_urls": False,
+                    "regex_filter": "^$", "synchronizable": False}, what=f"the local-files storage for {path}")
+            except StudioError as exc:
+                raise UsageError(f"Label Studio at {self.url} cannot serve the workspace's files from {path} "
+                                 f"({_storage_reason(str(exc))}): use the workspace's own server (avs-tools studio "
+                                 "start WS), or start yours with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
+                                 "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to the workspace or a folder above it, "
+                                 "and pass that folder as --document-root") from None
+            made += 1
+        return made
+
+    def serves(self, rel: str) -> bool:
+        """Whether the server serves the file at `rel` (a path relative to its document root) to us."""
+        import httpx
+
+        try:
+            r = self._http.request("data/local-files/", method="GET", params={"d": rel},
+                                   headers={"Range": "bytes=0-0"},
+                                   request_options={"max_retries": 0, "timeout_in_seconds": 30})
+        except httpx.HTTPError as exc:
+            raise StudioError(f"Label Studio at {self.url} stopped answering (a file request: "
+                              f"{type(exc).__name__})") from None
+        return r.status_code in (200, 206)
+
+    # -- what the server holds ----------------------------------------------------------------------
+    def task_keys(self, pid: int, ws_id: str) -> tuple[dict[tuple[str, int], dict[int, int]], set[int]]:
+        """({(clip_id, second): {task id: annotations}} of this workspace's tasks, every task id of the project)."""
+        ours: dict[tuple[str, int], dict[int, int]] = {}
+        every: set[int] = set()
+        page = 1
+        while True:
+            d = self.request("GET", "api/tasks/", params={"project": pid, "page": page, "page_size": 1000,
+                                                           "include": "id,data,total_annotations",
+                                                           "fields": "task_only"},
+                             what="the task list", timeout=BULK_TIMEOUT)
+            rows = d.get("tasks", []) if isinstance(d, dict) else d
+            for t in rows:
+                every.add(int(t["id"]))
+                data = t.get("data") or {}
+                if data.get("ws_id") == ws_id and "clip_id" in data and "second" in data:
+                    key = (str(data["clip_id"]), int(data["second"]))
+                    ours.setdefault(key, {})[int(t["id"])] = int(t.get("total_annotations") or 0)
+            total = d.get("total", len(every)) if isinstance(d, dict) else len(every)
+            if not rows or len(every) >= total:
+                return ours, every
+            page += 1
+
+    def delete(self, what: str, ids: list[int]) -> None:
+        """Delete tasks or predictions (`what`: "tasks" | "predictions") by id."""
+        for i in ids:
+            self.request("DELETE", f"api/{what}/{int(i)}/", what=f"deleting a duplicate of {what[:-1]} {i}")
+
+    def task_number(self, pid: int) -> int:
+        """How many tasks the project holds now."""
+        p = self.project(pid)
+        return 0 if p is None else p.task_number
+
+    def prediction_ids(self, pid: int) -> dict[tuple[int, str], list[int]]:
+        """{(task id, model_version): [prediction ids, oldest first]} of the project (one listing)."""
+        out: dict[tuple[int, str], list[int]] = {}
+        rows = self.request("GET", "api/predictions/", params={"project": pid}, what="the prediction list",
+                            timeout=BULK_TIMEOUT)
+        for p in sorted(rows or [], key=lambda p: p["id"]):
+            out.setdefault((int(p["task"]), str(p.get("model_version") or "")), []).append(int(p["id"]))
+        return out
+
+    def import_tasks(self, pid: int, tasks: list[dict]) -> list[int]:
+        """Create tasks (with their predictions) in one request; their ids, in order."""
+        d = self.request("POST", f"api/projects/{int(pid)}/import", tasks, params={"return_task_ids": "true"},
+                         what=f"importing {len(tasks)} tasks", timeout=BULK_TIMEOUT)
+        ids = [int(i) for i in (d or {}).get("task_ids", [])]
+        if len(ids) != len(tasks):
+            raise StudioError(f"Label Studio at {self.url} created {len(ids)} of {len(tasks)} tasks in one import")
+        return ids
+
+    def import_predictions(self, pid: int, predictions: list[dict]) -> None:
+        """Add predictions (each with its "task") to existing tasks, in one request."""
+        self.request("POST", f"api/projects/{int(pid)}/import/predictions", predictions,
+                     what=f"importing {len(predictions)} predictions", timeout=BULK_TIMEOUT)
+
+
+def _project(d: dict) -> Project:
+    return Project(id=int(d["id"]), label_config=d.get("label_config") or "",
+                   task_number=int(d.get("task_number") or 0),
+                   prediction_number=int(d.get("total_predictions_number") or 0),
+                   model_version=d.get("model_version") or None, description=d.get("description") or "",
+                   instructions=d.get("expert_instruction") or "")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """A server's error body on one line, cut (prediction errors quote whole RLE arrays)."""
+    try:
+        body = json.loads(text)
+        text = body.get("detail") or body.get("validation_errors") or body if isinstance(body, dict) else body
+    except (ValueError, TypeError):
+        pass
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _storage_reason(msg: str) -> str:
+    low = msg.lower()
+    if "subdirectory of" in low or "document_root" in low:
+        return "the folder is not under the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+    if "serving local files" in low or "local_files_serving_enabled" in low:
+        return "local file serving is off on that server"
+    return msg.split(": ", 1)[-1]

@@ -1,0 +1,436 @@
+"""avs-tools push against the run's real Label Studio server (tests/studio/conftest.py `studio_server`).
+
+A tiny synthetic workspace (2 clips of 5 s, MS3 world, weight-free motion proposals) is built once
+inside the server's document root and copied for each test. A loopback proxy (real HTTP to the real
+server) drops the answer of one import after the server has committed it: the state a server that
+dies mid-push leaves, and the one that could duplicate tasks if push trusted only its own records.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from avsbench_tools.errors import AvsError
+from avsbench_tools.masks import ObjectMask, save_versions
+from avsbench_tools.studio.connect import connect
+from avsbench_tools.studio.push import PushOptions, push
+from avsbench_tools.workspace import open_workspace
+from studio.conftest import group_processes
+
+
+# -- the workspace ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(studio_server, tmp_path_factory) -> Path:
+    """Sampled and pre-annotated, never pushed; inside the server's document root."""
+    from avsbench_tools.synth import SynthParams, synthesize
+
+    world = tmp_path_factory.mktemp("c1-world") / "w"
+    synthesize(world, SynthParams(clips=2, seconds=5, width=160, height=120, seed=11, gold="avsbench-ms3"))
+    ws = studio_server.ws / "c1-built"
+    run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
+    run_cli("collect", ws, "--world", world, "-q", check=True)
+    run_cli("sample", ws, "-q", check=True)
+    run_cli("preannotate", ws, "--backend", "motion", "-q", check=True)
+    return ws
+
+
+def fresh(built: Path, name: str, where: Path | None = None) -> Path:
+    dst = (where or built.parent) / name
+    shutil.copytree(built, dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst
+
+
+def _push(ws: Path, url: str, key: str, **opts):
+    w = open_workspace(ws, lock="push")
+    try:
+        return push(w, connect(w, url, key), PushOptions(**opts))
+    finally:
+        w.close()
+
+
+def _cli(ws: Path, server, *args: str, key: str | None = None, url: str | None = None):
+    return run_cli("push", ws, "--url", url or server.url, *args, env={"LABEL_STUDIO_API_KEY": key or server.api_key})
+
+
+# -- what the server and the catalog hold ------------------------------------------------------------------
+def _project_id(ws: Path, url: str) -> int:
+    w = open_workspace(ws)
+    try:
+        return w.catalog.studio_project(url)
+    finally:
+        w.close()
+
+
+def _server_tasks(server, pid: int) -> list[dict]:
+    c = server.client()
+    return [t.dict() if hasattr(t, "dict") else t for t in c.tasks.list(project=pid, fields="all", page_size=500)]
+
+
+def _keys(tasks: list[dict]) -> list[tuple[str, int]]:
+    return sorted((t["data"]["clip_id"], t["data"]["second"]) for t in tasks)
+
+
+def _rows(ws: Path, table: str) -> list[tuple]:
+    con = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        return sorted(tuple(r) for r in con.execute(f"SELECT * FROM {table}"))
+    finally:
+        con.close()
+
+
+def _frames(ws: Path) -> dict[tuple[str, int], object]:
+    w = open_workspace(ws)
+    try:
+        return {(f.clip_id, f.second): f for c in w.catalog.clips() for f in w.catalog.frames(c.clip_id)}
+    finally:
+        w.close()
+
+
+def _proposals(ws: Path) -> dict[tuple[str, int, str], dict[int, object]]:
+    """{(clip, second, model_version): {fid: MaskVersion}} of every proposal set (seconds it covers included)."""
+    w = open_workspace(ws)
+    try:
+        out: dict = {}
+        for c in w.catalog.clips():
+            vs = w.catalog.mask_versions(c.clip_id, ["proposal"])
+            for v in vs:
+                out.setdefault((c.clip_id, v.second, f"{v.backend}:{v.settings_hash}"), {})[v.fid] = v
+            for h in {v.settings_hash for v in vs}:
+                backend = next(v.backend for v in vs if v.settings_hash == h)
+                for s in w.catalog.mask_set_seconds(c.clip_id, "proposal", h) or []:
+                    out.setdefault((c.clip_id, s, f"{backend}:{h}"), {})
+        return out
+    finally:
+        w.close()
+
+
+def _check_predictions(ws: Path, tasks: list[dict]) -> int:
+    """Every prediction on the server decodes (with the SDK's decoder) to the catalog's masks. Returns the count."""
+    from label_studio_sdk.converter.brush import decode_rle
+
+    props, frames, n = _proposals(ws), _frames(ws), 0
+    for t in tasks:
+        key = (t["data"]["clip_id"], t["data"]["second"])
+        f = frames[key]
+        mvs = [p["model_version"] for p in t["predictions"]]
+        assert len(mvs) == len(set(mvs)), f"duplicate prediction on {key}"
+        assert sorted(mvs) == sorted(mv for (c, s, mv) in props if (c, s) == key)
+        for p in t["predictions"]:
+            objs = props[(*key, p["model_version"])]
+            assert {r["id"] for r in p["result"]} == {f"o{fid}" for fid in objs}
+            scores = [v.score for v in objs.values()]
+            assert (p["score"] is None) if not scores else p["score"] == pytest.approx(min(scores))
+            for r in p["result"]:
+                v = objs[int(r["id"][1:])]
+                assert (r["from_name"], r["to_name"], r["type"]) == ("mask", "image", "brushlabels")
+                assert (r["original_width"], r["original_height"]) == (f.width, f.height)
+                assert r["value"]["brushlabels"] == [v.category]
+                alpha = decode_rle(r["value"]["rle"]).reshape(f.height, f.width, 4)[..., 3]
+                assert np.array_equal(alpha >= 128, v.load(ws)), (key, v.fid)
+                n += 1
+    return n
+
+
+def _token_nowhere(ws: Path, token: str, *texts: str) -> None:
+    for p in ws.rglob("catalog.sqlite*"):
+        assert token.encode() not in p.read_bytes(), p
+    for text in texts:
+        assert token not in text
+
+
+# -- a loopback proxy: real HTTP to the real server, and a way to lose one answer ------------------------------
+class Proxy:
+    """Forwards every request to `upstream`. `drop(method, path)` True: forward it, wait for the server's
+    answer, then close the connection without answering (the server committed, the client never knows).
+    `delay`: seconds to wait before forwarding an import."""
+
+    def __init__(self, upstream: str):
+        import httpx
+
+        self.upstream, self.drop, self.delay, self.dropped, self.inflight = upstream, (lambda m, p: False), 0.0, 0, 0
+        self.http = httpx.Client(base_url=upstream, timeout=600)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _forward(self):
+                proxy.inflight += 1
+                try:
+                    self._pass()
+                finally:
+                    proxy.inflight -= 1
+
+            def _pass(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection", "accept-encoding")}
+                if "import" in self.path and proxy.delay:
+                    time.sleep(proxy.delay)
+                r = proxy.http.request(self.command, self.path, content=body, headers=headers)
+                if proxy.drop(self.command, self.path):
+                    proxy.dropped += 1
+                    self.close_connection = True
+                    return
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("transfer-encoding", "content-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.http.close()
+
+
+@pytest.fixture
+def proxy(studio_server):
+    p = Proxy(studio_server.url)
+    yield p
+    p.close()
+
+
+def _nth(method: str, needle: str, n: int):
+    """A drop rule: the n-th request whose path holds `needle` (and only that one)."""
+    seen = {"k": 0}
+
+    def rule(m, path):
+        if m == method and needle in path.split("?")[0]:
+            seen["k"] += 1
+            return seen["k"] == n
+        return False
+    return rule
+
+
+# -- tests ---------------------------------------------------------------------------------------------------
+def test_push_then_repush_then_a_new_mask_version(studio_server, built):
+    server, ws = studio_server, fresh(built, "c1-round")
+    frames = _frames(ws)
+    proc = _cli(ws, server, "--chunk-size", "4")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    n_sets = len({k for k in _proposals(ws)})
+    assert lines[0].startswith(f"push: {len(frames)} tasks created, 0 already there; {n_sets} predictions sent")
+    assert lines[-1].startswith(f"next: avs-tools pull {ws}")
+    pid = _project_id(ws, server.url)
+    c = server.client()
+    proj = c.projects.get(id=pid)
+    assert proj.sampling == "Uncertainty sampling" and proj.show_instruction
+    assert "sounding" in proj.expert_instruction and "most representative part" in proj.expert_instruction
+    assert 'name="mask" toName="image"' in proj.label_config and proj.title.startswith("c1-round")
+    storages = sorted(Path(s.path).name for s in c.import_storage.local.list(project=pid))
+    assert storages == ["audio", "clips", "frames"]
+    tasks = _server_tasks(server, pid)
+    assert _keys(tasks) == sorted(frames)  # one task per sampled frame
+    t0 = next(t for t in tasks if t["data"]["second"] == 2)
+    f = frames[(t0["data"]["clip_id"], 2)]
+    assert t0["data"]["image"] == f"/data/local-files/?d=c1-round/{f.path}"
+    assert t0["data"]["audio"].endswith(f"/audio/{f.clip_id}.wav") and t0["data"]["video"].endswith(".mp4")
+    assert (t0["data"]["width"], t0["data"]["height"], t0["data"]["frame_index"]) == (f.width, f.height, f.frame_index)
+    assert "listen to 2.0-3.0 s" in t0["data"]["note"]
+    import httpx  # the frame is served to the API key's user, byte for byte
+
+    r = httpx.get(server.url + t0["data"]["image"], headers={"Authorization": f"Token {server.api_key}"})
+    assert r.status_code == 200 and r.content == (ws / f.path).read_bytes()
+    assert _check_predictions(ws, tasks) > 0
+    key = f"{server.url}#{pid}"
+    assert sorted((c_, s, t) for _, c_, s, t, _ in _rows(ws, "studio_tasks")) == \
+        sorted((t["data"]["clip_id"], t["data"]["second"], t["id"]) for t in tasks)
+    on_server = sorted((p["task"], p["model_version"], p["id"]) for t in tasks for p in t["predictions"])
+    assert sorted(r[1:4] for r in _rows(ws, "studio_predictions")) == on_server
+    w = open_workspace(ws)
+    try:
+        v = w.catalog.prediction_versions(key, on_server[0][2])
+        assert v is not None and all(isinstance(i, int) for i in v)
+        assert w.catalog.clip_ids_done("push") == sorted({c_ for c_, _ in frames})
+    finally:
+        w.close()
+    _token_nowhere(ws, server.api_key, proc.stdout, proc.stderr)
+
+    before = {t: _rows(ws, t) for t in ("studio_tasks", "studio_predictions")}
+    again = _cli(ws, server)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"push: nothing to do: {len(frames)} tasks and their {n_sets} predictions")
+    assert {t: _rows(ws, t) for t in before} == before
+    assert len(_server_tasks(server, pid)) == len(frames) and c.projects.get(id=pid).total_predictions_number == n_sets
+
+    # a new mask version (other settings): a new prediction on the same tasks, shown by default
+    w = open_workspace(ws)
+    try:
+        for clip in w.catalog.clips():
+            objs = []
+            for v in w.catalog.mask_versions(clip.clip_id, ["proposal"]):
+                m = v.load(w.root).copy()
+                m[: m.shape[0] // 2] = False  # a visibly different mask
+                if m.any():
+                    objs.append(ObjectMask(v.second, v.fid, v.category, m, None, 0.25, v.sounding))
+            save_versions(w, clip.clip_id, objs, "proposal", "motion", {"backend": "motion", "test": "v2"},
+                          seconds=list(range(clip.seconds)))
+    finally:
+        w.close()
+    res = _push(ws, server.url, server.api_key)
+    assert res.tasks_created == 0 and res.tasks_reused == len(frames)
+    assert res.predictions_sent == len(frames) and res.predictions_skipped == n_sets
+    tasks = _server_tasks(server, pid)
+    assert _keys(tasks) == sorted(frames) and all(len(t["predictions"]) >= 1 for t in tasks)
+    _check_predictions(ws, tasks)
+    assert c.projects.get(id=pid).model_version == res.model_versions[0] and len(res.model_versions) == 1
+    assert _push(ws, server.url, server.api_key).predictions_sent == 0
+
+
+def test_a_lost_answer_mid_push_then_push_again_makes_no_duplicate(studio_server, built, proxy):
+    server, ws = studio_server, fresh(built, "c1-lost")
+    frames = _frames(ws)
+    proxy.drop = _nth("POST", "/import", 2)  # the server creates the 2nd chunk, push never hears of it
+    with pytest.raises(AvsError) as exc:
+        _push(ws, proxy.url, server.api_key, chunk_size=3)
+    msg = str(exc.value)
+    assert proxy.dropped == 1 and "\n" not in msg and proxy.url in msg and "stopped answering" in msg
+    assert "run avs-tools push" in msg and "again" in msg
+    pid = _project_id(ws, proxy.url)
+    assert len(_rows(ws, "studio_tasks")) == 3 and len(_server_tasks(server, pid)) == 6
+    proxy.drop = lambda m, p: False
+    res = _push(ws, proxy.url, server.api_key, chunk_size=3)
+    assert res.tasks_adopted == 3 and res.tasks_created == len(frames) - 6 and res.predictions_adopted == 6
+    tasks = _server_tasks(server, pid)
+    assert _keys(tasks) == sorted(frames)  # every frame once: no duplicate task
+    _check_predictions(ws, tasks)  # every (task, model version) once
+    assert len(_rows(ws, "studio_predictions")) == sum(len(t["predictions"]) for t in tasks)
+
+    # the same for new predictions on existing tasks: the answer to their import is lost
+    w = open_workspace(ws)
+    try:
+        clip = w.catalog.clips()[0]
+        v = w.catalog.mask_versions(clip.clip_id, ["proposal"])[0]
+        save_versions(w, clip.clip_id, [ObjectMask(v.second, v.fid, v.category, v.load(w.root), None, 0.5, True)],
+                      "proposal", "motion", {"backend": "motion", "test": "lost"}, seconds=[v.second])
+    finally:
+        w.close()
+    proxy.drop = _nth("POST", "/import/predictions", 1)
+    with pytest.raises(AvsError):
+        _push(ws, proxy.url, server.api_key)
+    proxy.drop = lambda m, p: False
+    res = _push(ws, proxy.url, server.api_key)
+    assert res.predictions_adopted == 1 and res.predictions_sent == 0
+    tasks = _server_tasks(server, pid)
+    assert _keys(tasks) == sorted(frames)
+    _check_predictions(ws, tasks)
+
+
+def test_ctrl_c_stops_push_and_the_next_push_finishes_it(studio_server, built, proxy):
+    server, ws = studio_server, fresh(built, "c1-intr")
+    frames = _frames(ws)
+    proxy.delay = 1.0  # each import waits a second in the proxy: time to interrupt in the middle
+    env = dict(os.environ, PYTHONUNBUFFERED="1", LABEL_STUDIO_API_KEY=server.api_key)
+    proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "push", str(ws), "--url", proxy.url,
+                             "--chunk-size", "2"], start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    end = time.monotonic() + 180
+    while len(_rows(ws, "studio_tasks")) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "push made no progress"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 5.0 and proc.returncode == 130, (proc.returncode, err)
+    assert "interrupted:" in err and "Traceback" not in err
+    assert not group_processes(proc.pid)
+    recorded = len(_rows(ws, "studio_tasks"))
+    assert 2 <= recorded < len(frames)
+    proxy.delay = 0.0
+    while proxy.inflight:  # the import the interrupt cut short still reaches the server (as it would)
+        time.sleep(0.05)
+    res = _push(ws, proxy.url, server.api_key)
+    assert res.tasks_reused == recorded + res.tasks_adopted and res.tasks_created == len(frames) - res.tasks_reused
+    tasks = _server_tasks(server, _project_id(ws, proxy.url))
+    assert _keys(tasks) == sorted(frames)
+    _check_predictions(ws, tasks)
+
+
+def test_a_hand_edited_project_is_a_one_line_error(studio_server, built):
+    server, ws = studio_server, fresh(built, "c1-edit")
+    assert _cli(ws, server, "-q").returncode == 0
+    pid = _project_id(ws, server.url)
+    c = server.client()
+    xml = c.projects.get(id=pid).label_config
+    c.projects.update(id=pid, label_config=xml.replace('name="frame"', 'name="flags"'))
+    proc = _cli(ws, server)
+    assert proc.returncode == 2 and proc.stdout == ""
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and f"project {pid} at {server.url} was edited by hand" in err[0]
+    assert 'name="frame"' in err[0]
+
+
+def test_wrong_key_and_a_workspace_the_server_cannot_serve(studio_server, built, tmp_path):
+    server = studio_server
+    ws = fresh(built, "c1-key")
+    proc = _cli(ws, server, key="not-the-key-0123456789")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [f"avs-tools: error: Label Studio at {server.url} refused the API "
+                                                 "key (401)"]
+    assert "not-the-key" not in proc.stderr and _rows(ws, "studio_tasks") == []
+    outside = fresh(built, "c1-outside", where=tmp_path)  # not under the server's document root
+    proc = _cli(outside, server)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and "cannot serve the workspace's files" in err[0], proc.stderr
+    assert "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT" in err[0]
+    _token_nowhere(outside, server.api_key, proc.stdout, proc.stderr)
+
+
+def test_push_only_some_clips(studio_server, built):
+    server, ws = studio_server, fresh(built, "c1-some")
+    frames = _frames(ws)
+    first = sorted({c for c, _ in frames})[0]
+    res = _push(ws, server.url, server.api_key, clips=[first])
+    assert res.clips == 1 and res.tasks_created == sum(1 for c, _ in frames if c == first)
+    res = _push(ws, server.url, server.api_key)
+    assert res.tasks_reused == sum(1 for c, _ in frames if c == first) and res.tasks_created == len(frames) - \
+        res.tasks_reused
+    proc = _cli(ws, server, "--clip", "no-such-clip")
+    assert proc.returncode == 2 and "--clip no-such-clip" in proc.stderr
+
+
+def test_duplicates_of_our_tasks_on_the_server_are_deleted(studio_server, built):
+    """A late import of an interrupted push lands after the next push recorded its own tasks: the next push
+    deletes the unannotated duplicates of its keys (and only those)."""
+    server, ws = studio_server, fresh(built, "c1-dup")
+    _push(ws, server.url, server.api_key)
+    pid = _project_id(ws, server.url)
+    c = server.client()
+    tasks = _server_tasks(server, pid)
+    dup = {"data": dict(tasks[0]["data"])}
+    foreign = {"data": {**tasks[1]["data"], "ws_id": "another-workspace"}}
+    c.projects.import_tasks(id=pid, request=[dup, dup, foreign])
+    res = _push(ws, server.url, server.api_key)
+    assert res.tasks_created == 0 and any("2 duplicate tasks" in n for n in res.notes), res.notes
+    after = _server_tasks(server, pid)
+    ours = [t for t in after if t["data"]["ws_id"] != "another-workspace"]
+    assert _keys(ours) == _keys(tasks) and len(after) == len(tasks) + 1  # the other workspace's task is kept
+    assert sorted(t["id"] for t in ours) == sorted(t["id"] for t in tasks)
