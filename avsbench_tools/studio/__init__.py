@@ -15,3 +15,8 @@ from avsbench_tools.studio.rle import ALPHA_THRESHOLD  # noqa: E402
 # server.py, connect.py: the workspace's local server and which server a command talks to
 from avsbench_tools.studio.connect import Connection, StudioUnreachable, connect  # noqa: E402
 from avsbench_tools.studio.server import StudioInfo, start_studio, stop_studio, studio_status  # noqa: E402
+
+# config.py, push.py: the labelling config and push (the function stays `studio.push.push`: re-exporting it
+# here would hide the module of the same name)
+from avsbench_tools.studio.config import check_config, instructions, label_config  # noqa: E402
+from avsbench_tools.studio.push import PushOptions, PushResult  # noqa: E402
