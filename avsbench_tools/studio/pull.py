@@ -34,8 +34,10 @@ from avsbench_tools.studio.review_set import (
 )
 from avsbench_tools.workspace import Workspace
 
-CURSOR_MARGIN_S = 120  # tasks saved up to this long before the cursor are listed again (and skipped if known)
+CURSOR_MARGIN_S = 5.0  # tasks saved this long before the cursor are listed again (saves in flight at the last
+# pull: a task's updated_at is stamped before its transaction commits); their known annotations are skipped
 BATCH = 100  # tasks per transaction
+PAGE = 100  # tasks per request
 _LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -45,6 +47,7 @@ class PullOptions:
 
     null_expressions: dict[str, list[str]] = field(default_factory=dict)
     batch: int = BATCH
+    margin_s: float = CURSOR_MARGIN_S
 
 
 @dataclass
@@ -90,28 +93,43 @@ def pull(ws: Workspace, conn, opts: PullOptions | None = None, progress: Progres
         res.null_expressions = len(opts.null_expressions)
     puller = _Puller(ws, key, res, lambda: _list_users(client))
     old_cursor = ws.catalog.pull_cursor(key)
-    tasks = _list_tasks(client, pid, old_cursor)
+    tasks = _list_tasks(client, pid, old_cursor, opts.margin_s)
     total, done = None, 0
     batch: list[dict] = []
+    stamps: list[str] = []  # the listed tasks' updated_at: the newest is the next cursor
     try:
         for task, count in tasks:
             total = count if count is not None else total
             batch.append(task)
+            stamps.append(ls_time(task.get("updated_at")))
             if len(batch) >= opts.batch:
                 done += puller.store(batch, None)
                 progress("pulling", done, max(total or 0, done), "")
                 batch = []
-        cursor = max([old_cursor or "", *puller.stamps_seen]) or None
+        cursor = max([old_cursor or "", *stamps]) or None
         done += puller.store(batch, cursor)
         progress("pulling", done, max(total or 0, done), "")
     except KeyboardInterrupt:
         puller.discard_unsaved()
         raise Interrupted(done, max((total or 0) - done, 0), what="the annotations pulled so far are saved") from None
-    except BaseException:
+    except BaseException as exc:
         puller.discard_unsaved()
+        _server_error(exc, conn.url, done)
         raise
     res.tasks, res.cursor = done, cursor
     return res
+
+
+def _server_error(exc: BaseException, url: str, done: int) -> None:
+    """Raise a one-line AvsError for a server that failed mid-pull (never its headers: they hold cookies)."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    kept = f"; the {done} tasks pulled before are saved, pull again to go on" if done else ""
+    if isinstance(exc, ApiError):
+        raise AvsError(f"Label Studio at {url} answered HTTP {exc.status_code} while pulling{kept}") from None
+    if isinstance(exc, httpx.HTTPError):
+        raise AvsError(f"lost Label Studio at {url} while pulling ({type(exc).__name__}){kept}") from None
 
 
 def _check_null_expressions(ws: Workspace, given: dict[str, list[str]]) -> None:
@@ -138,24 +156,36 @@ def _check_project(client, pid: int, url: str) -> None:
         raise AvsError(f"Label Studio at {url} answered HTTP {exc.status_code} for project {pid}") from None
 
 
-def _filter_value(cursor: str) -> str:
-    t = datetime.strptime(cursor.replace("Z", ""), _LS_TIME[:-1]) if "." in cursor else \
-        datetime.strptime(cursor.replace("Z", ""), "%Y-%m-%dT%H:%M:%S")
-    return (t - timedelta(seconds=CURSOR_MARGIN_S)).strftime(_LS_TIME)
+def _filter_value(cursor: str, margin_s: float) -> str:
+    t = datetime.strptime(cursor, _LS_TIME) if "." in cursor else datetime.strptime(cursor, "%Y-%m-%dT%H:%M:%SZ")
+    return (t - timedelta(seconds=margin_s)).strftime(_LS_TIME)
 
 
-def _list_tasks(client, pid: int, cursor: str | None):
+def _list_tasks(client, pid: int, cursor: str | None, margin_s: float):
     """(task dict with annotations and predictions, total count) for each task updated since `cursor`."""
-    query: dict = {"ordering": ["tasks:updated_at"]}
+    query: dict = {"ordering": ["tasks:id"]}  # a stable order: a task saved during the pull does not move
     if cursor:
         query["filters"] = {"conjunction": "and", "items": [
             {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
-             "value": _filter_value(cursor)}]}
-    pager = client.tasks.list(project=pid, fields="all", query=json.dumps(query), page_size=100)
-    for page in pager.iter_pages():
-        total = getattr(page.response, "total", None)
-        for t in page.items or []:
+             "value": _filter_value(cursor, margin_s)}]}
+    from label_studio_sdk.core.api_error import ApiError
+
+    seen, page = 0, 1
+    while True:
+        try:
+            got = client.tasks.list(project=pid, fields="all", query=json.dumps(query), page=page, page_size=PAGE)
+        except ApiError as exc:
+            if exc.status_code == 404 and page > 1:  # past the last page ("Invalid page")
+                return
+            raise
+        items = list(got.items or [])
+        total = getattr(got.response, "total", None)
+        for t in items:
             yield (t if isinstance(t, dict) else t.dict()), total
+        seen += len(items)
+        if not items or len(items) < PAGE or (total is not None and seen >= total):
+            return
+        page += 1
 
 
 def _list_users(client) -> dict[int, str]:
@@ -192,7 +222,6 @@ class _Puller:
         for clip_id, second in self.tasks.values():
             self.pushed.setdefault(clip_id, set()).add(second)
         self.stamps = ws.catalog.review_stamps(key)
-        self.stamps_seen: list[str] = []
         self.users: dict[int, str] | None = None
         self.frames: dict[str, dict[int, tuple[int, int]]] = {}
         self.written: list = []
@@ -244,7 +273,6 @@ class _Puller:
         reviews: list[StudioReview] = []
         books: dict[str, FidBook] = {}
         for task in tasks:
-            self.stamps_seen.append(ls_time(task.get("updated_at")))
             where = self._where(task)
             shape = where and self._shape(*where)
             if where is None or shape is None:

@@ -1,0 +1,200 @@
+"""The round trip against the run's real Label Studio server: push a tiny workspace, annotate through
+the SDK the way two annotators would (accept, edit, erase, silent, cancel, two on one frame, unusable;
+anti-aliased editor-style masks), pull, and check the catalog, QA, re-pull, incremental pull and export."""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from avsbench_tools.masks import latest_masks, load_mask
+from avsbench_tools.studio.connect import connect
+from avsbench_tools.studio.pull import PullOptions, pull
+from avsbench_tools.studio.qa import qa
+from avsbench_tools.workspace import open_workspace
+from studio.conftest import make_user, sdk_client
+from studio.pull_support import build_workspace, cli, frame_choice, rect, rle_of_alpha, soft_alpha
+
+
+def iou(a, b) -> float:
+    u = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / u) if u else 1.0
+
+
+def edited(rid: str, mask: np.ndarray, label: str, seed: int) -> dict:
+    """A result as the editor saves a region the annotator painted: anti-aliased alpha at its edges."""
+    h, w = mask.shape
+    return {"id": rid, "type": "brushlabels", "from_name": "mask", "to_name": "image", "origin": "prediction-changed",
+            "original_width": w, "original_height": h, "image_rotation": 0,
+            "value": {"format": "rle", "rle": rle_of_alpha(soft_alpha(mask, seed)), "brushlabels": [label]}}
+
+
+@pytest.fixture(scope="module")
+def round_trip(studio_server):
+    """The workspace pushed and annotated; returns what the annotators did (all the test needs)."""
+    srv = studio_server
+    root = srv.ws / "c2-pull"
+    root.mkdir()
+    path = build_workspace(root, clips=2)
+    env = {"LABEL_STUDIO_API_KEY": srv.api_key}
+    r = cli("push", path, "--url", srv.url, "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    ws = open_workspace(path)
+    try:
+        pid = ws.catalog.studio_project(srv.url)
+        key = f"{srv.url}#{pid}"
+        tasks = ws.catalog.studio_tasks(key)
+        preds = {tid: (p, mv) for (tid, mv), p in ws.catalog.studio_predictions(key).items()}
+        prop = {}
+        for (clip, s), tid in tasks.items():
+            (v,) = ws.catalog.versions_by_id(ws.catalog.prediction_versions(key, preds[tid][0]))
+            prop[(clip, s)] = (load_mask(ws, v.path), v.category)
+        a, b = (c.clip_id for c in ws.catalog.clips())
+    finally:
+        ws.close()
+    second_key = make_user(srv, "second.annotator@example.com")
+    first, second = srv.client(), sdk_client(srv.url, second_key)
+
+    def shown(t):  # the prediction result the editor shows, with region ids o<fid>
+        return [dict(x) for x in first.predictions.get(id=preds[t][0]).result]
+
+    def annotate(client, clip, s, result, lead, cancelled=False):
+        t = tasks[(clip, s)]
+        return client.annotations.create(id=t, result=result, lead_time=lead, was_cancelled=cancelled,
+                                         parent_prediction=preds[t][0]).id
+
+    cat = prop[(a, 0)][1]
+    fin = {}
+    acc = [dict(x, origin="prediction") for x in shown(tasks[(a, 0)])]
+    ids = {"accept": annotate(first, a, 0, acc, 11.5)}
+    fin[(a, 0)] = prop[(a, 0)][0]
+    fin[(a, 1)] = prop[(a, 1)][0] | rect(0, 0, 40, 30)
+    ids["edit"] = annotate(first, a, 1, [edited("o0", fin[(a, 1)], cat, 1)], 30.0)
+    fin[(a, 2)] = prop[(a, 2)][0] & ~rect(0, 0, 160, 70)
+    ids["erase"] = annotate(first, a, 2, [edited("o0", fin[(a, 2)], cat, 2)], 21.0)
+    silent = [dict(x, origin="prediction") for x in shown(tasks[(a, 3)])] + [frame_choice("no sounding object")]
+    ids["silent"] = annotate(first, a, 3, silent, 4.0)
+    ids["first"] = annotate(first, a, 4, [dict(x, origin="prediction") for x in shown(tasks[(a, 4)])], 9.0)
+    time.sleep(0.05)
+    fin[(a, 4)] = rect(30, 20, 110, 90)
+    ids["second"] = annotate(second, a, 4, [edited("o0", fin[(a, 4)], cat, 4)], 15.0)
+    ids["cancel"] = annotate(first, b, 0, [], 2.0, cancelled=True)
+    unusable = [dict(x, origin="prediction") for x in shown(tasks[(b, 1)])] + [frame_choice("unusable frame")]
+    ids["unusable"] = annotate(second, b, 1, unusable, 6.0)
+    return {"path": path, "srv": srv, "key": key, "tasks": tasks, "preds": preds, "prop": prop, "fin": fin,
+            "a": a, "b": b, "ids": ids, "second": second, "second_key": second_key, "cat": cat}
+
+
+def _dump(path) -> dict:
+    db = sqlite3.connect(path / "catalog.sqlite")
+    try:
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                for t in ("mask_versions", "mask_sets", "studio_reviews", "frame_flags", "objects", "expressions")}
+    finally:
+        db.close()
+
+
+def test_pull_stores_exactly_the_submitted_masks_with_their_provenance(round_trip):
+    rt = round_trip
+    srv, path, a, b, ids = rt["srv"], rt["path"], rt["a"], rt["b"], rt["ids"]
+    r = cli("pull", path, "--url", srv.url, env={"LABEL_STUDIO_API_KEY": srv.api_key})
+    assert r.returncode == 0, r.stderr
+    assert "pull: 7 new annotations (6 masks), 1 cancelled (counted, not stored), 0 unchanged" in r.stdout
+    assert "1 frames without a sounding object" in r.stdout and "1 unusable frames" in r.stdout
+    assert r.stdout.rstrip().endswith(f"next: avs-tools qa {path}  (then: avs-tools export {path} OUT)")
+    ws = open_workspace(path)
+    try:
+        rows = {x.annotation_id: x for x in ws.catalog.studio_reviews()}
+        assert set(rows) == set(ids.values()) and rows[ids["cancel"]].status == "cancelled"
+        assert rows[ids["cancel"]].regions == [] and rows[ids["silent"]].regions == []
+        got = {v.second: v for v in latest_masks(ws, a, ("review",))}
+        assert sorted(got) == [0, 1, 2, 4]  # second 3: no sounding object, an empty reviewed set
+        assert ws.catalog.review_seconds(a) == {0, 1, 2, 3, 4} and ws.catalog.clip_flags(a) == {3: {"silent"}}
+        assert ws.catalog.clip_flags(b) == {1: {"unusable"}}
+        for s, v in got.items():
+            assert np.array_equal(load_mask(ws, v.path), rt["fin"][(a, s)]), s
+            t = rt["tasks"][(a, s)]
+            ev = v.evidence
+            assert (ev["task_id"], ev["parent_prediction"], ev["model_version"]) == (t, *rt["preds"][t])
+            assert ev["alpha_threshold"] == 128 and v.kind == "review" and v.fid == 0
+        assert got[0].evidence["origin"] == "prediction" and got[0].evidence["partial_alpha_pixels"] == 0
+        assert got[1].evidence["origin"] == got[2].evidence["origin"] == "prediction-changed"
+        assert got[1].evidence["partial_alpha_pixels"] > 0  # the editor-style edges were binarised at 128
+        assert (got[1].evidence["lead_time"], got[1].author) == (30.0, srv.username)
+        assert (got[4].author, got[4].evidence["annotation_id"], got[4].evidence["annotators"]) == (
+            "second.annotator@example.com", ids["second"], 2)
+        assert ws.catalog.stage_of(a, "pull").status == "done" and ws.catalog.stage_of(b, "pull").status == "partial"
+        newest = max(x.ls_updated_at for x in rows.values())
+        assert ws.catalog.pull_cursor(rt["key"]) >= newest  # the newest task save the pull saw
+    finally:
+        ws.close()
+
+
+def test_qa_figures_equal_the_hand_computed_ones(round_trip):
+    rt = round_trip
+    a, p, f = rt["a"], {k: m for k, (m, _) in rt["prop"].items()}, rt["fin"]
+    ws = open_workspace(rt["path"])
+    try:
+        rep = qa(ws)
+    finally:
+        ws.close()
+    assert {k: rep.frames[k] for k in ("pushed", "reviewed", "pending", "silent", "unusable", "cancelled")} == {
+        "pushed": 10, "reviewed": 6, "pending": 4, "silent": 1, "unusable": 1, "cancelled": 1}
+    ious = [1.0, iou(p[(a, 1)], f[(a, 1)]), iou(p[(a, 2)], f[(a, 2)]), 0.0, iou(p[(a, 4)], f[(a, 4)])]
+    (row,) = rep.by_backend
+    assert (row["backend"], row["category"], row["objects"], row["accepted_unchanged"]) == ("motion", rt["cat"], 5, 1)
+    assert row["mean_iou"] == round(statistics.fmean(ious), 4) and row["share_unchanged"] == 0.2
+    leads = [11.5, 30.0, 21.0, 4.0, 9.0, 15.0, 6.0]
+    assert rep.time["total_s"] == sum(leads) and rep.time["per_reviewed_frame_s"] == round(sum(leads) / 6, 2)
+    assert rep.agreement["frames"] == 1 and rep.agreement["mean_iou"] == round(iou(p[(a, 4)], f[(a, 4)]), 4)
+    assert rep.agreement["per_frame"][0]["chosen"] == "second.annotator@example.com"
+    assert rep.most_changed[0].second == 3 and rep.most_changed[0].iou == 0.0
+
+
+def test_export_uses_the_reviews_and_honours_the_unusable_frame(round_trip, tmp_path):
+    rt = round_trip
+    srv, path, a, b = rt["srv"], rt["path"], rt["a"], rt["b"]
+    out = tmp_path / "rel"
+    r = cli("export", path, out, "-q")
+    assert r.returncode == 0, r.stderr
+    (d,) = (out / "Multi-sources" / "ms3_data" / "gt_masks").glob(f"*/{a}")
+    for s in range(5):
+        want = rt["fin"].get((a, s), np.zeros((120, 160), bool))
+        want = np.asarray(Image.fromarray(want.astype(np.uint8) * 255).resize((224, 224), Image.NEAREST)) > 0
+        assert np.array_equal(np.asarray(Image.open(d / f"{a}_{s + 1}.png")) > 0, want), s
+    assert not list(out.rglob(f"*{b}*"))
+    card = (out / "DATASET_CARD.md").read_text()
+    assert f"marked a frame 'unusable frame': 1 ({b} (second 1))" in card
+    # no token anywhere: the catalog, the release, the workspace's files (but the server's own token file)
+    for key in (srv.api_key, rt["second_key"]):
+        for p in [*path.rglob("*"), *out.rglob("*")]:
+            if p.is_file():
+                assert key.encode() not in p.read_bytes(), p
+
+
+def test_repull_changes_nothing_and_pull_is_incremental(round_trip):
+    """Last in this file: it adds an annotation the tests above do not expect."""
+    rt = round_trip
+    srv, path = rt["srv"], rt["path"]
+    before = _dump(path)
+    r = cli("pull", path, "--url", srv.url, "-q", env={"LABEL_STUDIO_API_KEY": srv.api_key})
+    assert r.returncode == 0 and r.stdout.startswith("pull: 0 new annotations"), (r.stdout, r.stderr)
+    assert _dump(path) == before
+    # a later annotation: only its task is listed (no margin), and only it is stored
+    t = rt["tasks"][(rt["b"], 2)]
+    new = rt["second"].annotations.create(id=t, result=[edited("o0", rect(5, 5, 60, 60), rt["cat"], 9)],
+                                          lead_time=3.0, parent_prediction=rt["preds"][t][0]).id
+    ws = open_workspace(path, lock="pull")
+    try:
+        res = pull(ws, connect(ws, srv.url, srv.api_key), PullOptions(margin_s=0))
+        assert (res.tasks, res.new, res.unchanged) == (1, 1, 0)
+        assert {x.annotation_id for x in ws.catalog.studio_reviews([rt["b"]])} >= {new}
+        again = pull(ws, connect(ws, srv.url, srv.api_key), PullOptions(margin_s=0))
+        assert (again.tasks, again.new) == (0, 0)
+    finally:
+        ws.close()
