@@ -23,6 +23,6 @@ from avsbench_tools.studio.push import PushOptions, PushResult  # noqa: E402
 
 # review_set.py, pull.py, qa.py: annotations back as reviewed masks, and what the review changed (the
 # functions stay `studio.pull.pull` and `studio.qa.qa`, like push)
-from avsbench_tools.studio.review_set import ALPHA_THRESHOLD as PULL_ALPHA_THRESHOLD, CHOICE_RULE  # noqa: E402
+from avsbench_tools.studio.review_set import CHOICE_RULE  # noqa: E402
 from avsbench_tools.studio.pull import PullOptions, PullResult, store_tasks  # noqa: E402
 from avsbench_tools.studio.qa import QaReport  # noqa: E402

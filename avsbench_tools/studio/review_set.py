@@ -23,14 +23,13 @@ import numpy as np
 
 from avsbench_tools.catalog.records import MaskVersion, now
 from avsbench_tools.catalog.reviews import REVIEW_SET, SILENT, UNUSABLE, ClipReviews, StudioReview
+from avsbench_tools.studio import config
+from avsbench_tools.studio.rle import ALPHA_THRESHOLD  # 128: the editor anti-aliases stroke edges
 
-ALPHA_THRESHOLD = 128
 HAND_DRAWN_FIDS = 1000
 CHOICE_RULE = "the latest submitted annotation of a frame (by its updated_at, then annotation id)"
-MASK_FROM = "mask"  # BrushLabels name in the labelling config (studio/config.py)
-FRAME_FROM = "frame"  # Choices name: "no sounding object", "unusable frame"
-TEXT_FROM = "expression"  # per-region TextArea name (Ref-AVS)
-CHOICES = {"no sounding object": SILENT, "unusable frame": UNUSABLE}
+MASK_FROM, FRAME_FROM, TEXT_FROM = config.MASK, config.FRAME, config.EXPRESSION  # the labelling config's names
+CHOICES = {config.NO_SOUND: SILENT, config.UNUSABLE: UNUSABLE}
 SETTINGS = {"source": "label-studio", "alpha_threshold": ALPHA_THRESHOLD, "choice": "latest-submitted"}
 _PREDICTED = re.compile(r"o(\d+)")
 
