@@ -50,23 +50,32 @@ def _header_code(num: int) -> int:
     return ((num << 32) | ((WORD_SIZE - 1) << 27) | (sizes << 11)) & 0xFFFF_FFFF_FFFF_FFFF
 
 
-def _pack(codes: np.ndarray, lengths: np.ndarray) -> bytes:
-    """Concatenate variable-length bit fields (left-aligned in uint64 ``codes``) into bytes."""
+def _pack(codes: np.ndarray, lengths: np.ndarray, first_word: int) -> bytes:
+    """Concatenate variable-length bit fields (left-aligned in uint64 ``codes``), after the 53
+    header bits held left-aligned in ``first_word``, into bytes."""
     ends = np.cumsum(lengths, dtype=np.int64)
-    total = int(ends[-1])
+    ends += HEADER_BITS
+    total = int(ends[-1]) if ends.size else HEADER_BITS
     offsets = (ends - lengths).astype(_U64)
     word = (offsets >> _U64(6)).astype(np.int64)
     shift = offsets & _U64(63)
-    first = codes >> shift
-    # The bits that spill into the next word; a code shifted by 0 spills nothing.
-    spill = np.where(shift > 0, codes << ((_U64(64) - shift) & _U64(63)), _U64(0))
-    group = np.flatnonzero(np.diff(word)) + 1
-    group = np.concatenate(([0], group))
     words = np.zeros(total // 64 + 2, dtype=_U64)
-    target = word[group]
-    words[target] = np.add.reduceat(first, group)  # disjoint bits: sum == OR
-    words[target + 1] |= np.add.reduceat(spill, group)
+    if codes.size:
+        group = np.flatnonzero(word[1:] != word[:-1])
+        group += 1
+        group = np.concatenate(([0], group))
+        target = word[group]
+        words[target] = np.add.reduceat(codes >> shift, group)  # disjoint bits: sum == OR
+        spill = codes << (_U64(64) - shift)  # the bits that spill into the next word (numpy: x << 64 == 0)
+        words[target + 1] |= np.add.reduceat(spill, group)
+    words[0] |= _U64(first_word)
     return words.astype(">u8").tobytes()[: (total + 7) // 8]
+
+
+_BOUNDS = np.array([8, 16, 256])  # longest run of each size class but the last
+_PREFIX = np.array([(1 << 63) | (c << 61) for c in range(4)], dtype=_U64)  # repeat bit, class
+_VALUE = np.array([255 << (61 - s - WORD_SIZE) for s in RLE_SIZES], dtype=_U64)  # the value 255
+_RECORD_BITS = np.array([3 + s + WORD_SIZE for s in RLE_SIZES], dtype=np.int64)
 
 
 def encode(mask) -> list[int]:
@@ -83,13 +92,15 @@ def encode(mask) -> list[int]:
     if flat.dtype != np.bool_:
         flat = flat != 0
     n = flat.size
-    header = np.array([_header_code(4 * n)], dtype=_U64)
     if n == 0:
-        return list(_pack(header, np.array([HEADER_BITS])))
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    starts = np.concatenate(([0], change))
-    runs = np.diff(np.append(starts, n)) * 4  # RGBA values per run
-    painted = flat[starts]
+        return list(_pack(np.zeros(0, _U64), np.zeros(0, np.int64), _header_code(0)))
+    change = np.flatnonzero(flat[1:] != flat[:-1])
+    change += 1
+    runs = np.diff(change, prepend=0, append=n)
+    runs *= 4  # RGBA values per run
+    painted = (np.arange(runs.size) & 1).astype(bool)  # runs alternate
+    if flat[0]:
+        painted = ~painted
     if runs.max() > MAX_RUN:  # split long runs into 65,536-value records
         pieces = (runs + MAX_RUN - 1) // MAX_RUN
         owner = np.repeat(np.arange(runs.size), pieces)
@@ -97,12 +108,10 @@ def encode(mask) -> list[int]:
         split = np.full(owner.size, MAX_RUN, dtype=np.int64)
         split[last] = runs - MAX_RUN * (pieces - 1)
         runs, painted = split, painted[owner]
-    cls = (runs > 8).astype(np.int64) + (runs > 16) + (runs > 256)
-    shift = _CLASS_SHIFT[cls]
-    codes = (_U64(1 << 63) | (cls.astype(_U64) << _U64(61)) | ((runs - 1).astype(_U64) << shift)
-             | ((painted.astype(_U64) * _U64(255)) << (shift - _U64(WORD_SIZE))))
-    lengths = 3 + _SIZES[cls] + WORD_SIZE
-    return list(_pack(np.concatenate((header, codes)), np.concatenate(([HEADER_BITS], lengths))))
+    cls = np.searchsorted(_BOUNDS, runs)
+    codes = _PREFIX[cls] | ((runs - 1).astype(_U64) << _CLASS_SHIFT[cls])
+    codes |= np.where(painted, _VALUE[cls], _U64(0))
+    return list(_pack(codes, _RECORD_BITS[cls], _header_code(4 * n)))
 
 
 def _as_bytes(rle) -> np.ndarray:
@@ -141,27 +150,37 @@ def _windows(data: np.ndarray) -> np.ndarray:
 
 def _heads(win: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """The first 19 bits (repeat bit, class, count field) of a record at each bit position."""
-    return (win[pos >> 3] >> (13 - (pos & 7)).astype(np.uint32)) & np.uint32(0x7FFFF)
+    return (win.take(pos >> 3) >> (13 - (pos & 7)).astype(np.uint32)) & np.uint32(0x7FFFF)
 
 
 def _read(win: np.ndarray, pos: np.ndarray, bits: int) -> np.ndarray:
     """``bits`` (<= 25) bits at each bit position ``pos``."""
     shift = (32 - bits - (pos & 7)).astype(np.uint32)
-    return ((win[pos >> 3] >> shift) & np.uint32((1 << bits) - 1)).astype(np.int64)
+    return ((win.take(pos >> 3) >> shift) & np.uint32((1 << bits) - 1)).astype(np.int64)
 
 
 def _settle(local: np.ndarray, pos: np.ndarray, keep: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Step every lane (one record per step, all lanes at once) until none moves; with ``keep``
-    also return the positions after each step."""
+    """Step every lane (``pos += local[pos]``: one record per step, all lanes at once) until none
+    moves. With ``keep``, also return the positions after each step; without, only the lanes that
+    still move are stepped (most lanes started off the true chain stop within a few records)."""
     pos = pos.copy()
-    rows = [pos.copy()] if keep else []
-    while True:
+    if keep:
+        rows = [pos.copy()]
+        while True:
+            for _ in range(8):
+                pos = pos + local.take(pos)
+                rows.append(pos)
+            if not local.take(pos).any():
+                return pos, rows
+    live = np.flatnonzero(local.take(pos))
+    cur = pos[live]
+    while live.size:
         for _ in range(8):
-            pos += local[pos]
-            if keep:
-                rows.append(pos.copy())
-        if not local[pos].any():
-            return pos, rows
+            cur += local.take(cur)
+        pos[live] = cur
+        moving = local.take(cur) != 0
+        live, cur = live[moving], cur[moving]
+    return pos, []
 
 
 def _record_starts(win: np.ndarray, tables: tuple[np.ndarray, np.ndarray], nbits: int, longest: int) -> np.ndarray:
@@ -188,22 +207,22 @@ def _record_starts(win: np.ndarray, tables: tuple[np.ndarray, np.ndarray], nbits
     step = np.zeros(HEADER_BITS + segments * seg, dtype=np.uint16)  # 0: the next record leaves the segment
     grid = step[HEADER_BITS:].reshape(segments, seg)
     flat = grid.reshape(-1)
-    flat[:body] = short[heads.reshape(-1)[HEADER_BITS:]]
+    flat[:body] = short.take(heads.reshape(-1)[HEADER_BITS:].astype(np.intp))
     room = seg - np.arange(seg, dtype=np.int64)  # bits left in a full segment
-    grid[grid >= room] = 0
-    last_room = int(hi[-1] - lo[-1]) - np.arange(seg, dtype=np.int64)
-    grid[-1][grid[-1] >= last_room] = 0
+    np.multiply(grid, grid < room, out=grid)
+    room = int(hi[-1] - lo[-1]) - np.arange(seg, dtype=np.int64)
+    np.multiply(grid[-1], grid[-1] < room, out=grid[-1])
     # Where the true chain can enter a segment: one record after one of the `longest` bits before
     # its cut, landing within its first `longest` bits (a longer record is handled below).
     before = (lo[1:, None] - longest + np.arange(longest)).reshape(-1)
-    after = before + table[_heads(win, before)]
+    after = before + table.take(_heads(win, before).astype(np.intp))
     keys = np.flatnonzero((after >= np.repeat(lo[1:], longest)) & (after < np.repeat(lo[1:], longest) + longest))
     keys = np.unique(np.concatenate(([0], longest * (keys // longest + 1) + after[keys] - np.repeat(lo[1:], longest)[keys])))
     starts = lo[keys // longest] + keys % longest
     lane_of = np.full(segments * longest, -1, dtype=np.int64)
     lane_of[keys] = np.arange(keys.size)
     ends = _settle(step, starts, keep=False)[0]
-    exits = ends + table[_heads(win, np.minimum(ends, nbits - 1))]
+    exits = ends + table.take(_heads(win, np.minimum(ends, nbits - 1)).astype(np.intp))
     exits, lane_of, lo_at, hi_at = exits.tolist(), lane_of.tolist(), lo.tolist(), hi.tolist()
     path, loose = [], []
     at = HEADER_BITS
@@ -247,9 +266,8 @@ def decode(rle, height: int, width: int) -> np.ndarray:
         raise ValueError(f"RLE holds {num} values, a {width}x{height} RGBA mask needs {need}")
     if word_size > 8:
         raise ValueError(f"RLE word size {word_size} is not supported (brush masks use 8)")
-    out = np.zeros(int(height) * int(width), dtype=np.uint8)
     if num == 0:
-        return out.reshape(int(height), int(width))
+        return np.zeros((int(height), int(width)), dtype=np.uint8)
     nbits = data.size * 8
     win = _windows(data)
     tables = _length_table(word_size, sizes)
@@ -274,7 +292,7 @@ def decode(rle, height: int, width: int) -> np.ndarray:
     begin = done - count
     pixels = done // 4 - begin // 4  # alpha values (index % 4 == 3) inside each record
     fill = np.where(repeat, _read(win, value_at, word_size), 0).astype(np.uint8)
-    out[:] = np.repeat(fill, pixels)
+    out = np.repeat(fill, pixels)
     lit = np.flatnonzero(~repeat & (pixels > 0))
     if lit.size:
         per = pixels[lit]
