@@ -34,6 +34,10 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same world.")] = 0,
     gold: Annotated[str | None, typer.Option("--gold", help="Also write the gold release in this layout: "
                                              "avsbench-s4, avsbench-ms3, avss, ref-avs.")] = None,
+    scene: Annotated[str, typer.Option("--scene", help="shapes: 1-3 objects of distinct shapes with their own "
+                                       "sounds, silences, distractors; tones: 2-3 circles told apart only by colour, "
+                                       "each colour its own tone, a different one sounding every second (only the "
+                                       "audio says which to segment).")] = "shapes",
     quiet: Quiet = False,
 ) -> None:
     """Render coloured shapes that move, occlude and make their own sounds, as H.264/AAC MP4s."""
@@ -41,7 +45,8 @@ def synth(
     from avsbench_tools.synth import SynthParams, synthesize
 
     w, h = _size(size)
-    params = SynthParams(clips=clips, seconds=seconds, width=w, height=h, fps=fps, seed=seed, gold=gold)
+    params = SynthParams(clips=clips, seconds=seconds, width=w, height=h, fps=fps, seed=seed, gold=gold,
+                         scene=scene)
     with bars(quiet) as progress:
         res = synthesize(out, params, progress=progress)
     msg = f"{res['clips']} clips in {out} ({res['rendered']} rendered, {res['skipped']} already there)"

@@ -15,7 +15,7 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.fsutil import atomic_dir
-from avsbench_tools.synth.render import CATEGORIES, SynthParams, render_clip, video_id
+from avsbench_tools.synth.render import SynthParams, render_clip, scene_categories, video_id
 
 
 def recipe_text(p: SynthParams) -> str:
@@ -24,7 +24,8 @@ def recipe_text(p: SynthParams) -> str:
     lines = [
         "# The synthetic audio-visual world written by `avs-tools synth` (categories = shapes).",
         f'name = "synthetic-{f.name}"',
-        'description = "avs-tools synthetic world: coloured shapes with their own sounds"',
+        ('description = "avs-tools synthetic world: coloured shapes with their own sounds"' if p.scene == "shapes" else
+         'description = "avs-tools synthetic world (tones scene): same-shape objects, each colour with its own tone"'),
         f'format = "{f.name}"', f"clip_seconds = [{p.seconds}]", f"fps = {p.fps}",
         f'sampling = "{f.sampling}"',
         f'frame_format = "{f.frame_format}"',
@@ -35,7 +36,7 @@ def recipe_text(p: SynthParams) -> str:
     lines += ["", "[splits]", "train = 0.70", "val = 0.15", "test = 0.15", "", "[annotate]",
               f'train = "{f.train_annotation}"', 'val = "all"', 'test = "all"', "",
               "[categories]"]
-    lines += [f'{c.name} = "{c.colour} {c.shape}"' for c in CATEGORIES]
+    lines += [f'{c.name} = "{c.colour} {c.shape}"' for c in scene_categories(p.scene)]
     return "\n".join(lines) + "\n"
 
 

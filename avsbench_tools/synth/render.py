@@ -39,6 +39,20 @@ CATEGORIES = (
 )
 BY_NAME = {c.name: c for c in CATEGORIES}
 
+# The "tones" scene (synth.tones): objects of ONE shape told apart only by colour, each colour with its own
+# steady tone; which object sounds changes every second, so only the audio says which one to segment.
+TONE_CATEGORIES = (
+    SynthCategory("flute", "circle", "red", (215, 45, 40), "tone", 523.25),
+    SynthCategory("horn", "circle", "blue", (45, 75, 215), "tone", 174.61),
+    SynthCategory("whistle", "circle", "green", (40, 165, 60), "tone", 1864.66),
+)
+SCENES = ("shapes", "tones")
+
+
+def scene_categories(scene: str) -> tuple[SynthCategory, ...]:
+    """The categories a scene draws its objects from."""
+    return TONE_CATEGORIES if scene == "tones" else CATEGORIES
+
 
 @dataclass(frozen=True)
 class SynthParams:
@@ -49,6 +63,7 @@ class SynthParams:
     fps: int = 25
     seed: int = 0
     gold: str | None = None
+    scene: str = "shapes"  # "shapes" (this module) or "tones" (synth.tones)
 
     @property
     def fmt(self) -> str:
@@ -56,8 +71,11 @@ class SynthParams:
         return self.gold or ("ref-avs" if self.seconds == 10 else "avsbench-ms3")
 
     def to_json(self) -> dict:
-        return {"clips": self.clips, "seconds": self.seconds, "size": [self.width, self.height], "fps": self.fps,
-                "seed": self.seed, "gold": self.gold, "format": self.fmt, "version": 1}
+        d = {"clips": self.clips, "seconds": self.seconds, "size": [self.width, self.height], "fps": self.fps,
+             "seed": self.seed, "gold": self.gold, "format": self.fmt, "version": 1}
+        if self.scene != "shapes":  # worlds of the original scene keep their world.json byte for byte
+            d["scene"] = self.scene
+        return d
 
 
 def video_id(seed: int, index: int) -> str:
@@ -179,6 +197,8 @@ def _sound(cat: SynthCategory, n: int, rng: np.random.Generator, sr: int = AUDIO
         x = np.sin(2 * np.pi * f * ph) * np.exp(-25 * ph) + 0.3 * _bandnoise(rng, n, 2000, 6000) * np.exp(-60 * ph)
     elif cat.sound == "chop":
         x = _bandnoise(rng, n, 100, 3000) * (0.55 + 0.45 * np.sign(np.sin(2 * np.pi * f * t)))
+    elif cat.sound == "tone":  # a steady note with two overtones
+        x = sum(np.sin(2 * np.pi * k * f * t) / 2 ** (k - 1) for k in range(1, 4))
     elif cat.sound == "meow":
         ph = (t % 0.6) / 0.6
         inst = f * (1 + 0.4 * np.sin(np.pi * ph))
@@ -248,6 +268,11 @@ class SynthClip:
 
 
 def render_clip(p: SynthParams, index: int) -> SynthClip:
+    """Clip `index` of the world `p`: frames, instance maps, audio and truth (deterministic in seed and index)."""
+    if p.scene == "tones":
+        from avsbench_tools.synth.tones import render_tones_clip
+
+        return render_tones_clip(p, index)
     rng = np.random.default_rng([p.seed, index])
     w, h, n_frames = p.width, p.height, p.seconds * p.fps
     n_obj = int(rng.integers(1, 4))
@@ -256,13 +281,27 @@ def render_clip(p: SynthParams, index: int) -> SynthClip:
     objs = []
     for i, cat in enumerate(cats):
         s = int(rng.uniform(0.24, 0.34) * min(w, h))
-        sprite = shape_mask(cat.shape, s)
-        yy, xx = np.mgrid[0:s, 0:s]
-        stripes = 0.82 + 0.18 * np.sin((xx + yy) * 2 * np.pi / max(6, s / 4))
-        tex = np.clip(np.asarray(cat.rgb)[None, None, :] * stripes[..., None], 0, 255).astype(np.uint8)
+        sprite, tex = _sprite(cat, s)
         objs.append(_Obj(i + 1, cat, s, sprite, tex, _trajectory(rng, n_frames, w, h, s), sched[i], distractor[i]))
     z_order = [objs[i] for i in rng.permutation(n_obj)]
     bg = _background(rng, h, w)
+    frames, inst = _draw(z_order, bg, n_frames)
+    audio = _mix(objs, p.seconds * AUDIO_RATE, w, rng)
+    return _clip(p, index, objs, z_order, frames, inst, audio, rng)
+
+
+def _sprite(cat: SynthCategory, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """An object's mask and its texture (the category colour with faint diagonal stripes), s x s."""
+    sprite = shape_mask(cat.shape, s)
+    yy, xx = np.mgrid[0:s, 0:s]
+    stripes = 0.82 + 0.18 * np.sin((xx + yy) * 2 * np.pi / max(6, s / 4))
+    tex = np.clip(np.asarray(cat.rgb)[None, None, :] * stripes[..., None], 0, 255).astype(np.uint8)
+    return sprite, tex
+
+
+def _draw(z_order: list[_Obj], bg: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames uint8 [F, H, W, 3] and instance maps uint8 [F, H, W]: objects painted back to front."""
+    h, w = bg.shape[:2]
     frames = np.empty((n_frames, h, w, 3), dtype=np.uint8)
     inst = np.zeros((n_frames, h, w), dtype=np.uint8)
     for f in range(n_frames):
@@ -275,8 +314,11 @@ def render_clip(p: SynthParams, index: int) -> SynthClip:
             fr[sl][m] = o.texture[: m.shape[0], : m.shape[1]][m]
             im[sl][m] = o.oid
         frames[f] = fr
-    # audio: each object's sound, gated per second, panned by its mean horizontal position
-    n_audio = p.seconds * AUDIO_RATE
+    return frames, inst
+
+
+def _mix(objs: list[_Obj], n_audio: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Stereo audio [N, 2]: each non-distractor object's sound, gated per second, panned by its mean x."""
     audio = np.zeros((n_audio, 2))
     for o in objs:
         if o.distractor:
@@ -287,6 +329,13 @@ def render_clip(p: SynthParams, index: int) -> SynthClip:
         audio[:, 1] += x * math.sin(theta)
     audio += 0.0005 * rng.standard_normal(audio.shape)
     audio *= 0.9 / max(1.0, float(np.abs(audio).max()) / 0.9) if np.abs(audio).max() > 0.9 else 1.0
+    return audio
+
+
+def _clip(p: SynthParams, index: int, objs: list[_Obj], z_order: list[_Obj], frames: np.ndarray, inst: np.ndarray,
+          audio: np.ndarray, rng: np.random.Generator) -> SynthClip:
+    """The clip with its truth (objects, schedule, expressions)."""
+    w, h, n_frames = p.width, p.height, p.seconds * p.fps
     exprs, nulls = _expressions(objs, w, rng)
     vid = video_id(p.seed, index)
     truth = {

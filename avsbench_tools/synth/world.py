@@ -40,7 +40,7 @@ from avsbench_tools.fsutil import (
 )
 from avsbench_tools.progress import Progress
 from avsbench_tools.synth.gold import recipe_text, write_gold
-from avsbench_tools.synth.render import AUDIO_RATE, SynthParams, render_clip, video_id
+from avsbench_tools.synth.render import AUDIO_RATE, SCENES, SynthParams, render_clip, video_id
 
 KIND = "synth-world"  # the kind in the marker of a folder synth wrote
 WORLD_NAMES = {"videos", "truth", "gold", "recipe.toml", "world.json", "urls.txt", MARKER}
@@ -112,6 +112,8 @@ def synthesize(out: Path, params: SynthParams, progress: Progress | None = None)
     """Render the world into OUT (resumable: finished clips are kept), then the gold release."""
     if params.width % 2 or params.height % 2 or params.width < 64 or params.height < 64:
         raise UsageError(f"--size {params.width}x{params.height}: width and height must be even and at least 64")
+    if params.scene not in SCENES:
+        raise UsageError(f"--scene {params.scene}: must be one of {', '.join(SCENES)}")
     if params.seconds not in (5, 10):
         raise UsageError(f"--seconds {params.seconds}: must be 5 or 10 s")
     if params.gold and formats.find(params.gold) is None:
@@ -168,6 +170,7 @@ def synthesize(out: Path, params: SynthParams, progress: Progress | None = None)
 def _describe(old: dict) -> str:
     size = old.get("size") or ["?", "?"]
     gold = f" --gold {old['gold']}" if old.get("gold") else ""
+    gold += f" --scene {old['scene']}" if old.get("scene") else ""
     return (f"--clips {old.get('clips')} --seconds {old.get('seconds')} --size {size[0]}x{size[1]} "
             f"--fps {old.get('fps')} --seed {old.get('seed')}{gold}")
 
