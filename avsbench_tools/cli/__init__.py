@@ -23,7 +23,8 @@ from avsbench_tools.errors import AvsError, Interrupted
 
 #: `avs-tools --help` lists the commands in the order of the pipeline, not in import order.
 PIPELINE = ("init", "status", "clips", "synth", "collect", "set-category", "sample", "preview", "preannotate",
-            "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate")
+            "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate",
+            "baseline", "release-check")
 
 
 class PipelineGroup(TyperGroup):
@@ -103,6 +104,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 
 # Each stage's file registers its commands (the help lists them in PIPELINE order, whatever the order here).
+from avsbench_tools.cli import baseline as _baseline  # noqa: E402,F401
 from avsbench_tools.cli import categories as _categories  # noqa: E402,F401
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
