@@ -18,8 +18,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from pathlib import Path
 
 from avsbench_tools.errors import AvsError, Interrupted, UsageError
 from avsbench_tools.fsutil import atomic_write_text
+from avsbench_tools.studio.process import alive, free_port, http_status, kill_group, last_line, port_free
 
 ENV_BINARY = "AVS_TOOLS_LABEL_STUDIO"
 NOT_INSTALLED = "Label Studio is not installed: run `make studio-install` (or set AVS_TOOLS_LABEL_STUDIO)"
@@ -165,52 +164,16 @@ def _read_state(paths: StudioPaths) -> dict | None:
     return d if isinstance(d, dict) and isinstance(d.get("pid"), int) else None
 
 
-def _alive(pid: int, paths: StudioPaths) -> bool:
-    """True if `pid` is this workspace's server (a live process whose command line names its data dir)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child (a library caller's start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # another user's process: not ours
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (not Linux): trust the pid
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return str(paths.data).encode() in cmd
-
-
 def _running(paths: StudioPaths) -> dict | None:
     """server.json of a live server; a stale one (dead pid) is removed."""
     state = _read_state(paths)
     if state is None:
         return None
-    if _alive(state["pid"], paths):
+    if alive(state["pid"], str(paths.data)):
         return state
     with contextlib.suppress(FileNotFoundError):
         paths.state.unlink()
     return None
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is not "in use"
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _url(host: str, port: int) -> str:
@@ -237,61 +200,15 @@ def _server_env(paths: StudioPaths, username: str, password: str, token: str) ->
     return env
 
 
-def _http_status(url: str, token: str | None = None, timeout: float = 2.0) -> int | None:
-    """HTTP status of a GET (None when nothing answers)."""
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url, headers={"Authorization": f"Token {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - our own loopback URL
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return None
-
-
-def _last_line(log: Path, token: str, offset: int) -> str:
-    """The last non-empty line the server wrote since `offset` (for an error message; token redacted)."""
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(offset)
-            lines = [x.strip() for x in fh.read().decode("utf-8", "replace").splitlines() if x.strip()]
-    except OSError:
-        return ""
-    return lines[-1].replace(token, "***")[:200] if lines else ""
-
-
-def _kill_group(pid: int, paths: StudioPaths, grace: float = STOP_GRACE) -> None:
-    """SIGTERM the server's process group, SIGKILL it after `grace` seconds; returns when it is gone."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        end = time.monotonic() + wait
-        while time.monotonic() < end:
-            if not _alive(pid, paths) and not _group_alive(pid):  # _alive first: it reaps our own child
-                return
-            time.sleep(0.1)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 def _wait_ready(proc_pid: int, url: str, token: str, paths: StudioPaths, timeout: float, log_offset: int) -> None:
     """Poll /health, then an authenticated call, until both answer; one-line errors naming server.log."""
     end = time.monotonic() + timeout
     while True:
-        if not _alive(proc_pid, paths):
-            last = _last_line(paths.log, token, log_offset)
+        if not alive(proc_pid, str(paths.data)):
+            last = last_line(paths.log, token, log_offset)
             raise AvsError(f"Label Studio exited during its start: see {paths.log}" + (f" ({last})" if last else ""))
-        if _http_status(url + "/health") == 200:
-            code = _http_status(url + "/api/current-user/whoami", token)
+        if http_status(url + "/health") == 200:
+            code = http_status(url + "/api/current-user/whoami", token)
             if code == 200:
                 return
             if code in (401, 403):
@@ -347,10 +264,10 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         binary = find_binary()
         username, password, token = _ensure_secrets(paths)
         try:
-            port = port or _free_port(host)
+            port = port or free_port(host)
         except OSError as exc:
             raise UsageError(f"--host {host}: cannot listen there ({exc.strerror})") from None
-        if not _port_free(host, port):
+        if not port_free(host, port):
             raise UsageError(f"--port {port}: the port is in use on {host}; choose another or leave --port out")
         url = _url(host, port)
         first = not (paths.data / "label_studio.sqlite3").exists()
@@ -384,7 +301,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
 
 
 def _stop(pid: int, paths: StudioPaths) -> None:
-    _kill_group(pid, paths)
+    kill_group(pid, str(paths.data), STOP_GRACE)
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
     with contextlib.suppress(FileNotFoundError):
@@ -410,7 +327,7 @@ def studio_status(ws) -> dict:
     server process is alive and answers /health."""
     paths = StudioPaths.of(ws)
     state = _running(paths)
-    running = state is not None and _http_status(state["url"] + "/health") == 200
+    running = state is not None and http_status(state["url"] + "/health") == 200
     return {"running": running, "url": state["url"] if running else None,
             "token_file": str(paths.token) if paths.token.is_file() else None}
 
