@@ -46,7 +46,7 @@ class PullOptions:
     """null_expressions: {clip: texts} to record as the clip's null expressions (Ref-AVS test_n; [] clears)."""
 
     null_expressions: dict[str, list[str]] = field(default_factory=dict)
-    batch: int = BATCH
+    batch: int | None = None  # tasks per transaction (None: BATCH)
     margin_s: float = CURSOR_MARGIN_S
 
 
@@ -102,7 +102,7 @@ def pull(ws: Workspace, conn, opts: PullOptions | None = None, progress: Progres
             total = count if count is not None else total
             batch.append(task)
             stamps.append(ls_time(task.get("updated_at")))
-            if len(batch) >= opts.batch:
+            if len(batch) >= (opts.batch or BATCH):
                 done += puller.store(batch, None)
                 progress("pulling", done, max(total or 0, done), "")
                 batch = []

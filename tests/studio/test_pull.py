@@ -198,3 +198,141 @@ def test_repull_changes_nothing_and_pull_is_incremental(round_trip):
         assert (again.tasks, again.new) == (0, 0)
     finally:
         ws.close()
+
+
+# -- errors and Ctrl-C ---------------------------------------------------------------------------------------
+def _one_line(r, code: int, *needles: str) -> str:
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == code and len(lines) == 1 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def test_pull_errors_are_one_line(studio_server, tmp_path):
+    srv = studio_server
+    ws = tmp_path / "never-pushed"
+    assert cli("init", ws, "--recipe", "avsbench-ms3").returncode == 0
+    env = {"LABEL_STUDIO_API_KEY": srv.api_key, "LABEL_STUDIO_URL": ""}
+    _one_line(cli("pull", ws, "--url", srv.url, env=env), 2, f"has no project on the Label Studio server at {srv.url}",
+              f"avs-tools push {ws}")
+    _one_line(cli("pull", ws, "--url", srv.url, env={"LABEL_STUDIO_API_KEY": "0" * 40}), 1, "refused the API key")
+    _one_line(cli("pull", ws, "--url", "http://127.0.0.1:9", env=env), 1, "cannot reach Label Studio at "
+              "http://127.0.0.1:9")
+    _one_line(cli("pull", ws, env={"LABEL_STUDIO_URL": "", "LABEL_STUDIO_API_KEY": ""}), 2, "no Label Studio server")
+    _one_line(cli("pull", ws, "--url", srv.url, "--null-expression", "c1=the violin", env=env), 2,
+              "only Ref-AVS workspaces have null expressions")
+    _one_line(cli("pull", ws, "--url", srv.url, "--null-expression", "no-equals-sign", env=env), 2, "CLIP=TEXT")
+    refavs = tmp_path / "refavs"
+    assert cli("init", refavs, "--recipe", "ref-avs").returncode == 0
+    _one_line(cli("pull", refavs, "--url", srv.url, "--null-expression", "nope=the violin", env=env), 2, "no clip nope")
+
+
+class _SlowProxy:
+    """A loopback HTTP proxy to the real server that holds the answer to every task listing past page 2."""
+
+    def __init__(self, target: str):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        proxy = self
+        self.held = threading.Event()
+        self.slow = True
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _go(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                late = any(f"page={n}&" in self.path + "&" for n in range(3, 9))
+                if proxy.slow and self.path.startswith("/api/tasks") and late:
+                    proxy.held.set()
+                    time.sleep(30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                r = httpx.request(self.command, target + self.path, headers=headers, content=body, timeout=60)
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "content-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _go
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_ctrl_c_keeps_the_finished_batches_and_the_next_pull_finishes(round_trip, tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    rt = round_trip
+    ws = tmp_path / "copy"
+    shutil.copytree(rt["path"], ws, ignore=shutil.ignore_patterns(".lock"))
+    proxy = _SlowProxy(rt["srv"].url)
+    try:
+        w = open_workspace(ws)
+        try:
+            pid = w.catalog.studio_project(rt["srv"].url)
+            w.catalog.set_studio_project(proxy.url, pid)  # the same server, reached through the proxy
+        finally:
+            w.close()
+        script = ("import sys; import avsbench_tools.studio.pull as p; p.PAGE = 2; p.BATCH = 2; "
+                  "from avsbench_tools.cli import run; sys.exit(run(sys.argv[1:]))")
+        env = dict(os.environ, LABEL_STUDIO_API_KEY=rt["srv"].api_key, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen([sys.executable, "-c", script, "pull", str(ws), "--url", proxy.url, "-q"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        assert proxy.held.wait(120), "pull never asked for page 3"
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130 and time.monotonic() - t0 < 5, (proc.returncode, out, err)
+        assert "interrupted: 4 done" in err and "Traceback" not in err
+        assert not [p for p in psutil.process_iter() if p.pid != proc.pid and _group(p) == proc.pid]
+        key = f"{proxy.url}#{pid}"
+        first4 = set(sorted(rt["tasks"].values())[:4])
+        w = open_workspace(ws)
+        try:
+            kept = w.catalog.studio_reviews(project_key=key)
+            assert {r.task_id for r in kept} == first4 and w.catalog.pull_cursor(key) is None
+        finally:
+            w.close()
+        # the next pull finishes the work, skipping what was kept
+        proxy.slow = False
+        r = cli("pull", ws, "--url", proxy.url, env={"LABEL_STUDIO_API_KEY": rt["srv"].api_key})
+        assert r.returncode == 0, r.stderr
+        w = open_workspace(ws)
+        try:
+            every = {r.annotation_id for r in w.catalog.studio_reviews(project_key=key)}
+            assert len(every) == len(rt["ids"]) + 1 and w.catalog.pull_cursor(key) is not None
+        finally:
+            w.close()
+        assert f", {len(kept)} unchanged, from 10 updated tasks" in r.stdout  # what Ctrl-C kept is not pulled again
+    finally:
+        proxy.close()
+
+
+def _group(p) -> int | None:
+    import os
+
+    try:
+        return os.getpgid(p.pid)
+    except OSError:
+        return None
