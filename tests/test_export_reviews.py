@@ -110,3 +110,44 @@ def test_the_cli_says_which_clips_it_left_out(reviewed, tmp_path):
     assert any(f"only some of their frames are reviewed ({b})" in n and "--include-unreviewed" in n for n in notes)
     assert any(f"marked 'unusable frame' in review ({c})" in n for n in notes)
     assert "export: 1 clips" in r.stdout
+
+
+def test_refavs_expressions_from_the_review_and_null_expressions_reach_the_release(tmp_path):
+    """Per-region texts become the expressions of their object (a hand-drawn object written with the same
+    words in two frames is one object), null expressions set for the clip become test_n-style rows."""
+    import csv
+
+    from studio.pull_support import text
+
+    path = build_workspace(tmp_path, clips=1, seconds=10, category="guitar")
+    ws = open_workspace(path)
+    try:
+        (clip,) = (c.clip_id for c in ws.catalog.clips())
+        tasks = []
+        for s in range(10):
+            res = [brush("o0", rect(10, 10, 50, 50), origin="prediction-changed"),
+                   brush(f"hand{s}", rect(100, 60, 140, 100), label="piano")]
+            if s in (0, 1):
+                res.append(text(f"hand{s}", "the blue square  below the circle"))
+            if s == 0:
+                res.append(text("o0", "the red circle making the sound"))
+            tasks.append({"id": s + 1, "data": {"clip_id": clip, "second": s, "ws_id": ws.catalog.studio_ws_id()},
+                          "updated_at": "2026-03-01T00:00:00.000000Z",
+                          "annotations": [{"id": s + 1, "completed_by": 1, "result": res,
+                                           "updated_at": "2026-03-01T00:00:01.000000Z"}]})
+        store_tasks(ws, KEY, tasks)
+        ws.catalog.set_null_expressions({clip: ["the violin on the left"]})
+        res = export(ws, tmp_path / "rel")
+    finally:
+        ws.close()
+    assert res.clips == 1 and res.template_expressions == 8  # 8 hand-drawn objects of seconds 2-9 have no words
+    with open(tmp_path / "rel" / "metadata.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    exps = {(r["fid"], r["exp"]) for r in rows}
+    assert ("0", "the red circle making the sound") in exps
+    assert ("1000", "the blue square below the circle") in exps  # one object for both frames
+    null = [r for r in rows if r["uid"].startswith("null")]
+    assert [r["exp"] for r in null] == ["the violin on the left"]
+    track = [np.asarray(Image.open(tmp_path / "rel" / "gt_mask" / rows[0]["vid"] / "fid_1000" / f"0000{t}.png"))
+             for t in range(10)]
+    assert [bool(m.any()) for m in track] == [True, True] + [False] * 8
