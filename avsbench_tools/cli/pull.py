@@ -90,7 +90,12 @@ def qa(
     _print_report(rep)
     if html is not None:
         typer.echo(f"qa: HTML report -> {html}")
-    say_next(f"avs-tools export {workspace} OUT", quiet)
+    if not rep.frames["pushed"]:
+        say_next(f"avs-tools push {workspace}  (nothing was pushed to Label Studio yet)", quiet)
+    elif not rep.frames["reviewed"]:
+        say_next(f"avs-tools pull {workspace}  (once annotators have submitted frames)", quiet)
+    else:
+        say_next(f"avs-tools export {workspace} OUT", quiet)
 
 
 def _print_report(rep) -> None:
