@@ -101,8 +101,9 @@ def render(ws: Workspace, rep: QaReport) -> str:
              "<h2>Time</h2>", _table([rep.time], list(rep.time)),
              _table(rep.annotators, ["annotator", "submitted", "cancelled", "lead_time_s"]),
              "<h2>Agreement</h2>",
-             f"<p>{rep.agreement['frames']} frames with several annotations, {rep.agreement['pairs']} pairs, "
-             f"mean IoU {rep.agreement['mean_iou']}.</p>",
+             f"<p>Frames with several annotations: {rep.agreement['frames']}; pairs of annotations: "
+             f"{rep.agreement['pairs']}; mean IoU of a pair (all objects of the frame together): "
+             f"{rep.agreement['mean_iou']}.</p>",
              _table([{**r, "annotators": ", ".join(str(a) for a in r["annotators"])} for r in rep.agreement["per_frame"]],
                     ["clip_id", "second", "annotators", "mean_iou", "chosen"]),
              "<h2>Frames changed most</h2>",
