@@ -42,6 +42,15 @@ def checkpoint_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def cache_root() -> Path:
+    """Where avs-tools caches derived files (converted checkpoints): $AVS_TOOLS_CACHE, else
+    $XDG_CACHE_HOME/avs-tools, else ~/.cache/avs-tools."""
+    if os.environ.get("AVS_TOOLS_CACHE"):
+        return Path(os.path.expanduser(os.environ["AVS_TOOLS_CACHE"]))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "avs-tools"
+
+
 def resolve_spec(spec: str, allow_download: bool, what: str) -> Path:
     """A local path, or a model id looked up in the local Hugging Face cache."""
     p = Path(os.path.expanduser(spec))
@@ -83,19 +92,23 @@ H = TypeVar("H", bound=ModelHandle)
 
 
 def load_hf(spec: str, flag: str, what: str, model_types: tuple[str, ...], model_cls: str, processor_cls: str,
-            device: str, allow_download: bool, handle: type[H] = ModelHandle) -> H:
+            device: str, allow_download: bool, handle: type[H] = ModelHandle, name: str | None = None,
+            sha: str | None = None) -> H:
     """A transformers checkpoint folder or cached id -> `handle(model, processor, device, spec, sha)`.
 
-    device is resolved first (auto -> cuda or cpu; a CUDA request without CUDA is a usage error)."""
+    device is resolved first (auto -> cuda or cpu; a CUDA request without CUDA is a usage error).
+    name/sha: the identity to record when the folder was derived from another file (a converted
+    checkpoint records the original's name and hash)."""
     device = resolve_device(device)
     transformers = require("transformers", "models")
     path = resolve_spec(spec, allow_download, flag)
     mt = _model_type(path) if path.is_dir() else None
     if mt not in model_types:
-        raise AvsError(f"{flag} {spec}: not a {what} checkpoint (model_type {mt!r})")
+        raise AvsError(f"{flag} {name or spec}: not a {what} checkpoint (model_type {mt!r})")
     try:
         proc = getattr(transformers, processor_cls).from_pretrained(path)
         model = getattr(transformers, model_cls).from_pretrained(path).eval().to(device)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported in one line
-        raise AvsError(f"{flag} {spec}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
-    return handle(model, proc, device, spec, checkpoint_hash(path))
+        raise AvsError(f"{flag} {name or spec}: cannot load ({type(exc).__name__}: "
+                       f"{(str(exc).splitlines() or [''])[0][:200]})") from exc
+    return handle(model, proc, device, name or spec, sha or checkpoint_hash(path))

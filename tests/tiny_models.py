@@ -125,3 +125,159 @@ def tiny_sam2(out: Path, tiny: bool = True) -> Path:
     Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size=s),
                        video_processor=Sam2VideoVideoProcessor(size=s)).save_pretrained(out)
     return out
+
+
+# -- Grounding DINO in the original repository's layout (groundingdino_swint_ogc.pth) ----------------------
+def dino_original_config():
+    """A tiny GroundingDinoConfig whose shapes the original-checkpoint loader can read back: 8 detector heads
+    and BERT at 1 head per 64 width, as in the published checkpoints, and their max_text_len 256."""
+    from transformers import BertConfig, GroundingDinoConfig, SwinConfig
+
+    bb = SwinConfig(image_size=64, embed_dim=16, depths=[1, 2, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
+                    out_features=["stage2", "stage3", "stage4"])
+    tc = BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=1,
+                    intermediate_size=64, max_position_embeddings=256)
+    return GroundingDinoConfig(backbone_config=bb.to_dict(), text_config=tc.to_dict(), d_model=32, encoder_layers=2,
+                               decoder_layers=2, encoder_attention_heads=8, decoder_attention_heads=8,
+                               encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=8, num_feature_levels=4,
+                               encoder_n_points=2, decoder_n_points=3, max_text_len=256, use_timm_backbone=False)
+
+
+def bert_tokenizer_cache(hub: Path) -> Path:
+    """A Hugging Face hub cache folder holding a tiny 'google-bert/bert-base-uncased' tokenizer (WORDS)."""
+    from transformers import BertTokenizer
+
+    snap = hub / "models--google-bert--bert-base-uncased" / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (snap / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}).save_pretrained(snap)
+    (hub / "models--google-bert--bert-base-uncased" / "refs").mkdir()
+    (hub / "models--google-bert--bert-base-uncased" / "refs" / "main").write_text("0123abcd")
+    return hub
+
+
+def _cat(sd: dict, prefix: str, parts=("query", "key", "value")) -> dict:
+    import torch
+
+    return {s: torch.cat([sd[f"{prefix}.{p}.{s}"] for p in parts]) for s in ("weight", "bias")}
+
+
+def dino_to_original(folder: Path, out: Path, seed: int = 0) -> Path:
+    """Write the transformers Grounding DINO in `folder` as the original repository saves it: `module.`-prefixed
+    keys under 'model', its own module names (written out here by hand from the original code's parameter
+    names, not from the loader's rename table), fused qkv / in_proj matrices, the shared box head under both
+    `bbox_embed.N` and `transformer.decoder.bbox_embed.N`, buffers, and BERT's pooler."""
+    import argparse
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    cfg = json.loads((folder / "config.json").read_text())
+    hf = load_file(str(folder / "model.safetensors"))
+    g = torch.Generator().manual_seed(seed)
+    o: dict = {}
+    S = "model.backbone.conv_encoder.model."
+    o["backbone.0.patch_embed.proj.weight"] = hf[S + "embeddings.patch_embeddings.projection.weight"]
+    o["backbone.0.patch_embed.proj.bias"] = hf[S + "embeddings.patch_embeddings.projection.bias"]
+    o["backbone.0.patch_embed.norm.weight"] = hf[S + "embeddings.norm.weight"]
+    o["backbone.0.patch_embed.norm.bias"] = hf[S + "embeddings.norm.bias"]
+    depths = cfg["backbone_config"]["depths"]
+    win = cfg["backbone_config"]["window_size"]
+    for i, depth in enumerate(depths):
+        for b in range(depth):
+            h, p = f"{S}encoder.layers.{i}.blocks.{b}.", f"backbone.0.layers.{i}.blocks.{b}."
+            for s in ("weight", "bias"):
+                o[p + f"norm1.{s}"] = hf[h + f"layernorm_before.{s}"]
+                o[p + f"norm2.{s}"] = hf[h + f"layernorm_after.{s}"]
+                o[p + f"attn.proj.{s}"] = hf[h + f"attention.output.dense.{s}"]
+                o[p + f"mlp.fc1.{s}"] = hf[h + f"intermediate.dense.{s}"]
+                o[p + f"mlp.fc2.{s}"] = hf[h + f"output.dense.{s}"]
+                o[p + f"attn.qkv.{s}"] = _cat(hf, h + "attention.self")[s]
+            o[p + "attn.relative_position_bias_table"] = hf[h + "attention.self.relative_position_bias_table"]
+            o[p + "attn.relative_position_index"] = torch.zeros(win * win, win * win, dtype=torch.long)  # a buffer
+        if i < len(depths) - 1:
+            for s in ("reduction.weight", "norm.weight", "norm.bias"):
+                o[f"backbone.0.layers.{i}.downsample.{s}"] = hf[f"{S}encoder.layers.{i}.downsample.{s}"]
+    for stage in (2, 3, 4):
+        for s in ("weight", "bias"):
+            o[f"backbone.0.norm{stage - 1}.{s}"] = hf[f"{S}hidden_states_norms.stage{stage}.{s}"]
+    enc = {"self_attn.sampling_offsets": "deformable_layer.self_attn.sampling_offsets",
+           "self_attn.attention_weights": "deformable_layer.self_attn.attention_weights",
+           "self_attn.value_proj": "deformable_layer.self_attn.value_proj",
+           "self_attn.output_proj": "deformable_layer.self_attn.output_proj",
+           "norm1": "deformable_layer.self_attn_layer_norm", "linear1": "deformable_layer.fc1",
+           "linear2": "deformable_layer.fc2", "norm2": "deformable_layer.final_layer_norm"}
+    text = {"self_attn.out_proj": "text_enhancer_layer.self_attn.out_proj", "linear1": "text_enhancer_layer.fc1",
+            "linear2": "text_enhancer_layer.fc2", "norm1": "text_enhancer_layer.layer_norm_before",
+            "norm2": "text_enhancer_layer.layer_norm_after"}
+    fusion = {"layer_norm_v": "layer_norm_vision", "layer_norm_l": "layer_norm_text", "attn.v_proj": "attn.vision_proj",
+              "attn.l_proj": "attn.text_proj", "attn.values_v_proj": "attn.values_vision_proj",
+              "attn.values_l_proj": "attn.values_text_proj", "attn.out_v_proj": "attn.out_vision_proj",
+              "attn.out_l_proj": "attn.out_text_proj"}
+    for n in range(cfg["encoder_layers"]):
+        h = f"model.encoder.layers.{n}."
+        for s in ("weight", "bias"):
+            for a, b in enc.items():
+                o[f"transformer.encoder.layers.{n}.{a}.{s}"] = hf[f"{h}{b}.{s}"]
+            for a, b in text.items():
+                o[f"transformer.encoder.text_layers.{n}.{a}.{s}"] = hf[f"{h}{b}.{s}"]
+            for a, b in fusion.items():
+                o[f"transformer.encoder.fusion_layers.{n}.{a}.{s}"] = hf[f"{h}fusion_layer.{b}.{s}"]
+            o[f"transformer.encoder.text_layers.{n}.self_attn.in_proj_{s}"] = _cat(
+                hf, h + "text_enhancer_layer.self_attn")[s]
+        o[f"transformer.encoder.fusion_layers.{n}.gamma_v"] = hf[h + "fusion_layer.vision_param"]
+        o[f"transformer.encoder.fusion_layers.{n}.gamma_l"] = hf[h + "fusion_layer.text_param"]
+    dec = {"cross_attn.sampling_offsets": "encoder_attn.sampling_offsets",
+           "cross_attn.attention_weights": "encoder_attn.attention_weights", "cross_attn.value_proj": "encoder_attn.value_proj",
+           "cross_attn.output_proj": "encoder_attn.output_proj", "norm1": "encoder_attn_layer_norm",
+           "ca_text.out_proj": "encoder_attn_text.out_proj", "catext_norm": "encoder_attn_text_layer_norm",
+           "self_attn.out_proj": "self_attn.out_proj", "norm2": "self_attn_layer_norm", "linear1": "fc1", "linear2": "fc2",
+           "norm3": "final_layer_norm"}
+    for n in range(cfg["decoder_layers"]):
+        h = f"model.decoder.layers.{n}."
+        for s in ("weight", "bias"):
+            for a, b in dec.items():
+                o[f"transformer.decoder.layers.{n}.{a}.{s}"] = hf[f"{h}{b}.{s}"]
+            o[f"transformer.decoder.layers.{n}.self_attn.in_proj_{s}"] = _cat(hf, h + "self_attn")[s]
+            o[f"transformer.decoder.layers.{n}.ca_text.in_proj_{s}"] = _cat(hf, h + "encoder_attn_text")[s]
+    for k, v in hf.items():
+        for a, b in (("model.decoder.reference_points_head.", "transformer.decoder.ref_point_head."),
+                     ("model.decoder.layer_norm.", "transformer.decoder.norm."), ("model.enc_output.", "transformer.enc_output."),
+                     ("model.enc_output_norm.", "transformer.enc_output_norm."),
+                     ("model.encoder_output_bbox_embed.", "transformer.enc_out_bbox_embed."),
+                     ("model.text_backbone.", "bert."), ("model.text_projection.", "feat_map."),
+                     ("model.input_proj_vision.", "input_proj.")):
+            if k.startswith(a):
+                o[b + k[len(a):]] = v
+        if k.startswith("bbox_embed.0."):  # one shared head, saved under every decoder layer and both owners
+            for n in range(cfg["decoder_layers"]):
+                o[f"bbox_embed.{n}.{k[len('bbox_embed.0.'):]}"] = v
+                o[f"transformer.decoder.bbox_embed.{n}.{k[len('bbox_embed.0.'):]}"] = v
+    o["transformer.level_embed"] = hf["model.level_embed"]
+    o["transformer.tgt_embed.weight"] = hf["model.query_position_embeddings.weight"]
+    hid = cfg["text_config"]["hidden_size"]
+    o["bert.pooler.dense.weight"] = torch.randn(hid, hid, generator=g)
+    o["bert.pooler.dense.bias"] = torch.randn(hid, generator=g)
+    o["bert.embeddings.position_ids"] = torch.arange(cfg["text_config"]["max_position_embeddings"])[None]
+    torch.save({"model": {"module." + k: v.clone() for k, v in o.items()}, "epoch": 11,
+                "args": argparse.Namespace(modelname="groundingdino")}, out)
+    return out
+
+
+def tiny_dino_original(out: Path, hf_folder: Path, seed: int = 0) -> Path:
+    """A tiny Grounding DINO saved as a transformers folder (hf_folder, the reference) and in the original
+    layout (out, a .pth), with the same weights."""
+    import torch
+    from transformers import (
+        BertTokenizerFast,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    torch.manual_seed(seed)
+    GroundingDinoForObjectDetection(dino_original_config()).eval().save_pretrained(hf_folder)
+    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+                           tokenizer=BertTokenizerFast(vocab={w: i for i, w in enumerate(WORDS)})).save_pretrained(hf_folder)
+    return dino_to_original(hf_folder, out, seed)

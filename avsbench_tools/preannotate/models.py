@@ -3,7 +3,8 @@
 Checkpoints come from a local path or a Hugging Face model id found in the local cache; nothing is
 downloaded unless the user passes --allow-download. Supported:
   - Grounding DINO: Hugging Face transformers `GroundingDinoForObjectDetection` folders
-    (e.g. IDEA-Research/grounding-dino-tiny).
+    (e.g. IDEA-Research/grounding-dino-tiny), or the original repository's `.pth` files (converted once
+    and cached, see gdino_convert.py).
   - SAM: transformers `SamModel` folders (e.g. facebook/sam-vit-base), or the original `.pth`
     checkpoints through the `segment-anything` package (vit_b / vit_l / vit_h).
 The SAM image embedding is computed once per frame (`set_image`) and reused for all its boxes.
@@ -70,11 +71,17 @@ class Dino(ModelHandle):
 
 
 def load_dino(spec: str, device: str = "cpu", allow_download: bool = False) -> Dino:
-    """A transformers Grounding DINO folder or cached model id."""
+    """A transformers Grounding DINO folder or cached model id, or an original Grounding DINO checkpoint file
+    (groundingdino_swint_ogc.pth, groundingdino_swinb_cogcoor.pth), converted once and cached
+    (gdino_convert.py); the recorded identity is then the file and its hash."""
     device = resolve_device(device)
-    if Path(os.path.expanduser(spec)).is_file():
-        raise UsageError(f"--dino {spec}: expected a transformers Grounding DINO folder, got a file "
-                         "(the original groundingdino .pth format is not supported, see README)")
+    file = Path(os.path.expanduser(spec))
+    if file.is_file():
+        from avsbench_tools.preannotate.gdino_convert import converted_folder
+
+        folder, sha = converted_folder(file, allow_download)
+        return load_hf(str(folder), "--dino", "Grounding DINO", ("grounding-dino",), "GroundingDinoForObjectDetection",
+                       "AutoProcessor", device, allow_download, Dino, name=spec, sha=sha)
     return load_hf(spec, "--dino", "Grounding DINO", ("grounding-dino",), "GroundingDinoForObjectDetection",
                    "AutoProcessor", device, allow_download, Dino)
 

@@ -49,7 +49,7 @@ def motion_settings() -> dict:
     """What identifies this backend's proposals (recorded in the mask set's settings)."""
     return {"span_s": SPAN_S, "min_displacement_px": MIN_DISPLACEMENT_PX, "refine": "grabcut",
             "border_sides": BORDER_SIDES, "border_share": BORDER_SHARE,
-            "min_motion_ratio": MIN_MOTION_RATIO, "max_objects": MAX_OBJECTS, "link": "flow-tracker",
+            "min_motion_ratio": MIN_MOTION_RATIO, "max_objects_per_clip": MAX_OBJECTS, "link": "flow-tracker",
             "analysis_side": ANALYSIS_SIDE}
 
 
