@@ -1,0 +1,235 @@
+"""avs-tools baseline train / eval / predict / describe, and avs-tools release-check.
+
+Options only: the work is in avsbench_tools.baselines (train, eval, predict, describe) and
+avsbench_tools.release_check. Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from avsbench_tools.cli import App, app
+from avsbench_tools.cli.common import Format, Json, Quiet, ReleaseArg, note, print_json, say_next
+
+baseline_app = App(cls=TyperGroup, help="The bundled TPAVI baseline (AVSBench): train it on an export, score it, "
+                   "run a checkpoint on a release, count its parameters.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline",
+              short_help="Train / score the TPAVI baseline.  e.g. avs-tools baseline train rel --setting ms3 --out run")
+
+Setting = Annotated[str, typer.Option("--setting", help="s4, ms3 or avss (the release layout it reads).")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
+Vggish = Annotated[Path | None, typer.Option("--vggish-weights", help="torchvggish weights (vggish-10086976.pth); "
+                                             "without them the frozen audio encoder is random (loud warning).")]
+Visual = Annotated[Path | None, typer.Option("--visual-weights", help="ImageNet weights of the visual encoder "
+                                             "(torchvision ResNet, official pvt_v2_b5.pth); without them it trains "
+                                             "from scratch (loud warning).")]
+Backbone = Annotated[str | None, typer.Option("--backbone", help="resnet50 (default), pvt_v2_b5, or resnet18 "
+                                              "(small, for CPU sanity runs).")]
+
+
+def _q(p) -> str:
+    return shlex.quote(str(p))
+
+
+def _warn(lines) -> None:
+    for w in lines:
+        typer.echo(w if w.startswith("WARNING") else f"WARNING: {w}", err=True)
+
+
+@baseline_app.command(short_help="Train on an exported release.  e.g. avs-tools baseline train rel --setting ms3 --out run")
+def train(
+    release: ReleaseArg,
+    setting: Setting,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log.csv, curves.png).")],
+    config: Annotated[Path | None, typer.Option("--config", help="A TOML file of options (baselines/<setting>.toml "
+                                                "holds the official defaults); the command line overrides it.")] = None,
+    backbone: Backbone = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (official: S4 15, MS3 30, AVSS 60).")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Videos per batch (official 4).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (official 1e-4).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the weights and the data order (official 123).")] = None,
+    device: Device = "auto",
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last",
+                                                help="Channels-last inputs on CUDA.")] = True,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Zero the audio features (the paper's audio-impact "
+                                           "check; no AVM loss then).")] = False,
+    avm: Annotated[bool | None, typer.Option("--avm/--no-avm", help="The AVM loss (official: on for MS3/AVSS, off "
+                                             "for S4).", show_default=False)] = None,
+    visual_weights: Visual = None,
+    vggish_weights: Vggish = None,
+    input_size: Annotated[int | None, typer.Option("--input-size", help="Frames resized to this (multiple of 32) "
+                                                   "before the model; logits upsampled to 224 (CPU sanity runs; "
+                                                   "official 224).")] = None,
+    channels: Annotated[int | None, typer.Option("--channels", help="ASPP/TPAVI/decoder width (official 256).")] = None,
+    max_train_clips: Annotated[int | None, typer.Option("--max-train-clips", help="Train on this many clips spread "
+                                                        "over the train split.")] = None,
+    val_from: Annotated[int | None, typer.Option("--val-from", help="First epoch validated (official AVSS 16).")] = None,
+    val_every: Annotated[int | None, typer.Option("--val-every", help="Validate every N epochs (AVSS 2).")] = None,
+    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Stop before an epoch that would end "
+                                                      "after this many seconds.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Data-loading processes (0: in the main one).")] = None,
+    keep_epochs: Annotated[bool, typer.Option("--keep-epochs", help="Keep every epoch's checkpoint "
+                                              "(epochs/epoch_NNN.pt), not only last.pt and best.pt.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier run in --out.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the TPAVI baseline on RELEASE's train split (read through the official layout only), validate
+    on val every epoch; best.pt is the epoch with the best validation mIoU."""
+    from avsbench_tools.baselines.config import merge_options
+    from avsbench_tools.baselines.train import train as run
+    from avsbench_tools.cli.progress import bars
+
+    given = {"backbone": backbone, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed, "avm": avm,
+             "visual_weights": visual_weights, "vggish_weights": vggish_weights, "input_size": input_size,
+             "channels": channels, "max_train_clips": max_train_clips, "val_from": val_from, "val_every": val_every,
+             "max_seconds": max_seconds, "workers": workers}
+    opts = merge_options(config, {k: v for k, v in given.items() if v is not None},
+                         device=device, amp=amp, channels_last=channels_last, no_audio=no_audio,
+                         keep_epochs=keep_epochs, resume=resume, force=force)
+    with bars(quiet) as progress:
+        res = run(release, setting, out, opts, progress=progress)
+    _warn(res.warnings)
+    why = f"; stopped at the {res.stopped}" if res.stopped else ""
+    best = f"best val mIoU {res.best_miou:.4f} at epoch {res.best_epoch}" if res.best_miou is not None else "not validated"
+    since = f" (resumed after epoch {res.resumed_from})" if res.resumed_from else ""
+    typer.echo(f"baseline train: {setting} {res.epochs_done}/{res.epochs} epochs{since}, {best}{why} -> {out} "
+               f"(log.csv, curves.png, best.pt, last.pt)")
+    say_next(f"avs-tools baseline eval {_q(out)} --split test", quiet)
+
+
+@baseline_app.command(name="eval", short_help="Official metrics of a run on a split.  e.g. avs-tools baseline eval run --split test")
+def eval_(
+    run: Annotated[Path, typer.Argument(metavar="RUN", show_default=False, help="A folder baseline train wrote.")],
+    split: Annotated[str, typer.Option("--split", help="Split to score.")] = "test",
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="best (default), last, or a checkpoint "
+                                                   "file.")] = None,
+    vggish_weights: Vggish = None,
+    device: Device = "auto",
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predict SPLIT with the run's checkpoint into RUN/predictions/SPLIT (the release's mask layout) and score
+    those files with `avs-tools evaluate`'s code; --json prints the same keys as `evaluate --json`."""
+    from avsbench_tools.baselines.eval import evaluate_run
+    from avsbench_tools.cli.progress import bars
+
+    with bars(quiet or as_json) as progress:
+        res = evaluate_run(run, split, checkpoint, device, vggish_weights, progress)
+    _warn(res.warnings)
+    if print_json(res.scores, as_json):
+        return
+    s = res.scores
+    typer.echo(f"baseline eval: {s['format']} {'/'.join(s['splits'])}: {s['frames']} frames ({s['clips']} clips), "
+               f"checkpoint {res.checkpoint.name}; predictions in {res.predictions}")
+    typer.echo(f"  mIoU               {s['miou']:.4f}")
+    typer.echo(f"  F-score            {s['fscore']:.4f}")
+    typer.echo(f"  F-score batch-free {s['fscore_batch_free']:.4f}")
+    if res.official_float:
+        typer.echo(f"  on the float logits (official protocol): mIoU {res.official_float['miou']:.4f}, "
+                   f"F {res.official_float['fscore']:.4f} -> {Path(run) / f'eval_{split}.json'}")
+    say_next(f"avs-tools evaluate --format {s['format']} --gt RELEASE --pred {_q(res.predictions)} --split {split}",
+             quiet)
+
+
+@baseline_app.command(short_help="Run a checkpoint on a release.  e.g. avs-tools baseline predict rel --checkpoint "
+                      "S4_best.pth --setting s4 --out preds")
+def predict(
+    release: ReleaseArg,
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Ours (best.pt/last.pt) or an officially released "
+                                             "TPAVI checkpoint (module. prefix and layout handled).")],
+    setting: Setting,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the masks (release layout) and logits.npz.")],
+    split: Annotated[str, typer.Option("--split", help="Split to predict.")] = "test",
+    vggish_weights: Vggish = None,
+    device: Device = "auto",
+    binary: Annotated[bool, typer.Option("--binary", help="S4/MS3: 0/255 masks instead of 8-bit "
+                                         "probabilities.")] = False,
+    all_logits: Annotated[bool, typer.Option("--all-logits", help="AVSS: store every class's logits "
+                                             "(large).")] = False,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Zero the audio features.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace earlier predictions in --out.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predicted masks at the release's own mask paths (every frame of the split) and logits.npz: one float32
+    [frames, 224, 224] array of logits before the sigmoid per video name (AVSS: see --help of the module)."""
+    from avsbench_tools.baselines.predict import PredictOptions
+    from avsbench_tools.baselines.predict import predict as run
+    from avsbench_tools.cli.progress import bars
+
+    opts = PredictOptions(checkpoint=checkpoint, split=split, vggish_weights=vggish_weights, device=device,
+                          binary=binary, all_logits=all_logits, no_audio=no_audio, force=force)
+    with bars(quiet) as progress:
+        res = run(release, setting, out, opts, progress=progress)
+    _warn(res.warnings)
+    typer.echo(f"baseline predict: {res.clips} clips of {split} ({res.predicted} predicted, {res.skipped} already "
+               f"there) -> {res.out} (masks in the release layout, {res.logits.name})")
+    if res.scores is not None:
+        typer.echo(f"  against the release's masks: mIoU {res.scores['miou']:.4f}, F {res.scores['fscore']:.4f}")
+    from avsbench_tools.baselines.data import setting_format
+
+    say_next(f"avs-tools evaluate --format {setting_format(setting)} --gt {_q(release)} --pred {_q(out)} "
+             f"--split {split}", quiet)
+
+
+@baseline_app.command(short_help="Parameter counts.  e.g. avs-tools baseline describe --backbone pvt_v2_b5")
+def describe(
+    backbone: Annotated[str, typer.Option("--backbone", help="resnet50, pvt_v2_b5 or resnet18.")] = "resnet50",
+    setting: Annotated[str, typer.Option("--setting", help="s4, ms3 or avss.")] = "s4",
+    classes: Annotated[int | None, typer.Option("--classes", help="Output classes (default 1, AVSS 71).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Parameters per part of the model, beside what the official AVSBench class registers."""
+    from avsbench_tools.baselines.describe import describe as rows_of
+
+    rows = rows_of(backbone, setting, classes)
+    if print_json([{"part": n, "parameters": c, "official": o} for n, c, o in rows], as_json):
+        return
+    typer.echo(f"{'part':<40} {'parameters':>14} {'official class':>16}")
+    for name, count, official in rows:
+        shown = "-" if official is None else f"{official:,}"
+        typer.echo(f"{name:<40} {count:>14,} {shown:>16}")
+
+
+@app.command(name="release-check", short_help="Is a release learnable, does audio help?  e.g. avs-tools "
+             "release-check rel --format avsbench-ms3 --out check")
+def release_check(
+    release: ReleaseArg,
+    fmt: Format,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (index.html, report.json, stats.html, "
+                                      "runs/).")],
+    budget: Annotated[float | None, typer.Option("--budget", help="Seconds of training in all (both runs; "
+                                                 "default: 240 on CPU, 1200 on CUDA).")] = None,
+    device: Device = "auto",
+    backbone: Backbone = None,
+    visual_weights: Visual = None,
+    vggish_weights: Vggish = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier release-check in --out.")] = False,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """validate + stats + a short baseline run scaled to the hardware, with and without audio: index.html and
+    report.json say whether the release is learnable (beats all-empty, all-full and the mean training mask),
+    whether audio helps, per-category scores and the worst categories and clips with overlays."""
+    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.release_check import ReleaseCheckOptions, check_release_learnable
+
+    opts = ReleaseCheckOptions(budget=budget, device=device, backbone=backbone, visual_weights=visual_weights,
+                               vggish_weights=vggish_weights, force=force)
+    with bars(quiet or as_json) as progress:
+        rep = check_release_learnable(release, fmt, out, opts, progress=progress)
+    if print_json(rep.summary, as_json):
+        return
+    _warn(rep.warnings)
+    for line in rep.lines():
+        typer.echo(line)
+    if rep.validation_problems:
+        note(f"validate found {rep.validation_problems} problems: run avs-tools validate {_q(release)} --format {fmt}")
+        raise typer.Exit(1)
+    say_next(f"open {_q(Path(out) / 'index.html')}", quiet)

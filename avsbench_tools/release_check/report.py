@@ -1,0 +1,165 @@
+"""The release-check report: OUT/index.html (self-contained: every picture embedded) and OUT/report.json.
+
+The page says first whether the release is learnable and whether audio helps, then the runs beside
+the trivial predictors, their training curves, the validation problems and warnings, the per-category
+scores, and the worst clips with overlays (each annotated frame: the prediction of the audio run in
+red, the ground truth's outline in green). Overlays are also written to OUT/overlays/<clip>.png.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from avsbench_tools.fsutil import atomic_write_bytes, atomic_write_text
+
+GENERATOR = "avs-tools release-check"
+STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1150px}table{border-collapse:collapse;margin:.6em 0}"
+         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}"
+         ".verdict{font-size:120%;padding:.5em 1em;margin:.4em 0;border-radius:4px}.yes{background:#e3f5e3}"
+         ".no{background:#fde8e0}.warn{border:2px solid #d80;background:#fff6e6;padding:0 1em;margin:1em 0}"
+         ".note{color:#555;font-size:90%}img{max-width:100%}")
+
+
+def _esc(v) -> str:
+    return html.escape(str(v))
+
+
+def _num(v) -> str:
+    return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(_num(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f"<img src='data:image/png;base64,{base64.b64encode(data).decode()}' alt='{_esc(alt)}'>"
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _outline(m: np.ndarray) -> np.ndarray:
+    inner = m.copy()
+    inner[1:-1, 1:-1] = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
+    inner[0, :] = inner[-1, :] = inner[:, 0] = inner[:, -1] = False
+    return m & ~inner
+
+
+def overlay_strip(data, split: str, run_dir: Path, name: str, size: int = 160) -> np.ndarray | None:
+    """The clip's annotated frames side by side: prediction (red tint), ground truth outline (green)."""
+    from PIL import Image
+
+    from avsbench_tools.baselines.predict import frame_paths
+
+    it = next((i for i in data.items(split) if i.name == name), None)
+    if it is None:
+        return None
+    root = data.release.root
+    inner = root.name if root.name in ("Single-source", "Multi-sources") else ""
+    pred_base = run_dir / "predictions" / split / inner if inner else run_dir / "predictions" / split
+    paths = frame_paths(it, data.setting, root, len(it.frames))
+    tiles = []
+    gt_paths = it.masks
+    for k, (mask_rel, _) in enumerate(paths):
+        if k not in gt_paths:
+            continue
+        with Image.open(it.frames[k]) as im:
+            frame = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR)).astype(np.float32)
+        with Image.open(gt_paths[k]) as im:
+            gt = np.asarray(im.resize((size, size), Image.NEAREST)) > (0 if data.setting == "avss" else 127)
+        pp = pred_base / mask_rel
+        pred = np.zeros((size, size), bool)
+        if pp.is_file():
+            with Image.open(pp) as im:
+                pred = np.asarray(im.resize((size, size), Image.NEAREST)) > (0 if data.setting == "avss" else 127)
+        frame[pred] = 0.5 * frame[pred] + 0.5 * np.array([230, 30, 30])
+        frame[_outline(gt)] = (40, 230, 40)
+        tiles.append(frame.astype(np.uint8))
+        tiles.append(np.full((size, 4, 3), 255, np.uint8))
+    return np.concatenate(tiles[:-1], 1) if tiles else None
+
+
+def write_report(out: Path, summary: dict, ctx: dict) -> None:
+    """index.html and report.json in OUT (see the module)."""
+    from avsbench_tools import __version__
+
+    out = Path(out)
+    parts = [f"<h1>Release check: {_esc(summary['format'])}</h1>",
+             f"<p>{_esc(summary['release'])}<br><span class='note'>Run size: {_esc(summary['plan'])}. "
+             f"<a href='stats.html'>Statistics of the release</a> (stats.html).</span></p>"]
+    val = summary["validation"]
+    if val["problem_count"]:
+        parts.append(f"<div class='verdict no'>validate found {val['problem_count']} problems: no training was run."
+                     "</div>" + _table(["path", "problem"], [[p["path"], p["problem"]] for p in val["problems"]]))
+    for key, title in (("learnable", "Learnable"), ("audio_helps", "Audio helps")):
+        if key in summary:
+            v = summary[key]
+            cls = "yes" if v["verdict"] == "yes" else "no"
+            parts.append(f"<div class='verdict {cls}'><b>{title}: {_esc(v['verdict'])}</b> "
+                         f"<span class='note'>{_esc(v['why'])}</span></div>")
+    warnings = list(summary.get("warnings", [])) + list(val.get("warnings", []))
+    if warnings:
+        parts.append("<div class='warn'><h2>Warnings</h2><ul>" + "".join(f"<li>{_esc(w)}</li>" for w in warnings)
+                     + "</ul></div>")
+    if "runs" in summary:
+        split = summary["eval_split"]
+        rows = [[f"baseline, {n}", r["test"]["miou"], r["test"]["fscore"], r["test"]["fscore_batch_free"],
+                 r["epochs"], r["best_val_miou"]] for n, r in summary["runs"].items()]
+        rows += [[f"trivial: {n} ({t['description']})", t["miou"], t["fscore"], t["fscore_batch_free"], None, None]
+                 for n, t in summary["trivial"].items()]
+        parts.append(f"<h2>Scores on the {_esc(split)} split</h2>"
+                     + _table(["predictor", "mIoU", "F (official)", "F (batch-free)", "epochs", "best val mIoU"], rows))
+        parts.append("<h2>Training curves</h2>")
+        for n in summary["runs"]:
+            png = out / "runs" / n / "curves.png"
+            if png.is_file():
+                parts.append(f"<h3>{_esc(n)}</h3>" + _img(png.read_bytes(), f"training curves, {n}"))
+        parts += _categories(summary)
+        parts += _worst(out, summary, ctx)
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><meta name="generator" '
+            f'content="{GENERATOR} {_esc(__version__)}"><title>release-check {_esc(summary["format"])}</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    atomic_write_text(out / "index.html", page)
+    atomic_write_text(out / "report.json", json.dumps(summary, indent=1, default=float) + "\n")
+
+
+def _categories(summary: dict) -> list[str]:
+    pc = summary.get("per_category") or {}
+    if not pc.get("available"):
+        return [f"<h2>Per category</h2><p class='note'>Not available: {_esc(pc.get('why', ''))}.</p>"]
+    rows = [[r["category"], r.get("clips", r.get("frames")), r["miou_audio"], r["miou_no_audio"]] for r in pc["rows"]]
+    return ["<h2>Per category (worst first)</h2>",
+            _table(["category", pc["unit"], "mIoU (audio)", "mIoU (no audio)"], rows),
+            f"<p class='note'>Worst categories: {_esc(', '.join(pc.get('worst', [])) or '-')}.</p>"]
+
+
+def _worst(out: Path, summary: dict, ctx: dict) -> list[str]:
+    parts = ["<h2>Worst clips (likely annotation problems, or hard clips)</h2>",
+             "<p class='note'>Each annotated frame: the audio run's prediction in red, the ground truth's outline "
+             "in green.</p>"]
+    for c in summary.get("worst_clips", []):
+        cat = f", {c['category']}" if c.get("category") else ""
+        parts.append(f"<h3>{_esc(c['name'])}{_esc(cat)}: mIoU {_num(c['miou_audio'])} "
+                     f"(no audio {_num(c['miou_no_audio'])})</h3>")
+        strip = overlay_strip(ctx["data"], ctx["split"], out / "runs" / "audio", c["name"]) if ctx else None
+        if strip is None:
+            parts.append("<p class='note'>no overlay (frames or predictions missing)</p>")
+            continue
+        data = _png_bytes(strip)
+        atomic_write_bytes(out / "overlays" / f"{c['name']}.png", data)
+        parts.append(_img(data, f"overlay {c['name']}"))
+    return parts
