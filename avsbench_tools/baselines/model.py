@@ -82,10 +82,25 @@ class ModelOutput:
     audio_feats: list = field(default_factory=list)
 
 
+def _built(build, init: bool) -> nn.Module:
+    """build() as is, or (init False) built on the meta device and given empty CPU storage; buffers
+    are zeroed so that a state dict without `num_batches_tracked` still leaves defined values."""
+    if init:
+        return build()
+    with torch.device("meta"):
+        module = build()
+    module = module.to_empty(device="cpu")
+    for b in module.buffers():
+        b.zero_()
+    return module
+
+
 class TPAVIModel(nn.Module):
     """The AVSBench TPAVI network with a frozen VGGish inside (see the module docstring)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, init_visual: bool = True, init_vggish: bool = True):
+        """init_visual / init_vggish False: that part is left uninitialised (weights follow at once;
+        build_model does this when given weights files, skipping ~150M random draws)."""
         super().__init__()
         from avsbench_tools.audio.vggish import build_vggish
 
@@ -94,11 +109,11 @@ class TPAVIModel(nn.Module):
         if cfg.backbone == "pvt_v2_b5":
             from avsbench_tools.baselines.pvt import pvt_v2_b5
 
-            self.encoder_backbone = pvt_v2_b5(drop_path=cfg.drop_path)
+            self.encoder_backbone = _built(lambda: pvt_v2_b5(drop_path=cfg.drop_path), init_visual)
         else:
             from avsbench_tools.baselines.resnet import ResNetEncoder
 
-            self.resnet = ResNetEncoder(cfg.backbone)
+            self.resnet = _built(lambda: ResNetEncoder(cfg.backbone), init_visual)
         dims = self.visual.channels
         for i in (4, 3, 2, 1):
             setattr(self, f"conv{i}", ASPP(dims[i - 1], CHANNELS))
@@ -107,7 +122,7 @@ class TPAVIModel(nn.Module):
         for s in cfg.tpavi_stages:
             setattr(self, f"tpavi_b{s + 1}", TPAVI(CHANNELS, cfg.frames, cfg.align_bias, cfg.tpavi_impl == "dense"))
         self.output_conv = output_head(CHANNELS, cfg.num_classes)
-        self.vggish = build_vggish()
+        self.vggish = _built(build_vggish, init_vggish)
         self.vggish.requires_grad_(False)
         self.vggish.eval()
 
@@ -184,17 +199,22 @@ def build_model(cfg: ModelConfig, visual_weights: Path | None = None,
     """The model with ImageNet weights in its visual encoder and torchvggish weights in VGGish, when
     given; otherwise random, with a loud line in `model.warnings` for each. One-line errors on a
     missing or wrong weights file."""
-    from avsbench_tools.baselines.weights import load_vggish_weights, load_visual_weights
+    from avsbench_tools.baselines.weights import read_vggish_weights, read_visual_weights
+    from avsbench_tools.checkpoints import checkpoint_hash
 
-    model = TPAVIModel(cfg)
-    if visual_weights is not None:
-        load_visual_weights(model, Path(visual_weights))
+    # read and check the files first: a wrong file fails in a second, before the model is built
+    visual = None if visual_weights is None else read_visual_weights(Path(visual_weights), cfg.backbone)
+    vggish = None if vggish_weights is None else read_vggish_weights(Path(vggish_weights))
+    model = TPAVIModel(cfg, init_visual=visual is None, init_vggish=vggish is None)
+    if visual is not None:
+        model.visual.load_state_dict(visual, strict=False)  # complete but for num_batches_tracked (checked)
     else:
         what = "PVT-v2-b5 ImageNet" if cfg.backbone == "pvt_v2_b5" else "ImageNet"
         model.warnings.append(f"WARNING: no {what} weights for {cfg.backbone} (--visual-weights): "
                               "the visual encoder trains from scratch")
-    if vggish_weights is not None:
-        load_vggish_weights(model, Path(vggish_weights))
+    if vggish is not None:
+        model.vggish.load_state_dict(vggish, strict=True)
+        model.vggish_sha = checkpoint_hash(Path(vggish_weights))
     else:
         model.warnings.append("WARNING: no VGGish weights (--vggish-weights): the frozen audio encoder is "
                               "RANDOM, so audio features are a random projection of the log-mel")

@@ -68,11 +68,10 @@ def _unwrap(obj, path: Path) -> dict:
     return obj
 
 
-def _check_and_load(module, state: dict, path: Path, what: str, optional=("num_batches_tracked",)) -> None:
-    """Load `state` into `module` strictly, turning any mismatch into one line naming the file."""
+def _check(own: dict, state: dict, path: Path, what: str, optional=("num_batches_tracked",)) -> None:
+    """Compare `state` with a module's own state (names and shapes): one line naming the file."""
     import torch
 
-    own = module.state_dict()
     missing = [k for k in own if k not in state and not k.endswith(optional)]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
@@ -87,31 +86,73 @@ def _check_and_load(module, state: dict, path: Path, what: str, optional=("num_b
             raise AvsError(f"{path}: {k} is a {type(v).__name__}, not a tensor")
         if tuple(v.shape) != tuple(own[k].shape):
             raise AvsError(f"{path}: {k} has shape {tuple(v.shape)}, {what} needs {tuple(own[k].shape)}")
+
+
+def _check_and_load(module, state: dict, path: Path, what: str) -> None:
+    """Load `state` into `module` strictly, turning any mismatch into one line naming the file."""
+    _check(module.state_dict(), state, path, what)
     module.load_state_dict(state, strict=False)
 
 
-def load_visual_weights(model, path: Path) -> None:
-    """ImageNet weights into the visual encoder: torchvision's ResNet layout (`fc.*` ignored) for
-    resnet50/resnet18; the official `pvt_v2_b5.pth` layout or timm's for pvt_v2_b5 (`head.*` ignored)."""
+def _meta_state(build) -> dict:
+    import torch
+
+    with torch.device("meta"):
+        return build().state_dict()
+
+
+def _visual_state(path: Path, backbone: str) -> dict:
+    """A visual weights file in this model's key layout (not yet checked)."""
     state = _unwrap(_read(path, "--visual-weights"), path)
-    backbone = model.cfg.backbone
     if backbone == "pvt_v2_b5":
         from avsbench_tools.baselines.pvt import from_timm_keys
 
-        state = {k: v for k, v in from_timm_keys(state).items() if not k.startswith("head.")}
+        return {k: v for k, v in from_timm_keys(state).items() if not k.startswith("head.")}
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def read_visual_weights(path: Path, backbone: str) -> dict:
+    """ImageNet weights for the visual encoder, checked (names, shapes) before any model is built:
+    torchvision's ResNet layout (`fc.*` ignored) for resnet50/resnet18; the official `pvt_v2_b5.pth`
+    layout or timm's for pvt_v2_b5 (`head.*` ignored)."""
+    path = Path(path)
+    state = _visual_state(path, backbone)
+    if backbone == "pvt_v2_b5":
+        from avsbench_tools.baselines.pvt import pvt_v2_b5
+
+        own = _meta_state(pvt_v2_b5)
     else:
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    _check_and_load(model.visual, state, path, f"{backbone} ImageNet weights")
+        from avsbench_tools.baselines.resnet import ResNetEncoder
+
+        own = _meta_state(lambda: ResNetEncoder(backbone))
+    _check(own, state, path, f"{backbone} ImageNet weights")
+    return state
+
+
+def read_vggish_weights(path: Path) -> dict:
+    """torchvggish release weights (`vggish-10086976.pth` layout), checked before any model is built."""
+    from avsbench_tools.audio.vggish import build_vggish
+
+    path = Path(path)
+    state = _unwrap(_read(path, "--vggish-weights"), path)
+    _check(_meta_state(build_vggish), state, path, "VGGish weights (torchvggish layout)")
+    return state
+
+
+def load_visual_weights(model, path: Path) -> None:
+    """ImageNet weights into `model.visual` (see read_visual_weights for the layouts accepted)."""
+    path = Path(path)
+    _check_and_load(model.visual, _visual_state(path, model.cfg.backbone), path,
+                    f"{model.cfg.backbone} ImageNet weights")
 
 
 def load_vggish_weights(model, path: Path) -> None:
-    """torchvggish release weights (`vggish-10086976.pth` layout) into the frozen VGGish."""
-    from avsbench_tools.audio.vggish import load_vggish
+    """torchvggish release weights into the frozen VGGish (`model.vggish_sha` records the file)."""
+    from avsbench_tools.checkpoints import checkpoint_hash
 
-    loaded, sha = load_vggish(path)
-    model.vggish.load_state_dict(loaded.state_dict())
+    _check_and_load(model.vggish, read_vggish_weights(path), Path(path), "VGGish weights")
     model.vggish.requires_grad_(False)
-    model.vggish_sha = sha
+    model.vggish_sha = checkpoint_hash(Path(path))
 
 
 def official_to_ours(state: dict) -> tuple[dict, int]:

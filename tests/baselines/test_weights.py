@@ -24,6 +24,17 @@ from avsbench_tools.baselines.weights import (  # noqa: E402
 )
 from avsbench_tools.errors import AvsError, UsageError  # noqa: E402
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: one intra-op thread is faster, and far faster on a machine shared with other jobs
+    (two OpenMP threads wait on each other at every op); the previous setting is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TINY_PVT = dict(embed_dims=(16, 32, 40, 64), depths=(1, 2, 2, 1), num_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1))
 
 
@@ -54,6 +65,11 @@ def test_torchvision_resnet_layout_loads(tmp_path):
     assert not any("ImageNet" in w for w in model.warnings)
     expected = {k: v for k, v in tv.state_dict().items() if not k.startswith("fc.")}
     assert _same(model.resnet.state_dict(), expected)
+    # a file without BatchNorm's num_batches_tracked counters (older torch) loads too: counters at 0
+    torch.save({k: v for k, v in tv.state_dict().items() if "num_batches" not in k}, tmp_path / "old.pth")
+    old = build_model(ModelConfig(backbone="resnet18"), visual_weights=tmp_path / "old.pth")
+    assert old.resnet.bn1.num_batches_tracked.item() == 0
+    assert torch.equal(old.resnet.layer4[1].bn2.running_var, tv.layer4[1].bn2.running_var)
 
 
 def test_resnet50_keys_are_torchvision_keys():
