@@ -104,20 +104,23 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     total, done = len(todo_new) + len(todo_more), 0
     pending: list[tuple[int, str, list[int]]] = []
     try:
-        for chunk in _chunks(todo_new, opts.chunk_size):
-            body = [_task(ws, it, docroot, ws_id, li, proj.id) for it in chunk]
-            progress("pushing", done, total, chunk[0].clip_id)
+        progress("pushing", done, total, "")
+        for chunk, body in _built(_chunks(todo_new, opts.chunk_size),
+                                  lambda ch: [_task(ws, it, docroot, ws_id, li, proj.id) for it in ch]):
             new_ids = api.import_tasks(proj.id, body)
-            cat.save_studio_tasks(key, [(it.clip_id, it.frame.second, tid) for it, tid in zip(chunk, new_ids, strict=True)])
-            for it, tid in zip(chunk, new_ids, strict=True):
+            made = list(zip(chunk, new_ids, strict=True))
+            cat.save_studio_tasks(key, [(it.clip_id, it.frame.second, tid) for it, tid in made])
+            for it, tid in made:
                 tasks[(it.clip_id, it.frame.second)] = tid
                 pending += [(tid, p.model_version, [v.version_id for v in p.versions]) for p in it.preds]
             res.tasks_created += len(chunk)
             res.predictions_sent += sum(len(it.preds) for it in chunk)
             done += len(chunk)
             progress("pushing", done, total, chunk[-1].clip_id)
-        for chunk in _chunks(todo_more, opts.chunk_size):
-            body = [{"task": tid, **_prediction(ws, it, p, li, proj.id)} for tid, it, p in chunk]
+        def more(ch):
+            return [{"task": tid, **_prediction(ws, it, p, li, proj.id)} for tid, it, p in ch]
+
+        for chunk, body in _built(_chunks(todo_more, opts.chunk_size), more):
             api.import_predictions(proj.id, body)
             pending += [(tid, p.model_version, [v.version_id for v in p.versions]) for tid, _, p in chunk]
             res.predictions_sent += len(chunk)
@@ -318,6 +321,25 @@ def _finish(ws, proj: Project, api: Api, key: str, items: list[_Item], res: Push
         api.update_project(proj.id, model_version=show)
     done = [c for c, ok in complete.items() if ok]
     cat.finish_many("push", done, {"url": api.url, "project": proj.id, "model_versions": versions})
+
+
+def _built(chunks: Iterator[list], build) -> Iterator[tuple[list, list]]:
+    """(chunk, build(chunk)) for each chunk, the next one built in a thread while the caller sends the
+    current one (reading masks and encoding RLE overlaps the server's import). Errors surface in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avs-push-build")
+    try:
+        chunk = next(chunks, None)
+        fut = pool.submit(build, chunk) if chunk is not None else None
+        while chunk is not None:
+            body = fut.result()
+            nxt = next(chunks, None)
+            fut = pool.submit(build, nxt) if nxt is not None else None
+            yield chunk, body
+            chunk = nxt
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # -- task and prediction JSON ----------------------------------------------------------------------------

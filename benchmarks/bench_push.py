@@ -1,0 +1,176 @@
+"""Push throughput: frame tasks with predictions per second into a local Label Studio.
+
+A workspace of N sampled 1280x720 frames (5 per clip), each with 2-3 SAM-like brush masks of one
+proposal set, is pushed three ways to the workspace's own server (`avs-tools studio start`, started
+here through `avsbench_tools.studio.server.start_studio`):
+
+  ours      `avsbench_tools.studio.push.push`, end to end: project, storages, masks read from PNG,
+            RLE-encoded and validated, chunked imports (--chunk tasks each), the ids recorded
+  naive     the same task JSON (built by our code, not timed), one `client.projects.import_tasks`
+            call per task through the SDK, as a script without chunking would (--naive tasks of them)
+  ceiling   the prebuilt chunk bodies posted as they are (no mask reading, no validation): the server's
+            own limit for this payload on this machine
+
+Target (issue #14): ours >= 200 tasks/s. Ratios are ours/naive and ours/ceiling, measured in one run.
+The server is single-process (Django dev server); with a busy CPU every number drops together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+W, H = 1280, 720
+
+
+def blob(rng, h: int = H, w: int = W) -> np.ndarray:
+    """A SAM-like mask: one rotated ellipse with a soft bump on its edge."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    cy, cx = rng.uniform(120, h - 120), rng.uniform(160, w - 160)
+    ay, ax, t = rng.uniform(40, 140), rng.uniform(60, 220), rng.uniform(0, np.pi)
+    u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
+    v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+    m = (u / ax) ** 2 + (v / ay) ** 2 < 1
+    by, bx = cy + ay * 0.8, cx + ax * 0.3
+    return m | (((yy - by) ** 2 + (xx - bx) ** 2) < (0.4 * ay) ** 2)
+
+
+def build(root: Path, n_tasks: int, seed: int = 0) -> Path:
+    """A workspace with n_tasks sampled frames (5 per clip) and 2-3 proposal masks per frame."""
+    from avsbench_tools.catalog import AudioRecord, Clip, Frame, Source
+    from avsbench_tools.masks import ObjectMask, save_versions
+    from avsbench_tools.pngfast import encode_png
+    from avsbench_tools.workspace import init_workspace
+
+    ws, _ = init_workspace(root / "ws", "avsbench-ms3")
+    rng = np.random.default_rng(seed)
+    frame_png = encode_png((rng.random((H, W, 3)) * 255).astype(np.uint8))
+    shared = ws.path("frames", "shared.png")
+    shared.write_bytes(frame_png)
+    ws.path("audio", "shared.wav").write_bytes(b"RIFF")
+    ws.path("clips", "shared.mp4").write_bytes(b"mp4")
+    cats = list(ws.recipe.categories)
+    masks = [blob(rng) for _ in range(64)]  # reused: mask shapes, not their number, set the cost
+    settings = {"backend": "bench", "version": 1}
+    for c in range((n_tasks + 4) // 5):
+        cid = f"b{c:04d}"
+        ws.catalog.add_source_if_new(Source(source_id=f"s{cid}", kind="local", path="/nowhere.mp4"))
+        ws.catalog.add_clip(Clip(clip_id=cid, source_id=f"s{cid}", start=0, seconds=5, path="clips/shared.mp4",
+                                 category=cats[c % len(cats)], width=W, height=H))
+        seconds = list(range(min(5, n_tasks - 5 * c)))
+        frames = []
+        for s in seconds:
+            rel = f"frames/{cid}/{s}.png"
+            ws.path(rel).parent.mkdir(parents=True, exist_ok=True)
+            os.link(shared, ws.path(rel))
+            frames.append(Frame(cid, s, 25 * s + 23, s + 0.92, rel, W, H))
+        ws.catalog.save_sample(cid, frames, AudioRecord(cid, "audio/shared.wav", "audio/none.npy", 16000, 1, 5),
+                               {"bench": 1})
+        objs = [ObjectMask(s, k + 1, cats[c % len(cats)], masks[int(rng.integers(len(masks)))], None,
+                           float(rng.uniform(0.2, 0.9)), True)
+                for s in seconds for k in range(int(rng.integers(2, 4)))]
+        save_versions(ws, cid, objs, "proposal", "bench", settings, seconds=seconds)
+    ws.close()
+    return root / "ws"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", type=int, default=500, help="frame tasks pushed by ours and the ceiling")
+    ap.add_argument("--naive", type=int, default=100, help="tasks sent one call each (the baseline)")
+    ap.add_argument("--chunk", type=int, default=100, help="tasks per import request (ours, ceiling)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary workspace and print where")
+    ap.add_argument("--template", type=Path, help="a migrated Label Studio data dir (data/, token, credentials: "
+                    "tests/studio's cache, .pytest_cache/d/studio-template/ls-*) to skip the cold start")
+    args = ap.parse_args()
+
+    from avsbench_tools.studio.config import label_config
+    from avsbench_tools.studio.connect import connect
+    from avsbench_tools.studio.project import Api
+    from avsbench_tools.studio.push import PushOptions, _interface, _plan, _task, push
+    from avsbench_tools.studio.server import start_studio, stop_studio
+    from avsbench_tools.workspace import open_workspace
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
+    try:
+        t = time.perf_counter()
+        root = build(tmp, args.tasks)
+        print(f"workspace: {args.tasks} frames {W}x{H}, 2-3 masks each, built in {time.perf_counter() - t:.1f} s",
+              flush=True)
+        if args.template:
+            (root / "studio").mkdir()
+            shutil.copytree(args.template / "data", root / "studio" / "data")
+            for name in ("token", "credentials"):
+                shutil.copy2(args.template / name, root / "studio" / name)
+        t = time.perf_counter()
+        start_studio(root)
+        print(f"Label Studio started in {time.perf_counter() - t:.1f} s", flush=True)
+        try:
+            ws = open_workspace(root, lock="push")
+            conn = connect(ws)
+            conn.check()  # the SDK imported before any timing
+            Api(conn)
+
+            t, c = time.perf_counter(), time.process_time()
+            res = push(ws, conn, PushOptions(chunk_size=args.chunk))
+            ours_s, ours_cpu = time.perf_counter() - t, time.process_time() - c
+            assert res.tasks_created == args.tasks, res
+            ours = args.tasks / ours_s
+            print(f"ours:    {args.tasks} tasks + {res.predictions_sent} predictions in {ours_s:.2f} s = "
+                  f"{ours:.1f} tasks/s (client CPU {ours_cpu:.2f} s)", flush=True)
+
+            # the same JSON for the baseline and the ceiling, built untimed
+            items = _plan(ws, [c_.clip_id for c_ in ws.catalog.clips()])
+            api = Api(conn)
+            docroot = Path(conn.document_root)
+            bodies = []
+            for which in ("naive", "ceiling"):
+                pid = api.create_project(f"bench {which}", f"bench-{which}", label_config(ws.recipe), "").id
+                li = _interface(api.project(pid).label_config)
+                bodies.append((pid, [_task(ws, it, docroot, "bench", li, pid) for it in items]))
+            (naive_pid, naive_tasks), (ceil_pid, ceil_tasks) = bodies
+            client = conn.client()
+            n = min(args.naive, len(naive_tasks))
+            t = time.perf_counter()
+            for task in naive_tasks[:n]:
+                client.projects.import_tasks(id=naive_pid, request=[task], return_task_ids=True)
+            naive_s = time.perf_counter() - t
+            naive = n / naive_s
+            print(f"naive:   {n} tasks, one SDK import call each, in {naive_s:.2f} s = {naive:.1f} tasks/s", flush=True)
+
+            t = time.perf_counter()
+            for i in range(0, len(ceil_tasks), args.chunk):
+                api.import_tasks(ceil_pid, ceil_tasks[i:i + args.chunk])
+            ceil_s = time.perf_counter() - t
+            ceiling = len(ceil_tasks) / ceil_s
+            size = len(json.dumps(ceil_tasks)) / len(ceil_tasks) / 1024
+            print(f"ceiling: {len(ceil_tasks)} prebuilt tasks ({size:.0f} KiB JSON each) posted in chunks of "
+                  f"{args.chunk} in {ceil_s:.2f} s = {ceiling:.1f} tasks/s", flush=True)
+            t = time.perf_counter()
+            api.prediction_ids(ceil_pid)
+            print(f"         listing their {len(ceil_tasks)} predictions (how push learns the prediction ids, "
+                  f"which an import does not return): {time.perf_counter() - t:.2f} s", flush=True)
+            ws.close()
+        finally:
+            stop_studio(root)
+        load = os.getloadavg()
+        print(f"ours/naive = {ours / naive:.2f}x; ours/ceiling = {ours / ceiling:.2f}x; target >= 200 tasks/s: "
+              f"{'met' if ours >= 200 else 'NOT met'} ({ours:.1f}); load average {load[0]:.1f} on {os.cpu_count()} "
+              "CPUs")
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
