@@ -53,7 +53,15 @@ def preannotate(
                                                 "tracking.")] = 3,
     key_second: Annotated[int | None, typer.Option("--key-second", help="Key frame (second) to track from.")] = None,
     device: Device = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per model call.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per Grounding DINO / SAM pass (GPU: 4-8; "
+                                            "the CPU gains nothing from more than 1).")] = 1,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16 (autocast; CUDA only).")] = "fp32",
+    nms_iou: Annotated[float, typer.Option("--nms-iou", help="Class-aware box NMS IoU before SAM (0.8 as the "
+                                           "Grounded-SAM demos; 1 keeps overlapping boxes).")] = 0.8,
+    max_objects: Annotated[int, typer.Option("--max-objects", help="Boxes kept per frame after NMS, most confident "
+                                             "first.")] = 5,
+    min_area: Annotated[float, typer.Option("--min-area", help="Drop masks smaller than this fraction of the "
+                                            "frame.")] = 0.001,
     allow_download: AllowDownload = False,
     audio_tagger: Annotated[str | None, typer.Option("--audio-tagger", help="clap: prompt only the categories "
                                                      "heard each second.")] = None,
@@ -70,7 +78,8 @@ def preannotate(
     opts = PreannotateOptions(backend=backend, dino=dino, sam=sam, sam_type=sam_type, prompt=list(prompt or []) or None,
                               box_threshold=box_threshold, text_threshold=text_threshold, tracker=tracker,
                               redetect_every=redetect_every, key_second=key_second, device=device,
-                              batch_size=batch_size, allow_download=allow_download, clips=list(clip or []) or None,
+                              batch_size=batch_size, precision=precision, nms_iou=nms_iou, max_objects=max_objects,
+                              min_area=min_area, allow_download=allow_download, clips=list(clip or []) or None,
                               audio_tagger=audio_tagger, clap=clap, tagger_threshold=tagger_threshold, sam2=sam2)
     _note_ignored(ctx, opts)
     with stage_run(workspace, lock="preannotate", quiet=quiet) as (ws, progress):
@@ -85,13 +94,17 @@ def preannotate(
             from avsbench_tools.preannotate.track import ids_summary
 
             typer.echo(ids_summary(res.ids))
+    if res.cap.capped:
+        typer.echo(f"cap hit: {res.cap.capped} of {res.cap.frames} frames had more than {opts.max_objects} proposals "
+                   f"after NMS (up to {res.cap.most}); kept the {opts.max_objects} most confident (--max-objects)")
     fail_when_none_done(res.failures, workspace, none_done=bool(res.todo) and res.done == 0, what="pre-annotated")
     say_next(f"avs-tools export {workspace} OUT --include-unreviewed  (proposals as masks; a review studio "
              "is not in this build)", quiet)
 
 
 GROUNDED_ONLY = ("dino", "sam", "sam_type", "prompt", "box_threshold", "text_threshold", "tracker", "sam2",
-                 "redetect_every", "key_second", "batch_size", "allow_download")
+                 "redetect_every", "key_second", "batch_size", "precision", "nms_iou", "max_objects", "min_area",
+                 "allow_download")
 
 
 def _flag(name: str) -> str:

@@ -1,21 +1,26 @@
 """The grounded-sam backend for one clip.
 
 Grounding DINO finds boxes for the clip's text prompts in every sampled frame (`--batch-size`
-frames per forward pass), SAM turns boxes into masks (one image embedding per frame, reused for
-every box on it), then the key frame's objects are carried to the other sampled frames by a
+frames per forward pass), class-aware NMS and the `--max-objects` cap bound them (nms.py), SAM turns
+boxes into masks (one image embedding per frame, reused for every box on it; batching.py), masks under
+`--min-area` are dropped, then the key frame's objects are carried to the other sampled frames by a
 tracker: `flow` (optical flow at ANALYSIS_SIDE with SAM re-prompts and re-detection), `sam2`
 (SAM 2 video propagation at SAM2_SIDE), or `none` (each frame on its own, ids matched by IoU).
-Masks always come back at the sampled frame's size.
+Masks always come back at the sampled frame's size. A clip's frames (and, for `flow`, its decoded
+video) are read by `load_media`, which the stage runs on a background thread ahead of the models.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from avsbench_tools.masks import ObjectMask, box_of
+from avsbench_tools.masks import ObjectMask, box_of, from_sam
+from avsbench_tools.preannotate.batching import Segmenter, detect_frames
 from avsbench_tools.preannotate.flow import resize_mask
+from avsbench_tools.preannotate.nms import CapStats, bound_detections, large_enough
 from avsbench_tools.preannotate.track import ANALYSIS_SIDE, assign_ids, decode_sampled, pick_key_second
 
 if TYPE_CHECKING:
@@ -37,12 +42,31 @@ def prompts_for(ws: Workspace, clip: Clip, prompt: list[str] | None) -> dict[str
     return dict(ws.recipe.categories)
 
 
+@dataclass
+class ClipMedia:
+    """What grounded-sam reads from disk for one clip: its sampled frames (RGB, by second) and, for the
+    flow tracker, every frame at ANALYSIS_SIDE with its fps and second -> frame index (decode_sampled)."""
+
+    images: dict[int, np.ndarray]
+    video: tuple[list[np.ndarray], float, dict[int, int]] | None = None
+
+
+def load_media(ws: Workspace, clip: Clip, frames_info: list, tracker: str | None = None) -> ClipMedia:
+    """Read a clip's sampled frames (and its video at ANALYSIS_SIDE for the flow tracker). No catalog
+    access: safe on a background thread."""
+    images = {f.second: _load_image(ws, f.path) for f in frames_info}
+    video = decode_sampled(ws.path(clip.path), frames_info, ANALYSIS_SIDE) if tracker == "flow" and images else None
+    return ClipMedia(images, video)
+
+
 def propose_grounded_sam(ws: Workspace, clip: Clip, models: Models, opts: PreannotateOptions,
-                         frames_info: list, heard: list[set[str]] | None = None) -> list[ObjectMask]:
+                         frames_info: list, heard: list[set[str]] | None = None, media: ClipMedia | None = None,
+                         stats: CapStats | None = None) -> list[ObjectMask]:
     """Object masks for every sampled frame of a clip (frames_info: its catalog Frame records).
 
-    heard: categories heard per second (audio tagger); only those are prompted in that second."""
-    return GroundedSam(ws, clip, models, opts, frames_info, heard).propose()
+    heard: categories heard per second (audio tagger); only those are prompted in that second.
+    media: the clip's frames if already loaded (else read here); stats: counts the frames cut by the cap."""
+    return GroundedSam(ws, clip, models, opts, frames_info, heard, media, stats).propose()
 
 
 def rescaled(o: ObjectMask, shape: tuple[int, int]) -> ObjectMask:
@@ -72,14 +96,15 @@ class GroundedSam:
     """One clip: detections per second, SAM masks on demand (one embedding per frame), tracking."""
 
     def __init__(self, ws: Workspace, clip: Clip, models: Models, opts: PreannotateOptions, frames_info: list,
-                 heard: list[set[str]] | None = None):
+                 heard: list[set[str]] | None = None, media: ClipMedia | None = None, stats: CapStats | None = None):
         self.ws, self.clip, self.models, self.opts = ws, clip, models, opts
-        self.frames_info, self.heard = frames_info, heard
+        self.frames_info, self.heard, self.stats = frames_info, heard, stats
         self.prompts = prompts_for(ws, clip, opts.prompt)
-        self.imgs = {f.second: _load_image(ws, f.path) for f in frames_info}
+        self.media = media or load_media(ws, clip, frames_info)
+        self.imgs = self.media.images
         self.full = next(iter(self.imgs.values())).shape[:2] if self.imgs else (0, 0)
         self.dets: dict[int, list[ObjectMask]] = {}
-        self._embedded: int | None = None  # the second whose image embedding SAM holds
+        self.seg = Segmenter(models.sam, opts.batch_size, opts.precision)
         self._masked: dict[int, list[ObjectMask]] = {}
         self._small: tuple[int, int] = self.full  # the flow tracker's frame size
         self._second_at: dict[int, int] = {}  # the flow tracker's frame index -> sampled second
@@ -87,11 +112,13 @@ class GroundedSam:
     def propose(self) -> list[ObjectMask]:
         self.dets = self.detect()
         if self.opts.tracker == "none" or not any(self.dets.values()):
-            per = {s: self.masks_at(s) for s in self.imgs}
+            per = self.masks_for(sorted(self.imgs))
             assign_ids(per)
             return [o for s in sorted(per) for o in per[s]]
         key = pick_key_second(self.dets, self.opts.key_second)
-        key_objs = self.masks_at(key)
+        if self.opts.tracker == "flow":  # it re-prompts SAM on every sampled frame: embed them in batches now
+            self.seg.embed(self.imgs)
+        key_objs = self.masks_for([key])[key]
         for i, o in enumerate(sorted(key_objs, key=lambda o: -o.score)):
             o.fid = i
         if self.opts.tracker == "sam2":
@@ -107,31 +134,25 @@ class GroundedSam:
         return {c: p for c, p in self.prompts.items() if c in self.heard[second]}
 
     def detect(self) -> dict[int, list[ObjectMask]]:
-        """Box detections per second, --batch-size frames per Grounding DINO forward pass."""
+        """Box detections per second (--batch-size frames per Grounding DINO pass), bounded by class-aware
+        NMS and the --max-objects cap."""
+        o = self.opts
         secs = sorted(self.imgs)
-        bs = max(1, self.opts.batch_size)
-        dets: dict[int, list[ObjectMask]] = {}
-        for k in range(0, len(secs), bs):
-            chunk = secs[k:k + bs]
-            found = self.models.dino.detect_batch([self.imgs[s] for s in chunk], [self.prompts_at(s) for s in chunk],
-                                                  chunk, self.opts.box_threshold, self.opts.text_threshold)
-            dets.update(zip(chunk, found, strict=True))
-        return dets
+        found = detect_frames(self.models.dino, [self.imgs[s] for s in secs], [self.prompts_at(s) for s in secs], secs,
+                              o.box_threshold, o.text_threshold, o.batch_size, o.precision)
+        return {s: bound_detections(f, o.nms_iou, o.max_objects, self.stats) for s, f in zip(secs, found, strict=True)}
 
-    def embed(self, second: int) -> None:
-        """Give SAM this second's frame, unless it holds it already."""
-        if self._embedded != second:
-            self.models.sam.set_image(self.imgs[second])
-            self._embedded = second
-
-    def masks_at(self, second: int) -> list[ObjectMask]:
-        """SAM masks for the second's detections (computed once), empty masks dropped."""
-        from avsbench_tools.preannotate.models import best_masks
-
-        if second not in self._masked:
-            self.embed(second)
-            self._masked[second] = [m for m in best_masks(self.models.sam, self.dets[second]) if m.mask.any()]
-        return self._masked[second]
+    def masks_for(self, seconds: list[int]) -> dict[int, list[ObjectMask]]:
+        """SAM masks for the seconds' detections (each second computed once, several per SAM pass),
+        masks under --min-area dropped."""
+        todo = [s for s in seconds if s not in self._masked]
+        if todo:
+            got = self.seg.masks(self.imgs, {s: [d.box for d in self.dets[s]] for s in todo})
+            for s in todo:
+                m, sc = got[s]
+                objs = [from_sam(d, m[i], sc[i:i + 1]) for i, d in enumerate(self.dets[s])]
+                self._masked[s] = large_enough(objs, self.opts.min_area)
+        return {s: self._masked[s] for s in seconds}
 
     # -- trackers -------------------------------------------------------------------------------
     def track_sam2(self, key: int, key_objs: list[ObjectMask]) -> list[ObjectMask]:
@@ -146,7 +167,8 @@ class GroundedSam:
         """Flow tracking at ANALYSIS_SIDE, re-prompting SAM with the warped box and re-detecting."""
         from avsbench_tools.preannotate.track import track_flow
 
-        frames, _, sampled = decode_sampled(self.ws.path(self.clip.path), self.frames_info, ANALYSIS_SIDE)
+        frames, _, sampled = self.media.video or decode_sampled(self.ws.path(self.clip.path), self.frames_info,
+                                                                ANALYSIS_SIDE)
         self._small = frames[0].shape[:2]
         self._second_at = {v: k for k, v in sampled.items()}
         return track_flow(frames, sampled, key, [rescaled(o, self._small) for o in key_objs], refine=self._refine,
@@ -157,15 +179,14 @@ class GroundedSam:
         sec = self._second_at.get(frame_index)
         if sec is None or box_small is None:
             return None
-        self.embed(sec)
         sy, sx = self.full[0] / self._small[0], self.full[1] / self._small[1]
         x0, y0, x1, y1 = box_small
-        m, sc = self.models.sam.predict([(x0 * sx, y0 * sy, x1 * sx, y1 * sy)])
-        return resize_mask(m[0][int(np.argmax(sc[0]))], self._small)
+        m, _ = self.seg.masks(self.imgs, {sec: [(x0 * sx, y0 * sy, x1 * sx, y1 * sy)]})[sec]
+        return resize_mask(m[0], self._small)
 
     def _redetect(self, frame_index: int) -> list[ObjectMask]:
         sec = self._second_at.get(frame_index)
-        return [rescaled(o, self._small) for o in self.masks_at(sec)] if sec is not None else []
+        return [rescaled(o, self._small) for o in self.masks_for([sec])[sec]] if sec is not None else []
 
 
 def _load_image(ws: Workspace, rel: str) -> np.ndarray:

@@ -14,10 +14,12 @@ from avsbench_tools.catalog import AudioRecord, Clip, Frame
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.fsutil import remove_stale_temps
 from avsbench_tools.masks import ObjectMask, save_versions, versions_done
-from avsbench_tools.preannotate.grounded_sam import prompts_for, propose_grounded_sam
+from avsbench_tools.preannotate.grounded_sam import ClipMedia, load_media, prompts_for, propose_grounded_sam
 from avsbench_tools.preannotate.models import Models
 from avsbench_tools.preannotate.motion import motion_settings, propose_motion_clip
+from avsbench_tools.preannotate.nms import CapStats
 from avsbench_tools.preannotate.options import PreannotateOptions, check_options
+from avsbench_tools.preannotate.prefetch import Prefetcher
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.workspace import Workspace, deferred_interrupt
 
@@ -34,6 +36,7 @@ class PreannotateResult:
     backend: str = ""
     todo: int = 0  # clips this run tried
     failures: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason) of this run
+    cap: CapStats = field(default_factory=CapStats)  # grounded-sam: frames of the done clips cut by --max-objects
     ids: dict[str, int] = field(default_factory=dict)  # objects (ids) created per clip done by this run
 
 
@@ -42,6 +45,8 @@ def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, 
     s = {"backend": backend, "version": 1, "audio_gating": "sample-activity", "prompts": prompts_mode}
     if backend == "grounded-sam":
         s.update({"box_threshold": opts.box_threshold, "text_threshold": opts.text_threshold,
+                  "nms_iou": opts.nms_iou, "max_objects": opts.max_objects, "min_area": opts.min_area,
+                  "precision": opts.precision,
                   "dino": {"id": models.dino.name, "sha256": models.dino.sha},
                   "sam": {"id": models.sam.name, "sha256": models.sam.sha}, "tracker": opts.tracker,
                   "redetect_every": opts.redetect_every, "key_second": opts.key_second})
@@ -137,12 +142,22 @@ def _listen(ws: Workspace, inp: _ClipInputs, models: Models, opts: PreannotateOp
 
 
 def _propose(ws: Workspace, inp: _ClipInputs, backend: str, models: Models | None,
-             opts: PreannotateOptions) -> list[ObjectMask]:
+             opts: PreannotateOptions, media: ClipMedia | None = None, cap: CapStats | None = None) -> list[ObjectMask]:
     if models is not None and models.clap is not None:
         _listen(ws, inp, models, opts)
     if backend == "motion":
         return propose_motion_clip(ws, inp.clip, inp.frames)
-    return propose_grounded_sam(ws, inp.clip, models, opts, inp.frames, inp.heard)
+    return propose_grounded_sam(ws, inp.clip, models, opts, inp.frames, inp.heard, media, cap)
+
+
+PREFETCH_CLIPS = 2  # clips whose frames are read ahead of the models (grounded-sam)
+
+
+def _loader(ws: Workspace, backend: str, opts: PreannotateOptions):
+    """What the background thread reads ahead for a clip (None: the backend reads its own input)."""
+    if backend != "grounded-sam":
+        return None
+    return lambda inp: load_media(ws, inp.clip, inp.frames, opts.tracker)
 
 
 def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, state: dict) -> PreannotateResult:
@@ -159,27 +174,40 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
     res.todo = len(todo)
     state["done"], state["left"] = res.skipped, len(todo)
     progress("preannotate", res.skipped, len(ids), f"{res.skipped} already done")
-    for cid in todo:
-        inp = _inputs(ws, cid)
-        try:
-            objs = _propose(ws, inp, backend, models, opts)
-        except (OSError, ValueError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-            with deferred_interrupt():
-                ws.catalog.fail("preannotate", cid, reason, settings=settings)
-            res.failed += 1
-            res.failures.append((cid, reason))
-            state["left"] -= 1
-            progress("preannotate", res.skipped + res.done + res.failed, len(ids), f"{cid} failed")
-            continue
-        gate(objs, inp.activity, inp.tags, inp.heard)
-        with deferred_interrupt():  # the clip's mask files, rows and status as one unit
-            res.masks += save_versions(ws, cid, objs, "proposal", backend, settings,
-                                       seconds=[f.second for f in inp.frames])
-            ws.catalog.finish("preannotate", cid, settings)
-            res.done += 1
-            res.ids[cid] = len({o.fid for o in objs if o.mask is not None and o.mask.any()})
-            state["done"] += 1
-            state["left"] -= 1
-        progress("preannotate", res.skipped + res.done + res.failed, len(ids), cid)
+    inputs = [_inputs(ws, cid) for cid in todo]  # catalog reads here: the loader thread reads only files
+    with Prefetcher(inputs, _loader(ws, backend, opts), PREFETCH_CLIPS) as clips:
+        for inp, media, error in clips:
+            _one_clip(ws, inp, media, error, backend, models, opts, settings, res, state, progress)
     return res
+
+
+def _one_clip(ws: Workspace, inp: _ClipInputs, media: ClipMedia | None, error: Exception | None, backend: str,
+              models: Models | None, opts: PreannotateOptions, settings: dict, res: PreannotateResult, state: dict,
+              progress: Progress) -> None:
+    """Propose, gate and store one clip, or record its failure."""
+    cid = inp.clip.clip_id
+    cap = CapStats()
+    try:
+        if error is not None:  # reading its frames failed on the loader thread
+            raise error
+        objs = _propose(ws, inp, backend, models, opts, media, cap)
+    except (OSError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        with deferred_interrupt():
+            ws.catalog.fail("preannotate", cid, reason, settings=settings)
+        res.failed += 1
+        res.failures.append((cid, reason))
+        state["left"] -= 1
+        progress("preannotate", res.skipped + res.done + res.failed, res.total, f"{cid} failed")
+        return
+    gate(objs, inp.activity, inp.tags, inp.heard)
+    with deferred_interrupt():  # the clip's mask files, rows and status as one unit
+        res.masks += save_versions(ws, cid, objs, "proposal", backend, settings,
+                                   seconds=[f.second for f in inp.frames])
+        ws.catalog.finish("preannotate", cid, settings)
+        res.done += 1
+        res.cap.add(cap)
+        res.ids[cid] = len({o.fid for o in objs if o.mask is not None and o.mask.any()})
+        state["done"] += 1
+        state["left"] -= 1
+    progress("preannotate", res.skipped + res.done + res.failed, res.total, cid)
