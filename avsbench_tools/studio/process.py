@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import time
@@ -95,3 +96,19 @@ def group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+_ANNOUNCED = re.compile(rb"Starting development server at https?://\S+?:(\d+)/")
+
+
+def announced_port(log: Path, offset: int) -> int | None:
+    """The port the server says it listens on (Django's "Starting development server at ..." line, written
+    since `offset`), or None before it says so. label-studio moves to the next port by itself when the one
+    it was given has been taken meanwhile."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            found = _ANNOUNCED.findall(fh.read())
+    except OSError:
+        return None
+    return int(found[-1]) if found else None

@@ -26,7 +26,15 @@ from pathlib import Path
 
 from avsbench_tools.errors import AvsError, Interrupted, UsageError
 from avsbench_tools.fsutil import atomic_write_text
-from avsbench_tools.studio.process import alive, free_port, http_status, kill_group, last_line, port_free
+from avsbench_tools.studio.process import (
+    alive,
+    announced_port,
+    free_port,
+    http_status,
+    kill_group,
+    last_line,
+    port_free,
+)
 
 ENV_BINARY = "AVS_TOOLS_LABEL_STUDIO"
 NOT_INSTALLED = "Label Studio is not installed: run `make studio-install` (or set AVS_TOOLS_LABEL_STUDIO)"
@@ -200,13 +208,20 @@ def _server_env(paths: StudioPaths, username: str, password: str, token: str) ->
     return env
 
 
-def _wait_ready(proc_pid: int, url: str, token: str, paths: StudioPaths, timeout: float, log_offset: int) -> None:
-    """Poll /health, then an authenticated call, until both answer; one-line errors naming server.log."""
+def _wait_ready(state: dict, token: str, paths: StudioPaths, timeout: float, log_offset: int | None) -> None:
+    """Poll /health, then an authenticated call, until both answer; one-line errors naming server.log.
+    With `log_offset` (a start of ours), follow the port the server announces in its log (it moves to the
+    next port if ours was taken meanwhile) and record it in `state` and server.json."""
     end = time.monotonic() + timeout
     while True:
-        if not alive(proc_pid, str(paths.data)):
-            last = last_line(paths.log, token, log_offset)
+        if not alive(state["pid"], str(paths.data)):
+            last = last_line(paths.log, token, log_offset or 0)
             raise AvsError(f"Label Studio exited during its start: see {paths.log}" + (f" ({last})" if last else ""))
+        port = announced_port(paths.log, log_offset) if log_offset is not None else None
+        if port is not None and port != state["port"]:
+            state.update(port=port, url=_url(state["host"], port))
+            atomic_write_text(paths.state, json.dumps(state, indent=1) + "\n")
+        url = state["url"]
         if http_status(url + "/health") == 200:
             code = http_status(url + "/api/current-user/whoami", token)
             if code == 200:
@@ -259,7 +274,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
             if token is None:
                 raise UsageError(f"Label Studio is running at {state['url']} but {paths.token} is gone: stop it with "
                                  f"avs-tools studio stop {paths.ws_root}, then restore that file")
-            _wait_ready(state["pid"], state["url"], token, paths, timeout, 0)
+            _wait_ready(state, token, paths, timeout, None)
             return _info(state, paths, already=True)
         binary = find_binary()
         username, password, token = _ensure_secrets(paths)
@@ -288,7 +303,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
             if progress:
                 progress("studio", 0, 1, f"starting Label Studio at {url}"
                          + (" (first start: it creates its database, about 30 s)" if first else ""))
-            _wait_ready(proc.pid, url, token, paths, timeout, offset)
+            _wait_ready(state, token, paths, timeout, offset)
         except KeyboardInterrupt:
             _stop(proc.pid, paths)
             raise Interrupted(0, 1, "the half-started Label Studio server was stopped") from None

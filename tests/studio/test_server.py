@@ -45,6 +45,9 @@ def test_status_json_files_modes_and_loopback_only(studio_server):
                  for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
     assert listening and all(a.ip == "127.0.0.1" for a in listening), listening
     assert [a.port for a in listening] == [state["port"]]
+    from avsbench_tools.studio.process import announced_port
+
+    assert announced_port(studio / "server.log", 0) == state["port"]  # the port is read from what the server says
     out = studio_server.start.stdout
     assert f"running at {studio_server.url}" in out and f"login: {studio_server.username}" in out
     assert str(studio / "credentials") in out and out.rstrip().endswith(f"next: avs-tools push {ws}")
