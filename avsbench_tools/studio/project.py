@@ -42,8 +42,10 @@ class Project:
     created: bool = False
 
     def is_ours(self, ws_id: str) -> bool:
-        """Whether push made this project for the workspace with this id (its description's marker)."""
-        return (MARKER + ws_id) in self.description
+        """Whether this project (whose id the catalog recorded) is still this workspace's: not when its
+        description names another workspace (the server was reset and the id reused by another push).
+        A description edited by hand keeps the project ours."""
+        return (MARKER + ws_id) in self.description or MARKER not in self.description
 
 
 class Api:

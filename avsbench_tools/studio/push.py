@@ -199,7 +199,7 @@ def _project(ws, api: Api, ws_id: str, res: PushResult) -> Project:
     pid = cat.studio_project(api.url)
     proj = api.project(pid) if pid is not None else None
     if proj is not None and not proj.is_ours(ws_id):
-        proj = None  # the server was reset and the id now names someone else's project
+        proj = None  # the server was reset and the id now names another workspace's project
     proj = proj or api.find_project(ws_id)
     instructions = cfg.instructions(recipe)
     if proj is None:

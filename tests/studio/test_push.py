@@ -434,3 +434,33 @@ def test_duplicates_of_our_tasks_on_the_server_are_deleted(studio_server, built)
     ours = [t for t in after if t["data"]["ws_id"] != "another-workspace"]
     assert _keys(ours) == _keys(tasks) and len(after) == len(tasks) + 1  # the other workspace's task is kept
     assert sorted(t["id"] for t in ours) == sorted(t["id"] for t in tasks)
+
+
+def test_a_project_deleted_on_the_server_is_made_again(studio_server, built):
+    server, ws = studio_server, fresh(built, "c1-gone")
+    first = _push(ws, server.url, server.api_key)
+    c = server.client()
+    c.projects.update(id=first.project_id, description="renamed by hand")  # still ours: reused
+    again = _push(ws, server.url, server.api_key)
+    assert again.project_id == first.project_id and again.tasks_created == 0
+    c.projects.delete(id=first.project_id)
+    res = _push(ws, server.url, server.api_key)
+    assert res.project_created and res.project_id != first.project_id and res.tasks_created == first.tasks_created
+    assert _keys(_server_tasks(server, res.project_id)) == sorted(_frames(ws))
+
+
+@pytest.mark.parametrize("recipe", ["avsbench-s4", "avss", "ref-avs"])
+def test_the_server_takes_every_recipes_config_and_instructions(studio_server, recipe):
+    from avsbench_tools.recipe import load_recipe
+    from avsbench_tools.studio.config import instructions, label_config
+
+    rec = load_recipe(recipe)
+    c = studio_server.client()
+    p = c.projects.create(title=f"c1 config {recipe}", label_config=label_config(rec),
+                          expert_instruction=instructions(rec), show_instruction=True)
+    try:
+        got = c.projects.get(id=p.id)
+        assert got.label_config.strip() == label_config(rec).strip()
+        assert set(got.parsed_label_config) >= {"mask", "frame"} | ({"expression"} if recipe == "ref-avs" else set())
+    finally:
+        c.projects.delete(id=p.id)
