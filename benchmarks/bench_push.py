@@ -147,15 +147,16 @@ def main() -> None:
             print(f"naive:   {n} tasks, one SDK import call each, in {naive_s:.2f} s = {naive:.1f} tasks/s", flush=True)
 
             t = time.perf_counter()
+            ceil_ids: list[int] = []
             for i in range(0, len(ceil_tasks), args.chunk):
-                api.import_tasks(ceil_pid, ceil_tasks[i:i + args.chunk])
+                ceil_ids += api.import_tasks(ceil_pid, ceil_tasks[i:i + args.chunk])
             ceil_s = time.perf_counter() - t
             ceiling = len(ceil_tasks) / ceil_s
             size = len(json.dumps(ceil_tasks)) / len(ceil_tasks) / 1024
             print(f"ceiling: {len(ceil_tasks)} prebuilt tasks ({size:.0f} KiB JSON each) posted in chunks of "
                   f"{args.chunk} in {ceil_s:.2f} s = {ceiling:.1f} tasks/s", flush=True)
             t = time.perf_counter()
-            api.prediction_ids(ceil_pid)
+            api.prediction_ids(ceil_pid, set(ceil_ids), 0)
             print(f"         listing their {len(ceil_tasks)} predictions (how push learns the prediction ids, "
                   f"which an import does not return): {time.perf_counter() - t:.2f} s", flush=True)
             ws.close()

@@ -22,6 +22,7 @@ TITLE_MAX = 50  # Label Studio's limit on a project title
 SAMPLING = "Uncertainty sampling"  # lowest prediction score first (of the project's model_version)
 STORAGE_DIRS = ("frames", "audio", "clips")  # what tasks point at; never WS itself (WS/studio holds secrets)
 BULK_TIMEOUT = 600.0
+PER_TASK_COST = 20  # one request per task costs about as much as listing this many predictions
 
 
 class StudioError(AvsError):
@@ -185,12 +186,21 @@ class Api:
         p = self.project(pid)
         return 0 if p is None else p.task_number
 
-    def prediction_ids(self, pid: int) -> dict[tuple[int, str], list[int]]:
-        """{(task id, model_version): [prediction ids, oldest first]} of the project (one listing)."""
+    def prediction_ids(self, pid: int, tasks: set[int], in_project: int) -> dict[tuple[int, str], list[int]]:
+        """{(task id, model_version): [prediction ids, oldest first]} of these tasks. The server returns
+        predictions with their masks and an import does not return their ids: a few tasks of a large
+        project are asked one by one, otherwise the project's list is read once (`in_project`: about
+        how many predictions it holds)."""
         out: dict[tuple[int, str], list[int]] = {}
-        rows = self.request("GET", "api/predictions/", params={"project": pid}, what="the prediction list",
-                            timeout=BULK_TIMEOUT)
+        if len(tasks) * PER_TASK_COST < in_project:
+            rows = [p for t in sorted(tasks) for p in self.request(
+                "GET", "api/predictions/", params={"task": t}, what=f"the predictions of task {t}")]
+        else:
+            rows = self.request("GET", "api/predictions/", params={"project": pid}, what="the prediction list",
+                                timeout=BULK_TIMEOUT)
         for p in sorted(rows or [], key=lambda p: p["id"]):
+            if int(p["task"]) not in tasks:
+                continue
             out.setdefault((int(p["task"]), str(p.get("model_version") or "")), []).append(int(p["id"]))
         return out
 

@@ -128,7 +128,8 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
             progress("pushing", done, total, chunk[-1][1].clip_id)
         if pending:
             progress("pushing", done, total, "recording prediction ids")
-            _record_predictions(ws, api, proj.id, key, pending, newest=True)
+            _record_predictions(ws, api, proj.id, key, pending, newest=True,
+                                in_project=proj.prediction_number + res.predictions_sent)
     except KeyboardInterrupt:
         raise Interrupted(done, total - done, "tasks and predictions; the next push records what the server "
                                                "already holds") from None
@@ -238,7 +239,8 @@ def _reconcile(ws, api: Api, proj: Project, key: str, ws_id: str, items: list[_I
     if proj.prediction_number != len(preds):
         want = [(tasks[(it.clip_id, it.frame.second)], p.model_version, [v.version_id for v in p.versions])
                 for it in items if (it.clip_id, it.frame.second) in tasks for p in it.preds]
-        res.predictions_adopted = _record_predictions(ws, api, proj.id, key, want, newest=False)
+        res.predictions_adopted = _record_predictions(ws, api, proj.id, key, want, newest=False,
+                                                      in_project=proj.prediction_number)
         preds = cat.studio_predictions(key)
     return tasks, preds
 
@@ -275,12 +277,12 @@ def _reconcile_tasks(ws, api: Api, pid: int, key: str, ws_id: str, res: PushResu
 
 
 def _record_predictions(ws, api: Api, pid: int, key: str, rows: list[tuple[int, str, list[int]]],
-                        newest: bool) -> int:
+                        newest: bool, in_project: int) -> int:
     """Record the ids the server gave the predictions in `rows` (task id, model version, version ids)
     and delete any duplicate of them. newest: they were just sent (the newest id; all must be there);
     else adopt what is found (the oldest). Returns how many were recorded."""
     known = ws.catalog.studio_predictions(key)
-    on_server = api.prediction_ids(pid)
+    on_server = api.prediction_ids(pid, {r[0] for r in rows}, in_project)
     found, extra = [], []
     for tid, mv, vids in rows:
         ids = on_server.get((tid, mv), [])

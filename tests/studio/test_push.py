@@ -304,8 +304,14 @@ def test_push_then_repush_then_a_new_mask_version(studio_server, built):
     assert _push(ws, server.url, server.api_key).predictions_sent == 0
 
 
-def test_a_lost_answer_mid_push_then_push_again_makes_no_duplicate(studio_server, built, proxy):
-    server, ws = studio_server, fresh(built, "c1-lost")
+@pytest.mark.parametrize("per_task", [False, True], ids=["project-list", "per-task"])
+def test_a_lost_answer_mid_push_then_push_again_makes_no_duplicate(studio_server, built, proxy, per_task,
+                                                                   monkeypatch):
+    """Both ways of learning prediction ids: the project's list, and one request per task."""
+    from avsbench_tools.studio import project
+
+    monkeypatch.setattr(project, "PER_TASK_COST", 0 if per_task else 10**9)
+    server, ws = studio_server, fresh(built, f"c1-lost-{int(per_task)}")
     frames = _frames(ws)
     proxy.drop = _nth("POST", "/import", 2)  # the server creates the 2nd chunk, push never hears of it
     with pytest.raises(AvsError) as exc:
