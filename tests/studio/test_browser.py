@@ -1,0 +1,159 @@
+"""A real browser on a pushed task: the prediction's brush region is drawn where its mask is, and the
+audio player holds the clip's audio.
+
+Headless Chromium (Debian's `chromium` + `chromium-driver`, through selenium) logs in to the run's
+real Label Studio server (tests/studio/conftest.py `studio_server`) with its username and password,
+opens the pushed task whose prediction has the largest mask, and reads the editor's canvases back:
+the layer painted in the label's colour must cover the predicted mask (IoU >= 0.8 after mapping
+image pixels to canvas pixels through the page geometry). This is the check that predictions
+actually show (a prediction with a wrong name or an undecodable RLE is accepted by the server and
+silently never drawn). A screenshot is saved in the test's tmp dir (and copied to
+$AVS_TEST_SCREENSHOT_DIR when set).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from studio.test_serving import pushed_media
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+WAIT_S = 240  # the editor on a machine loaded by other jobs
+
+
+def predicted_mask(task: dict) -> tuple[str, np.ndarray]:
+    """(label, bool mask) of the task's first brush region, decoded with the SDK's own decoder."""
+    from label_studio_sdk.converter.brush import decode_rle
+
+    (pred,) = task["predictions"]
+    r = next(r for r in pred["result"] if r["type"] == "brushlabels")
+    alpha = decode_rle(r["value"]["rle"]).reshape(r["original_height"], r["original_width"], 4)[..., 3]
+    return r["value"]["brushlabels"][0], alpha >= 128
+
+
+def label_colour(config: str, label: str) -> np.ndarray:
+    m = re.search(rf'<Label value="{re.escape(label)}" background="#([0-9a-fA-F]{{6}})"', config)
+    assert m, f"no colour for {label} in the labelling config"
+    return np.array([int(m.group(1)[i: i + 2], 16) for i in (0, 2, 4)])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("headless Chromium is needed: apt-get install chromium chromium-driver", pytrace=False)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000",
+              "--autoplay-policy=no-user-gesture-required"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+GEOMETRY_JS = """
+const img = document.querySelector('img[alt="image"]');
+const box = document.querySelector('.konvajs-content');
+const r = img.getBoundingClientRect(), k = box.getBoundingClientRect();
+const audio = document.querySelector('audio');
+return {img: [r.left, r.top, r.width, r.height, img.naturalWidth, img.naturalHeight],
+        stage: [k.left, k.top, k.width, k.height],
+        layers: [...box.querySelectorAll('canvas')].map(c => c.toDataURL('image/png')),
+        audio: audio ? [audio.src, audio.duration, audio.readyState] : null};
+"""
+
+
+def _decode_png(data_url: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.array(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGBA"))
+
+
+def expected_on_canvas(mask: np.ndarray, geo: dict, shape: tuple[int, int]) -> np.ndarray:
+    """The mask as it should appear on a canvas of `shape`: each canvas pixel's centre mapped through
+    the page (stage box, then the displayed image box) to an image pixel."""
+    left, top, width, height, nat_w, nat_h = geo["img"]
+    s_left, s_top, s_width, s_height = geo["stage"]
+    ch, cw = shape
+    u = np.floor((s_left + (np.arange(cw) + 0.5) * s_width / cw - left) * nat_w / width).astype(int)
+    v = np.floor((s_top + (np.arange(ch) + 0.5) * s_height / ch - top) * nat_h / height).astype(int)
+    out = np.zeros(shape, bool)
+    ok_u, ok_v = (u >= 0) & (u < nat_w), (v >= 0) & (v < nat_h)
+    out[np.ix_(ok_v, ok_u)] = mask[np.ix_(v[ok_v], u[ok_u])]
+    return out
+
+
+def login(driver, server) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(server.url + "/user/login/")
+    driver.find_element(By.NAME, "email").send_keys(server.username)
+    driver.find_element(By.NAME, "password").send_keys(server.password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, WAIT_S).until(lambda d: "/user/login" not in d.current_url)
+
+
+def test_prediction_drawn_and_audio_player_present(studio_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    media = pushed_media(studio_server)
+    task = max(media.tasks, key=lambda t: predicted_mask(t)[1].sum())
+    label, mask = predicted_mask(task)
+    assert mask.sum() > 100, "the pushed prediction has no mask to look for"
+    colour = label_colour(studio_server.client().projects.get(media.project_id).label_config, label)
+
+    login(browser, studio_server)
+    browser.get(f"{studio_server.url}/projects/{media.project_id}/data?task={task['id']}")
+    wait = WebDriverWait(browser, WAIT_S)
+    try:  # the region list names the predicted region; the frame and the audio have loaded
+        wait.until(lambda d: [e.text.strip() for e in d.find_elements(By.CSS_SELECTOR, ".lsf-outliner-item")])
+        items = [e.text.split() for e in browser.find_elements(By.CSS_SELECTOR, ".lsf-outliner-item")]
+        assert items == [["1", label]], f"the region list shows {items}, not the one predicted {label} region"
+        wait.until(lambda d: d.execute_script(
+            "const i = document.querySelector('img[alt=\"image\"]'); return !!i && i.complete && i.naturalWidth > 0"))
+        wait.until(lambda d: d.execute_script(
+            "const a = document.querySelector('audio'); return !!a && a.readyState >= 1 && a.duration > 0"))
+        wait.until(lambda d: any(
+            (lambda im: (im[..., 3] > 0).sum() > 0.5 * mask.sum())(_decode_png(u))
+            for u in d.execute_script(GEOMETRY_JS)["layers"][1:]))
+    finally:
+        shot = tmp_path / "editor.png"
+        browser.save_screenshot(str(shot))
+        if os.environ.get("AVS_TEST_SCREENSHOT_DIR"):
+            shutil.copy(shot, Path(os.environ["AVS_TEST_SCREENSHOT_DIR"]) / "browser.png")
+    geo = browser.execute_script(GEOMETRY_JS)
+
+    assert geo["img"][4:] == [task["data"]["width"], task["data"]["height"]]  # the frame, at its pixel size
+    src, duration, _ = geo["audio"]
+    assert src == studio_server.url + task["data"]["audio"]
+    assert duration == pytest.approx(5.0, abs=0.1)  # the clip's audio, fetched and decoded
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-testid=waveform-audio]")
+
+    # The brush layer: painted in the label's colour, where the mask is.
+    painted = []
+    for url in geo["layers"]:
+        im = _decode_png(url)
+        on = im[..., 3] > 0
+        if on.any() and np.abs(im[on][:, :3].mean(axis=0) - colour).max() < 24:
+            painted.append(on)
+    assert len(painted) == 1, f"{len(painted)} canvas layers painted in {label}'s colour {colour.tolist()}"
+    drawn = painted[0]
+    want = expected_on_canvas(mask, geo, drawn.shape)
+    iou = (drawn & want).sum() / (drawn | want).sum()
+    print(f"{label} region drawn: {drawn.sum()} canvas pixels, expected {want.sum()}, IoU {iou:.3f}")
+    assert iou >= 0.8, f"the drawn region misses the predicted mask: IoU {iou:.2f}"
