@@ -19,8 +19,8 @@ def push(
     api_key: StudioApiKey = None,
     document_root: Annotated[Path | None, typer.Option(
         "--document-root", envvar="LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", show_envvar=True,
-        help="The server's local-files document root, the workspace or a folder above it (default: known for "
-             "the workspace's own server, else the workspace).")] = None,
+        help="The server's local-files document root: the workspace or a folder above it (default: known for "
+             "the workspace's own server, else found by asking the server for one of the workspace's frames).")] = None,
     clip: Clips = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=5000,
                                             help="Tasks per import request.")] = 100,
