@@ -12,12 +12,12 @@ writes multi-value literals, a trailing lone value as a repeat, no extra byte, a
 alpha values 1..254. :func:`decode` reads both; :func:`encode` writes only repeat records (a mask
 repeats each pixel over its four channels, so no run is shorter than 4).
 
-No Python loop runs per pixel or per run. The encoder finds runs with ``np.diff``/``flatnonzero``
-and ORs each record's left-aligned code into 64-bit words (records never share bits, so a sum is
-an OR). The decoder computes, for every bit position, where a record starting there would end
-(one lookup in a table indexed by the record's first 19 bits), follows that chain by pointer
-doubling (a few whole-array gathers, then a Python loop over at most a few thousand coarse
-steps), and fills the alpha channel with ``np.repeat``.
+No Python loop runs per pixel or per run. The encoder finds runs with ``flatnonzero`` and ORs each
+record's left-aligned code into 64-bit words (records never share bits, so a sum is an OR). The
+decoder looks up, for every bit position at once, how long a record starting there would be (a
+table indexed by its first 19 bits), cuts the stream into segments and follows every possible
+entry into every segment at once (numpy lanes in lockstep), then stitches the true chain with one
+Python step per segment (see ``_record_starts``) and fills the alpha channel with ``np.repeat``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ RLE_SIZES = (3, 4, 8, 16)
 WORD_SIZE = 8
 HEADER_BITS = 32 + 5 + 4 * 4
 MAX_RUN = 1 << 16
-_COARSE_STEPS = 4096  # at most about this many Python steps when following the record chain
 
 _U64 = np.uint64
 _SIZES = np.array(RLE_SIZES, dtype=np.int64)
