@@ -14,7 +14,7 @@ the frame of j, the sum over j splits exactly:
     y_i = (1/N) * sum_t' (theta_i . p_t') * G_t',   p_t' = phi(a_t'),  G_t' = sum_hw g_{t',hw}
         = theta_i^T M,                             M = (1/N) * sum_t' p_t' G_t'^T   (C' x C')
 
-and since g is a 1x1 convolution, G_t' = W_g (sum_hw x_{t',hw}) + H*W*b_g. The factorised block
+and since g is a 1x1 convolution, G_t' = H*W * (W_g mean_hw(x_t') + b_g). The factorised block
 costs O(N*C'^2) instead of O(N^2*C'). `dense_tpavi` computes the official formula literally (tiling,
 Conv3d, the N x N matrix) with the same parameters; tests check both agree in float64 (values and
 gradients), and `TPAVI(dense=True)` runs it inside the model for the benchmark.
@@ -71,17 +71,22 @@ def _mat(conv: nn.Conv3d):
 
 
 def factorised_tpavi(block: TPAVI, x, audio):
-    """The exact factorised TPAVI (see the module docstring). x [B*T, C, H, W], audio [B*T, 128]."""
+    """The exact factorised TPAVI (see the module docstring). x [B*T, C, H, W], audio [B*T, 128].
+
+    M is formed from per-frame means, M = (1/T) sum_t' p_t' gbar_t'^T with gbar = g(mean_hw x) (equal
+    to the (1/N) sum with G = H*W*gbar), in float32 (at least) even under autocast: a fp16 sum over 3,136
+    positions could overflow."""
     bt, c, h, w = x.shape
     t = block.frames
     groups = bt // t
-    n = t * h * w
-    a = block.align_channel(audio)                                     # [BT, C]
-    p = F.linear(a, _mat(block.phi), block.phi.bias)                   # [BT, C']
-    gsum = F.linear(x.sum(dim=(2, 3)), _mat(block.g)) + (h * w) * block.g.bias  # [BT, C'] = sum_hw g
-    m = torch.einsum("gtc,gtd->gcd", p.reshape(groups, t, -1), gsum.reshape(groups, t, -1)) / n
-    theta = F.conv2d(x, block.theta.weight.squeeze(-1), block.theta.bias)  # [BT, C', H, W]
-    y = torch.einsum("gtchw,gcd->gtdhw", theta.reshape(groups, t, block.inter, h, w), m)
+    a = block.align_channel(audio)                                               # [BT, C]
+    acc = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 inputs
+    with torch.autocast(x.device.type, enabled=False):
+        p = F.linear(a.to(acc), _mat(block.phi).to(acc), block.phi.bias.to(acc))              # [BT, C']
+        gbar = F.linear(x.to(acc).mean(dim=(2, 3)), _mat(block.g).to(acc), block.g.bias.to(acc))  # [BT, C']
+        m = torch.einsum("gtc,gtd->gcd", p.reshape(groups, t, -1), gbar.reshape(groups, t, -1)) / t
+    theta = F.conv2d(x, block.theta.weight.squeeze(-1), block.theta.bias)       # [BT, C', H, W]
+    y = torch.einsum("gtchw,gcd->gtdhw", theta.reshape(groups, t, block.inter, h, w), m.to(theta.dtype))
     y = y.reshape(bt, block.inter, h, w)
     conv, bn = block.W_z
     wy = F.conv2d(y, conv.weight.squeeze(-1), conv.bias)
