@@ -470,3 +470,19 @@ def test_the_server_takes_every_recipes_config_and_instructions(studio_server, r
         assert set(got.parsed_label_config) >= {"mask", "frame"} | ({"expression"} if recipe == "ref-avs" else set())
     finally:
         c.projects.delete(id=p.id)
+
+
+def test_a_prediction_that_does_not_fit_the_config_is_a_one_line_error_and_nothing_is_sent(studio_server, built):
+    server, ws = studio_server, fresh(built, "c1-badlabel")
+    con = sqlite3.connect(ws / "catalog.sqlite")
+    clip, second = con.execute("SELECT clip_id, MAX(second) FROM mask_versions WHERE kind='proposal' "
+                               "GROUP BY clip_id ORDER BY clip_id").fetchone()
+    con.execute("UPDATE mask_versions SET category='not_a_label' WHERE clip_id=? AND second=?", (clip, second))
+    con.commit()
+    con.close()
+    proc = _cli(ws, server, "--clip", clip, "-q")
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(err) == 1, proc.stderr
+    assert f"clip {clip} second {second}" in err[0] and "'not_a_label'" in err[0]
+    pid = _project_id(ws, server.url)
+    assert _server_tasks(server, pid) == [] and _rows(ws, "studio_tasks") == []  # one chunk: nothing sent
