@@ -281,3 +281,63 @@ def tiny_dino_original(out: Path, hf_folder: Path, seed: int = 0) -> Path:
     GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
                            tokenizer=BertTokenizerFast(vocab={w: i for i, w in enumerate(WORDS)})).save_pretrained(hf_folder)
     return dino_to_original(hf_folder, out, seed)
+
+
+# -- SAM 3 video (detector + tracker in one model) ------------------------------------------------------------
+CLIP_WORDS = ["<|startoftext|>", "<|endoftext|>", *[c + "</w>" for c in "abcdefghijklmnopqrstuvwxyz"],
+              *"abcdefghijklmnopqrstuvwxyz"]
+
+
+def sam3_config(tiny: bool = True, size: int = 112):
+    """A Sam3VideoConfig: a tiny one (ViT of 1 block, 2 queries, `size` px; widths the tracker needs: its hidden
+    size must exceed the 64-channel memory) that keeps every detection (thresholds 0), or the real sizes."""
+    from transformers import Sam3VideoConfig
+
+    if not tiny:
+        return Sam3VideoConfig()
+    s, p, h = size, 14, 128
+    vit = dict(model_type="sam3_vit_model", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=s,
+               patch_size=p, window_size=4, global_attn_indexes=[0], pretrain_image_size=s)
+    layer = dict(hidden_size=h, num_layers=1, num_attention_heads=2, intermediate_size=64)
+    det = dict(vision_config=dict(backbone_config=vit, fpn_hidden_size=h),
+               text_config=dict(vocab_size=len(CLIP_WORDS), hidden_size=32, intermediate_size=64, projection_dim=32,
+                                num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32,
+                                bos_token_id=0, eos_token_id=1, pad_token_id=1),
+               geometry_encoder_config=layer, detr_encoder_config=layer,
+               detr_decoder_config={**layer, "num_queries": 2},
+               mask_decoder_config=dict(hidden_size=h, num_upsampling_stages=2, num_attention_heads=2))
+    trk = dict(vision_config=dict(backbone_config=vit, fpn_hidden_size=h),
+               prompt_encoder_config=dict(hidden_size=h, image_size=s, patch_size=p, mask_input_channels=4),
+               mask_decoder_config=dict(hidden_size=h, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=h),
+               memory_attention_hidden_size=h, memory_attention_num_layers=1, memory_attention_feed_forward_hidden_size=64,
+               memory_encoder_hidden_size=h, mask_downsampler_embed_dim=h, memory_fuser_embed_dim=h,
+               memory_fuser_intermediate_dim=64, num_maskmem=3)
+    cfg = Sam3VideoConfig(detector_config=det, tracker_config=trk, low_res_mask_size=4 * s // p,
+                          score_threshold_detection=0.0, new_det_thresh=0.0, hotstart_delay=0)
+    cfg.image_size = s
+    return cfg
+
+
+def tiny_sam3(out: Path, tiny: bool = True) -> Path:
+    """A random-weight Sam3VideoModel folder with its processor (an offline CLIP tokenizer of letters)."""
+    import torch
+    from transformers import (
+        CLIPTokenizer,
+        Sam2VideoVideoProcessor,
+        Sam3ImageProcessor,
+        Sam3VideoModel,
+        Sam3VideoProcessor,
+    )
+
+    torch.manual_seed(0)
+    cfg = sam3_config(tiny)
+    model = Sam3VideoModel(cfg).eval()
+    if tiny:  # random weights: bias the tracker's object-score head so tracked objects stay present between frames
+        with torch.no_grad():
+            model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(5.0)
+    model.save_pretrained(out)
+    s = {"height": cfg.image_size, "width": cfg.image_size}
+    Sam3VideoProcessor(image_processor=Sam3ImageProcessor(size=s), video_processor=Sam2VideoVideoProcessor(size=s),
+                       tokenizer=CLIPTokenizer(vocab={w: i for i, w in enumerate(CLIP_WORDS)}, merges=[])
+                       ).save_pretrained(out)
+    return out

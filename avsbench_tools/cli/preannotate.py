@@ -28,20 +28,25 @@ from avsbench_tools.cli.common import (
 )
 
 models_app = App(help="Model checkpoints used by preannotate.", no_args_is_help=True)
+Sam3Ckpt = Annotated[str | None, typer.Option("--sam3", envvar="AVS_TOOLS_SAM3", show_envvar=True,
+                                              help="SAM 3 video checkpoint for the sam3 backend: a transformers "
+                                              "folder or a cached id (e.g. facebook/sam3).")]
 ModelsJson = json_flag("a JSON list of {role, spec, loads, device, detail}")
 app.add_typer(models_app, name="models", short_help="Check configured checkpoints.  e.g. avs-tools models check --sam sam.pth")
 
 
-@app.command(short_help="Mask proposals (Grounded-SAM + tracking, or weight-free motion).  "
+@app.command(short_help="Mask proposals (Grounded-SAM + tracking, SAM 3, or weight-free motion).  "
              "e.g. avs-tools preannotate ws --dino IDEA-Research/grounding-dino-tiny --sam facebook/sam-vit-base")
 def preannotate(
     ctx: typer.Context,
     workspace: WorkspaceArg,
-    backend: Annotated[str | None, typer.Option("--backend", help="grounded-sam or motion (default: grounded-sam "
-                                                "when --dino and --sam are configured, else motion).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="grounded-sam, sam3 or motion (default: "
+                                                "grounded-sam when --dino and --sam are configured, else sam3 when "
+                                                "--sam3 is, else motion).")] = None,
     dino: Dino = None,
     sam: Sam = None,
     sam_type: SamType = None,
+    sam3: Sam3Ckpt = None,
     prompt: Annotated[list[str] | None, typer.Option("--prompt", help="Text prompt (repeatable); default: the "
                                                      "clip's category.")] = None,
     box_threshold: Annotated[float, typer.Option("--box-threshold", help="Grounding DINO box threshold.")] = 0.35,
@@ -80,7 +85,7 @@ def preannotate(
                               redetect_every=redetect_every, key_second=key_second, device=device,
                               batch_size=batch_size, precision=precision, nms_iou=nms_iou, max_objects=max_objects,
                               min_area=min_area, allow_download=allow_download, clips=list(clip or []) or None,
-                              audio_tagger=audio_tagger, clap=clap, tagger_threshold=tagger_threshold, sam2=sam2)
+                              audio_tagger=audio_tagger, clap=clap, tagger_threshold=tagger_threshold, sam2=sam2, sam3=sam3)
     _note_ignored(ctx, opts)
     with stage_run(workspace, lock="preannotate", quiet=quiet) as (ws, progress):
         res = run(ws, opts, progress=progress)
@@ -107,6 +112,10 @@ GROUNDED_ONLY = ("dino", "sam", "sam_type", "prompt", "box_threshold", "text_thr
                  "allow_download")
 
 
+SAM3_IGNORES = ("dino", "sam", "sam_type", "box_threshold", "text_threshold", "tracker", "sam2", "redetect_every",
+                "key_second", "batch_size", "nms_iou")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -124,6 +133,11 @@ def _note_ignored(ctx: typer.Context, opts) -> None:
                      "backend (they configure grounded-sam)")
         if explicit(ctx, "device") and not opts.audio_tagger:
             note(f"--device {opts.device} has no effect with the motion backend (it runs on the CPU)")
+    elif backend == "sam3":
+        ignored = [_flag(n) for n in SAM3_IGNORES if explicit(ctx, n)]
+        if ignored:
+            note(f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with the sam3 backend "
+                 "(they configure grounded-sam)")
     elif opts.tracker != "sam2" and explicit(ctx, "sam2"):
         note("--sam2 has no effect without --tracker sam2")
     if not opts.audio_tagger and explicit(ctx, "clap"):
@@ -136,6 +150,7 @@ def models_check(
     sam: Sam = None,
     sam_type: SamType = None,
     clap: Clap = None,
+    sam3: Sam3Ckpt = None,
     device: Device = "auto",
     allow_download: AllowDownload = False,
     as_json: ModelsJson = False,
@@ -143,7 +158,7 @@ def models_check(
     """List the configured checkpoints, whether each loads, and on which device. Exit 1 if one fails."""
     from avsbench_tools.preannotate import check_models
 
-    rows = check_models(dino, sam, device, sam_type, allow_download, clap)
+    rows = check_models(dino, sam, device, sam_type, allow_download, clap, sam3)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:

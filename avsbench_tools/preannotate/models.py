@@ -22,7 +22,7 @@ import numpy as np
 from avsbench_tools.checkpoints import ModelHandle, checkpoint_hash, load_hf, resolve_device, resolve_spec
 from avsbench_tools.errors import AvsError, UsageError, require
 from avsbench_tools.masks import ObjectMask, from_dino
-from avsbench_tools.preannotate.options import PreannotateOptions
+from avsbench_tools.preannotate.options import PreannotateOptions, backend_of
 from avsbench_tools.preannotate.tagger import load_clap
 
 
@@ -206,29 +206,41 @@ def load_sam2(spec: str, device: str = "cpu", allow_download: bool = False) -> M
 
 # -- what a run loads ----------------------------------------------------------------------------
 class Models:
-    """The checkpoints one preannotate run needs, loaded once: Grounding DINO and SAM (when given),
-    SAM 2 for --tracker sam2, CLAP for --audio-tagger clap."""
+    """The checkpoints one preannotate run needs, loaded once: Grounding DINO and SAM (grounded-sam), SAM 2 for
+    --tracker sam2, SAM 3 for the sam3 backend, CLAP for --audio-tagger clap."""
 
     def __init__(self, opts: PreannotateOptions):
-        self.dino = load_dino(opts.dino, opts.device, opts.allow_download) if opts.dino else None
-        self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type) if opts.sam else None
+        from avsbench_tools.preannotate.sam3 import load_sam3
+
+        backend = backend_of(opts)
+        grounded = backend == "grounded-sam"
+        self.dino = load_dino(opts.dino, opts.device, opts.allow_download) if (grounded and opts.dino) else None
+        self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type) if (
+            grounded and opts.sam) else None
         self.sam2 = load_sam2(opts.sam2, opts.device, opts.allow_download) if (
-            opts.tracker == "sam2" and opts.dino) else None
+            grounded and opts.tracker == "sam2" and opts.dino) else None
+        self.sam3 = load_sam3(opts.sam3, opts.device, opts.allow_download, opts.precision) if (
+            backend == "sam3") else None
         self.clap = load_clap(opts.clap, opts.device, opts.allow_download) if opts.audio_tagger == "clap" else None
 
 
 def check_models(dino: str | None, sam: str | None, device: str = "cpu", sam_type: str | None = None,
-                 allow_download: bool = False, clap: str | None = None) -> list[dict]:
-    """[{role, spec, loads, device, detail}] for each configured checkpoint (never raises for a bad one)."""
+                 allow_download: bool = False, clap: str | None = None, sam3: str | None = None) -> list[dict]:
+    """[{role, spec, loads, device, detail}] for each configured checkpoint (never raises for a bad one);
+    clap and sam3 are listed only when configured."""
+    from avsbench_tools.preannotate.sam3 import load_sam3
+
     out = []
     for role, spec, loader in (("dino", dino, lambda: load_dino(dino, device, allow_download)),
                                ("sam", sam, lambda: load_sam(sam, device, allow_download, sam_type)),
+                               ("sam3", sam3, lambda: load_sam3(sam3, device, allow_download)),
                                ("clap", clap, lambda: load_clap(clap, device, allow_download))):
-        if not spec and role == "clap":
+        if not spec and role in ("clap", "sam3"):
             continue
         if not spec:
+            then = "the sam3 backend" if sam3 else "the weight-free motion backend"
             out.append({"role": role, "spec": None, "loads": False, "device": None,
-                        "detail": "not configured (weight-free motion backend will be used)"})
+                        "detail": f"not configured ({then} will be used)"})
             continue
         try:
             m = loader()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from avsbench_tools.errors import UsageError
 
-BACKENDS = ("grounded-sam", "motion")
+BACKENDS = ("grounded-sam", "motion", "sam3")
 TRACKERS = ("flow", "sam2", "none")
 PRECISIONS = ("fp32", "bf16")
 
@@ -54,11 +54,13 @@ class PreannotateOptions:
     clap: str | None = None
     tagger_threshold: float = 0.3
     sam2: str | None = None  # SAM 2 video checkpoint for --tracker sam2
+    sam3: str | None = None  # SAM 3 video checkpoint for --backend sam3 (one model: detection and tracking)
 
 
 def backend_of(opts: PreannotateOptions) -> str:
-    """--backend, else grounded-sam when both --dino and --sam are given, else the weight-free motion backend."""
-    return opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "motion")
+    """--backend, else grounded-sam when both --dino and --sam are given, else sam3 when --sam3 is, else the
+    weight-free motion backend."""
+    return opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "sam3" if opts.sam3 else "motion")
 
 
 def check_options(opts: PreannotateOptions) -> str:
@@ -76,6 +78,8 @@ def check_options(opts: PreannotateOptions) -> str:
         raise UsageError("--backend grounded-sam needs --dino and --sam (local checkpoints)")
     if opts.tracker == "sam2" and backend == "grounded-sam" and not opts.sam2:
         raise UsageError("--tracker sam2 needs --sam2 (a transformers Sam2VideoModel checkpoint)")
+    if backend == "sam3" and not opts.sam3:
+        raise UsageError("--backend sam3 needs --sam3 (a transformers Sam3VideoModel checkpoint, e.g. facebook/sam3)")
     if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
         raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
     if opts.batch_size < 1:

@@ -20,6 +20,7 @@ from avsbench_tools.preannotate.motion import motion_settings, propose_motion_cl
 from avsbench_tools.preannotate.nms import CapStats
 from avsbench_tools.preannotate.options import PreannotateOptions, check_options
 from avsbench_tools.preannotate.prefetch import Prefetcher
+from avsbench_tools.preannotate.sam3 import propose_sam3, sam3_settings
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.workspace import Workspace, deferred_interrupt
 
@@ -52,6 +53,8 @@ def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, 
                   "redetect_every": opts.redetect_every, "key_second": opts.key_second})
         if models.sam2 is not None:
             s["sam2"] = {"id": models.sam2.name, "sha256": models.sam2.sha}
+    elif backend == "sam3":
+        s.update(sam3_settings(opts, models.sam3))
     else:
         s.update(motion_settings())
     if models is not None and models.clap is not None:
@@ -147,6 +150,8 @@ def _propose(ws: Workspace, inp: _ClipInputs, backend: str, models: Models | Non
         _listen(ws, inp, models, opts)
     if backend == "motion":
         return propose_motion_clip(ws, inp.clip, inp.frames)
+    if backend == "sam3":
+        return propose_sam3(ws, inp.clip, models.sam3, opts, inp.frames)
     return propose_grounded_sam(ws, inp.clip, models, opts, inp.frames, inp.heard, media, cap)
 
 
@@ -164,7 +169,7 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
     backend = check_options(opts)
     ids = _clip_ids(ws, opts)
     state["clips"] = len(ids)
-    models = Models(opts) if (backend == "grounded-sam" or opts.audio_tagger) else None
+    models = Models(opts) if (backend in ("grounded-sam", "sam3") or opts.audio_tagger) else None
     prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
     settings = settings_for(opts, backend, models, prompts_mode)
     remove_stale_temps(ws.path("masks"))  # temporaries of a killed run (the workspace lock says none is running)
