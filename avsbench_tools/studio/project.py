@@ -219,6 +219,34 @@ class Api:
                      what=f"importing {len(predictions)} predictions", timeout=BULK_TIMEOUT)
 
 
+def document_root(ws, conn, api: Api, given: str | None, probe: str) -> Path:
+    """The server's local-files document root: the one given (--document-root or its variable), else
+    the one known for the workspace's own server, else the first folder from the workspace upwards
+    under which the server serves `probe` (a frame of the workspace) to us."""
+    wsroot = Path(os.path.abspath(ws.root))
+    target = Path(os.path.abspath(ws.abs(probe)))
+    if given:
+        root = Path(os.path.abspath(given))
+        if root != wsroot and root not in wsroot.parents:
+            raise UsageError(f"--document-root {root}: the workspace {ws.root} is not inside it (Label Studio serves "
+                             "only files below its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
+        if not api.serves(target.relative_to(root).as_posix()):
+            raise UsageError(f"Label Studio at {api.url} does not serve {target} as "
+                             f"{target.relative_to(root).as_posix()}: is {root} its document root "
+                             "(LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)?")
+        return root
+    known = getattr(conn, "document_root", None)
+    tried = [Path(os.path.abspath(known))] if known else []
+    tried += [d for d in (wsroot, *wsroot.parents) if d not in tried]
+    for root in tried:
+        if (root == wsroot or root in wsroot.parents) and api.serves(target.relative_to(root).as_posix()):
+            return root
+    raise UsageError(f"Label Studio at {api.url} does not serve the workspace's files ({target}): start it with "
+                     "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set "
+                     "to the workspace or a folder above it, or use the workspace's own server "
+                     "(avs-tools studio start WS)")
+
+
 def _project(d: dict) -> Project:
     return Project(id=int(d["id"]), label_config=d.get("label_config") or "",
                    task_number=int(d.get("task_number") or 0),

@@ -23,7 +23,7 @@ from avsbench_tools.catalog.studio import project_key
 from avsbench_tools.errors import AvsError, Interrupted, UsageError
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.studio import config as cfg
-from avsbench_tools.studio.project import Api, Project, StudioError
+from avsbench_tools.studio.project import Api, Project, StudioError, document_root
 
 CHUNK = 100  # tasks per import request
 
@@ -91,7 +91,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
     proj = _project(ws, api, ws_id, res)
     key = project_key(api.url, proj.id)
-    docroot = _document_root(ws, conn, api, opts, items[0].frame.path)
+    docroot = document_root(ws, conn, api, opts.document_root, items[0].frame.path)
     li = _interface(proj.label_config)
     tasks, preds = _reconcile(ws, api, proj, key, ws_id, items, res)
     todo_new = [it for it in items if (it.clip_id, it.frame.second) not in tasks]
@@ -164,34 +164,6 @@ def _plan(ws, clip_ids: list[str]) -> list[_Item]:
             items.append(_Item(cid, f, clip.seconds, audio.wav_path if audio else None, clip.path, clip.category,
                                preds))
     return items
-
-
-def _document_root(ws, conn, api: Api, opts: PushOptions, probe: str) -> Path:
-    """The server's local-files document root: the one given (--document-root or its variable), else
-    the one known for the workspace's own server, else the first folder from the workspace upwards
-    under which the server serves `probe` (a frame of the workspace) to us."""
-    wsroot = Path(os.path.abspath(ws.root))
-    target = Path(os.path.abspath(ws.abs(probe)))
-    if opts.document_root:
-        root = Path(os.path.abspath(opts.document_root))
-        if root != wsroot and root not in wsroot.parents:
-            raise UsageError(f"--document-root {root}: the workspace {ws.root} is not inside it (Label Studio serves "
-                             "only files below its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
-        if not api.serves(target.relative_to(root).as_posix()):
-            raise UsageError(f"Label Studio at {api.url} does not serve {target} as "
-                             f"{target.relative_to(root).as_posix()}: is {root} its document root "
-                             "(LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)?")
-        return root
-    known = getattr(conn, "document_root", None)
-    tried = [Path(os.path.abspath(known))] if known else []
-    tried += [d for d in (wsroot, *wsroot.parents) if d not in tried]
-    for root in tried:
-        if (root == wsroot or root in wsroot.parents) and api.serves(target.relative_to(root).as_posix()):
-            return root
-    raise UsageError(f"Label Studio at {api.url} does not serve the workspace's files ({target}): start it with "
-                     "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set "
-                     "to the workspace or a folder above it, or use the workspace's own server "
-                     "(avs-tools studio start WS)")
 
 
 # -- the project ----------------------------------------------------------------------------------------
