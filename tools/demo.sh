@@ -32,5 +32,17 @@ avs-tools stats "$OUT/release" --format avsbench-ms3 --out "$OUT/stats.html"
 for split in train val test; do
   avs-tools evaluate --format avsbench-ms3 --gt "$OUT/world/gold" --pred "$OUT/release" --split "$split"
 done
+echo "== 7. review in Label Studio: stage the workspace in a local server (one task per sampled frame, the"
+echo "   proposals as predictions), if Label Studio is installed (make studio-install)"
+if avs-tools studio start "$OUT/ws" 2>&1 | tee "$OUT/studio-start.log"; then
+  avs-tools push "$OUT/ws"
+  echo "   open the URL above and log in (password in $OUT/ws/studio/credentials); correct the masks, then:"
+  echo "   avs-tools pull $OUT/ws && avs-tools qa $OUT/ws --html $OUT/qa.html   (stop: avs-tools studio stop $OUT/ws)"
+elif grep -q "Label Studio is not installed" "$OUT/studio-start.log"; then
+  echo "   skipped: Label Studio is not installed. Run \`make studio-install\` (its own virtual environment,"
+  echo "   about 1 GB), then \`make demo\` again, or: avs-tools studio start $OUT/ws && avs-tools push $OUT/ws"
+else
+  exit 1
+fi
 echo "== status"
 avs-tools status "$OUT/ws"
