@@ -12,6 +12,15 @@ from conftest import run_cli
 from tiny_models import bert_tokenizer_cache, dino_to_original, tiny_dino_original, tiny_hf_sam, tiny_orig_sam
 
 torch = pytest.importorskip("torch")
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the CLI children too: a shared 2-core box is far faster single-threaded
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 # names from a published parameter listing of the original model (IDEA-Research/GroundingDINO), one per
 # kind of module: the tiny original-layout file must use the same ones
@@ -41,7 +50,8 @@ def env(tiny, tmp_path, monkeypatch) -> dict[str, str]:
 
     monkeypatch.setenv("AVS_TOOLS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tiny["hub"]))
-    return {"AVS_TOOLS_CACHE": str(tmp_path / "cache"), "HF_HUB_CACHE": str(tiny["hub"]), "HF_HUB_OFFLINE": "1"}
+    return {"AVS_TOOLS_CACHE": str(tmp_path / "cache"), "HF_HUB_CACHE": str(tiny["hub"]), "HF_HUB_OFFLINE": "1",
+            **ONE_THREAD}
 
 
 def test_the_tiny_file_uses_the_published_names(tiny):
