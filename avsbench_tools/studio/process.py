@@ -15,8 +15,10 @@ from pathlib import Path
 def alive(pid: int, marker: str) -> bool:
     """True if `pid` is a live process (not a zombie) with `marker` as one of its arguments (the server's
     data dir: a reused pid is not taken for the server). Reaps `pid` first if it is our own child."""
+    own_child = False
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child (a library caller's start)
+        # reap it if it is our own child (a start of ours); (0, 0): our child, still running
+        own_child = os.waitpid(pid, os.WNOHANG) == (0, 0)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -30,7 +32,8 @@ def alive(pid: int, marker: str) -> bool:
         return True  # no /proc (not Linux): trust the pid
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
-    return marker.encode() in cmd
+    # Our own child may not have exec'd yet (a loaded machine): its cmdline is still ours, so no marker.
+    return own_child or marker.encode() in cmd
 
 
 def free_port(host: str) -> int:
