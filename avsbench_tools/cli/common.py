@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from avsbench_tools.workspace import Workspace
 
 FMT_HELP = "avsbench-s4, avsbench-ms3, avss or ref-avs."
-DINO_HELP = "Grounding DINO: a transformers folder or a model id in the local HF cache."
+DINO_HELP = ("Grounding DINO: a transformers folder, a model id in the local HF cache, or an original "
+             "groundingdino_*.pth (converted once and cached).")
 SAM_HELP = "SAM: a transformers folder, a model id in the local HF cache, or a segment-anything .pth."
 CLAP_HELP = "CLAP: a transformers folder or a model id in the local HF cache."
 SAM2_HELP = "SAM 2 video checkpoint for --tracker sam2, e.g. facebook/sam2.1-hiera-tiny."

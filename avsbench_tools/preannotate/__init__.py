@@ -3,8 +3,11 @@
 Backends:
   grounded-sam  Grounding DINO boxes from the clip's text prompts -> SAM masks (one image
                 embedding per frame, reused for all its boxes) -> tracking from a key frame.
-  motion        weight-free: moving regions from dense optical flow, refined with GrabCut.
-Both are audio-aware: each object and second records whether it is believed to sound, from the
+  motion        weight-free: moving regions from dense optical flow, refined with GrabCut, linked
+                across seconds by the flow tracker (one id per object).
+  sam3          one model (transformers Sam3VideoModel): text prompts -> masks with object ids
+                across the clip.
+All are audio-aware: each object and second records whether it is believed to sound, from the
 per-second activity that `sample` measured (silent seconds get no sounding-object mask).
 Every proposal is a catalog mask version (kind 'proposal') with backend, model ids, checkpoint
 hashes, thresholds and tracker. The same settings skip finished clips; new settings add a version.
@@ -18,6 +21,11 @@ Modules, by concern:
   models.py        Grounding DINO, SAM, SAM 2 loaders; `Models` (what a run loads); `check_models`
   tagger.py        CLAP per-second audio tagging
   flow.py          optical flow helpers; `decode_frames` reads a clip through media.decode
+  nms.py           bounded proposals: class-aware NMS, --max-objects, --min-area
+  batching.py      device-side preprocessing, batched DINO/SAM, bf16 autocast
+  prefetch.py      frames read on a background thread while the models work
+  sam3.py          the sam3 backend
+  gdino_convert.py original Grounding DINO .pth -> transformers (converted once, cached)
 """
 
 from avsbench_tools.preannotate.grounded_sam import SAM2_SIDE, propose_grounded_sam
