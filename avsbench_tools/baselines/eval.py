@@ -65,6 +65,7 @@ def evaluate_run(run: Path, split: str = "test", checkpoint: str | None = None, 
     if vggish is not None and not Path(vggish).is_file():
         raise UsageError(f"RUN {run}: its --vggish-weights {vggish} is gone; pass --vggish-weights PATH")
     pred_dir = run / "predictions" / split
+    pred_dir.parent.mkdir(exist_ok=True)
     pres = predict(release, setting, pred_dir,
                    PredictOptions(checkpoint=ck, split=split, vggish_weights=vggish, device=device,
                                   no_audio=bool(opts.get("no_audio")), replace_stale=True), progress)

@@ -104,10 +104,10 @@ class Trainer:
                           resumed_from=start)
         started = time.monotonic()
         seconds: list[float] = []
-        epoch = start
+        stop_next = False
         try:
             for epoch in range(start, self.epochs):
-                if stop_for_budget(o, started, seconds):
+                if stop_next:
                     res.stopped = f"time budget of {o.max_seconds:.0f} s (after {epoch} epochs)"
                     break
                 t0 = time.monotonic()
@@ -124,6 +124,7 @@ class Trainer:
                                                                        "input_size": o.input_size})
                 row["seconds"] = time.monotonic() - t0
                 seconds.append(row["seconds"])
+                stop_next = stop_for_budget(o, started, seconds)
                 history.append(row)
                 extra = {"epoch": e1, "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
                          "history": history, "best": best, "input_size": o.input_size}
@@ -131,14 +132,15 @@ class Trainer:
                     extra["scaler"] = scaler.state_dict()
                 if self.rt.device.startswith("cuda"):
                     extra["cuda_rng"] = torch.cuda.get_rng_state_all()
-                save_checkpoint(model, out / "last.pt", extra=extra)
+                if e1 % max(1, o.save_every) == 0 or e1 == self.epochs or stop_next:
+                    save_checkpoint(model, out / "last.pt", extra=extra)
+                    res.epochs_done = e1  # recorded: a Ctrl-C from here on keeps this epoch
                 if o.keep_epochs:
                     save_checkpoint(model, out / "epochs" / f"epoch_{e1:03d}.pt",
                                     extra={"epoch": e1, "input_size": o.input_size})
                 runlog.write_csv(out, history)
                 runlog.write_curves(out, history, f"{self.setting.upper()} {cfg.backbone} on {self.release.name}"
                                     f"{' (no audio)' if o.no_audio else ''}")
-                res.epochs_done = e1
         except KeyboardInterrupt:
             raise interrupted(res.epochs_done, self.epochs - res.epochs_done, out) from None
         res.best_epoch, res.best_miou, res.history = best["epoch"], best["miou"], history
@@ -163,7 +165,7 @@ class Trainer:
             self.progress("training", step + 1, len(groups),
                           f"epoch {epoch + 1}/{self.epochs} loss {totals[0] / (step + 1):.4f}")
         n = max(1, len(groups))
-        return {"train_loss": totals[0] / n, "main_loss": totals[1] / n, "avm_loss": totals[2] / n}
+        return {"train_loss": float(totals[0] / n), "main_loss": float(totals[1] / n), "avm_loss": float(totals[2] / n)}
 
     def _loader(self, ds: ClipDataset, groups: list[list[int]]):
         """(indices, collated batch) in the given order; worker processes only with --workers > 0."""

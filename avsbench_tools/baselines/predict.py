@@ -107,7 +107,7 @@ def _prepare_out(out: Path, stamp: dict, force: bool, replace_stale: bool = Fals
                              "to replace them or name another folder")
         if not force:
             return out
-    check_output_dir(out, kind=KIND, force=force)
+    check_output_dir(out, kind=KIND, force=force, what="--out")
     if force and marker is not None and out.is_dir():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ class TrainOptions:
     max_seconds: float | None = None  # stop before an epoch that would end after this (release-check)
     workers: int = 0
     keep_epochs: bool = False
+    save_every: int = 1  # epochs between last.pt writes (the last epoch is always written)
     resume: bool = False
     force: bool = False
 
@@ -106,7 +107,11 @@ def model_config(setting: str, num_classes: int, o: TrainOptions):
 
 
 def _prepare_out(out: Path, setting: str, release: Path, o: TrainOptions) -> dict | None:
-    """Check RUN before any work; -> the saved run.json when resuming, else None (a fresh run)."""
+    """Check RUN before any work; -> the saved run.json when continuing a run, else None (a fresh run).
+
+    An earlier run in RUN with the same release, setting and defining options is continued (with or
+    without --resume: re-running a command never loses finished epochs); one with other options is
+    refused unless --force replaces it; --resume on a folder without a run is an error."""
     import shutil
 
     from avsbench_tools.baselines.runlog import KIND, read_run
@@ -114,20 +119,18 @@ def _prepare_out(out: Path, setting: str, release: Path, o: TrainOptions) -> dic
 
     out = Path(out)
     ours = out.is_dir() and (read_marker(out) or {}).get("kind") == KIND
-    if o.resume:
+    if o.resume or (ours and not o.force):
         info = read_run(out)
         if info.get("setting") != setting or Path(info.get("release", "")) != Path(release).resolve():
-            raise UsageError(f"--resume {out}: that run trained {info.get('setting')} on {info.get('release')}, "
-                             f"not {setting} on {Path(release).resolve()}")
-        diff = [k for k, v in o.defining(setting).items() if info.get("options", {}).get(k) != v]
+            raise UsageError(f"RUN {out}: holds a run of {info.get('setting')} on {info.get('release')}, not "
+                             f"{setting} on {Path(release).resolve()}; pass --force to replace it or name another folder")
+        mine = o.defining(setting)
+        diff = [k for k, v in mine.items() if info.get("options", {}).get(k) != v]
         if diff:
             k = diff[0]
-            raise UsageError(f"--resume {out}: option {k} was {info['options'].get(k)!r}, now "
-                             f"{o.defining(setting)[k]!r}; repeat the run's options to resume it")
+            raise UsageError(f"RUN {out}: its run has {k} {info['options'].get(k)!r}, now {mine[k]!r}; repeat the "
+                             "run's options to continue it, or pass --force to start over")
         return info
-    if ours and not o.force:
-        raise UsageError(f"RUN {out}: holds an earlier baseline run; pass --resume to continue it or --force "
-                         "to start over")
     check_output_dir(out, kind=KIND, force=o.force)
     if ours and o.force:
         shutil.rmtree(out)
@@ -170,5 +173,5 @@ def stop_for_budget(o: TrainOptions, started: float, epoch_seconds: list[float])
 
 
 def interrupted(done: int, left: int, out: Path) -> Interrupted:
-    return Interrupted(done, left, what=f"epochs; the unfinished epoch is dropped: avs-tools baseline train ... "
-                                        f"--out {out} --resume continues from {out / 'last.pt'}")
+    return Interrupted(done, left, what=f"epochs; the unfinished epoch is dropped, {out / 'last.pt'} holds epoch "
+                                        f"{done}")

@@ -74,4 +74,5 @@ def train_options(plan: Plan, o: ReleaseCheckOptions, no_audio: bool):
     return TrainOptions(backbone=plan.backbone, epochs=MAX_EPOCHS, batch=plan.batch, lr=plan.lr, seed=o.seed,
                         device=plan.device, no_audio=no_audio, visual_weights=o.visual_weights,
                         vggish_weights=o.vggish_weights, input_size=plan.input_size, channels=plan.channels,
-                        max_train_clips=plan.max_train_clips, max_seconds=plan.budget, force=True)
+                        max_train_clips=plan.max_train_clips, max_seconds=plan.budget, save_every=1000,
+                        force=True)

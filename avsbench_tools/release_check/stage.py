@@ -201,6 +201,7 @@ def _run(root: Path, setting: str, out: Path, name: str, o: ReleaseCheckOptions,
         topts.epochs, topts.max_seconds = max(1, epochs), None
     res = train(root, setting, run, topts, progress)
     ck = run / ("best.pt" if (run / "best.pt").is_file() else "last.pt")
+    (run / "predictions").mkdir(exist_ok=True)
     pres = predict(root, setting, run / "predictions" / split,
                    PredictOptions(checkpoint=ck, split=split, vggish_weights=o.vggish_weights, device=plan.device,
                                   no_audio=name == "no-audio", force=True, annotated_only=True), progress)

@@ -1,11 +1,16 @@
 """The "tones" scene (`avs-tools synth OUT --scene tones`): only the audio says which object to segment.
 
 Each clip holds 2 or 3 objects of the same shape (circles of similar size) told apart only by colour,
-drawn from `render.TONE_CATEGORIES`; each colour has its own steady tone. Every second a different
-object sounds (now and then a second one joins it), and only the sounding objects' tones play. So a
-silent object looks exactly like a sounding one (the same object sounds a second later): a model that
-ignores the audio can at best segment every object, one that listens segments the right one. This is
-the paper's multi-source lesson made strict, for the baseline's audio-impact check (`--no-audio`).
+drawn from `render.TONE_CATEGORIES`; each colour has its own steady tone. One object (now and then two)
+sounds through the whole clip and only its tone plays; which one is drawn per clip. So a silent object
+looks exactly like a sounding one (the same colour sounds in other clips): a model that ignores the
+audio can at best segment every object, one that listens segments the right one. This is the paper's
+multi-source lesson made strict, for the baseline's audio-impact check (`--no-audio`).
+
+Why the sounder does not change from second to second: TPAVI (the AVSBench fusion) attends from every
+pixel to the audio of all T frames of its group at once (the audio is constant over H x W, so each
+pixel receives the clip's audio mixed over its seconds), so no TPAVI model can tell which second a tone
+belongs to. A world whose sounder changes every second would make audio useless to the baseline.
 
 The truth, instance maps and files are laid out exactly as the "shapes" scene's (synth.render), so
 gold releases, export and collect --world treat both scenes alike.
@@ -29,28 +34,29 @@ from avsbench_tools.synth.render import (
     _trajectory,
 )
 
-SECOND_SOUNDER = 0.2  # chance that a second object sounds along with the chosen one in a second
+SECOND_SOUNDER = 0.2  # chance that a second object sounds along with the chosen one
+SLOW = 4.0  # / fps: the fraction of the shapes scene's per-frame speed (slow, the same in every fps)
 
 
 def tones_schedule(rng: np.random.Generator, n_obj: int, seconds: int) -> list[list[int]]:
-    """sched[object][second]: one object per second, never the same as the second before; sometimes two."""
+    """sched[object][second]: one object sounds in every second of the clip; sometimes a second one too."""
     sched = [[0] * seconds for _ in range(n_obj)]
-    prev = -1
-    for s in range(seconds):
-        lead = int(rng.choice([i for i in range(n_obj) if i != prev]))
-        sched[lead][s] = 1
-        if rng.random() < SECOND_SOUNDER:
-            sched[int(rng.choice([i for i in range(n_obj) if i != lead]))][s] = 1
-        prev = lead
+    lead = int(rng.integers(0, n_obj))
+    sched[lead] = [1] * seconds
+    if rng.random() < SECOND_SOUNDER:
+        other = int(rng.choice([i for i in range(n_obj) if i != lead]))
+        sched[other] = [1] * seconds
     return sched
 
 
-def _apart(rng: np.random.Generator, sizes: list[int], n_frames: int, w: int, h: int,
+def _apart(rng: np.random.Generator, sizes: list[int], n_frames: int, w: int, h: int, fps: int,
            tries: int = 30) -> list[np.ndarray]:
-    """Trajectories whose objects never overlap much (centres at least 0.9 x the mean size apart), so the
-    sounding object is seldom hidden; the last draw is kept if none of `tries` keeps them apart."""
+    """Slow trajectories whose objects never overlap much (centres at least 0.9 x the mean size apart), so
+    the sounding object is seldom hidden; the last draw is kept if none of `tries` keeps them apart."""
     for _ in range(tries):
         trajs = [_trajectory(rng, n_frames, w, h, s) for s in sizes]
+        slow = min(1.0, SLOW / fps)
+        trajs = [t[0] + slow * (t - t[0]) for t in trajs]  # between the start and a valid position: inside
         centres = [t + s / 2 for t, s in zip(trajs, sizes, strict=True)]
         ok = all(np.linalg.norm(centres[i] - centres[j], axis=1).min() >= 0.9 * (sizes[i] + sizes[j]) / 2
                  for i in range(len(sizes)) for j in range(i + 1, len(sizes)))
@@ -66,8 +72,8 @@ def render_tones_clip(p: SynthParams, index: int) -> SynthClip:
     n_obj = int(rng.integers(2, 4))
     cats = [TONE_CATEGORIES[i] for i in rng.choice(len(TONE_CATEGORIES), size=n_obj, replace=False)]
     sched = tones_schedule(rng, n_obj, p.seconds)
-    sizes = [int(rng.uniform(0.26, 0.32) * min(w, h)) for _ in cats]
-    trajs = _apart(rng, sizes, n_frames, w, h)
+    sizes = [int(rng.uniform(0.34, 0.40) * min(w, h)) for _ in cats]
+    trajs = _apart(rng, sizes, n_frames, w, h, p.fps)
     objs = []
     for i, cat in enumerate(cats):
         sprite, tex = _sprite(cat, sizes[i])

@@ -1,0 +1,174 @@
+"""baseline train: resume equals an uninterrupted run, a killed or interrupted run resumes from its last
+checkpoint, the run folder (log.csv, curves.png, checkpoints), one-line errors, and learning on the tones
+world (audio needed) within a few CPU minutes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+from conftest import run_cli
+from worlds import he_vggish, make_world
+
+TINY = ["--backbone", "resnet18", "--input-size", "64", "--batch", "2", "--device", "cpu", "--seed", "5"]
+
+
+@pytest.fixture(scope="module")
+def ms3(tmp_path_factory):
+    return make_world(tmp_path_factory, clips=5, seconds=5, width=96, height=64, seed=7, gold="avsbench-ms3") / "gold"
+
+
+@pytest.fixture(scope="module")
+def vggish(tmp_path_factory):
+    return he_vggish(tmp_path_factory.getbasetemp() / "baseline-worlds" / "vggish_he.pth")
+
+
+@pytest.fixture(scope="module")
+def straight(ms3, vggish, tmp_path_factory):
+    """An uninterrupted 2-epoch run (the reference of the resume tests)."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    r = run_cli("baseline", "train", ms3, "--setting", "ms3", "--out", out, "--epochs", "2", *TINY,
+                "--vggish-weights", vggish, "-q")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _state(path: Path) -> tuple[dict, dict]:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    return ck["state_dict"], ck["extra"]
+
+
+def _same_run(a: Path, b: Path) -> None:
+    sa, ea = _state(a / "last.pt")
+    sb, eb = _state(b / "last.pt")
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), "weights differ"
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in ea["history"]]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in eb["history"]]
+    assert ea["epoch"] == eb["epoch"] == 2
+
+
+def test_run_folder(straight):
+    rows = list(csv.DictReader(open(straight / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", "train_loss", "main_loss", "avm_loss", "val_miou", "val_fscore", "seconds", "best"}
+    assert all(0 <= float(r["val_miou"]) <= 1 and float(r["train_loss"]) > 0 for r in rows)
+    assert float(rows[0]["avm_loss"]) > 0  # MS3 trains with the AVM loss
+    from PIL import Image
+
+    with Image.open(straight / "curves.png") as im:
+        assert im.size[0] > 600 and im.mode in ("RGB", "RGBA")
+    best = _state(straight / "best.pt")[1]
+    assert best["epoch"] == max(rows, key=lambda r: float(r["val_miou"]))["epoch"] or best["epoch"] in (1, 2)
+    assert best["input_size"] == 64
+    info = (straight / "run.json").read_text()
+    assert "WARNING: no ImageNet weights" in info  # trained from scratch, and the run says so
+
+
+def test_resume_gives_the_uninterrupted_result(ms3, vggish, straight, tmp_path):
+    out = tmp_path / "run"
+    base = ["baseline", "train", ms3, "--setting", "ms3", "--out", out, *TINY, "--vggish-weights", vggish, "-q"]
+    assert run_cli(*base, "--epochs", "1").returncode == 0
+    r = run_cli(*base, "--epochs", "2", "--lr", "0.001")
+    assert r.returncode == 2 and "its run has lr 0.0001, now 0.001" in r.stderr and "--force" in r.stderr
+    r = run_cli(*base, "--epochs", "2", "--resume")
+    assert r.returncode == 0, r.stderr
+    _same_run(straight, out)
+    r = run_cli(*base, "--epochs", "2")  # the same command again: nothing left to do, nothing lost
+    assert r.returncode == 0, r.stderr
+    _same_run(straight, out)
+
+
+def _train_proc(ms3, vggish, out: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "avsbench_tools", "baseline", "train", str(ms3), "--setting", "ms3", "--out", str(out),
+           "--epochs", "2", *TINY, "--vggish-weights", str(vggish), "-q"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _wait_epoch_one(proc: subprocess.Popen, out: Path, timeout: float = 600) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if (out / "log.csv").is_file() and len((out / "log.csv").read_text().splitlines()) >= 2:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("epoch 1 never finished")
+
+
+def test_ctrl_c_keeps_finished_epochs_and_resume_completes(ms3, vggish, straight, tmp_path):
+    out = tmp_path / "run"
+    proc = _train_proc(ms3, vggish, out)
+    _wait_epoch_one(proc, out)
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - t0 < 10, (proc.returncode, err)
+    assert "interrupted: 1 done, 1 left" in err and "last.pt holds epoch 1" in err and "Traceback" not in err, err
+    assert not [p for p in psutil.process_iter(["pid"]) if _in_group(p, proc.pid)]
+    assert _state(out / "last.pt")[1]["epoch"] == 1
+    r = run_cli("baseline", "train", ms3, "--setting", "ms3", "--out", out, "--epochs", "2", *TINY,
+                "--vggish-weights", vggish, "--resume")
+    assert r.returncode == 0 and "resumed after epoch 1" in r.stdout, r.stderr
+    _same_run(straight, out)
+
+
+def _in_group(p, pgid: int) -> bool:
+    try:
+        return os.getpgid(p.pid) == pgid
+    except (ProcessLookupError, psutil.Error):
+        return False
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(ms3, vggish, straight, tmp_path):
+    out = tmp_path / "run"
+    proc = _train_proc(ms3, vggish, out)
+    _wait_epoch_one(proc, out)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert _state(out / "last.pt")[1]["epoch"] == 1  # written atomically: never half a file
+    r = run_cli("baseline", "train", ms3, "--setting", "ms3", "--out", out, "--epochs", "2", *TINY,
+                "--vggish-weights", vggish, "-q")  # the same command: it continues from last.pt
+    assert r.returncode == 0, r.stderr
+    _same_run(straight, out)
+
+
+def test_bad_input_is_one_line(ms3, vggish, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(ms3, broken)
+    next((broken / "Multi-sources" / "ms3_data" / "audio_log_mel" / "train").glob("*.pkl")).unlink()
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("epochs = 2\nlearning_rate = 1\n")
+    out = tmp_path / "run"
+    cases = [
+        ([broken, "--setting", "ms3"], ["files the avsbench-ms3 loader opens are missing", ".pkl", "validate"]),
+        ([ms3, "--setting", "s4"], ["not a release root in the avsbench-s4 layout"]),
+        ([ms3, "--setting", "ms3", "--visual-weights", tmp_path / "r18.pth"], ["--visual-weights", "no such file"]),
+        ([ms3, "--setting", "ms3", "--vggish-weights", tmp_path / "v.pth"], ["--vggish-weights", "no such file"]),
+        ([ms3, "--setting", "ms3", "--device", "cuda"], ["--device cuda: CUDA is not available"]),
+        ([ms3, "--setting", "ms3", "--input-size", "100"], ["--input-size 100: must be a multiple of 32"]),
+        ([ms3, "--setting", "ms3", "--config", cfg], ["unknown option 'learning_rate'"]),
+        ([ms3, "--setting", "ms3", "--resume"], ["written by avs-tools baseline train"]),
+    ]
+    for args, needles in cases:
+        r = run_cli("baseline", "train", *args, "--out", out, "--epochs", "1", "--backbone", "resnet18")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+        for n in needles:
+            assert n in lines[0], (n, lines[0])
+        assert not out.exists()  # nothing written before the checks
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU message is what is tested")
+def test_cuda_request_on_cpu_machine_for_predict_and_release_check(ms3, tmp_path):
+    r = run_cli("release-check", ms3, "--format", "avsbench-ms3", "--out", tmp_path / "c", "--device", "cuda")
+    assert r.returncode == 2 and r.stderr.strip().endswith("(use --device cpu or auto)"), r.stderr
