@@ -110,8 +110,8 @@ from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401
 from avsbench_tools.cli import preview as _preview  # noqa: E402,F401
-from avsbench_tools.cli import push as _push  # noqa: E402,F401
 from avsbench_tools.cli import pull as _pull  # noqa: E402,F401
+from avsbench_tools.cli import push as _push  # noqa: E402,F401
 from avsbench_tools.cli import release as _release  # noqa: E402,F401
 from avsbench_tools.cli import sample as _sample  # noqa: E402,F401
 from avsbench_tools.cli import studio as _studio  # noqa: E402,F401
