@@ -58,8 +58,8 @@ def preannotate(
                                                 "tracking.")] = 3,
     key_second: Annotated[int | None, typer.Option("--key-second", help="Key frame (second) to track from.")] = None,
     device: Device = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per Grounding DINO / SAM pass (GPU: 4-8; "
-                                            "the CPU gains nothing from more than 1).")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per Grounding DINO / SAM pass (4-8 on a "
+                                            "GPU).")] = 1,
     precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16 (autocast; CUDA only).")] = "fp32",
     nms_iou: Annotated[float, typer.Option("--nms-iou", help="Class-aware box NMS IoU before SAM (0.8 as the "
                                            "Grounded-SAM demos; 1 keeps overlapping boxes).")] = 0.8,

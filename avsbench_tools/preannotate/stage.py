@@ -2,7 +2,9 @@
 
 A clip is done with a settings set when its mask set is recorded (`masks.versions_done`): the same
 settings skip it, new settings add a version beside the old one. A clip's mask files, rows and
-status are written together at its end, with Ctrl-C held for those milliseconds.
+status are written together at its end, on a storing thread one clip behind the models (the main
+thread; grounded-sam's frames are read two clips ahead on a loader thread); a Ctrl-C waits for the
+clip being stored, so every clip is recorded whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from avsbench_tools.preannotate.models import Models
 from avsbench_tools.preannotate.motion import motion_settings, propose_motion_clip
 from avsbench_tools.preannotate.nms import CapStats
 from avsbench_tools.preannotate.options import PreannotateOptions, check_options
-from avsbench_tools.preannotate.prefetch import Prefetcher
+from avsbench_tools.preannotate.prefetch import Behind, Prefetcher
 from avsbench_tools.preannotate.sam3 import propose_sam3, sam3_settings
 from avsbench_tools.progress import Progress, no_progress
-from avsbench_tools.workspace import Workspace, deferred_interrupt
+from avsbench_tools.workspace import Workspace
 
 
 @dataclass
@@ -159,7 +161,7 @@ PREFETCH_CLIPS = 2  # clips whose frames are read ahead of the models (grounded-
 
 
 def _loader(ws: Workspace, backend: str, opts: PreannotateOptions):
-    """What the background thread reads ahead for a clip (None: the backend reads its own input)."""
+    """What the loader thread reads ahead for a clip (None: the backend reads its own input)."""
     if backend != "grounded-sam":
         return None
     return lambda inp: load_media(ws, inp.clip, inp.frames, opts.tracker)
@@ -180,39 +182,41 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
     state["done"], state["left"] = res.skipped, len(todo)
     progress("preannotate", res.skipped, len(ids), f"{res.skipped} already done")
     inputs = [_inputs(ws, cid) for cid in todo]  # catalog reads here: the loader thread reads only files
-    with Prefetcher(inputs, _loader(ws, backend, opts), PREFETCH_CLIPS) as clips:
-        for inp, media, error in clips:
-            _one_clip(ws, inp, media, error, backend, models, opts, settings, res, state, progress)
+    store = Behind(lambda info: progress("preannotate", res.skipped + res.done + res.failed, res.total, info))
+    try:
+        with Prefetcher(inputs, _loader(ws, backend, opts), PREFETCH_CLIPS, "avs-frames") as loaded:
+            for inp, media, error in loaded:
+                cap = CapStats()
+                try:
+                    if error is not None:  # reading its frames failed on the loader thread
+                        raise error
+                    outcome = _propose(ws, inp, backend, models, opts, media, cap)
+                except (OSError, ValueError) as exc:
+                    outcome = exc
+                store.put(_store, ws, inp, outcome, cap, backend, settings, res, state)
+    finally:
+        store.wait()
     return res
 
 
-def _one_clip(ws: Workspace, inp: _ClipInputs, media: ClipMedia | None, error: Exception | None, backend: str,
-              models: Models | None, opts: PreannotateOptions, settings: dict, res: PreannotateResult, state: dict,
-              progress: Progress) -> None:
-    """Propose, gate and store one clip, or record its failure."""
+def _store(ws: Workspace, inp: _ClipInputs, outcome: list[ObjectMask] | Exception, cap: CapStats, backend: str,
+           settings: dict, res: PreannotateResult, state: dict) -> str:
+    """Gate and store a clip's proposals, or record its failure (on the storing thread); -> progress info."""
     cid = inp.clip.clip_id
-    cap = CapStats()
-    try:
-        if error is not None:  # reading its frames failed on the loader thread
-            raise error
-        objs = _propose(ws, inp, backend, models, opts, media, cap)
-    except (OSError, ValueError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:300]
-        with deferred_interrupt():
-            ws.catalog.fail("preannotate", cid, reason, settings=settings)
+    if isinstance(outcome, Exception):
+        reason = f"{type(outcome).__name__}: {outcome}"[:300]
+        ws.catalog.fail("preannotate", cid, reason, settings=settings)
         res.failed += 1
         res.failures.append((cid, reason))
         state["left"] -= 1
-        progress("preannotate", res.skipped + res.done + res.failed, res.total, f"{cid} failed")
-        return
+        return f"{cid} failed"
+    objs = outcome
     gate(objs, inp.activity, inp.tags, inp.heard)
-    with deferred_interrupt():  # the clip's mask files, rows and status as one unit
-        res.masks += save_versions(ws, cid, objs, "proposal", backend, settings,
-                                   seconds=[f.second for f in inp.frames])
-        ws.catalog.finish("preannotate", cid, settings)
-        res.done += 1
-        res.cap.add(cap)
-        res.ids[cid] = len({o.fid for o in objs if o.mask is not None and o.mask.any()})
-        state["done"] += 1
-        state["left"] -= 1
-    progress("preannotate", res.skipped + res.done + res.failed, res.total, cid)
+    res.masks += save_versions(ws, cid, objs, "proposal", backend, settings, seconds=[f.second for f in inp.frames])
+    ws.catalog.finish("preannotate", cid, settings)
+    res.done += 1
+    res.cap.add(cap)
+    res.ids[cid] = len({o.fid for o in objs if o.mask is not None and o.mask.any()})
+    state["done"] += 1
+    state["left"] -= 1
+    return cid

@@ -1,6 +1,6 @@
 """The GPU-speed paths of grounded-sam give the CPU single-frame fp32 results: batched Grounding DINO and
-SAM, preprocessing and mask post-processing on the device, bf16 autocast; the background frame loader;
-Ctrl-C with the loader running.
+SAM, preprocessing and mask post-processing on the device, bf16 autocast; the frame loader and the
+storing thread; Ctrl-C with both running.
 
 Stated tolerances (tiny random-weight models from tests/tiny_models.py):
 - batched vs single frame, and ours vs the processors' own CPU path (fp32): boxes within 1e-3 px, scores
@@ -32,7 +32,7 @@ from tiny_models import tiny_dino, tiny_hf_sam
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.masks import iou
-from avsbench_tools.preannotate.prefetch import Prefetcher
+from avsbench_tools.preannotate.prefetch import Behind, Prefetcher
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, render_clip
 from avsbench_tools.workspace import init_workspace
@@ -190,6 +190,31 @@ def test_prefetcher_loads_ahead_in_order_and_hands_errors_to_their_item():
     assert not [t for t in threading.enumerate() if t.name == "avs-prefetch"]
 
 
+def test_prefetchers_chain_so_loading_proposing_and_storing_overlap():
+    def load(i):
+        time.sleep(0.05)
+        if i == 1:
+            raise OSError("unreadable frame")
+        return i
+
+    def propose(loaded):
+        item, value, error = loaded
+        if error is not None:
+            raise error
+        time.sleep(0.05)
+        return value * 2
+
+    t0 = time.monotonic()
+    got = []
+    with Prefetcher(range(6), load, 2, "t-frames") as loaded, Prefetcher(loaded, propose, 1, "t-models") as proposed:
+        for (item, _, _), value, error in proposed:
+            time.sleep(0.05)  # storing
+            got.append((item, value, str(error) if error else None))
+    took = time.monotonic() - t0
+    assert got == [(0, 0, None), (1, None, "unreadable frame"), (2, 4, None), (3, 6, None), (4, 8, None), (5, 10, None)]
+    assert took < 0.75, took  # three stages overlapped (one after another: 0.85 s)
+
+
 def test_prefetcher_stops_its_thread_when_the_consumer_stops_early():
     def load(i):
         time.sleep(0.02)
@@ -206,7 +231,39 @@ def test_prefetcher_stops_its_thread_when_the_consumer_stops_early():
         assert list(items) == [(1, None, None), (2, None, None)]
 
 
-# -- the stage with the loader thread: Ctrl-C ---------------------------------------------------------
+def test_storing_runs_one_item_behind_and_its_errors_reach_the_caller():
+    reported, stored = [], []
+
+    def store(i):
+        time.sleep(0.05)
+        if i == 3:
+            raise OSError("disk full")
+        stored.append(i)
+        return i
+
+    behind = Behind(lambda r: reported.append((r, threading.current_thread() is threading.main_thread())))
+    t0 = time.monotonic()
+    for i in range(3):
+        time.sleep(0.05)  # the models' work on the next item overlaps the store of this one
+        behind.put(store, i)
+        assert stored == list(range(i))  # put() waited for the item before
+    behind.wait()
+    assert time.monotonic() - t0 < 0.3 * 0.85 and stored == [0, 1, 2]
+    assert reported == [(0, True), (1, True), (2, True)]  # reported on the caller's thread
+    behind.put(store, 3)
+    with pytest.raises(OSError, match="disk full"):
+        behind.wait()
+    # a Ctrl-C while an item is being stored: the caller waits for it, the item is stored whole
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            behind.put(store, 4)
+            raise KeyboardInterrupt
+        finally:
+            behind.wait()
+    assert stored[-1] == 4
+
+
+# -- the stage with its loader and storing threads: Ctrl-C ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory, world_ms3) -> Path:
     d = tmp_path_factory.mktemp("speed")
@@ -229,7 +286,7 @@ def _done(ws: Path) -> int:
         db.close()
 
 
-def test_ctrl_c_with_the_loader_thread_running_stops_and_resumes(tmp_path, tiny, sampled):
+def test_ctrl_c_with_the_loader_and_storing_threads_running_stops_and_resumes(tmp_path, tiny, sampled):
     ws = tmp_path / "ws"
     shutil.copytree(sampled, ws)
     args = ["preannotate", ws, "-q", "--dino", tiny["dino"], "--sam", tiny["sam"], "--device", "cpu",
