@@ -203,6 +203,7 @@ def main() -> int:
     if cuda:
         variants += [("AMP", True, False, "factorised"), ("channels-last", False, True, "factorised"),
                      ("AMP + channels-last", True, True, "factorised"), ("fp32, dense TPAVI", False, False, "dense")]
+    fp32 = {}
     for backbone in args.backbones.split(","):
         base = None
         for name, amp, cl, impl in variants:
@@ -215,6 +216,12 @@ def main() -> int:
                 ratio = f"  {r['ms'] / base['ms']:.2f}x the fp32 step time, {r['mb'] / base['mb']:.2f}x its memory" \
                     f"  (loss: {r['loss']})"
             print(f"  {backbone:9s} {name:20s} {_fmt(r)}{ratio}", flush=True)
+        if base:
+            fp32[backbone] = base
+    if len(fp32) > 1:
+        (a, ra), *rest = fp32.items()
+        for b, rb in rest:
+            print(f"  {b} / {a} fp32 step: {rb['ms'] / ra['ms']:.2f}x time, {rb['mb'] / ra['mb']:.2f}x memory")
     return 0
 
 
