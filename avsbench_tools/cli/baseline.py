@@ -22,7 +22,7 @@ app.add_typer(baseline_app, name="baseline",
               short_help="Train / score the TPAVI baseline.  e.g. avs-tools baseline train rel --setting ms3 --out run")
 
 Setting = Annotated[str, typer.Option("--setting", help="s4, ms3 or avss (the release layout it reads).")]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
+Device = Annotated[str, typer.Option("--device", help="Where models run: auto, cpu or cuda[:N].")]
 Vggish = Annotated[Path | None, typer.Option("--vggish-weights", help="torchvggish weights (vggish-10086976.pth); "
                                              "without them the frozen audio encoder is random (loud warning).")]
 Visual = Annotated[Path | None, typer.Option("--visual-weights", help="ImageNet weights of the visual encoder "

@@ -39,7 +39,7 @@ ReleaseArg = Annotated[Path, typer.Argument(metavar="RELEASE", show_default=Fals
 # -- options -----------------------------------------------------------------------------------------
 Quiet = Annotated[bool, typer.Option("--quiet", "-q",
                                      help="No progress bars and no next-step line (for scripts).")]
-Device = Annotated[str, typer.Option("--device", help="Where models run: auto, cpu or cuda.")]
+Device = Annotated[str, typer.Option("--device", help="Where models run: auto, cpu or cuda[:N].")]
 Format = Annotated[str, typer.Option("--format", "-f", help=FMT_HELP)]
 FormatOrRecipe = Annotated[str | None, typer.Option("--format", "-f", help=FMT_HELP + " Default: the recipe's.")]
 Clips = Annotated[list[str] | None, typer.Option("--clip", help="Only this clip id (repeatable).")]

@@ -30,9 +30,10 @@ app.add_typer(studio_app, name="studio",
 
 def _check_workspace(workspace: Path) -> None:
     """A one-line error unless `workspace` is a workspace (no lock: the server does not write the catalog)."""
-    from avsbench_tools.workspace import open_workspace
+    from avsbench_tools.cli.common import stage_run
 
-    open_workspace(workspace).close()
+    with stage_run(workspace, quiet=True):
+        pass
 
 
 def _login_lines(info) -> None:

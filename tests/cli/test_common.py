@@ -19,11 +19,15 @@ from avsbench_tools.errors import UsageError, WorkspaceBusy
 from avsbench_tools.workspace import init_workspace, open_workspace
 
 PIPELINE = ["init", "status", "clips", "synth", "collect", "set-category", "sample", "preview", "preannotate",
-            "models", "export", "validate", "stats", "evaluate"]
+            "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate", "baseline",
+            "release-check"]
 USAGE = {"init": "WORKSPACE", "status": "WORKSPACE", "clips": "WORKSPACE", "synth": "OUT",
          "collect": "WORKSPACE", "set-category": "WORKSPACE", "sample": "WORKSPACE", "preview": "WORKSPACE",
          "preannotate": "WORKSPACE", "models check": "", "export": "WORKSPACE OUT", "validate": "RELEASE",
-         "stats": "RELEASE", "evaluate": ""}
+         "stats": "RELEASE", "evaluate": "", "studio start": "WORKSPACE", "studio stop": "WORKSPACE",
+         "studio status": "WORKSPACE", "push": "WORKSPACE", "pull": "WORKSPACE", "qa": "WORKSPACE",
+         "baseline train": "RELEASE", "baseline eval": "RUN", "baseline predict": "RELEASE",
+         "baseline describe": "", "release-check": "RELEASE"}
 CLI_DIR = Path(__file__).resolve().parents[2] / "avsbench_tools" / "cli"
 
 
@@ -135,7 +139,8 @@ def test_every_command_declares_the_shared_options_the_same_way():
     assert [v[2] for v in seen["--dino"]] == ["AVS_TOOLS_DINO"]
     assert [v[2] for v in seen["--sam"]] == ["AVS_TOOLS_SAM"]
     assert {n for n, c in _commands().items() if any(p.name == "quiet" for p in c.params)} == {
-        "collect", "set-category", "sample", "preannotate", "export", "synth", "validate", "stats", "evaluate"}
+        "collect", "set-category", "sample", "preannotate", "export", "synth", "validate", "stats", "evaluate",
+        "push", "pull", "qa", "baseline train", "baseline eval", "baseline predict", "release-check"}
 
 
 def test_checkpoints_fall_back_to_their_environment_variables():
