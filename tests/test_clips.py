@@ -11,7 +11,7 @@ from avsbench_tools.catalog import Clip, Source
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.workspace import init_workspace
 
-STAGES = ["collect", "sample", "preannotate", "export"]
+STAGES = ["collect", "sample", "preannotate", "push", "pull", "export"]
 
 
 def test_clips_lists_category_source_length_split_and_stage_states(tmp_path):
@@ -39,7 +39,7 @@ def test_clips_lists_category_source_length_split_and_stage_states(tmp_path):
     assert by_id["abc_0"] == {"clip": "abc_0", "category": "cat_meowing", "source": "https://example.org/abc.mp4",
                               "start": 12.0, "seconds": 5, "split": "test",
                               "stages": {"collect": "done", "sample": "done", "preannotate": "pending",
-                                         "export": "pending"}}
+                                         "push": "pending", "pull": "pending", "export": "pending"}}
     assert {by_id[c]["source"] for c in local_ids} == {"dog.mp4", "cat.mp4"}
     assert {by_id[c]["category"] for c in local_ids} == {"dog_barking"}
     assert by_id[local_ids[0]]["stages"]["sample"] == "done"
