@@ -101,11 +101,19 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def box_threshold(dino, frame: np.ndarray, keep: int = 30) -> float:
+def stage_prompts(ws) -> dict[str, str]:
+    """{category: prompt} as the stage builds it from --prompt (the same text, so the same scores)."""
+    from avsbench_tools.preannotate.grounded_sam import prompts_for
+
+    clip = ws.catalog.clip(ws.catalog.clip_ids_done("sample")[0])
+    return prompts_for(ws, clip, list(PROMPTS.values()))
+
+
+def box_threshold(dino, frame: np.ndarray, prompts: dict[str, str], keep: int = 30) -> float:
     """A threshold that `keep` boxes of this frame pass (random weights score every query alike)."""
     from avsbench_tools.preannotate.batching import detect_frames
 
-    scores = sorted((d.score for d in detect_frames(dino, [frame], [PROMPTS], [0], 0.0, 0.0)[0]), reverse=True)
+    scores = sorted((d.score for d in detect_frames(dino, [frame], [prompts], [0], 0.0, 0.0)[0]), reverse=True)
     return float(math.floor(scores[min(keep, len(scores)) - 1] * 1e4) / 1e4)
 
 
@@ -132,13 +140,13 @@ def run_stage(ws, dino_path: Path, sam_path: Path, args, threshold: float) -> tu
     return took, frames, res.masks / max(1, frames)
 
 
-def forward_only(dino, sam, frames: list[np.ndarray], args, boxes: list[list[tuple]]) -> float:
+def forward_only(dino, sam, frames: list[np.ndarray], args, boxes: list[list[tuple]], prompts: dict[str, str]) -> float:
     """Seconds per frame of the forward passes alone, on inputs prepared on the device beforehand."""
     import torch
 
     from avsbench_tools.preannotate.batching import autocast, chunks
 
-    text = " . ".join(PROMPTS.values()) + " ."
+    text = " . ".join(v.lower().strip(" .") for _, v in sorted(prompts.items())) + " ."  # as detect_frames
     dev, bs = args.device, args.batch_size
     prepared = []
     for idx in chunks(range(len(frames)), bs):
@@ -189,19 +197,20 @@ def per_frame(fn, frames: list[np.ndarray], device: str) -> float:
     return (time.perf_counter() - t0) / len(frames)
 
 
-def before_and_ours(dino, sam, frames: list[np.ndarray], args, threshold: float) -> tuple[float, float]:
+def before_and_ours(dino, sam, frames: list[np.ndarray], args, threshold: float,
+                    prompts: dict[str, str]) -> tuple[float, float]:
     """Seconds per frame, 3 boxes each: the pre-#16 per-frame handle path, and ours at batch 1."""
     from avsbench_tools.preannotate.batching import Segmenter, detect_frames
     from avsbench_tools.preannotate.models import best_masks
     from avsbench_tools.preannotate.nms import bound_detections
 
     def old(s, f):
-        dets = bound_detections(dino.detect(f, PROMPTS, s, threshold, 0.0), max_objects=BOXES)
+        dets = bound_detections(dino.detect(f, prompts, s, threshold, 0.0), max_objects=BOXES)
         sam.set_image(f)
         best_masks(sam, dets)
 
     def new(s, f):
-        dets = bound_detections(detect_frames(dino, [f], [PROMPTS], [s], threshold, 0.0, 1, args.precision)[0],
+        dets = bound_detections(detect_frames(dino, [f], [prompts], [s], threshold, 0.0, 1, args.precision)[0],
                                 max_objects=BOXES)
         Segmenter(sam, 1, args.precision).masks({s: f}, {s: [d.box for d in dets]})
 
@@ -250,15 +259,19 @@ def main() -> None:
         frames = [np.array(Image.open(p).convert("RGB")) for p in frame_paths]
         print(f"  (models built, world sampled: {time.perf_counter() - t0:.0f} s)", flush=True)
         dino = load_dino(str(paths["dino"]), args.device)
-        threshold = box_threshold(dino, frames[0])
+        prompts = stage_prompts(ws)
+        threshold = box_threshold(dino, frames[0], prompts)
         for size in sizes:
             sam = load_sam(str(paths[size]), args.device)
             boxes = [[(100.0 + 300 * k, 100.0, 380.0 + 300 * k, 600.0) for k in range(BOXES)] for _ in frames]
-            limit = forward_only(dino, sam, frames[:n_limit], args, boxes)
+            limit = forward_only(dino, sam, frames[:n_limit], args, boxes, prompts)
             took, n, per = run_stage(ws, paths["dino"], paths[size], args, threshold)  # another SAM: another set
             stage = took / n
             print(f"SAM ViT-{size.upper()}:")
             print(f"  stage   {n / took:6.2f} frames/s ({stage * 1000:7.1f} ms/frame; {per:.2f} masks/frame)")
+            if per < BOXES - 0.5:
+                print(f"  WARNING: {per:.2f} masks per frame, not {BOXES}: random weights gave fewer boxes over the "
+                      "threshold or empty masks; the figures are not comparable")
             print(f"  limit   {1 / limit:6.2f} frames/s ({limit * 1000:7.1f} ms/frame forward-only); "
                   f"stage / limit = {stage / limit:.2f}x")
             if size == sizes[0]:
@@ -266,7 +279,7 @@ def main() -> None:
                 print(f"  store   {store_time(ws, n, Path(tmp) / 'store') * 1000:7.1f} ms/frame to PNG-encode and write "
                       "(fsync) the masks, done in the stage on its storing thread")
             if size == "b":
-                old, new = before_and_ours(dino, sam, frames[:n_compare], args, threshold)
+                old, new = before_and_ours(dino, sam, frames[:n_compare], args, threshold, prompts)
                 print(f"  per frame, batch 1, {args.precision}: before #16 {old * 1000:.1f} ms (fp32 processors on "
                       f"the host), ours {new * 1000:.1f} ms; before / ours = {old / new:.2f}x")
             del sam

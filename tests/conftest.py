@@ -25,6 +25,28 @@ def run_cli(*args: str, check: bool = False, timeout: float = 600, **kw) -> subp
     return proc
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n N --dist loadgroup` every test that talks to the Label Studio server runs on one
+    worker, so one server (a session fixture, about a minute to start) serves them all."""
+    for item in items:
+        if "studio_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("studio"))
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Small tensors: one intra-op thread is faster, and far faster on a machine shared with other jobs
+    (two OpenMP threads wait on each other at every op); the previous setting is restored.
+    Use with `pytestmark = pytest.mark.usefixtures("torch_one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def world_ms3(tmp_path_factory) -> Path:
     """4 clips of 5 s at 160x120 with the MS3 gold release (seed 7)."""

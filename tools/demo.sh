@@ -46,3 +46,6 @@ else
 fi
 echo "== status"
 avs-tools status "$OUT/ws"
+echo "== 8. release-check: is the export learnable, and does audio help? validate, stats, the trivial predictors,"
+echo "   and two short baseline runs on this machine (ResNet-18 from scratch on CPU), with and without audio"
+avs-tools release-check "$OUT/release" --format avsbench-ms3 --out "$OUT/check" --budget 120 --force

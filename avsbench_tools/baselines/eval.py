@@ -28,6 +28,7 @@ class EvalResult:
     checkpoint: Path
     predictions: Path
     warnings: list
+    release: Path | None = None
 
 
 def run_checkpoint(run: Path, which: str | None) -> Path:
@@ -70,7 +71,7 @@ def evaluate_run(run: Path, split: str = "test", checkpoint: str | None = None, 
                    PredictOptions(checkpoint=ck, split=split, vggish_weights=vggish, device=device,
                                   no_audio=bool(opts.get("no_audio")), replace_stale=True), progress)
     scores = evaluate(setting_format(setting), release, pred_dir, split, progress=progress)
-    res = EvalResult(scores, pres.scores, pres.per_clip, ck, pred_dir, pres.warnings)
+    res = EvalResult(scores, pres.scores, pres.per_clip, ck, pred_dir, pres.warnings, release)
     if pres.scores is not None:
         atomic_write_text(run / f"eval_{split}.json", json.dumps(
             {"checkpoint": str(ck), "evaluate": scores, "official_float": pres.scores, "per_clip": pres.per_clip,

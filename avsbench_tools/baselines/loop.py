@@ -26,6 +26,7 @@ from avsbench_tools.baselines.train import (
     TrainResult,
     interrupted,
     model_config,
+    param_groups,
     seed_everything,
     stop_for_budget,
 )
@@ -44,8 +45,9 @@ class Trainer:
     """One training run: model, optimiser, data, and the run folder."""
 
     def __init__(self, data: ReleaseData, release: Path, setting: str, out: Path, o: TrainOptions, device: str,
-                 progress: Progress):
+                 progress: Progress, warn=None):
         self.data, self.release, self.setting, self.out, self.o, self.progress = data, release, setting, out, o, progress
+        self.warn = warn or (lambda line: None)
         self.epochs = o.epochs or OFFICIAL_EPOCHS[setting]
         self.avm = (OFFICIAL_AVM[setting] if o.avm is None else o.avm) and not o.no_audio
         cuda = device.startswith("cuda")
@@ -59,7 +61,7 @@ class Trainer:
         model = build_model(cfg, self.o.visual_weights, self.o.vggish_weights).to(self.rt.device)
         if self.rt.channels_last:
             model.channels_last()
-        opt = torch.optim.Adam(model.trainable_parameters(), lr=self.o.lr)
+        opt = torch.optim.Adam(param_groups(model, self.o.lr, self.o.tpavi_lr_mult), lr=self.o.lr)
         scaler = torch.amp.GradScaler("cuda", enabled=self.rt.amp)
         return cfg, model, opt, scaler
 
@@ -80,6 +82,8 @@ class Trainer:
         train_ds.items = [train_ds.items[i] for i in subset(len(train_ds.items), o.max_train_clips)]
         val_ds = ClipDataset(self.data, "val", o.input_size)
         cfg, model, opt, scaler = self._build()
+        for w in model.warnings:
+            self.warn(w)
         out.mkdir(parents=True, exist_ok=True)
         if resume_info is None:
             write_marker(out, runlog.KIND)

@@ -41,6 +41,7 @@ class ModelConfig:
     frames: int = 5
     tpavi_impl: str = "factorised"
     drop_path: float = 0.1
+    channels: int = CHANNELS  # ASPP / TPAVI / decoder width (official 256; small for CPU sanity runs)
 
     def __post_init__(self):
         object.__setattr__(self, "tpavi_stages", tuple(sorted(set(int(s) for s in self.tpavi_stages))))
@@ -52,6 +53,8 @@ class ModelConfig:
             raise UsageError(f"TPAVI stages {self.tpavi_stages}: each must be 0, 1, 2 or 3")
         if self.num_classes < 1 or self.frames < 1:
             raise UsageError(f"num_classes {self.num_classes} and frames {self.frames} must be >= 1")
+        if self.channels < 8 or self.channels % 2:
+            raise UsageError(f"--channels {self.channels}: must be an even number of at least 8")
         if self.tpavi_impl not in ("factorised", "dense"):
             raise UsageError(f"tpavi_impl {self.tpavi_impl}: expected factorised or dense")
 
@@ -63,11 +66,11 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return {"backbone": self.backbone, "num_classes": self.num_classes, "tpavi_stages": list(self.tpavi_stages),
                 "setting": self.setting, "frames": self.frames, "tpavi_impl": self.tpavi_impl,
-                "drop_path": self.drop_path}
+                "drop_path": self.drop_path, "channels": self.channels}
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        keys = ("backbone", "num_classes", "tpavi_stages", "setting", "frames", "tpavi_impl", "drop_path")
+        keys = ("backbone", "num_classes", "tpavi_stages", "setting", "frames", "tpavi_impl", "drop_path", "channels")
         return cls(**{k: (tuple(d[k]) if k == "tpavi_stages" else d[k]) for k in keys if k in d})
 
 
@@ -116,12 +119,12 @@ class TPAVIModel(nn.Module):
             self.resnet = _built(lambda: ResNetEncoder(cfg.backbone), init_visual)
         dims = self.visual.channels
         for i in (4, 3, 2, 1):
-            setattr(self, f"conv{i}", ASPP(dims[i - 1], CHANNELS))
+            setattr(self, f"conv{i}", ASPP(dims[i - 1], cfg.channels))
         for i in (4, 3, 2, 1):
-            setattr(self, f"path{i}", FeatureFusionBlock(CHANNELS, has_skip=i != 4))
+            setattr(self, f"path{i}", FeatureFusionBlock(cfg.channels, has_skip=i != 4))
         for s in cfg.tpavi_stages:
-            setattr(self, f"tpavi_b{s + 1}", TPAVI(CHANNELS, cfg.frames, cfg.align_bias, cfg.tpavi_impl == "dense"))
-        self.output_conv = output_head(CHANNELS, cfg.num_classes)
+            setattr(self, f"tpavi_b{s + 1}", TPAVI(cfg.channels, cfg.frames, cfg.align_bias, cfg.tpavi_impl == "dense"))
+        self.output_conv = output_head(cfg.channels, cfg.num_classes)
         self.vggish = _built(build_vggish, init_vggish)
         self.vggish.requires_grad_(False)
         self.vggish.eval()

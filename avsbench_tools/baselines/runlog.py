@@ -68,6 +68,7 @@ def write_curves(run: Path, history: list[dict], title: str) -> None:
     if any(h.get("avm_loss") for h in history):
         a.plot(ep, [h["avm_loss"] for h in history], "^:", label="AVM loss")
     a.set_xlabel("epoch")
+    a.set_xlim(0.5, max(ep) + 0.5)
     a.set_ylabel("training loss (epoch mean)")
     a.legend(fontsize=8)
     a.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -82,6 +83,7 @@ def write_curves(run: Path, history: list[dict], title: str) -> None:
     else:
         b.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=b.transAxes)
     b.set_ylim(0, 1)
+    b.set_xlim(0.5, max(ep) + 0.5)
     b.set_xlabel("epoch")
     b.set_ylabel("validation score")
     b.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -24,7 +24,7 @@ OFFICIAL_EPOCHS = {"s4": 15, "ms3": 30, "avss": 60}
 OFFICIAL_AVM = {"s4": False, "ms3": True, "avss": True}
 # options that define the run: --resume must repeat them (epochs may grow)
 DEFINING = ("backbone", "batch", "lr", "seed", "no_audio", "avm", "lam", "tpavi_stages", "visual_weights",
-            "vggish_weights", "input_size", "channels", "max_train_clips", "val_from", "val_every")
+            "vggish_weights", "input_size", "channels", "tpavi_lr_mult", "max_train_clips", "val_from", "val_every")
 
 
 @dataclass
@@ -47,6 +47,7 @@ class TrainOptions:
     vggish_weights: Path | None = None
     input_size: int = 224
     channels: int = 256
+    tpavi_lr_mult: float = 1.0  # TPAVI blocks learn at lr x this (official 1; sanity runs open its zero gate faster)
     max_train_clips: int | None = None  # an evenly spread subset of the train split (sanity runs)
     val_from: int = 1  # first validated epoch (1-based); official AVSS: 16 (0-based 15 ... even)
     val_every: int = 1
@@ -86,8 +87,8 @@ def check_options(setting: str, o: TrainOptions) -> None:
         raise UsageError(f"--epochs {o.epochs}: must be at least 1")
     if o.batch < 1 or o.lr <= 0:
         raise UsageError(f"--batch {o.batch} / --lr {o.lr}: must be positive")
-    if o.input_size % 32 or not 64 <= o.input_size <= 224:
-        raise UsageError(f"--input-size {o.input_size}: must be a multiple of 32 between 64 and 224")
+    if o.input_size % 32 or not 32 <= o.input_size <= 224:
+        raise UsageError(f"--input-size {o.input_size}: must be a multiple of 32 between 32 and 224")
     for opt, p in (("--visual-weights", o.visual_weights), ("--vggish-weights", o.vggish_weights)):
         if p is not None and not Path(p).is_file():
             raise UsageError(f"{opt} {p}: no such file")
@@ -99,11 +100,17 @@ def model_config(setting: str, num_classes: int, o: TrainOptions):
 
     kw = {"backbone": o.backbone, "num_classes": num_classes, "tpavi_stages": tuple(o.tpavi_stages),
           "setting": setting, "frames": 5}
-    if o.channels != 256:
-        if "channels" not in ModelConfig.__dataclass_fields__:
-            raise UsageError(f"--channels {o.channels}: this model's width is fixed at 256")
-        kw["channels"] = o.channels
-    return ModelConfig(**kw)
+    return ModelConfig(**kw, channels=o.channels)
+
+
+def param_groups(model, lr: float, tpavi_mult: float) -> list[dict]:
+    """Adam's parameter groups: everything at `lr` (official), the TPAVI blocks at lr x tpavi_mult when asked."""
+    params = model.trainable_parameters()
+    if tpavi_mult == 1.0:
+        return [{"params": params, "lr": lr}]
+    tp = {id(p) for n, p in model.named_parameters() if n.startswith("tpavi_b") and p.requires_grad}
+    return [{"params": [p for p in params if id(p) not in tp], "lr": lr},
+            {"params": [p for p in params if id(p) in tp], "lr": lr * tpavi_mult}]
 
 
 def _prepare_out(out: Path, setting: str, release: Path, o: TrainOptions) -> dict | None:
@@ -131,15 +138,16 @@ def _prepare_out(out: Path, setting: str, release: Path, o: TrainOptions) -> dic
             raise UsageError(f"RUN {out}: its run has {k} {info['options'].get(k)!r}, now {mine[k]!r}; repeat the "
                              "run's options to continue it, or pass --force to start over")
         return info
-    check_output_dir(out, kind=KIND, force=o.force)
+    check_output_dir(out, kind=KIND, force=o.force, what="--out")
     if ours and o.force:
         shutil.rmtree(out)
     return None
 
 
 def train(release: Path, setting: str, out: Path, opts: TrainOptions | None = None,
-          progress: Progress | None = None) -> TrainResult:
-    """Train on the release's train split, validate on val every epoch, write the run folder OUT."""
+          progress: Progress | None = None, warn=None) -> TrainResult:
+    """Train on the release's train split, validate on val every epoch, write the run folder OUT.
+    `warn(line)` is called with each warning (missing pretrained weights) as soon as the model is built."""
     o = opts or TrainOptions()
     progress = progress or (lambda *a: None)
     check_options(setting, o)
@@ -152,7 +160,7 @@ def train(release: Path, setting: str, out: Path, opts: TrainOptions | None = No
     resume_info = _prepare_out(out, setting, release, o)
     from avsbench_tools.baselines.loop import Trainer
 
-    t = Trainer(data, Path(release).resolve(), setting, Path(out), o, device, progress)
+    t = Trainer(data, Path(release).resolve(), setting, Path(out), o, device, progress, warn)
     return t.run(resume_info)
 
 

@@ -67,6 +67,9 @@ def train(
                                                    "before the model; logits upsampled to 224 (CPU sanity runs; "
                                                    "official 224).")] = None,
     channels: Annotated[int | None, typer.Option("--channels", help="ASPP/TPAVI/decoder width (official 256).")] = None,
+    tpavi_lr_mult: Annotated[float | None, typer.Option("--tpavi-lr-mult", help="TPAVI blocks learn at lr x this "
+                                                        "(official 1; short sanity runs: 10 opens TPAVI's "
+                                                        "zero-initialised gate sooner).")] = None,
     max_train_clips: Annotated[int | None, typer.Option("--max-train-clips", help="Train on this many clips spread "
                                                         "over the train split.")] = None,
     val_from: Annotated[int | None, typer.Option("--val-from", help="First epoch validated (official AVSS 16).")] = None,
@@ -88,14 +91,15 @@ def train(
 
     given = {"backbone": backbone, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed, "avm": avm,
              "visual_weights": visual_weights, "vggish_weights": vggish_weights, "input_size": input_size,
-             "channels": channels, "max_train_clips": max_train_clips, "val_from": val_from, "val_every": val_every,
+             "channels": channels, "tpavi_lr_mult": tpavi_lr_mult, "max_train_clips": max_train_clips,
+             "val_from": val_from, "val_every": val_every,
              "max_seconds": max_seconds, "workers": workers}
     opts = merge_options(config, {k: v for k, v in given.items() if v is not None},
                          device=device, amp=amp, channels_last=channels_last, no_audio=no_audio,
                          keep_epochs=keep_epochs, resume=resume, force=force)
     with bars(quiet) as progress:
-        res = run(release, setting, out, opts, progress=progress)
-    _warn(res.warnings)
+        res = run(release, setting, out, opts, progress=progress, warn=lambda w: _warn([w]))
+    _warn(res.warnings)  # again at the end, where it is seen
     why = f"; stopped at the {res.stopped}" if res.stopped else ""
     best = f"best val mIoU {res.best_miou:.4f} at epoch {res.best_epoch}" if res.best_miou is not None else "not validated"
     since = f" (resumed after epoch {res.resumed_from})" if res.resumed_from else ""
@@ -134,8 +138,8 @@ def eval_(
     if res.official_float:
         typer.echo(f"  on the float logits (official protocol): mIoU {res.official_float['miou']:.4f}, "
                    f"F {res.official_float['fscore']:.4f} -> {Path(run) / f'eval_{split}.json'}")
-    say_next(f"avs-tools evaluate --format {s['format']} --gt RELEASE --pred {_q(res.predictions)} --split {split}",
-             quiet)
+    say_next(f"avs-tools evaluate --format {s['format']} --gt {_q(res.release)} --pred {_q(res.predictions)} "
+             f"--split {split}", quiet)
 
 
 @baseline_app.command(short_help="Run a checkpoint on a release.  e.g. avs-tools baseline predict rel --checkpoint "
@@ -157,8 +161,9 @@ def predict(
     force: Annotated[bool, typer.Option("--force", help="Replace earlier predictions in --out.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Predicted masks at the release's own mask paths (every frame of the split) and logits.npz: one float32
-    [frames, 224, 224] array of logits before the sigmoid per video name (AVSS: see --help of the module)."""
+    """Predicted masks at the release's own mask paths (every frame of the split; S4/MS3: 8-bit probabilities,
+    AVSS: class maps at the frame's size) and logits.npz: per video name one float32 [frames, 224, 224] array
+    of logits before the sigmoid (AVSS: the winning class's logit, and <name>__class the class map)."""
     from avsbench_tools.baselines.predict import PredictOptions
     from avsbench_tools.baselines.predict import predict as run
     from avsbench_tools.cli.progress import bars

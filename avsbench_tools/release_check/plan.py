@@ -1,11 +1,12 @@
 """How big a release-check run is: scaled to the hardware (and said in the report).
 
 CPU: ResNet-18 from scratch, 64x64 inputs (logits upsampled to the official 224), a 32-channel ASPP /
-TPAVI / decoder when the model allows it, batch 2, Adam lr 1e-3 (a from-scratch sanity run, not the
-official 1e-4 fine-tuning rate), at most 48 training clips spread over the train split, 240 s of
-training in all. CUDA: ResNet-50 at the official 224x224, 256 channels, batch 4, lr 1e-4, every training
-clip, 1200 s. Both runs (audio, no audio) get half the budget each and the same seed, options and
-data order; only the audio differs.
+TPAVI / decoder, batch 2, Adam lr 1e-3 (a from-scratch sanity run, not the official 1e-4 fine-tuning
+rate) and 10x that for the TPAVI blocks (their output gate starts at zero and would stay nearly shut
+in a short run), at most 48 training clips spread over the train split, 240 s of training in all.
+CUDA: ResNet-50 at the official 224x224, 256 channels, batch 4, lr 1e-4, every training clip, 1200 s.
+Both runs (audio, no audio) get half the budget each and the same seed, options and data order; only
+the audio differs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ReleaseCheckOptions:
     input_size: int | None = None
     channels: int | None = None
     lr: float | None = None
+    tpavi_lr_mult: float | None = None
 
 
 @dataclass
@@ -41,29 +43,25 @@ class Plan:
     channels: int
     batch: int
     lr: float
+    tpavi_lr_mult: float
     max_train_clips: int | None
     budget: float
 
     def describe(self) -> str:
         clips = f"at most {self.max_train_clips} training clips" if self.max_train_clips else "every training clip"
+        mult = f" (TPAVI x{self.tpavi_lr_mult:g})" if self.tpavi_lr_mult != 1 else ""
         return (f"{self.backbone} on {self.device}, {self.input_size}x{self.input_size} inputs, {self.channels} "
-                f"channels, batch {self.batch}, lr {self.lr:g}, {clips}, {self.budget:.0f} s of training per run")
-
-
-def model_has_width_option() -> bool:
-    from avsbench_tools.baselines.model import ModelConfig
-
-    return "channels" in ModelConfig.__dataclass_fields__
+                f"channels, batch {self.batch}, lr {self.lr:g}{mult}, {clips}, {self.budget:.0f} s of training per run")
 
 
 def make_plan(o: ReleaseCheckOptions, device: str) -> Plan:
     """The run size for `device` (resolved), with the user's overrides."""
     cuda = device.startswith("cuda")
     total = o.budget if o.budget is not None else (CUDA_BUDGET if cuda else CPU_BUDGET)
-    width = 256 if cuda or not model_has_width_option() else 32
     return Plan(device=device, backbone=o.backbone or ("resnet50" if cuda else "resnet18"),
-                input_size=o.input_size or (224 if cuda else 64), channels=o.channels or width,
+                input_size=o.input_size or (224 if cuda else 64), channels=o.channels or (256 if cuda else 32),
                 batch=4 if cuda else 2, lr=o.lr or (1e-4 if cuda else 1e-3),
+                tpavi_lr_mult=o.tpavi_lr_mult or (1.0 if cuda else 10.0),
                 max_train_clips=o.max_train_clips if o.max_train_clips is not None else (None if cuda else 48),
                 budget=total / 2)
 
@@ -74,5 +72,6 @@ def train_options(plan: Plan, o: ReleaseCheckOptions, no_audio: bool):
     return TrainOptions(backbone=plan.backbone, epochs=MAX_EPOCHS, batch=plan.batch, lr=plan.lr, seed=o.seed,
                         device=plan.device, no_audio=no_audio, visual_weights=o.visual_weights,
                         vggish_weights=o.vggish_weights, input_size=plan.input_size, channels=plan.channels,
+                        tpavi_lr_mult=plan.tpavi_lr_mult,
                         max_train_clips=plan.max_train_clips, max_seconds=plan.budget, save_every=1000,
                         force=True)

@@ -3,7 +3,7 @@
 The page says first whether the release is learnable and whether audio helps, then the runs beside
 the trivial predictors, their training curves, the validation problems and warnings, the per-category
 scores, and the worst clips with overlays (each annotated frame: the prediction of the audio run in
-red, the ground truth's outline in green). Overlays are also written to OUT/overlays/<clip>.png.
+red, the ground truth's outline in white). Overlays are also written to OUT/overlays/<clip>.png.
 """
 
 from __future__ import annotations
@@ -52,15 +52,19 @@ def _png_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _outline(m: np.ndarray) -> np.ndarray:
+def _outline(m: np.ndarray, width: int = 2) -> np.ndarray:
+    """The mask's boundary, `width` pixels thick (inside the mask)."""
     inner = m.copy()
-    inner[1:-1, 1:-1] = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    inner[0, :] = inner[-1, :] = inner[:, 0] = inner[:, -1] = False
+    for _ in range(width):
+        e = inner.copy()
+        e[1:-1, 1:-1] = inner[1:-1, 1:-1] & inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
+        e[0, :] = e[-1, :] = e[:, 0] = e[:, -1] = False
+        inner = e
     return m & ~inner
 
 
 def overlay_strip(data, split: str, run_dir: Path, name: str, size: int = 160) -> np.ndarray | None:
-    """The clip's annotated frames side by side: prediction (red tint), ground truth outline (green)."""
+    """The clip's annotated frames side by side: prediction (red tint), ground truth outline (white)."""
     from PIL import Image
 
     from avsbench_tools.baselines.predict import frame_paths
@@ -87,7 +91,7 @@ def overlay_strip(data, split: str, run_dir: Path, name: str, size: int = 160) -
             with Image.open(pp) as im:
                 pred = np.asarray(im.resize((size, size), Image.NEAREST)) > (0 if data.setting == "avss" else 127)
         frame[pred] = 0.5 * frame[pred] + 0.5 * np.array([230, 30, 30])
-        frame[_outline(gt)] = (40, 230, 40)
+        frame[_outline(gt)] = (255, 255, 255)
         tiles.append(frame.astype(np.uint8))
         tiles.append(np.full((size, 4, 3), 255, np.uint8))
     return np.concatenate(tiles[:-1], 1) if tiles else None
@@ -150,7 +154,7 @@ def _categories(summary: dict) -> list[str]:
 def _worst(out: Path, summary: dict, ctx: dict) -> list[str]:
     parts = ["<h2>Worst clips (likely annotation problems, or hard clips)</h2>",
              "<p class='note'>Each annotated frame: the audio run's prediction in red, the ground truth's outline "
-             "in green.</p>"]
+             "in white.</p>"]
     for c in summary.get("worst_clips", []):
         cat = f", {c['category']}" if c.get("category") else ""
         parts.append(f"<h3>{_esc(c['name'])}{_esc(cat)}: mIoU {_num(c['miou_audio'])} "

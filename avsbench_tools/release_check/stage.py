@@ -118,7 +118,7 @@ def check_release_learnable(release: Path, fmt: str, out: Path, opts: ReleaseChe
     root = check_release(release, fmt).resolve()
     device = resolve_device(o.device)
     plan = make_plan(o, device)
-    stamp = {"release": str(root), "format": fmt, "plan": asdict(plan), "seed": o.seed,
+    stamp = {"release": str(root), "content": _fingerprint(root), "format": fmt, "plan": asdict(plan), "seed": o.seed,
              "visual_weights": str(o.visual_weights or ""), "vggish_weights": str(o.vggish_weights or "")}
     out = _prepare(out, stamp, o.force)
     from avsbench_tools.release_check.report import write_report
@@ -188,6 +188,7 @@ def _run(root: Path, setting: str, out: Path, name: str, o: ReleaseCheckOptions,
     from avsbench_tools.baselines.train import train
 
     run = out / "runs" / name
+    run.parent.mkdir(exist_ok=True)
     done = run / "done.json"
     if done.is_file():
         try:
@@ -211,6 +212,18 @@ def _run(root: Path, setting: str, out: Path, name: str, o: ReleaseCheckOptions,
                          time.monotonic() - t0, res.stopped, scores.get("per_class_iou"), scores.get("per_class_count"))
     atomic_write_text(done, json.dumps(asdict(summary), indent=1, default=float))
     return summary
+
+
+def _fingerprint(root: Path) -> str:
+    """What the release holds (every file's path, size and mtime): a changed release is not the one checked."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def _warnings(out: Path) -> list[str]:

@@ -14,15 +14,7 @@ from avsbench_tools.baselines.model import ModelConfig, ModelOutput, build_model
 from avsbench_tools.baselines.tpavi import dense_tpavi  # noqa: E402
 from avsbench_tools.errors import UsageError  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and far faster on a machine shared with other jobs
-    (two OpenMP threads wait on each other at every op); the previous setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _randomise_tpavi(model):

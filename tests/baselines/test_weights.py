@@ -24,15 +24,7 @@ from avsbench_tools.baselines.weights import (  # noqa: E402
 )
 from avsbench_tools.errors import AvsError, UsageError  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and far faster on a machine shared with other jobs
-    (two OpenMP threads wait on each other at every op); the previous setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 TINY_PVT = dict(embed_dims=(16, 32, 40, 64), depths=(1, 2, 2, 1), num_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1))

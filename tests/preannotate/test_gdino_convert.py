@@ -15,12 +15,7 @@ torch = pytest.importorskip("torch")
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the CLI children too: a shared 2-core box is far faster single-threaded
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 # names from a published parameter listing of the original model (IDEA-Research/GroundingDINO), one per
 # kind of module: the tiny original-layout file must use the same ones

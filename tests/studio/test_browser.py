@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium
 
 from studio.test_serving import pushed_media
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_S = 240  # the editor on a machine loaded by other jobs
 
 
@@ -47,21 +47,8 @@ def label_colour(config: str, label: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("headless Chromium is needed: apt-get install chromium chromium-driver", pytrace=False)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000",
-              "--autoplay-policy=no-user-gesture-required"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    try:
+    with chromium("--autoplay-policy=no-user-gesture-required", window="1600,1000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 GEOMETRY_JS = """

@@ -4,12 +4,12 @@ the HTML report opened in headless Chromium (the end-to-end run through a real s
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import look_at_report
 
 from avsbench_tools.masks import load_mask
 from avsbench_tools.studio.pull import store_tasks
@@ -140,26 +140,4 @@ def test_qa_cli_json_text_and_html(scene, tmp_path):
 
 def _look(page: Path, shot: Path) -> None:
     """Open the report in headless Chromium: every image decoded, the tables there; a screenshot kept."""
-    if not Path("/usr/bin/chromium").exists() or not shutil.which("chromedriver"):
-        pytest.fail("chromium and chromedriver are needed for the HTML check (apt install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1300,2400"):
-        opts.add_argument(a)
-    d = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
-    try:
-        d.get(page.resolve().as_uri())
-        imgs = d.find_elements(By.TAG_NAME, "img")
-        assert len(imgs) == 15
-        assert all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in imgs)
-        assert "Proposal vs final mask" in d.find_element(By.TAG_NAME, "body").text
-        d.save_screenshot(str(shot))
-    finally:
-        d.quit()
-    from PIL import Image
-
-    assert np.asarray(Image.open(shot).convert("L")).std() > 10  # not a blank page
+    look_at_report(page, shot, 15, ("Proposal vs final mask",))

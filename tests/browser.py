@@ -1,0 +1,60 @@
+"""Headless Chromium for the tests that look at pages (Label Studio tasks, QA and release-check reports).
+
+`chromium(*args, window=...)` is a context manager giving a selenium driver (Debian's chromium and
+chromium-driver; missing ones FAIL the test, never skip it). `look_at_report(page, shot, n_img, needle)`
+opens a self-contained HTML report: every <img> decoded, `needle` in the text, a screenshot saved that
+is not blank.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromedriver() -> Path | None:
+    found = shutil.which("chromedriver")
+    return Path(found) if found else None
+
+
+@contextlib.contextmanager
+def chromium(*args: str, window: str = "1300,2400"):
+    if not CHROMIUM.exists() or chromedriver() is None:
+        pytest.fail("headless Chromium is needed: apt-get install chromium chromium-driver", pytrace=False)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={window}", *args):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(str(chromedriver())), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def look_at_report(page: Path, shot: Path, n_img: int, needles: tuple[str, ...], window: str = "1300,2400") -> str:
+    """Open `page`: n_img images, each decoded; every needle in the body text; a non-blank screenshot at
+    `shot`. -> the body text."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    with chromium(window=window) as d:
+        d.get(page.resolve().as_uri())
+        imgs = d.find_elements(By.TAG_NAME, "img")
+        assert len(imgs) == n_img
+        assert all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in imgs)
+        text = d.find_element(By.TAG_NAME, "body").text
+        for needle in needles:
+            assert needle in text, needle
+        d.save_screenshot(str(shot))
+    assert np.asarray(Image.open(shot).convert("L")).std() > 10  # not a blank page
+    return text
