@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 studio-install:
 	bash tools/studio_install.sh .studio-venv
 
+# Two pytest workers (pytest-xdist); the Label Studio tests share one worker and one server (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install studio-install
-	$(PY) -m pytest -q --durations=20 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25 tests
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests

@@ -106,3 +106,29 @@ def test_bad_synth_options(tmp_path):
                          (["--size", "161x120"], "even")):
         proc = run_cli("synth", tmp_path / "x", *args)
         assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tones_scene_one_of_three_same_shape_circles_sounds_and_its_tone_plays():
+    """The tones world: 3 circles, one of each tone colour; exactly one sounds through the clip; the
+    audio's strongest frequency is its tone; every colour is the sounder in some clip."""
+    from avsbench_tools.synth.render import AUDIO_RATE, TONE_CATEGORIES
+
+    freq = {t.name: t.freq for t in TONE_CATEGORIES}
+    p = SynthParams(clips=9, seconds=2, width=96, height=96, fps=5, seed=2, scene="tones")
+    leads = set()
+    for i in range(9):
+        c = render_clip(p, i)
+        objs = c.truth["objects"]
+        assert len(objs) == 3 and {o["shape"] for o in objs} == {"circle"}
+        assert sorted(o["category"] for o in objs) == sorted(t.name for t in TONE_CATEGORIES)
+        sounding = [o for o in objs if any(o["sounding"])]
+        assert len(sounding) == 1 and all(sounding[0]["sounding"])
+        assert c.truth["sounding_per_second"] == [[sounding[0]["id"]]] * 2
+        leads.add(sounding[0]["category"])
+        spec = np.abs(np.fft.rfft(c.audio[:AUDIO_RATE].mean(axis=1)))
+        peak = np.fft.rfftfreq(AUDIO_RATE, 1 / AUDIO_RATE)[int(spec.argmax())]
+        want = freq[sounding[0]["category"]]
+        assert abs(peak - want) < 0.02 * want, (peak, sounding)
+        for o in objs:  # each circle is drawn
+            assert (c.instances == o["id"]).any()
+    assert leads == {t.name for t in TONE_CATEGORIES}

@@ -35,8 +35,8 @@ def synth(
     gold: Annotated[str | None, typer.Option("--gold", help="Also write the gold release in this layout: "
                                              "avsbench-s4, avsbench-ms3, avss, ref-avs.")] = None,
     scene: Annotated[str, typer.Option("--scene", help="shapes: 1-3 objects of distinct shapes with their own "
-                                       "sounds, silences, distractors; tones: 2-3 circles told apart only by colour, "
-                                       "each colour its own tone, a different one sounding every second (only the "
+                                       "sounds, silences, distractors; tones: 3 circles told apart only by colour, "
+                                       "each colour its own tone, one of them sounding through the clip (only the "
                                        "audio says which to segment).")] = "shapes",
     quiet: Quiet = False,
 ) -> None:

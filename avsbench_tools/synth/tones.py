@@ -1,11 +1,13 @@
 """The "tones" scene (`avs-tools synth OUT --scene tones`): only the audio says which object to segment.
 
-Each clip holds 2 or 3 objects of the same shape (circles of similar size) told apart only by colour,
-drawn from `render.TONE_CATEGORIES`; each colour has its own steady tone. One object (now and then two)
-sounds through the whole clip and only its tone plays; which one is drawn per clip. So a silent object
-looks exactly like a sounding one (the same colour sounds in other clips): a model that ignores the
-audio can at best segment every object, one that listens segments the right one. This is the paper's
-multi-source lesson made strict, for the baseline's audio-impact check (`--no-audio`).
+Each clip holds 3 objects of the same shape (circles of similar size) told apart only by colour, one of
+each colour of `render.TONE_CATEGORIES`; each colour has its own steady tone. One object, drawn per
+clip, sounds through the whole clip and only its tone plays; the other two are silent. So a silent
+object looks exactly like a sounding one (the same colour sounds in other clips). Without the audio a
+circle sounds in a third of the clips: the best a segmenter can do is to segment nothing (a per-pixel
+probability of 1/3 is under the 0.5 threshold) or every circle (IoU about 1/3); one that listens
+segments the right one. This is the paper's multi-source lesson made strict, for the baseline's
+audio-impact check (`--no-audio`).
 
 Why the sounder does not change from second to second: TPAVI (the AVSBench fusion) attends from every
 pixel to the audio of all T frames of its group at once (the audio is constant over H x W, so each
@@ -34,19 +36,14 @@ from avsbench_tools.synth.render import (
     _trajectory,
 )
 
-SECOND_SOUNDER = 0.2  # chance that a second object sounds along with the chosen one
+OBJECTS = 3  # one of each tone colour
 SLOW = 4.0  # / fps: the fraction of the shapes scene's per-frame speed (slow, the same in every fps)
 
 
 def tones_schedule(rng: np.random.Generator, n_obj: int, seconds: int) -> list[list[int]]:
-    """sched[object][second]: one object sounds in every second of the clip; sometimes a second one too."""
-    sched = [[0] * seconds for _ in range(n_obj)]
+    """sched[object][second]: one object, drawn, sounds in every second of the clip; the others never."""
     lead = int(rng.integers(0, n_obj))
-    sched[lead] = [1] * seconds
-    if rng.random() < SECOND_SOUNDER:
-        other = int(rng.choice([i for i in range(n_obj) if i != lead]))
-        sched[other] = [1] * seconds
-    return sched
+    return [[int(i == lead)] * seconds for i in range(n_obj)]
 
 
 def _apart(rng: np.random.Generator, sizes: list[int], n_frames: int, w: int, h: int, fps: int,
@@ -66,10 +63,10 @@ def _apart(rng: np.random.Generator, sizes: list[int], n_frames: int, w: int, h:
 
 
 def render_tones_clip(p: SynthParams, index: int) -> SynthClip:
-    """Clip `index` of a tones world: 2-3 same-shape objects, the audio alone says which one sounds."""
+    """Clip `index` of a tones world: 3 same-shape objects; the audio alone says which one sounds."""
     rng = np.random.default_rng([p.seed, index, 1])
     w, h, n_frames = p.width, p.height, p.seconds * p.fps
-    n_obj = int(rng.integers(2, 4))
+    n_obj = OBJECTS
     cats = [TONE_CATEGORIES[i] for i in rng.choice(len(TONE_CATEGORIES), size=n_obj, replace=False)]
     sched = tones_schedule(rng, n_obj, p.seconds)
     sizes = [int(rng.uniform(0.34, 0.40) * min(w, h)) for _ in cats]
