@@ -63,15 +63,17 @@ def write_curves(run: Path, history: list[dict], title: str) -> None:
 
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a.plot(ep, [h["train_loss"] for h in history], "o-", label="total loss")
-    a.plot(ep, [h["main_loss"] for h in history], "s--", label="main loss (BCE/CE)")
     if any(h.get("avm_loss") for h in history):
+        a.plot(ep, [h["train_loss"] for h in history], "o-", label="total loss")
+        a.plot(ep, [h["main_loss"] for h in history], "s--", label="main loss (BCE/CE)")
         a.plot(ep, [h["avm_loss"] for h in history], "^:", label="AVM loss")
+    else:  # no AVM loss: the total is the main loss
+        a.plot(ep, [h["main_loss"] for h in history], "s-", label="loss (BCE/CE; no AVM)")
     a.set_xlabel("epoch")
     a.set_xlim(0.5, max(ep) + 0.5)
     a.set_ylabel("training loss (epoch mean)")
     a.legend(fontsize=8)
-    a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    a.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     val = [(h["epoch"], h["val_miou"], h.get("val_fscore")) for h in history if h.get("val_miou") is not None]
     if val:
         b.plot([v[0] for v in val], [v[1] for v in val], "o-", color="#2a7", label="val mIoU")
@@ -86,7 +88,7 @@ def write_curves(run: Path, history: list[dict], title: str) -> None:
     b.set_xlim(0.5, max(ep) + 0.5)
     b.set_xlabel("epoch")
     b.set_ylabel("validation score")
-    b.xaxis.set_major_locator(MaxNLocator(integer=True))
+    b.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
