@@ -97,3 +97,23 @@ def test_status_reads_an_older_catalog_without_the_column(tmp_path):
     ws.close()
     st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["failures"][0]["retryable"] is True
+
+
+def test_next_step_follows_the_label_studio_round_trip(tmp_path):
+    """After preannotate: push (or export unreviewed); after push: pull; after pull: export."""
+    from avsbench_tools.cli.workspace import _next_step
+
+    ws, _ = init_workspace(tmp_path / "ws", "avsbench-s4")
+    ws.catalog.upsert_source(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
+    ws.catalog.add_clip(Clip(clip_id="c1", source_id="s", start=0, seconds=5, path="clips/c1.mp4"))
+    path = tmp_path / "ws"
+    hints = []
+    for stage in ("sample", "preannotate", "push", "pull", None):
+        hints.append(_next_step(path, workspace_status(path)))
+        if stage:
+            ws.catalog.set_stage("c1", stage, "done")
+    ws.close()
+    assert hints[:2] == [f"avs-tools sample {path}", f"avs-tools preannotate {path}"]
+    assert hints[2].startswith(f"avs-tools push {path}") and f"export {path} OUT --include-unreviewed" in hints[2]
+    assert hints[3].startswith(f"avs-tools pull {path}")
+    assert hints[4] == f"avs-tools export {path} OUT --include-unreviewed"

@@ -47,6 +47,12 @@ def _next_step(workspace: Path, st: dict) -> str | None:
     for stage in ("sample", "preannotate"):
         if stage in stages and stages[stage]["pending"]:
             return f"avs-tools {stage} {workspace}"
+    push, pull = stages.get("push"), stages.get("pull")
+    if push and pull and push["done"] and pull["pending"]:  # sent to Label Studio, not all reviewed yet
+        return f"avs-tools pull {workspace}   (after annotating in Label Studio)"
+    if push and push["pending"] and not push["done"]:
+        return (f"avs-tools push {workspace}   (review in Label Studio), or: avs-tools export {workspace} OUT "
+                "--include-unreviewed")
     if "export" in stages:
         return f"avs-tools export {workspace} OUT --include-unreviewed"
     return None

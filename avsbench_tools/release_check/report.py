@@ -22,7 +22,7 @@ GENERATOR = "avs-tools release-check"
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1150px}table{border-collapse:collapse;margin:.6em 0}"
          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}"
          ".verdict{font-size:120%;padding:.5em 1em;margin:.4em 0;border-radius:4px}.yes{background:#e3f5e3}"
-         ".no{background:#fde8e0}.warn{border:2px solid #d80;background:#fff6e6;padding:0 1em;margin:1em 0}"
+         ".no{background:#fde8e0}.tell{background:#eee}.warn{border:2px solid #d80;background:#fff6e6;padding:0 1em;margin:1em 0}"
          ".note{color:#555;font-size:90%}img{max-width:100%}")
 
 
@@ -112,7 +112,7 @@ def write_report(out: Path, summary: dict, ctx: dict) -> None:
     for key, title in (("learnable", "Learnable"), ("audio_helps", "Audio helps")):
         if key in summary:
             v = summary[key]
-            cls = "yes" if v["verdict"] == "yes" else "no"
+            cls = "yes" if v["verdict"] == "yes" else ("tell" if v["verdict"].startswith("cannot tell") else "no")
             parts.append(f"<div class='verdict {cls}'><b>{title}: {_esc(v['verdict'])}</b> "
                          f"<span class='note'>{_esc(v['why'])}</span></div>")
     warnings = list(summary.get("warnings", [])) + list(val.get("warnings", []))

@@ -9,7 +9,8 @@
    through `baseline predict`;
 5. OUT/index.html (self-contained) and OUT/report.json: learnable (the audio run's mIoU beats the best
    trivial predictor by LEARNABLE_MARGIN), audio helps (audio minus no-audio mIoU >= AUDIO_MARGIN),
-   per-category scores, the worst categories and clips with overlays of their predictions.
+   per-category scores, the worst categories and clips with overlays of their predictions. With fewer
+   than MIN_CLIPS clips in the scored split both verdicts are "cannot tell" (the numbers are still given).
 
 OUT is a new folder or one release-check wrote (marker kind release-check): a re-run with the same
 release and options keeps the runs that finished (runs/<name>/done.json) and redoes the rest; other
@@ -31,6 +32,7 @@ from avsbench_tools.release_check.plan import Plan, ReleaseCheckOptions, make_pl
 
 KIND = "release-check"
 LEARNABLE_MARGIN = 0.05
+MIN_CLIPS = 5  # clips in the scored split below which no verdict is given
 AUDIO_MARGIN = 0.02
 SETTINGS = {"avsbench-s4": "s4", "avsbench-ms3": "ms3", "avss": "avss"}
 
@@ -158,27 +160,37 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
     summary["runs"] = {k: {kk: v for kk, v in asdict(r).items() if kk not in ("per_clip",)} for k, r in runs.items()}
     warnings = _warnings(out)
     summary["warnings"] = warnings
-    best_trivial = max(summary["trivial"].items(), key=lambda kv: kv[1]["miou"])
-    gap = audio.test["miou"] - best_trivial[1]["miou"]
-    summary["learnable"] = {
-        "verdict": "yes" if gap >= LEARNABLE_MARGIN else "no",
-        "why": f"test mIoU {audio.test['miou']:.4f} vs the best trivial predictor ({best_trivial[0]}) "
-               f"{best_trivial[1]['miou']:.4f}: {gap:+.4f}; learnable means at least +{LEARNABLE_MARGIN}",
-        "margin": gap}
-    d = audio.test["miou"] - silent.test["miou"]
-    verdict = "yes" if d >= AUDIO_MARGIN else ("no: the no-audio run does better" if d <= -AUDIO_MARGIN
-                                               else "no clear difference")
-    why = (f"test mIoU with audio {audio.test['miou']:.4f}, without {silent.test['miou']:.4f}: {d:+.4f} "
-           f"(threshold {AUDIO_MARGIN}; one seed each, so small differences are noise)")
-    if not o.vggish_weights:
-        why += "; no VGGish weights were given, so the audio features come from a random VGGish"
-    summary["audio_helps"] = {"verdict": verdict, "why": why, "difference": d}
+    summary.update(verdicts(audio.test["miou"], silent.test["miou"], summary["trivial"],
+                            len(data.items(split)), split, bool(o.vggish_weights)))
     from avsbench_tools.release_check.scores import per_category, worst
 
     summary["per_category"] = per_category(data, split, audio, silent)
     summary["worst_clips"] = worst(audio.per_clip, silent.per_clip)
     write_report(out, summary, {"data": data, "split": split, "runs": runs})
     return CheckReport(out, summary, warnings, 0)
+
+
+def verdicts(audio: float, silent: float, trivial: dict, clips: int, split: str, vggish: bool) -> dict:
+    """{"learnable": ..., "audio_helps": ...}, each {verdict, why, margin|difference}, from the test mIoU of the
+    audio and no-audio runs and the trivial predictors' scores. Under MIN_CLIPS clips in the scored split
+    both verdicts are "cannot tell" (the numbers are still given): one or two clips say nothing."""
+    best_name, best = max(trivial.items(), key=lambda kv: kv[1]["miou"])
+    gap = audio - best["miou"]
+    few = clips < MIN_CLIPS
+    cannot = f"cannot tell: the {split} split has {clips} clip{'s' if clips != 1 else ''} (a verdict needs {MIN_CLIPS})"
+    learnable = {
+        "verdict": cannot if few else ("yes" if gap >= LEARNABLE_MARGIN else "no"),
+        "why": f"test mIoU {audio:.4f} vs the best trivial predictor ({best_name}) {best['miou']:.4f}: {gap:+.4f}; "
+               f"learnable means at least +{LEARNABLE_MARGIN}",
+        "margin": gap}
+    d = audio - silent
+    verdict = cannot if few else ("yes" if d >= AUDIO_MARGIN else (
+        "no: the no-audio run does better" if d <= -AUDIO_MARGIN else "no clear difference"))
+    why = (f"test mIoU with audio {audio:.4f}, without {silent:.4f}: {d:+.4f} "
+           f"(threshold {AUDIO_MARGIN}; one seed each, so small differences are noise)")
+    if not vggish:
+        why += "; no VGGish weights were given, so the audio features come from a random VGGish"
+    return {"learnable": learnable, "audio_helps": {"verdict": verdict, "why": why, "difference": d}}
 
 
 def _run(root: Path, setting: str, out: Path, name: str, o: ReleaseCheckOptions, plan: Plan, split: str,
