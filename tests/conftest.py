@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# A shell without job control starts its background jobs with SIGINT ignored, and an ignored signal is
+# inherited by every child: pytest run that way (and its xdist workers, and the CLIs they start) would drop
+# the SIGINTs of the Ctrl-C tests. Python's own handler is put back; children then start with SIGINT live.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
