@@ -4,6 +4,7 @@ anti-aliased editor-style masks), pull, and check the catalog, QA, re-pull, incr
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import statistics
 import time
@@ -86,8 +87,11 @@ def round_trip(studio_server):
     ids["cancel"] = annotate(first, b, 0, [], 2.0, cancelled=True)
     unusable = [dict(x, origin="prediction") for x in shown(tasks[(b, 1)])] + [frame_choice("unusable frame")]
     ids["unusable"] = annotate(second, b, 1, unusable, 6.0)
+    # the first pull, here: every test of this module starts from the pulled workspace, in any order
+    pulled = cli("pull", path, "--url", srv.url, env=env)
+    assert pulled.returncode == 0, pulled.stderr
     return {"path": path, "srv": srv, "key": key, "tasks": tasks, "preds": preds, "prop": prop, "fin": fin,
-            "a": a, "b": b, "ids": ids, "second": second, "second_key": second_key, "cat": cat}
+            "a": a, "b": b, "ids": ids, "second": second, "second_key": second_key, "cat": cat, "pulled": pulled}
 
 
 def _dump(path) -> dict:
@@ -102,15 +106,14 @@ def _dump(path) -> dict:
 def test_pull_stores_exactly_the_submitted_masks_with_their_provenance(round_trip):
     rt = round_trip
     srv, path, a, b, ids = rt["srv"], rt["path"], rt["a"], rt["b"], rt["ids"]
-    r = cli("pull", path, "--url", srv.url, env={"LABEL_STUDIO_API_KEY": srv.api_key})
-    assert r.returncode == 0, r.stderr
+    r = rt["pulled"]  # the fixture's pull
     assert "pull: 7 new annotations (6 masks), 1 cancelled (counted, not stored), 0 unchanged" in r.stdout
     assert "1 frames without a sounding object" in r.stdout and "1 unusable frames" in r.stdout
     assert r.stdout.rstrip().endswith(f"next: avs-tools qa {path}  (then: avs-tools export {path} OUT)")
     ws = open_workspace(path)
     try:
-        rows = {x.annotation_id: x for x in ws.catalog.studio_reviews()}
-        assert set(rows) == set(ids.values()) and rows[ids["cancel"]].status == "cancelled"
+        rows = {x.annotation_id: x for x in ws.catalog.studio_reviews(project_key=rt["key"])}
+        assert set(rows) == {v for k, v in ids.items() if k != "later"} and rows[ids["cancel"]].status == "cancelled"
         assert rows[ids["cancel"]].regions == [] and rows[ids["silent"]].regions == []
         got = {v.second: v for v in latest_masks(ws, a, ("review",))}
         assert sorted(got) == [0, 1, 2, 4]  # second 3: no sounding object, an empty reviewed set
@@ -177,10 +180,12 @@ def test_export_uses_the_reviews_and_honours_the_unusable_frame(round_trip, tmp_
                 assert key.encode() not in p.read_bytes(), p
 
 
-def test_repull_changes_nothing_and_pull_is_incremental(round_trip):
-    """Last in this file: it adds an annotation the tests above do not expect."""
+def test_repull_changes_nothing_and_pull_is_incremental(round_trip, tmp_path):
+    """On a copy of the pulled workspace: the annotation it adds on the server never reaches the others'."""
     rt = round_trip
-    srv, path = rt["srv"], rt["path"]
+    srv = rt["srv"]
+    path = tmp_path / "copy"
+    shutil.copytree(rt["path"], path, ignore=shutil.ignore_patterns(".lock"))
     before = _dump(path)
     r = cli("pull", path, "--url", srv.url, "-q", env={"LABEL_STUDIO_API_KEY": srv.api_key})
     assert r.returncode == 0 and r.stdout.startswith("pull: 0 new annotations"), (r.stdout, r.stderr)
@@ -276,7 +281,6 @@ class _SlowProxy:
 
 def test_ctrl_c_keeps_the_finished_batches_and_the_next_pull_finishes(round_trip, tmp_path):
     import os
-    import shutil
     import signal
     import subprocess
     import sys
