@@ -65,8 +65,13 @@ def _count(ws: Path, stage: str) -> int:
         db.close()
 
 
-def _start(*args) -> subprocess.Popen:
+def _start(*args, hold: Path | None = None, hold_at: int = 0) -> subprocess.Popen:
+    """The CLI in its own process group; with `hold`, the stage pauses in its progress report from `hold_at`
+    clips done while that file exists (cli/progress.py, test-only), so the test never races the machine."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    if hold is not None:
+        hold.touch()
+        env.update(AVS_TOOLS_TEST_HOLD=str(hold), AVS_TOOLS_TEST_HOLD_AT=str(hold_at))
     return subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, args)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -110,8 +115,9 @@ def _numbers(err: str) -> tuple[int, int]:
 def test_ctrl_c_during_sample_records_every_finished_clip_and_resumes(tmp_path, ws24):
     ws = tmp_path / "ws"
     shutil.copytree(ws24, ws)
-    proc = _start("sample", ws, "-q", "-j", "2")
-    _wait_for(lambda: _count(ws, "sample") >= 3, proc)
+    hold = tmp_path / "hold"
+    proc = _start("sample", ws, "-q", "-j", "2", hold=hold, hold_at=3)
+    _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)  # held with 3 clips done
     rc, out, err, took = _ctrl_c(proc)
     assert rc == 130 and took < STOP_LIMIT_S, (rc, took, err)
     done, left = _numbers(err)
@@ -148,8 +154,9 @@ def _lock_free(ws: Path) -> bool:
 def test_ctrl_c_during_preannotate_records_finished_clips_and_resumes(tmp_path, ws_sampled):
     ws = tmp_path / "ws"
     shutil.copytree(ws_sampled, ws)
-    proc = _start("preannotate", ws, "-q", "--backend", "motion")
-    _wait_for(lambda: _count(ws, "preannotate") >= 2, proc)
+    hold = tmp_path / "hold"
+    proc = _start("preannotate", ws, "-q", "--backend", "motion", hold=hold, hold_at=2)
+    _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)  # held with 2 clips done
     rc, out, err, took = _ctrl_c(proc)
     assert rc == 130 and took < STOP_LIMIT_S, (rc, took, err)
     done, left = _numbers(err)
@@ -171,9 +178,10 @@ def test_ctrl_c_during_preannotate_records_finished_clips_and_resumes(tmp_path, 
 def test_a_second_run_on_a_busy_workspace_is_refused(tmp_path, ws24):
     ws = tmp_path / "ws"
     shutil.copytree(ws24, ws)
-    proc = _start("sample", ws, "-q", "-j", "1")
+    proc = _start("sample", ws, "-q", "-j", "1", hold=tmp_path / "hold")  # held at its first report
     try:
-        _wait_for(lambda: (ws / ".lock").exists() and b"sample" in (ws / ".lock").read_bytes(), proc)
+        _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
+        assert b"sample" in (ws / ".lock").read_bytes()
         for cmd in (("sample", ws, "-q"), ("preannotate", ws, "-q")):
             r = run_cli(*cmd)
             assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -17,6 +21,25 @@ from rich.progress import (
 
 console = Console(stderr=True)
 
+#: Test-only: a stage run whose environment names a file here pauses in its progress report (on the main
+#: thread, from the report whose `done` reaches AVS_TOOLS_TEST_HOLD_AT, default 0) for as long as that
+#: file exists, after writing `<file>.held`. Tests hold a stage there to Ctrl-C it or to try a second
+#: run against it, without hoping that the machine is slow enough (Ctrl-C still stops it at once).
+HOLD_ENV, HOLD_AT_ENV = "AVS_TOOLS_TEST_HOLD", "AVS_TOOLS_TEST_HOLD_AT"
+
+
+def _test_hold(done: int) -> None:
+    hold = os.environ.get(HOLD_ENV)
+    if not hold or done < int(os.environ.get(HOLD_AT_ENV) or 0):
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    path = Path(hold)
+    if path.exists():
+        path.with_name(path.name + ".held").write_text(str(os.getpid()))
+        while path.exists():
+            time.sleep(0.02)
+
 
 class _Bars:
     """The callback handed to a stage: one bar per stage name, started on the first report."""
@@ -27,6 +50,7 @@ class _Bars:
         self.tasks: dict[str, int] = {}
 
     def __call__(self, stage: str, done: int, total: int, info: str = "") -> None:
+        _test_hold(done)
         if self.progress is None:
             return
         if not self.started:  # drawn from the first report on: an error before any work prints only its line
