@@ -17,8 +17,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-REAL_METADATA = SHARED / "data" / "real-metadata"
+REAL_METADATA = REPO / "tests" / "data" / "real-metadata"  # copied from ../shared (see its README)
 
 
 def run_cli(*args: str, check: bool = False, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
