@@ -27,7 +27,7 @@ def build(ws_dir: Path, n: int) -> None:
     from avsbench_tools.audio.wav import float_to_int16, wav_bytes
     from avsbench_tools.catalog import AudioRecord, Clip, Frame, MaskVersion, Source, now
     from avsbench_tools.fsutil import atomic_write_bytes
-    from avsbench_tools.masks import mask_png
+    from avsbench_tools.mask_store import mask_png
     from avsbench_tools.pngfast import encode_png
     from avsbench_tools.recipe import parse_recipe
     from avsbench_tools.synth import SynthParams, recipe_text, render_clip

@@ -177,7 +177,7 @@ def store_time(ws, frames: int, tmp: Path) -> float:
     """Seconds per frame to PNG-encode and atomically write (fsync) the masks the stage stored: the
     host-side storage cost inside the stage time."""
     from avsbench_tools.fsutil import atomic_write_bytes
-    from avsbench_tools.masks import load_mask, mask_png
+    from avsbench_tools.mask_store import load_mask, mask_png
 
     masks = [load_mask(ws, p.relative_to(ws.root).as_posix()) for p in sorted(ws.path("masks").rglob("*.png"))]
     t0 = time.perf_counter()

@@ -46,7 +46,8 @@ def blob(rng, h: int = H, w: int = W) -> np.ndarray:
 def build(root: Path, n_tasks: int, seed: int = 0) -> Path:
     """A workspace with n_tasks sampled frames (5 per clip) and 2-3 proposal masks per frame."""
     from avsbench_tools.catalog import AudioRecord, Clip, Frame, Source
-    from avsbench_tools.masks import ObjectMask, save_versions
+    from avsbench_tools.mask_store import save_versions
+    from avsbench_tools.masks import ObjectMask
     from avsbench_tools.pngfast import encode_png
     from avsbench_tools.workspace import init_workspace
 

@@ -12,7 +12,7 @@ from PIL import Image
 from studio.pull_support import brush, build_workspace, cli, frame_choice, rect
 
 from avsbench_tools.export import CARD, export
-from avsbench_tools.masks import load_mask
+from avsbench_tools.mask_store import load_mask
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.workspace import open_workspace
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from avsbench_tools.catalog import MaskVersion
-from avsbench_tools.masks import ObjectMask, box_of, latest_masks, save_versions, settings_hash, versions_done
+from avsbench_tools.mask_store import latest_masks, save_versions, settings_hash, versions_done
+from avsbench_tools.masks import ObjectMask, box_of
 from avsbench_tools.workspace import init_workspace, open_workspace
 
 SETTINGS = {"backend": "motion", "version": 1, "span_s": 0.4}

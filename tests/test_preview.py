@@ -15,7 +15,7 @@ from conftest import run_cli
 from PIL import Image
 
 from avsbench_tools.collect import CollectOptions, collect
-from avsbench_tools.masks import latest_masks
+from avsbench_tools.mask_store import shown_masks
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.preview import (
     PALETTE,
@@ -96,7 +96,7 @@ def test_masks_are_drawn_and_a_clip_without_masks_says_so(ws5):
     root, ids = ws5
     ws = open_workspace(root)
     try:
-        n_rows = len(latest_masks(ws, ids[0]))
+        n_rows = len(shown_masks(ws, ids[0], True))
         assert n_rows > 0
         res = preview_clip(ws, ids[0], root / "m.png", masks=True)
         assert res.objects == n_rows  # every stored mask of the clip is outlined
@@ -201,7 +201,7 @@ def test_one_colour_per_object_id_across_seconds(ws5):
     root, ids = ws5
     ws = open_workspace(root)
     try:
-        rows = latest_masks(ws, ids[0]) + latest_masks(ws, ids[1])
+        rows = shown_masks(ws, ids[0], True) + shown_masks(ws, ids[1], True)
     finally:
         ws.close()
     # an object believed silent in one second keeps its colour (it is drawn dashed instead)
@@ -272,3 +272,37 @@ def test_waveform_axis_is_scaled_to_the_peak_in_dbfs():
     assert labels == ["-6", "-12", "", "-12", "-6"]
     assert wave_axis(1.0)[2][-1] == "0"
     assert wave_axis(0.0) == (1.0, [], [])
+
+
+def test_a_proposal_the_review_deleted_is_not_drawn(ws5, tmp_path):
+    import shutil
+
+    from avsbench_tools.mask_store import save_versions
+
+    root = tmp_path / "ws"
+    shutil.copytree(ws5[0], root)
+    clip = ws5[1][0]
+    ws = open_workspace(root)
+    try:
+        proposals = shown_masks(ws, clip, True)
+        by_second: dict[int, list] = {}
+        for v in proposals:
+            by_second.setdefault(v.second, []).append(v)
+        second, objs = max(by_second.items(), key=lambda kv: len(kv[1]))
+        assert objs and all(v.kind == "proposal" for v in proposals)
+        # the annotator kept every object of this second but the first, and reviewed one other second empty
+        kept = [v.to_object_mask(root) for v in objs[1:]]
+        empty = next(s for s in by_second if s != second)
+        save_versions(ws, clip, kept, "review", "studio", {"test": "review"}, seconds=[second, empty])
+        res = preview_clip(ws, clip, root / "m.png", masks=True)
+        from avsbench_tools.preview.sheet import read_clip
+
+        plan = read_clip(ws, clip, masks=True).plan
+    finally:
+        ws.close()
+    drawn = {s: {(o.fid, o.kind) for o in objs} for s, objs in plan.by_second.items()}
+    assert drawn.get(second, set()) == {(v.fid, "review") for v in objs[1:]}  # the deleted one is gone
+    assert empty not in drawn  # reviewed empty: nothing drawn, no proposal comes back
+    others = {s for s in by_second if s not in (second, empty)}
+    assert others and all(drawn[s] == {(v.fid, "proposal") for v in by_second[s]} for s in others)
+    assert res.objects == sum(len(x) for x in drawn.values()) == len(proposals) - len(objs) - len(by_second[empty]) + len(kept)

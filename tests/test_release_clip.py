@@ -13,7 +13,8 @@ from avsbench_tools.catalog import Expression, MaskVersion
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.export import export
 from avsbench_tools.fsutil import atomic_write_bytes
-from avsbench_tools.masks import ObjectMask, mask_png
+from avsbench_tools.mask_store import mask_png
+from avsbench_tools.masks import ObjectMask
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.release_clip import release_clip
 from avsbench_tools.sample import SampleOptions, sample

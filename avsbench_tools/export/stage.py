@@ -34,7 +34,7 @@ from avsbench_tools.export.output import (
     protected_paths,
 )
 from avsbench_tools.fsutil import atomic_dir, check_output_dir, read_marker, write_marker
-from avsbench_tools.masks import latest_masks
+from avsbench_tools.mask_store import reviewed_seconds, shown_masks
 from avsbench_tools.progress import Progress
 from avsbench_tools.release_clip import release_clip
 from avsbench_tools.workspace import Workspace
@@ -84,10 +84,7 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
     if unusable:
         res.skipped_unusable[clip.clip_id] = unusable
         return None
-    versions = latest_masks(ws, clip.clip_id, ("review", "proposal") if include_unreviewed else ("review",))
-    reviewed = ws.catalog.review_seconds(clip.clip_id) or set()
-    if not reviewed and any(v.kind == "review" for v in versions):  # reviews saved without a set record
-        reviewed = {v.second for v in versions if v.kind == "review"}
+    reviewed = reviewed_seconds(ws, clip.clip_id)
     needed = set(ws.recipe.annotated_seconds(clip.split, len(frames))) & {fr.second for fr in frames}
     missing = needed - reviewed
     fill = include_unreviewed and clip.clip_id in preannotated
@@ -97,8 +94,7 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
         else:
             res.skipped_unannotated += 1
         return None
-    # a reviewed frame shows its review only: a proposal the annotator deleted must not come back
-    versions = [v for v in versions if v.kind == "review" or v.second not in reviewed]
+    versions = shown_masks(ws, clip.clip_id, include_unreviewed)  # a reviewed frame shows its review only
     if reviewed:
         res.filled_seconds += len(missing)
     for v in versions:

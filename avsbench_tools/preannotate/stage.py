@@ -15,7 +15,8 @@ from avsbench_tools.audio.activity import Activity
 from avsbench_tools.catalog import AudioRecord, Clip, Frame
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.fsutil import remove_stale_temps
-from avsbench_tools.masks import ObjectMask, save_versions, versions_done
+from avsbench_tools.mask_store import save_versions, versions_done
+from avsbench_tools.masks import ObjectMask
 from avsbench_tools.preannotate.grounded_sam import ClipMedia, load_media, prompts_for, propose_grounded_sam
 from avsbench_tools.preannotate.models import Models
 from avsbench_tools.preannotate.motion import motion_settings, propose_motion_clip

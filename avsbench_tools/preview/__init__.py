@@ -14,7 +14,7 @@ it wrote earlier (and never overwrites any other file).
 
     stage.py   the entry `preview_clip(ws, clip_id, out, masks)`: which clip, where the PNG goes
     marks.py   what the picture says, as pure functions: silent seconds, the sound threshold, one
-               colour per object id (`plan_objects` over `masks.latest_masks`), the waveform axis
+               colour per object id (`plan_objects` over `mask_store.shown_masks`), the waveform axis
     sheet.py   the clip as the sheet reads it (`read_clip`) and the rows of the sheet (`layout`)
     render.py  the drawing (matplotlib, imported only when a preview is drawn): `render_preview`
     png.py     recognising a PNG this command wrote (its text chunk), and checking --out

@@ -78,7 +78,7 @@ class ObjectPlan:
 
 
 def plan_objects(versions: Iterable[MaskVersion]) -> ObjectPlan:
-    """Mask versions (`masks.latest_masks`) -> what each second draws, one colour per object id."""
+    """Mask versions (`mask_store.shown_masks`) -> what each second draws, one colour per object id."""
     versions = list(versions)
     plan = ObjectPlan(colours=object_colours(v.fid for v in versions))
     for v in sorted(versions, key=lambda v: (v.second, v.fid)):

@@ -259,7 +259,7 @@ class _Puller:
         return self.frames[clip_id].get(second)
 
     def _write_mask(self, clip_id: str):
-        from avsbench_tools.masks import mask_png
+        from avsbench_tools.mask_store import mask_png
 
         def write(name: str, mask: np.ndarray) -> str:
             p = self.ws.path("masks", clip_id, "studio", f"{name}.png")

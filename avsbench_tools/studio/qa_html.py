@@ -55,7 +55,7 @@ def overlays(ws: Workspace, c: FrameChange) -> tuple[np.ndarray, np.ndarray, np.
     """(frame + proposal, frame + final mask, what changed: added green, removed red on the grey frame)."""
     from PIL import Image
 
-    from avsbench_tools.masks import load_mask
+    from avsbench_tools.mask_store import load_mask
 
     with Image.open(ws.path(c.frame)) as im:
         rgb = np.asarray(im.convert("RGB"))

@@ -111,7 +111,7 @@ def parse_annotation(ann: dict, task: TaskInfo, users: dict[int, str], fids: Fid
 
     write_mask(name, mask) stores a region's bool mask and returns its path relative to the workspace
     (name: "<second>_a<annotation>_<stamp>_<fid>"). Results of other controls are ignored."""
-    from avsbench_tools.masks import from_studio
+    from avsbench_tools.studio.convert import from_studio
 
     email, uid = annotator_of(ann, users)
     parent = ann.get("parent_prediction")

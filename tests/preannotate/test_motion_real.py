@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from avsbench_tools.masks import iou, latest_masks, load_mask
+from avsbench_tools.mask_store import latest_masks, load_mask
+from avsbench_tools.masks import iou
 from avsbench_tools.preannotate.motion import BORDER_SIDES, border_contact, is_scenery, motion_settings
 from avsbench_tools.preannotate.track import ids_summary
 from avsbench_tools.workspace import open_workspace

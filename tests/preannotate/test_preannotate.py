@@ -12,7 +12,8 @@ from conftest import run_cli
 from tiny_models import tiny_clap, tiny_dino, tiny_hf_sam, tiny_orig_sam, tiny_sam2
 
 from avsbench_tools.collect import CollectOptions, collect
-from avsbench_tools.masks import ObjectMask, iou, latest_masks, load_mask
+from avsbench_tools.mask_store import latest_masks, load_mask
+from avsbench_tools.masks import ObjectMask, iou
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.preannotate.flow import decode_frames
 from avsbench_tools.preannotate.track import track_flow

@@ -12,7 +12,7 @@ from conftest import run_cli
 from tiny_models import tiny_hf_sam, tiny_sam3
 
 from avsbench_tools.collect import CollectOptions, collect
-from avsbench_tools.masks import load_mask
+from avsbench_tools.mask_store import load_mask
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.preannotate import sam3 as sam3_backend
 from avsbench_tools.sample import SampleOptions, sample

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avsbench_tools.masks import latest_masks, load_mask
+from avsbench_tools.mask_store import latest_masks, load_mask
 from avsbench_tools.studio.connect import connect
 from avsbench_tools.studio.pull import PullOptions, pull
 from avsbench_tools.studio.qa import qa

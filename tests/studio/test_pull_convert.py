@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from avsbench_tools.catalog import Expression
-from avsbench_tools.masks import from_studio, latest_masks, load_mask
+from avsbench_tools.mask_store import latest_masks, load_mask
+from avsbench_tools.studio.convert import from_studio
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.studio.review_set import CHOICE_RULE, choose
 from avsbench_tools.workspace import open_workspace

@@ -24,7 +24,8 @@ import pytest
 from conftest import run_cli
 
 from avsbench_tools.errors import AvsError
-from avsbench_tools.masks import ObjectMask, save_versions
+from avsbench_tools.mask_store import save_versions
+from avsbench_tools.masks import ObjectMask
 from avsbench_tools.studio.connect import connect
 from avsbench_tools.studio.push import PushOptions, push
 from avsbench_tools.workspace import open_workspace

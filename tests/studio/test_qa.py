@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from browser import look_at_report
 
-from avsbench_tools.masks import load_mask
+from avsbench_tools.mask_store import load_mask
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
