@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from avsbench_tools.catalog.base import CatalogBase
+from avsbench_tools.catalog.records import now
 
 
 def _template(cat: str | None) -> str | None:
@@ -23,6 +24,7 @@ def _recategorise(db: sqlite3.Connection, cid: str, new: str) -> dict:
     if old == new:
         return out
     db.execute("UPDATE clips SET category=? WHERE clip_id=?", (new, cid))
+    db.execute("INSERT INTO category_changes(clip_id, old, new, changed_at) VALUES(?, ?, ?, ?)", (cid, old, new, now()))
     derived = "(category IS NULL OR category=?)" if old else "category IS NULL"
     args = (old,) if old else ()
     out["prompted"] = db.execute(

@@ -1,9 +1,11 @@
 """Label Studio reviews (the pull stage): every pulled annotation, frame flags, object keys, the pull cursor.
 
-Tables (schema version 3):
+Tables (schema version 4):
   studio_reviews   one row per pulled annotation (submitted, or cancelled: counted, no masks), with its
                    provenance and its regions (mask PNG path, fid, category, origin, texts) as JSON; every
                    annotator's work is kept here, the chosen one per frame becomes the clip's review set.
+                   A row whose annotation, task or project is gone from the server is retracted
+                   (`retracted_at`, `retracted_why`): kept as history, never listed by default, never chosen.
   frame_flags      (clip, second, flag): "silent" (no sounding object) and "unusable" (export leaves the
                    clip out), from the chosen review of the frame.
   studio_objects   (clip, key) -> fid: the object id given to a hand-drawn region (key "region:<ann>:<id>")
@@ -52,6 +54,8 @@ class StudioReview:
     ls_created_at: str | None = None
     ls_updated_at: str = ""
     pulled_at: str = ""
+    retracted_at: str | None = None
+    retracted_why: str | None = None
 
     @property
     def submitted(self) -> bool:
@@ -61,19 +65,20 @@ class StudioReview:
         return (self.project_key, int(self.annotation_id), int(self.task_id), self.clip_id, int(self.second),
                 self.status, self.annotator, self.annotator_id, self.lead_time, self.last_action,
                 self.parent_prediction, self.model_version, dumps(sorted(self.flags)), dumps(self.regions),
-                self.ls_created_at, self.ls_updated_at, self.pulled_at or now())
+                self.ls_created_at, self.ls_updated_at, self.pulled_at or now(), self.retracted_at, self.retracted_why)
 
     @classmethod
     def from_row(cls, r) -> StudioReview:
         return cls(r["project_key"], int(r["annotation_id"]), int(r["task_id"]), r["clip_id"], int(r["second"]),
                    r["status"], r["annotator"], r["annotator_id"], r["lead_time"], r["last_action"],
                    r["parent_prediction"], r["model_version"], json.loads(r["flags_json"]),
-                   json.loads(r["regions_json"]), r["ls_created_at"], r["ls_updated_at"], r["pulled_at"])
+                   json.loads(r["regions_json"]), r["ls_created_at"], r["ls_updated_at"], r["pulled_at"],
+                   r["retracted_at"], r["retracted_why"])
 
 
 _REVIEW_COLUMNS = ("project_key, annotation_id, task_id, clip_id, second, status, annotator, annotator_id, lead_time, "
                    "last_action, parent_prediction, model_version, flags_json, regions_json, ls_created_at, "
-                   "ls_updated_at, pulled_at")
+                   "ls_updated_at, pulled_at, retracted_at, retracted_why")
 
 
 @dataclass
@@ -97,13 +102,39 @@ class ClipReviews:
 class ReviewMethods(CatalogBase):
     """Pulled annotations, frame flags, object keys, pull cursors, and the clip's review set."""
 
-    def studio_reviews(self, clip_ids: Iterable[str] | None = None, project_key: str | None = None) -> list[StudioReview]:
-        """Pulled annotations (of some clips, of one project), by clip, second, then annotation id."""
-        sql, args = "SELECT * FROM studio_reviews", ()
+    def studio_reviews(self, clip_ids: Iterable[str] | None = None, project_key: str | None = None,
+                       retracted: bool = False) -> list[StudioReview]:
+        """Pulled annotations (of some clips, of one project), by clip, second, then annotation id: those the
+        server still holds (with `retracted`, the retracted ones too: the history)."""
+        sql, args = "SELECT * FROM studio_reviews WHERE 1=1", ()
         if project_key is not None:
-            sql, args = sql + " WHERE project_key=?", (project_key,)
+            sql, args = sql + " AND project_key=?", (project_key,)
+        if not retracted:
+            sql += " AND retracted_at IS NULL"
         rows = self._only(self.query(sql + " ORDER BY clip_id, second, annotation_id", args), clip_ids)
         return [StudioReview.from_row(r) for r in rows]
+
+    def live_annotations(self, project_key: str) -> dict[int, dict[int, str]]:
+        """{task id: {annotation id: clip id}} of the project's pulled annotations not retracted."""
+        out: dict[int, dict[int, str]] = {}
+        for r in self.query("SELECT task_id, annotation_id, clip_id FROM studio_reviews WHERE project_key=? AND "
+                            "retracted_at IS NULL", (project_key,)):
+            out.setdefault(int(r[0]), {})[int(r[1])] = r[2]
+        return out
+
+    def paths_in_use(self, paths: Iterable[str]) -> set[str]:
+        """The paths (relative) that a mask version or any pulled annotation (retracted ones too) names."""
+        out = set()
+        for p in set(paths):
+            if self._one("SELECT 1 FROM mask_versions WHERE path=? LIMIT 1", (p,)) is not None or self._one(
+                    "SELECT 1 FROM studio_reviews WHERE instr(regions_json, ?) > 0 LIMIT 1", (json.dumps(p),)):
+                out.add(p)
+        return out
+
+    def category_changes(self, clip_id: str) -> list[tuple[str | None, str]]:
+        """(old, new) of every set-category of a clip, oldest first."""
+        return [(r[0], r[1]) for r in self.query("SELECT old, new FROM category_changes WHERE clip_id=? "
+                                                 "ORDER BY changed_at, rowid", (clip_id,))]
 
     def review_stamps(self, project_key: str) -> dict[int, str]:
         """{annotation id: the Label Studio updated_at it was pulled at} of one project."""
@@ -181,14 +212,20 @@ class ReviewMethods(CatalogBase):
                 _set_null_expressions(db, clip_id, texts)
 
     def save_pull(self, project_key: str, reviews: list[StudioReview], object_keys: list[tuple[str, str, int]],
-                  clips: dict[str, ClipReviews], cursor: str | None, settings: dict) -> None:
+                  clips: dict[str, ClipReviews], cursor: str | None, settings: dict,
+                  retract: Iterable[tuple[str, int, str]] = ()) -> None:
         """Store one batch of a pull in one transaction: the pulled annotations (replacing earlier pulls of
-        the same annotation ids), new object keys (clip, key, fid), each touched clip's review set (its
-        REVIEW_SET versions, set seconds, frame flags, objects, expressions of its reviewed objects, stage
-        "pull" done or partial), and the project's cursor (when given)."""
+        the same annotation ids), the retraction of (project key, annotation id, why) rows the server no
+        longer holds, new object keys (clip, key, fid), each touched clip's review set (its REVIEW_SET
+        versions, set seconds, frame flags, objects, expressions of its reviewed objects, stage "pull" done
+        or partial), and the project's cursor (when given)."""
         with self.tx() as db:
             db.executemany(f"INSERT OR REPLACE INTO studio_reviews({_REVIEW_COLUMNS}) "
-                           f"VALUES({', '.join('?' * 17)})", [r.to_row() for r in reviews])
+                           f"VALUES({', '.join('?' * 19)})", [r.to_row() for r in reviews])
+            t = now()
+            db.executemany("UPDATE studio_reviews SET retracted_at=?, retracted_why=? WHERE project_key=? AND "
+                           "annotation_id=? AND retracted_at IS NULL",
+                           [(t, why, key, int(a)) for key, a, why in retract])
             db.executemany("INSERT OR IGNORE INTO studio_objects(clip_id, key, fid) VALUES(?, ?, ?)", object_keys)
             for clip_id, c in clips.items():
                 _write_clip(db, clip_id, c, settings)

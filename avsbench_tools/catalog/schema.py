@@ -13,6 +13,15 @@ Version history:
      regions), `frame_flags` (silent / unusable frames of the chosen reviews), `studio_objects` (object
      ids of hand-drawn regions and expression texts), `studio_cursor` (per project, the newest task
      update a pull saw). A version-2 catalog only gains the new (empty) tables.
+  4  a project belongs to the workspace (issue #20): the workspace's own server is named
+     "ws:<ws_id>" instead of its URL (its port may change), so its project key is "ws:<ws_id>#<id>"
+     whatever the port; `studio_reviews.retracted_at/retracted_why` (an annotation deleted or
+     cancelled on the server, or its task or project deleted: kept as history, never shown);
+     `studio_predictions.digest` (what a prediction carries: its objects and their labels, so a push
+     after set-category updates it); `category_changes` (every set-category: a pull never restores an
+     old category); one task id per project (`studio_tasks_task`). A version-3 catalog's rows keyed by
+     the URLs its own server ran at (WS/studio/server.log, server.json) are merged under the new key,
+     duplicates dropped (the newest pull of an annotation kept).
 
 `upgrade()` brings any older catalog to SCHEMA_VERSION inside one transaction; it is idempotent
 (running it on an up-to-date catalog changes nothing).
@@ -24,9 +33,10 @@ import os
 import sqlite3
 from pathlib import Path, PurePosixPath
 
+from avsbench_tools.catalog import migrate_v4
 from avsbench_tools.catalog.records import now
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,19 +82,22 @@ CREATE TABLE IF NOT EXISTS studio_tasks(
   created_at TEXT NOT NULL, PRIMARY KEY(project_key, clip_id, second));
 CREATE TABLE IF NOT EXISTS studio_predictions(
   project_key TEXT NOT NULL, task_id INTEGER NOT NULL, model_version TEXT NOT NULL, prediction_id INTEGER NOT NULL,
-  version_ids TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY(project_key, task_id, model_version));
+  version_ids TEXT NOT NULL, created_at TEXT NOT NULL, digest TEXT, PRIMARY KEY(project_key, task_id, model_version));
 CREATE TABLE IF NOT EXISTS studio_reviews(
   project_key TEXT NOT NULL, annotation_id INTEGER NOT NULL, task_id INTEGER NOT NULL, clip_id TEXT NOT NULL,
   second INTEGER NOT NULL, status TEXT NOT NULL, annotator TEXT, annotator_id INTEGER, lead_time REAL,
   last_action TEXT, parent_prediction INTEGER, model_version TEXT, flags_json TEXT NOT NULL,
   regions_json TEXT NOT NULL, ls_created_at TEXT, ls_updated_at TEXT NOT NULL, pulled_at TEXT NOT NULL,
-  PRIMARY KEY(project_key, annotation_id));
+  retracted_at TEXT, retracted_why TEXT, PRIMARY KEY(project_key, annotation_id));
 CREATE TABLE IF NOT EXISTS frame_flags(
   clip_id TEXT NOT NULL, second INTEGER NOT NULL, flag TEXT NOT NULL, PRIMARY KEY(clip_id, second, flag));
 CREATE TABLE IF NOT EXISTS studio_objects(
   clip_id TEXT NOT NULL, key TEXT NOT NULL, fid INTEGER NOT NULL, PRIMARY KEY(clip_id, key));
 CREATE TABLE IF NOT EXISTS studio_cursor(
   project_key TEXT PRIMARY KEY, updated_at TEXT NOT NULL, pulled_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS category_changes(
+  clip_id TEXT NOT NULL, old TEXT, new TEXT NOT NULL, changed_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS category_changes_clip ON category_changes(clip_id);
 CREATE INDEX IF NOT EXISTS studio_reviews_clip ON studio_reviews(clip_id, second);
 CREATE INDEX IF NOT EXISTS mask_versions_clip ON mask_versions(clip_id, second);
 CREATE INDEX IF NOT EXISTS clips_source ON clips(source_id);
@@ -127,6 +140,7 @@ def create(db: sqlite3.Connection, meta: dict[str, str]) -> None:
     for stmt in statements():
         db.execute(stmt)
     add_missing_columns(db)
+    db.execute(migrate_v4.UNIQUE_TASKS)
     for k, v in {**meta, "schema_version": str(SCHEMA_VERSION), "initialised": now()}.items():
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (k, v))
 
@@ -158,15 +172,17 @@ def upgrade(db: sqlite3.Connection, root: Path) -> dict[str, int]:
     """Bring a catalog of any older version to SCHEMA_VERSION, inside the caller's transaction.
 
     Adds the missing tables and columns, moves `masks-done:*` meta keys into `mask_sets`, makes every
-    absolute path inside the workspace `root` relative to it, and sets schema_version. Idempotent.
-    Returns what it changed: {"columns", "mask_sets", "paths"}."""
+    absolute path inside the workspace `root` relative to it, merges the rows of the workspace's own
+    Label Studio server under its version-4 key (`migrate_v4`), and sets schema_version. Idempotent.
+    Returns what it changed: {"columns", "mask_sets", "paths", "projects", "duplicates"}."""
     for stmt in statements():
         db.execute(stmt)
     columns = add_missing_columns(db)
     sets = _move_masks_done(db)
     paths = _relative_paths(db, Path(root))
+    merged = migrate_v4.merge_own_projects(db, Path(root))
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-    return {"columns": len(columns), "mask_sets": sets, "paths": paths}
+    return {"columns": len(columns), "mask_sets": sets, "paths": paths, **merged}
 
 
 def _move_masks_done(db: sqlite3.Connection) -> int:

@@ -1,9 +1,12 @@
 """What `push` records about a Label Studio project: its tasks and the predictions sent to them.
 
-A project is named by its key "<server url>#<project id>" (never a token). `studio_tasks` maps each
-pushed (clip, second) to its task id; `studio_predictions` maps (task id, model version) to the
-prediction id and the mask versions it holds. The project id of each server URL is kept in meta
-(`studio.project:<url>`), and the workspace's random id (`studio.ws_id`) marks the tasks it made.
+A server is named by its URL, except the workspace's own server (`avs-tools studio start`), whose port
+may change between starts: it is named "ws:<ws_id>" (`own_server`). A project is named by its key
+"<server name>#<project id>" (never a token), so the own server's project keeps its key at any port.
+`studio_tasks` maps each pushed (clip, second) to its task id (one task id once per project);
+`studio_predictions` maps (task id, model version) to the prediction id, the mask versions it holds
+and the digest of what it carries (objects and labels). The project id of each server is kept in meta
+(`studio.project:<server name>`), and the workspace's random id (`studio.ws_id`) marks the tasks it made.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import secrets
 from collections.abc import Iterable
 
 from avsbench_tools.catalog.base import CatalogBase
+from avsbench_tools.catalog.migrate_v4 import OWN_PREFIX, PROJECT_META, WS_ID_META
 from avsbench_tools.catalog.records import now
 
-PROJECT_META = "studio.project:"
-WS_ID_META = "studio.ws_id"
+
+def project_key(server: str, project_id: int) -> str:
+    """The key of a project in the catalog: "<server name (a URL without trailing slash)>#<project id>"."""
+    return f"{server.rstrip('/')}#{int(project_id)}"
 
 
-def project_key(url: str, project_id: int) -> str:
-    """The key of a project in the catalog: "<url without trailing slash>#<project id>"."""
-    return f"{url.rstrip('/')}#{int(project_id)}"
+def own_server(ws_id: str) -> str:
+    """The name of the workspace's own server: "ws:<ws_id>" (the same at every port)."""
+    return OWN_PREFIX + ws_id
 
 
 class StudioMethods(CatalogBase):
@@ -39,12 +45,13 @@ class StudioMethods(CatalogBase):
             return value
 
     def studio_project(self, url: str) -> int | None:
-        """The id of this workspace's project on the server at `url`, or None if none was made there."""
+        """The id of this workspace's project on the server named `url` (a URL, or `own_server(ws_id)`),
+        or None if none was made there."""
         row = self._one("SELECT value FROM meta WHERE key=?", (PROJECT_META + url.rstrip("/"),))
         return None if row is None else int(row[0])
 
     def set_studio_project(self, url: str, project_id: int | None) -> None:
-        """Record (or, with None, forget) the project id of this workspace on the server at `url`."""
+        """Record (or, with None, forget) the project id of this workspace on the server named `url`."""
         key = PROJECT_META + url.rstrip("/")
         with self.tx() as db:
             if project_id is None:
@@ -75,16 +82,35 @@ class StudioMethods(CatalogBase):
             "SELECT task_id, model_version, prediction_id FROM studio_predictions WHERE project_key=?",
             (project_key,))}
 
-    def save_studio_predictions(self, project_key: str, rows: Iterable[tuple[int, str, int, list[int]]]) -> int:
-        """Record pushed predictions, (task_id, model_version, prediction_id, mask version ids) each, in one
-        transaction. Returns the number of rows."""
+    def save_studio_predictions(self, project_key: str, rows: Iterable[tuple]) -> int:
+        """Record pushed predictions, (task_id, model_version, prediction_id, mask version ids[, digest]) each,
+        in one transaction. Returns the number of rows."""
         t = now()
-        data = [(project_key, int(tid), str(mv), int(pid), json.dumps([int(v) for v in vids]), t)
-                for tid, mv, pid, vids in rows]
+        data = [(project_key, int(r[0]), str(r[1]), int(r[2]), json.dumps([int(v) for v in r[3]]),
+                 r[4] if len(r) > 4 else None, t) for r in rows]
         with self.tx() as db:
             db.executemany("INSERT OR REPLACE INTO studio_predictions(project_key, task_id, model_version, "
-                           "prediction_id, version_ids, created_at) VALUES(?, ?, ?, ?, ?, ?)", data)
+                           "prediction_id, version_ids, digest, created_at) VALUES(?, ?, ?, ?, ?, ?, ?)", data)
         return len(data)
+
+    def prediction_digests(self, project_key: str) -> dict[tuple[int, str], str | None]:
+        """{(task_id, model_version): digest of what the prediction carries (None: pushed before version 4)}."""
+        return {(int(r[0]), r[1]): r[2] for r in self.query(
+            "SELECT task_id, model_version, digest FROM studio_predictions WHERE project_key=?", (project_key,))}
+
+    def set_prediction_digests(self, project_key: str, rows: Iterable[tuple[int, str, str]]) -> None:
+        """Record (task_id, model_version, digest) of predictions updated on the server, in one transaction."""
+        data = [(d, project_key, int(t), mv) for t, mv, d in rows]
+        with self.tx() as db:
+            db.executemany("UPDATE studio_predictions SET digest=? WHERE project_key=? AND task_id=? AND "
+                           "model_version=?", data)
+
+    def studio_project_keys(self, server: str) -> list[str]:
+        """Every project key of a server name that the catalog holds rows of (tasks or reviews)."""
+        prefix = server.rstrip("/") + "#"
+        return sorted({r[0] for r in self.query(
+            "SELECT project_key FROM studio_tasks UNION SELECT project_key FROM studio_reviews")
+            if r[0].startswith(prefix)})
 
     def prediction_versions(self, project_key: str, prediction_id: int) -> list[int] | None:
         """The mask version ids a pushed prediction holds, or None if it was not pushed from here."""

@@ -59,14 +59,16 @@ def test_schema_has_every_table_and_version(cat, tmp_path):
                            "expressions", "mask_versions", "mask_sets", "fingerprints",
                            # version 3: the Label Studio round trip
                            "studio_tasks", "studio_predictions", "studio_reviews", "studio_objects",
-                           "studio_cursor", "frame_flags"}
+                           "studio_cursor", "frame_flags",
+                           # version 4: set-category's history (a pull never restores an old category)
+                           "category_changes"}
     assert "permanent" in tables["failures"]
     assert tables["mask_sets"] == {"clip_id", "kind", "settings_hash", "seconds_json", "created_at"}
     assert tables["fingerprints"] == {"clip_id", "frames", "audio", "n_audio"}
     assert cat.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cat.set_meta("split_seed", 7)
     assert cat.meta()["split_seed"] == "7"
-    assert cat.migrate() == {"columns": 0, "mask_sets": 0, "paths": 0}  # idempotent on a current catalog
+    assert cat.migrate() == {"columns": 0, "mask_sets": 0, "paths": 0, "projects": 0, "duplicates": 0}  # idempotent on a current catalog
 
 
 def test_a_new_file_has_no_meta_and_root_defaults_to_its_folder(tmp_path):

@@ -143,7 +143,7 @@ def test_a_version_1_catalog_is_upgraded_in_place(tmp_path, schema_file):
     cat.close()
     # idempotent: opening again, or migrating again, changes nothing
     again = Catalog(ws / "catalog.sqlite")
-    assert again.migrate() == {"columns": 0, "mask_sets": 0, "paths": 0}
+    assert again.migrate() == {"columns": 0, "mask_sets": 0, "paths": 0, "projects": 0, "duplicates": 0}
     again.close()
     assert _dump(ws / "catalog.sqlite") == after
 
@@ -157,10 +157,10 @@ def test_the_migration_reports_what_it_changed(tmp_path):
     changes = schema.upgrade(db, ws)
     db.execute("COMMIT")
     # failures.permanent; 3 masks-done keys; sources, clips, frames, audio wav + embedding, mask path
-    assert changes == {"columns": 1, "mask_sets": 3, "paths": 6}
+    assert changes == {"columns": 1, "mask_sets": 3, "paths": 6, "projects": 0, "duplicates": 0}
     assert schema.stored_version(db) == schema.SCHEMA_VERSION
     db.execute("BEGIN IMMEDIATE")
-    assert schema.upgrade(db, ws) == {"columns": 0, "mask_sets": 0, "paths": 0}
+    assert schema.upgrade(db, ws) == {"columns": 0, "mask_sets": 0, "paths": 0, "projects": 0, "duplicates": 0}
     db.execute("COMMIT")
     db.close()
 

@@ -67,7 +67,7 @@ def test_a_version_2_catalog_is_upgraded_to_3_in_place(tmp_path):
         else:
             assert after[table] == rows, table
     assert dict(after["meta"])["schema_version"] == str(schema.SCHEMA_VERSION)
-    assert cat.migrate() == {"columns": 0, "mask_sets": 0, "paths": 0}  # idempotent
+    assert cat.migrate() == {"columns": 0, "mask_sets": 0, "paths": 0, "projects": 0, "duplicates": 0}  # idempotent
     assert _dump(ws / "catalog.sqlite") == after
     cat.close()
 
