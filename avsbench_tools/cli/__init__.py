@@ -24,7 +24,7 @@ from avsbench_tools.errors import AvsError, Interrupted
 #: `avs-tools --help` lists the commands in the order of the pipeline, not in import order.
 PIPELINE = ("init", "status", "clips", "synth", "collect", "set-category", "sample", "preview", "preannotate",
             "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate",
-            "baseline", "release-check")
+            "baseline", "release-check", "publish", "unpublish")
 
 
 class PipelineGroup(TyperGroup):
@@ -110,6 +110,7 @@ from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401
 from avsbench_tools.cli import preview as _preview  # noqa: E402,F401
+from avsbench_tools.cli import publish as _publish  # noqa: E402,F401
 from avsbench_tools.cli import pull as _pull  # noqa: E402,F401
 from avsbench_tools.cli import push as _push  # noqa: E402,F401
 from avsbench_tools.cli import release as _release  # noqa: E402,F401

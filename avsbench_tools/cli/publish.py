@@ -1,0 +1,68 @@
+"""avs-tools publish / unpublish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avsbench_tools.cli import app
+from avsbench_tools.cli.common import Format, Quiet, ReleaseArg, q, say_next
+
+
+@app.command(short_help="A release as Hugging Face Parquet + Croissant.  e.g. avs-tools publish rel -f avss --out hf")
+def publish(
+    release: ReleaseArg,
+    fmt: Format,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (new, empty, or with --force an earlier "
+                                      "publish).", show_default=False)],
+    workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help="The workspace the release was exported "
+                                                   "from: adds per-frame provenance (review or proposal, annotators, "
+                                                   "QA IoU, backend, checkpoint), licences and sources.")] = None,
+    shard_mb: Annotated[int, typer.Option("--shard-mb", min=1, help="Largest Parquet shard, MB.")] = 256,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT when avs-tools published it before.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Parquet shards (frames table: frame + mask images and provenance; clips table: 16 kHz audio, log-mel,
+    licence, source), README.md with the Hub's YAML header, croissant.json (Croissant 1.1 + RAI), SHA256SUMS."""
+    import contextlib
+
+    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.publish import publish as run
+    from avsbench_tools.release import check_release
+
+    check_release(release, fmt)
+    with contextlib.ExitStack() as stack:
+        ws = None
+        if workspace is not None:
+            from avsbench_tools.workspace import open_workspace
+
+            ws = open_workspace(workspace)
+            stack.callback(ws.close)
+        progress = stack.enter_context(bars(quiet))
+        res = run(release, fmt, out, force=force, ws=ws, shard_bytes=shard_mb * 1024 * 1024, progress=progress)
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(res.splits.items()))
+    typer.echo(f"publish: {res.clips} clips ({splits}), {res.frames} frame rows, {res.other_files} other files -> "
+               f"{res.out}: {len(res.shards)} Parquet shards, {res.bytes / 1e6:.1f} MB, README.md, croissant.json")
+    say_next(f"avs-tools unpublish {q(res.out)} --out RELEASE  (the official tree back, byte for byte)", quiet)
+
+
+@app.command(short_help="The official tree back from a published folder.  e.g. avs-tools unpublish hf --out rel")
+def unpublish(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder avs-tools publish wrote.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Release root to create.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT when it is a release avs-tools wrote.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write the release tree the Parquet shards hold, byte for byte, checked against the release's SHA256SUMS."""
+    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.publish import published_format
+    from avsbench_tools.publish import unpublish as run
+
+    fmt = published_format(folder)
+    with bars(quiet) as progress:
+        res = run(folder, out, force=force, progress=progress)
+    checked = f", {res.checked} checked against its SHA256SUMS" if res.checked else ""
+    typer.echo(f"unpublish: {res.files} files -> {res.out} [{fmt}]{checked}")
+    say_next(f"avs-tools validate {q(res.out)} --format {fmt}", quiet)

@@ -1,0 +1,95 @@
+"""publish -> unpublish gives the official tree back byte for byte, in every format; the CLI's guards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from avsbench_tools.publish import publish, unpublish
+from avsbench_tools.release import read_release
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fmt", ["avsbench-s4", "avsbench-ms3", "avss", "ref-avs"])
+def test_round_trip_is_byte_identical(fmt, gold_releases, published, tmp_path):
+    rel = gold_releases[fmt]
+    res = unpublish(published[fmt], tmp_path / "back")
+    before, after = _tree(rel), _tree(tmp_path / "back")
+    assert sorted(after) == sorted(before)
+    assert [k for k in before if before[k] != after[k]] == []
+    assert res.files == len(before)
+    # the rebuilt tree reads as the same release
+    a, b = read_release(rel, fmt), read_release(tmp_path / "back", fmt)
+    assert [(i.name, i.split) for i in a.items] == [(i.name, i.split) for i in b.items]
+
+
+def test_every_file_is_in_exactly_one_table(gold_releases, published):
+    """Frames and masks in the frames table, audio and log-mel in the clips table, the rest in files."""
+    import pyarrow.parquet as pq
+
+    fmt = "avsbench-s4"
+    folder = published[fmt]
+    frames = pq.read_table(sorted((folder / "data" / "frames").glob("*.parquet"))).to_pylist()
+    clips = pq.read_table(sorted((folder / "data" / "clips").glob("*.parquet"))).to_pylist()
+    files = pq.read_table(sorted((folder / "data" / "files").glob("*.parquet"))).to_pylist()
+    held = [r["frame"]["path"] for r in frames] + [r["mask"]["path"] for r in frames if r["mask"]]
+    held += [r["audio"]["path"] for r in clips] + [r["logmel_path"] for r in clips] + [r["path"] for r in files]
+    assert sorted(held) == sorted(_tree(gold_releases[fmt]))
+    assert {r["path"] for r in files} == {"Single-source/s4_meta_data.csv", ".avs-gold.json"}
+    # S4 train: only the first second is annotated; val/test: all five
+    for r in frames:
+        assert r["annotated"] == (r["split"] != "train" or r["second"] == 0)
+        assert (r["mask"] is not None) == r["annotated"]
+    assert {r["clip"] for r in clips} == {r["clip"] for r in frames}
+    assert all(len(r["logmel"]) == 5 and len(r["logmel"][0]) == 96 and len(r["logmel"][0][0]) == 64 for r in clips)
+
+
+def test_unpublish_checks_the_release_checksums(gold_releases, tmp_path):
+    """A release with SHA256SUMS is checked file by file when it comes back; a damaged shard is one line."""
+    import shutil
+
+    from avsbench_tools.export.output import manifest
+
+    rel = tmp_path / "rel"
+    shutil.copytree(gold_releases["avsbench-ms3"], rel)
+    (rel / "SHA256SUMS").write_text(manifest(rel))
+    publish(rel, "avsbench-ms3", tmp_path / "pub")
+    res = unpublish(tmp_path / "pub", tmp_path / "back")
+    assert res.checked == len(_tree(rel)) - 1
+    # swap the bytes of one frame in the Parquet: the check names the file and nothing is written
+    import pyarrow.parquet as pq
+
+    shard = sorted((tmp_path / "pub" / "data" / "frames").glob("*.parquet"))[0]
+    t = pq.read_table(shard)
+    rows = t.to_pylist()
+    rows[0]["frame"]["bytes"] = rows[1]["frame"]["bytes"]
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), shard)
+    p = run_cli("unpublish", tmp_path / "pub", "--out", tmp_path / "back2", "-q")
+    assert p.returncode == 1 and "does not match the release's SHA256SUMS" in p.stderr
+    assert rows[0]["frame"]["path"] in p.stderr and not (tmp_path / "back2").exists()
+
+
+def test_cli_publish_unpublish_and_guards(gold_releases, tmp_path):
+    rel = gold_releases["avss"]
+    p = run_cli("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "-q")
+    assert p.returncode == 0, p.stderr
+    assert "publish: 3 clips" in p.stdout and (tmp_path / "hf" / "croissant.json").is_file()
+    again = run_cli("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "-q")
+    assert again.returncode == 2 and "pass --force" in again.stderr
+    assert run_cli("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "--force", "-q").returncode == 0
+    inside = run_cli("publish", rel, "--format", "avss", "--out", rel / "hf", "-q")
+    assert inside.returncode == 2 and "inside the release" in inside.stderr and not (rel / "hf").exists()
+    wrong = run_cli("publish", rel, "--format", "ref-avs", "--out", tmp_path / "x", "-q")
+    assert wrong.returncode == 2 and "metadata.csv" not in wrong.stdout and "Traceback" not in wrong.stderr
+    notpub = run_cli("unpublish", rel, "--out", tmp_path / "y", "-q")
+    assert notpub.returncode == 2 and "not a folder avs-tools publish wrote" in notpub.stderr
+    back = run_cli("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q")
+    assert back.returncode == 0 and "unpublish:" in back.stdout
+    assert _tree(tmp_path / "back") == _tree(rel)
