@@ -28,13 +28,22 @@ def export(
                                              "ignored).")] = None,
     unseen: Annotated[list[str] | None, typer.Option("--unseen", help="Ref-AVS: category held out of train for "
                                                      "test_u (repeatable).")] = None,
+    negative_audio: Annotated[str | None, typer.Option("--negative-audio", help="Also write negative-audio copies "
+                                                       "of the test clips: silence,noise,offscreen (any of them), "
+                                                       "in OUT/negative-audio/<kind>/, seeded by --seed.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Export frames, masks, audio, log-mel and metadata in the exact official layout, plus a card and checksums."""
     from avsbench_tools.export import export as run
 
+    from avsbench_tools.publish.negatives import check_format, parse_kinds
+
+    kinds = parse_kinds(negative_audio)
+    if kinds and fmt:
+        check_format(fmt)
     with stage_run(workspace, lock="export", quiet=quiet) as (ws, progress):
-        res = run(ws, out, fmt, split, include_unreviewed, force, seed, list(unseen or []) or None, progress=progress)
+        res = run(ws, out, fmt, split, include_unreviewed, force, seed, list(unseen or []) or None, progress=progress,
+                  negative_audio=kinds or None, negative_seed=seed)
     for note in res.notes:
         typer.echo(f"avs-tools: note: {note}", err=True)
     fixes = {"template": "; the dataset card says so (write the expressions in the studio, then export again)",

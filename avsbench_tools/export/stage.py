@@ -241,7 +241,8 @@ def _in_split(ws: Workspace, f: formats.ReleaseFormat, clips: list, split: str) 
 
 def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None = None,
            include_unreviewed: bool = False, force: bool = False, seed: int | None = None,
-           unseen: list[str] | None = None, progress: Progress | None = None) -> ExportResult:
+           unseen: list[str] | None = None, progress: Progress | None = None,
+           negative_audio: list[str] | None = None, negative_seed: int | None = None) -> ExportResult:
     """Write the workspace's release in `fmt` (default: the recipe's) to OUT, with its card and SHA256SUMS.
 
     `seed` None means the workspace's split seed (0 for a first export); clips get their split here the
@@ -279,6 +280,11 @@ def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None =
                     raise UsageError(f"nothing to export from {ws.root}{f' (split {split})' if split else ''}: no "
                                      f"clip has reviewed masks (review them, or pass --include-unreviewed){why}")
                 w.close()
+                if negative_audio:  # negative-audio copies of the test clips (avsbench_tools.publish.negatives)
+                    from avsbench_tools.publish.negatives import write_negative_sets
+
+                    res.notes += write_negative_sets(tmp, fmt, negative_audio, seed if negative_seed is None
+                                                     else negative_seed, ws.recipe).notes
                 res.warnings = release_warnings(res)
                 (tmp / CARD).write_text(card(ws, res, include_unreviewed, exported, sources), encoding="utf-8")
                 # the marker is part of the release: written before the manifest, so SHA256SUMS lists it
