@@ -98,7 +98,14 @@ def qa(
         say_next(f"avs-tools export {workspace} OUT", quiet)
 
 
+def _num(v, fmt: str = "") -> str:
+    """A figure for the text report: '-' where there is none (never 'None')."""
+    return "-" if v is None else format(v, fmt)
+
+
 def _print_report(rep) -> None:
+    from avsbench_tools.studio.qa_html import change_text
+
     f = rep.frames
     typer.echo(f"frames: {f['reviewed']} reviewed, {f['pending']} pending of {f['pushed']} pushed "
                f"({f['sampled']} sampled); {f['silent']} without a sounding object, {f['unusable']} unusable, "
@@ -107,26 +114,30 @@ def _print_report(rep) -> None:
     typer.echo(f"masks binarised at alpha >= {rep.alpha_threshold}; several annotators on a frame: the review set "
                f"takes {rep.rule}")
     if rep.by_backend:
-        typer.echo("proposal vs final, per object (deleted or hand-drawn objects count IoU 0):")
-        typer.echo(f"  {'backend':<14} {'category':<16} {'objects':>7} {'mean IoU':>8} {'unchanged':>12}")
+        typer.echo("what the review did to each proposed object (kept: mask unchanged; deleted: in a frame without "
+                   "a sounding object / otherwise; mean IoU over kept and edited objects only):")
+        cols = ("proposed", "unchanged", "kept", "edited", "relabelled", "deleted_silent", "deleted", "added")
+        heads = ("proposed", "unchanged", "kept", "edited", "relabel", "del.silent", "deleted", "added")
+        typer.echo(f"  {'backend':<14} {'category':<16} " + " ".join(f"{h:>10}" for h in heads) + f" {'mean IoU':>9}")
         for r in rep.by_backend:
-            share = "-" if r["share_unchanged"] is None else f"{100 * r['share_unchanged']:.0f}%"
-            typer.echo(f"  {r['backend']:<14} {r['category']:<16} {r['objects']:>7} "
-                       f"{'-' if r['mean_iou'] is None else format(r['mean_iou'], '.3f'):>8} "
-                       f"{r['accepted_unchanged']:>3}/{r['proposed']:<3} {share:>4}")
+            typer.echo(f"  {r['backend']:<14} {r['category']:<16} " + " ".join(f"{r[c]:>10}" for c in cols)
+                       + f" {_num(r['mean_iou'], '.3f'):>9}")
     elif f["reviewed"]:
         typer.echo(f"proposal vs final: no reviewed frame with a known proposal ({f['without_known_proposal']} "
                    "started without one)")
+    for r in rep.relabels:
+        typer.echo(f"relabelled: {r['from']} -> {r['to']} {r['objects']}")
     if rep.origins:
         typer.echo("region origins: " + ", ".join(f"{k} {v}" for k, v in rep.origins.items()))
     t = rep.time
     if t["annotations_timed"]:
-        typer.echo(f"time: {t['per_reviewed_frame_s']} s per reviewed frame (mean {t['mean_s']} s, median "
-                   f"{t['median_s']} s per annotation, {t['total_s']} s in all)")
+        typer.echo(f"time: {_num(t['per_reviewed_frame_s'])} s per reviewed frame (mean {_num(t['mean_s'])} s, "
+                   f"median {_num(t['median_s'])} s per annotation, {_num(t['total_s'])} s in all)")
     a = rep.agreement
     if a["frames"]:
-        typer.echo(f"agreement: mean IoU {a['mean_iou']} over {a['pairs']} pairs on {a['frames']} frames with "
-                   "several annotators")
+        typer.echo(f"agreement (different annotators): mean IoU {_num(a['mean_iou'], '.3f')} over {a['pairs']} pairs "
+                   f"on {a['frames']} frames")
+    if rep.most_changed:
+        typer.echo("changed most:")
     for c in rep.most_changed[:5]:
-        typer.echo(f"  changed: {c.clip_id} second {c.second}: IoU {c.iou:.3f}, {c.changed_pixels} px "
-                   f"({c.backend}, {c.annotator})")
+        typer.echo(f"  {c.clip_id} second {c.second}: {change_text(c)}")

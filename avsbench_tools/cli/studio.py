@@ -70,6 +70,9 @@ def start(
                f"(pid {info.pid})")
     if info.host not in ("127.0.0.1", "localhost"):
         typer.echo(f"  note: listening on {info.host}: other machines can reach it", err=True)
+    if info.orphan_pid is not None:
+        typer.echo(f"  note: server.json named pid {info.orphan_pid}, a Label Studio serving another data folder "
+                   "(not this workspace's): it was left running", err=True)
     _login_lines(info)
     say_next(f"avs-tools push {workspace}")
 
@@ -98,9 +101,17 @@ def status(workspace: WorkspaceArg, as_json: StatusJson = False) -> None:
         typer.echo(f"  API token: in {st['token_file']}")
         say_next(f"avs-tools push {workspace}")
         return
+    if st.get("moved_from"):
+        typer.echo(f"Label Studio (pid {st['pid']}) was started when the workspace was at {st['moved_from']} and "
+                   "cannot work from here: `avs-tools studio start` restarts it, `avs-tools studio stop` stops it")
+        say_next(f"avs-tools studio start {workspace}")
+        return
     state = server_state(workspace)
     if state is not None:
         typer.echo(f"Label Studio is starting at {state['url']} (pid {state['pid']}, not answering yet)")
         return
     typer.echo("Label Studio is not running")
+    if st.get("orphan_pid") is not None:
+        typer.echo(f"  note: server.json names pid {st['orphan_pid']}, a Label Studio serving another data folder "
+                   f"(not this workspace's): stop it with `kill {st['orphan_pid']}` if nothing else uses it")
     say_next(f"avs-tools studio start {workspace}")

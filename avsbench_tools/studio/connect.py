@@ -71,6 +71,72 @@ class Connection:
         return who.email or who.username or ""
 
 
+    def check_serving(self, ws_root) -> None:
+        """Raise a one-line UsageError unless the server can serve the workspace's media folders (local
+        files serving on, each folder below its document root): asked before push makes a project, so a
+        refusal leaves nothing on the server. The server is asked to validate a local-files storage of
+        each folder (nothing is saved); that needs a project id, so an existing one is named, and on a
+        server without any project a scratch project is made for the question and deleted."""
+        from avsbench_tools.studio.project import STORAGE_DIRS
+
+        http = self.client()._client_wrapper.httpx_client
+        root = os.path.abspath(ws_root)
+        dirs = [os.path.join(root, d) for d in STORAGE_DIRS if os.path.isdir(os.path.join(root, d))]
+        if not dirs:
+            return
+        fix = ("use the workspace's own server (avs-tools studio start WS), or start yours with "
+               "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to "
+               "the workspace or a folder above it")
+        r = self._call(http, "GET", "data/local-files/", params={"d": "avs-tools-serving-check"})
+        if r.status_code == 403:
+            raise UsageError(f"Label Studio at {self.url} cannot serve the workspace's files (local file serving "
+                             f"is off): {fix}")
+        listed = self._call(http, "GET", "api/projects/", params={"page": 1, "page_size": 1})
+        rows = listed.json() if listed.status_code == 200 else []
+        rows = rows.get("results", []) if isinstance(rows, dict) else rows
+        scratch = None
+        if rows:
+            pid = int(rows[0]["id"])
+        else:
+            made = self._call(http, "POST", "api/projects/", json={"title": "avs-tools serving check",
+                                                                    "description": "made and deleted by avs-tools"})
+            if made.status_code >= 400:
+                raise StudioUnreachable(f"Label Studio at {self.url} answered HTTP {made.status_code} to a project "
+                                        "creation")
+            pid = scratch = int(made.json()["id"])
+        try:
+            for path in dirs:
+                r = self._call(http, "POST", "api/storages/localfiles/validate",
+                               json={"project": pid, "path": path, "title": "avs-tools check", "regex_filter": "^$",
+                                     "use_blob_urls": False})
+                if r.status_code >= 400:
+                    raise UsageError(f"Label Studio at {self.url} cannot serve the workspace's files from {path} "
+                                     f"({_storage_why(r.text)}): {fix}")
+        finally:
+            if scratch is not None:
+                self._call(http, "DELETE", f"api/projects/{scratch}/")
+
+    def _call(self, http, method: str, path: str, **kw):
+        import httpx
+
+        try:
+            return http.request(path, method=method, request_options={"max_retries": 0, "timeout_in_seconds": 60},
+                                **kw)
+        except httpx.HTTPError as exc:
+            raise StudioUnreachable(f"cannot reach Label Studio at {self.url}: {_why(exc)}") from None
+
+
+def _storage_why(text: str) -> str:
+    low = text.lower()
+    if "subdirectory of" in low or "document_root" in low:
+        return "the folder is not under its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+    if "serving local files" in low or "local_files_serving_enabled" in low:
+        return "local file serving is off"
+    if "does not exist" in low:
+        return "the server cannot see that folder"
+    return " ".join(text.split())[:160]
+
+
 def _is_health(r) -> bool:
     if r.status_code != 200:
         return False

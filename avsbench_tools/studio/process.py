@@ -12,9 +12,14 @@ import time
 from pathlib import Path
 
 
-def alive(pid: int, marker: str) -> bool:
-    """True if `pid` is a live process (not a zombie) with `marker` as one of its arguments (the server's
-    data dir: a reused pid is not taken for the server). Reaps `pid` first if it is our own child."""
+def alive(pid: int, marker: str, data_dir: str | os.PathLike | None = None) -> bool:
+    """True if `pid` is a live process (not a zombie) that is our server: `marker` (the server's data dir)
+    is one of its arguments, or its working folder is `data_dir` (the same inode: the server runs in its data
+    dir, so a workspace moved while its server runs is still found); a reused pid is not taken for the server.
+    A pid <= 1 is never alive (os.kill(0) and (-1) would name our own process group, or every process); a pid
+    without a /proc entry is dead. Reaps `pid` first if it is our own child."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return False
     own_child = False
     with contextlib.suppress(ChildProcessError, OSError):
         # reap it if it is our own child (a start of ours); (0, 0): our child, still running
@@ -25,15 +30,37 @@ def alive(pid: int, marker: str) -> bool:
         return False
     except PermissionError:
         return False  # another user's process: not ours
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():
+        return True  # no /proc at all (not Linux): trust the pid
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        stat = (proc / "stat").read_text()
     except OSError:
-        return True  # no /proc (not Linux): trust the pid
+        return False  # gone meanwhile (or never there)
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     # Our own child may not have exec'd yet (a loaded machine): its cmdline is still ours, so no marker.
-    return own_child or marker.encode() in cmd
+    return own_child or marker.encode() in cmd or (data_dir is not None and same_folder(proc / "cwd", data_dir))
+
+
+def same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True if both paths exist and are the same folder (device and inode)."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def cmdline(pid: int) -> list[str]:
+    """The arguments of a live process ([] when unknown)."""
+    if not isinstance(pid, int) or pid <= 1:
+        return []
+    try:
+        return [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return []
 
 
 def free_port(host: str) -> int:
@@ -80,20 +107,25 @@ def last_line(log: Path, token: str, offset: int) -> str:
     return lines[-1].replace(token, "***")[:200] if lines else ""
 
 
-def kill_group(pid: int, marker: str, grace: float = 5.0) -> None:
-    """SIGTERM the server's process group, SIGKILL it after `grace` seconds; returns when it is gone."""
+def kill_group(pid: int, marker: str, grace: float = 5.0, data_dir: str | os.PathLike | None = None) -> None:
+    """SIGTERM the server's process group, SIGKILL it after `grace` seconds; returns when it is gone.
+    A pid <= 1 is refused (killpg(0) would signal our own group)."""
+    if not isinstance(pid, int) or pid <= 1:
+        raise ValueError(f"refusing to signal process group {pid!r}")
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
         end = time.monotonic() + wait
         while time.monotonic() < end:
-            if not alive(pid, marker) and not group_alive(pid):  # alive() first: it reaps our own child
+            if not alive(pid, marker, data_dir) and not group_alive(pid):  # alive() first: it reaps our own child
                 return
             time.sleep(0.1)
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process of process group `pgid` exists (zombies included)."""
+    """True while any process of process group `pgid` exists (zombies included); never for a pgid <= 1."""
+    if pgid <= 1:
+        return False
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):

@@ -1,17 +1,20 @@
 """qa: what the review in Label Studio changed, from the catalog alone (no server needed).
 
-- frames: sampled, pushed, reviewed (a submitted annotation), pending (pushed, none submitted), only
-  skipped, silent, unusable;
-- per backend and category, over the objects of every reviewed frame whose proposal is known (the
-  prediction the annotation started from, `parent_prediction`, and the mask versions push sent in it):
-  the mean IoU between the object's proposed mask and its final mask (an object the annotator deleted,
-  or one drawn by hand, counts with IoU 0), and the share of proposed objects accepted unchanged (final
-  mask identical to the proposal); frames marked unusable are left out;
+- frames: sampled, pushed, reviewed (in the clip's current review set), pending (pushed, not reviewed),
+  only skipped, silent, unusable; annotations submitted and cancelled;
+- per proposed object of every reviewed frame whose proposal is known (the prediction the chosen
+  annotation started from, `parent_prediction`, and the mask versions push sent in it), its outcome:
+  kept (final mask identical) or edited (its IoU), deleted in a frame marked "no sounding object" or
+  deleted otherwise, and whether it was relabelled (from -> to); objects drawn by hand are counted as
+  added. The final masks are the ones the clip shows (`mask_store.shown_masks`, what export writes);
+  frames marked unusable are left out;
+- per backend and category: those counts, and the mean IoU over kept and edited objects only (a
+  deletion is a decision about the object, not a bad outline); a relabel table per category;
 - time per frame (Label Studio's lead_time, seconds, draft time included);
-- agreement on frames with several submitted annotations: the IoU of each pair's masks (all objects of
-  the frame together), and which one the review set took (review_set.CHOICE_RULE);
-- the frames the annotators changed most: lowest IoU between the frame's whole proposal and its whole
-  final mask (then most pixels changed).
+- agreement between distinct annotators on one frame (each one's latest annotation): the IoU of each
+  pair's masks (all objects of the frame together), and which one the review set took;
+- the frames the annotators changed most, among those where something changed: lowest IoU between the
+  frame's whole proposal and its whole final mask, then most pixels changed.
 """
 
 from __future__ import annotations
@@ -23,11 +26,27 @@ from itertools import combinations
 import numpy as np
 
 from avsbench_tools.catalog.reviews import SILENT, UNUSABLE, StudioReview
+from avsbench_tools.mask_store import load_mask, reviewed_seconds, shown_masks
 from avsbench_tools.masks import iou
 from avsbench_tools.studio.review_set import ALPHA_THRESHOLD, CHOICE_RULE, choose
 from avsbench_tools.workspace import Workspace
 
 MOST_CHANGED = 12
+OUTCOMES = ("kept", "edited", "deleted_silent", "deleted", "added")
+
+
+@dataclass
+class ObjectOutcome:
+    """What the review did to one object of one frame. `category`: the proposed one (added: the drawn one)."""
+
+    clip_id: str
+    second: int
+    fid: int
+    backend: str
+    category: str
+    outcome: str  # one of OUTCOMES
+    iou: float | None = None  # kept / edited: IoU between the proposed and the final mask
+    relabelled_to: str | None = None  # kept / edited under another label
 
 
 @dataclass
@@ -44,6 +63,13 @@ class FrameChange:
     final: list[str] = field(default_factory=list)  # mask paths of the final objects
     frame: str = ""  # the frame image (relative path)
     flags: list[str] = field(default_factory=list)
+    deleted: int = 0
+    added: int = 0
+    relabels: list[str] = field(default_factory=list)  # "guitar -> piano"
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changed_pixels or self.deleted or self.added or self.relabels)
 
 
 @dataclass
@@ -52,14 +78,16 @@ class QaReport:
     rule: str
     alpha_threshold: int
     by_backend: list[dict]
+    relabels: list[dict]
     origins: dict[str, int]
     time: dict
     annotators: list[dict]
     agreement: dict
     most_changed: list[FrameChange]
+    objects: list[ObjectOutcome]
 
     def to_json(self) -> dict:
-        """The report as plain JSON (what `qa --json` prints)."""
+        """The report as plain JSON (what `qa --json` prints): the same figures the text and HTML show."""
         from dataclasses import asdict
 
         out = asdict(self)
@@ -73,7 +101,7 @@ def _rnd(x: float | None, n: int = 4) -> float | None:
 
 
 class _Masks:
-    """Stored masks by path, and empty masks of a frame's size (cached per call)."""
+    """Stored masks by path, and the frames' sizes (cached per call)."""
 
     def __init__(self, ws: Workspace):
         self.ws = ws
@@ -82,8 +110,6 @@ class _Masks:
 
     def get(self, rel: str) -> np.ndarray:
         if rel not in self.cache:
-            from avsbench_tools.masks import load_mask
-
             self.cache[rel] = load_mask(self.ws, rel)
         return self.cache[rel]
 
@@ -122,22 +148,35 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
     frames = by_clip_frame(reviews)
     sampled = sum(len(ws.catalog.frames(c.clip_id)) for c in ws.catalog.clips())
     pushed = ws.catalog.pushed_frames()
-    reviewed = {k for k, rs in frames.items() if any(r.submitted for r in rs)}
-    chosen = {k: choose(rs) for k, rs in frames.items() if k in reviewed}
+    shown: dict[tuple[str, int], dict[int, object]] = {}
+    flags: dict[tuple[str, int], set[str]] = {}
+    reviewed: set[tuple[str, int]] = set()
+    for clip_id in sorted(ws.catalog.clip_ids_reviewed()):
+        reviewed |= {(clip_id, s) for s in reviewed_seconds(ws, clip_id)}
+        for v in shown_masks(ws, clip_id, include_unreviewed=False):
+            shown.setdefault((clip_id, v.second), {})[v.fid] = v
+        flags.update({(clip_id, s): set(f) for s, f in ws.catalog.clip_flags(clip_id).items()})
     counts = {"sampled": sampled, "pushed": len(pushed), "reviewed": len(reviewed),
-              "pending": len(pushed - reviewed), "skipped_only": len(set(frames) - reviewed),
-              "silent": sum(SILENT in r.flags for r in chosen.values()),
-              "unusable": sum(UNUSABLE in r.flags for r in chosen.values()),
+              "pending": len(pushed - reviewed), "skipped_only": len(set(frames) - reviewed
+                                                                     - {k for k, rs in frames.items()
+                                                                        if any(r.submitted for r in rs)}),
+              "silent": sum(SILENT in flags.get(k, ()) for k in reviewed),
+              "unusable": sum(UNUSABLE in flags.get(k, ()) for k in reviewed),
               "annotations": sum(r.submitted for r in reviews),
               "cancelled": sum(not r.submitted for r in reviews)}
-    groups: dict[tuple[str, str], dict] = {}
+    objects: list[ObjectOutcome] = []
     origins: dict[str, int] = {}
     changes: list[FrameChange] = []
     no_proposal = 0
-    for (clip_id, second), r in sorted(chosen.items()):
+    for clip_id, second in sorted(reviewed):
+        r = choose(frames.get((clip_id, second), []))
+        if r is None:
+            no_proposal += 1
+            continue
         for reg in r.regions:
             origins[reg.get("origin") or "unknown"] = origins.get(reg.get("origin") or "unknown", 0) + 1
-        if UNUSABLE in r.flags:
+        frame_flags = flags.get((clip_id, second), set())
+        if UNUSABLE in frame_flags:
             continue
         prop = _proposal(ws, r)
         if prop is None:
@@ -145,34 +184,66 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
             continue
         backend = (r.model_version or "").split(":")[0] or next((v.backend for v in prop.values()), None) or "unknown"
         shape, frame_path = masks.frame(clip_id, second)
-        final = {int(g["fid"]): g for g in r.regions}
+        final = shown.get((clip_id, second), {})
+        change = FrameChange(clip_id, second, backend, r.annotator, 0.0, 0, [v.path for v in prop.values()],
+                             [v.path for v in final.values()], frame_path, sorted(frame_flags))
         for fid in sorted(set(prop) | set(final)):
-            p = masks.get(prop[fid].path) if fid in prop else np.zeros(shape, bool)
-            f = masks.get(final[fid]["path"]) if fid in final else np.zeros(shape, bool)
-            cat = (prop[fid].category if fid in prop else None) or final.get(fid, {}).get("category") or "unknown"
-            g = groups.setdefault((backend, cat), {"ious": [], "proposed": 0, "unchanged": 0, "deleted": 0, "added": 0})
-            g["ious"].append(iou(p, f) if p.shape == f.shape else 0.0)
-            if fid in prop:
-                g["proposed"] += 1
-                g["unchanged"] += int(fid in final and p.shape == f.shape and np.array_equal(p, f))
-                g["deleted"] += int(fid not in final)
-            else:
-                g["added"] += 1
-        pu = masks.union([v.path for v in prop.values()], shape)
-        fu = masks.union([g["path"] for g in r.regions], shape)
-        changes.append(FrameChange(clip_id, second, backend, r.annotator, iou(pu, fu), int(np.count_nonzero(pu ^ fu)),
-                                   [v.path for v in prop.values()], [g["path"] for g in r.regions], frame_path,
-                                   list(r.flags)))
-    by_backend = [{"backend": b, "category": c, "objects": len(g["ious"]), "proposed": g["proposed"],
-                   "mean_iou": _rnd(statistics.fmean(g["ious"])) if g["ious"] else None,
-                   "accepted_unchanged": g["unchanged"],
-                   "share_unchanged": _rnd(g["unchanged"] / g["proposed"]) if g["proposed"] else None,
-                   "deleted": g["deleted"], "drawn_by_hand": g["added"]} for (b, c), g in sorted(groups.items())]
+            o = _outcome(clip_id, second, fid, backend, prop.get(fid), final.get(fid), SILENT in frame_flags, masks)
+            objects.append(o)
+            change.deleted += o.outcome in ("deleted", "deleted_silent")
+            change.added += o.outcome == "added"
+            if o.relabelled_to is not None:
+                change.relabels.append(f"{o.category} -> {o.relabelled_to}")
+        pu, fu = masks.union(change.proposal, shape), masks.union(change.final, shape)
+        change.iou, change.changed_pixels = iou(pu, fu), int(np.count_nonzero(pu ^ fu))
+        changes.append(change)
     counts["without_known_proposal"] = no_proposal
-    changes.sort(key=lambda c: (c.iou, -c.changed_pixels, c.clip_id, c.second))
-    return QaReport(counts, CHOICE_RULE, ALPHA_THRESHOLD, by_backend, dict(sorted(origins.items())),
-                    _times(reviews, len(reviewed)), _annotators(reviews), _agreement(frames, masks),
-                    changes[:most_changed])
+    changes = sorted((c for c in changes if c.changed), key=lambda c: (c.iou, -c.changed_pixels, c.clip_id, c.second))
+    return QaReport(counts, CHOICE_RULE, ALPHA_THRESHOLD, _by_backend(objects), _relabels(objects),
+                    dict(sorted(origins.items())), _times(reviews, len(reviewed)), _annotators(reviews),
+                    _agreement(frames, masks), changes[:most_changed], objects)
+
+
+def _outcome(clip_id: str, second: int, fid: int, backend: str, p, f, silent: bool, masks: _Masks) -> ObjectOutcome:
+    """The outcome of object `fid` in one frame: p its proposed MaskVersion (or None), f its final one (or None)."""
+    if p is None:
+        return ObjectOutcome(clip_id, second, fid, backend, f.category or "unknown", "added")
+    cat = p.category or "unknown"
+    if f is None:
+        return ObjectOutcome(clip_id, second, fid, backend, cat, "deleted_silent" if silent else "deleted")
+    pm, fm = masks.get(p.path), masks.get(f.path)
+    same = pm.shape == fm.shape and np.array_equal(pm, fm)
+    value = 1.0 if same else (iou(pm, fm) if pm.shape == fm.shape else 0.0)
+    to = f.category if f.category and f.category != p.category else None
+    return ObjectOutcome(clip_id, second, fid, backend, cat, "kept" if same else "edited", _rnd(value), to)
+
+
+def _by_backend(objects: list[ObjectOutcome]) -> list[dict]:
+    groups: dict[tuple[str, str], list[ObjectOutcome]] = {}
+    for o in objects:
+        groups.setdefault((o.backend, o.category), []).append(o)
+    rows = []
+    for (backend, cat), objs in sorted(groups.items()):
+        n = {k: sum(o.outcome == k for o in objs) for k in OUTCOMES}
+        proposed = len(objs) - n["added"]
+        kept_or_edited = [o.iou for o in objs if o.outcome in ("kept", "edited")]
+        unchanged = sum(o.outcome == "kept" and o.relabelled_to is None for o in objs)
+        rows.append({"backend": backend, "category": cat, "proposed": proposed, "unchanged": unchanged,
+                     "kept": n["kept"], "edited": n["edited"],
+                     "relabelled": sum(o.relabelled_to is not None for o in objs),
+                     "deleted_silent": n["deleted_silent"], "deleted": n["deleted"], "added": n["added"],
+                     "mean_iou": _rnd(statistics.fmean(kept_or_edited)) if kept_or_edited else None,
+                     "share_unchanged": _rnd(unchanged / proposed) if proposed else None})
+    return rows
+
+
+def _relabels(objects: list[ObjectOutcome]) -> list[dict]:
+    """Per proposed category, what it was relabelled to and how often."""
+    n: dict[tuple[str, str], int] = {}
+    for o in objects:
+        if o.relabelled_to is not None:
+            n[(o.category, o.relabelled_to)] = n.get((o.category, o.relabelled_to), 0) + 1
+    return [{"from": a, "to": b, "objects": k} for (a, b), k in sorted(n.items())]
 
 
 def by_clip_frame(reviews: list[StudioReview]) -> dict[tuple[str, int], list[StudioReview]]:
@@ -199,20 +270,31 @@ def _annotators(reviews: list[StudioReview]) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
+def _who(r: StudioReview) -> str:
+    """Who made an annotation: the annotator's email, else user id, else the annotation itself (unknown)."""
+    if r.annotator:
+        return r.annotator
+    return f"user {r.annotator_id}" if r.annotator_id is not None else f"annotation {r.annotation_id}"
+
+
 def _agreement(frames: dict[tuple[str, int], list[StudioReview]], masks: _Masks) -> dict:
     rows, ious = [], []
     for (clip_id, second), rs in sorted(frames.items()):
-        sub = sorted((r for r in rs if r.submitted), key=lambda r: r.annotation_id)
-        if len(sub) < 2:
-            continue
+        latest: dict[str, StudioReview] = {}
+        for r in rs:
+            if r.submitted and (_who(r) not in latest or choose([latest[_who(r)], r]) is r):
+                latest[_who(r)] = r
+        if len(latest) < 2:
+            continue  # one annotator (however many annotations): nothing to agree on
+        sub = sorted(latest.values(), key=lambda r: r.annotation_id)
         shape, _ = masks.frame(clip_id, second)
         unions = {r.annotation_id: masks.union([g["path"] for g in r.regions], shape) for r in sub}
-        pairs = [{"a": a.annotator, "b": b.annotator, "iou": _rnd(iou(unions[a.annotation_id], unions[b.annotation_id]))}
+        pairs = [{"a": _who(a), "b": _who(b), "iou": _rnd(iou(unions[a.annotation_id], unions[b.annotation_id]))}
                  for a, b in combinations(sub, 2)]
         ious += [p["iou"] for p in pairs]
-        chosen = choose(sub)
-        rows.append({"clip_id": clip_id, "second": second, "annotators": [r.annotator for r in sub], "pairs": pairs,
+        chosen = choose(rs)
+        rows.append({"clip_id": clip_id, "second": second, "annotators": [_who(r) for r in sub], "pairs": pairs,
                      "mean_iou": _rnd(statistics.fmean(p["iou"] for p in pairs)),
-                     "chosen": chosen.annotator, "chosen_annotation": chosen.annotation_id})
+                     "chosen": _who(chosen), "chosen_annotation": chosen.annotation_id})
     return {"frames": len(rows), "pairs": len(ious), "mean_iou": _rnd(statistics.fmean(ious)) if ious else None,
             "rule": CHOICE_RULE, "per_frame": rows}

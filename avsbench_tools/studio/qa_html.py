@@ -75,52 +75,98 @@ def overlays(ws: Workspace, c: FrameChange) -> tuple[np.ndarray, np.ndarray, np.
     return _tint(rgb, prop, PROPOSAL), _tint(rgb, final, FINAL), diff
 
 
+#: Readable column headings (key -> heading); a key without one shows with its underscores as spaces.
+HEADINGS = {
+    "sampled": "sampled", "pushed": "pushed", "reviewed": "reviewed", "pending": "pending",
+    "skipped_only": "only skipped", "silent": "no sounding object", "unusable": "unusable",
+    "annotations": "annotations submitted", "cancelled": "annotations cancelled",
+    "without_known_proposal": "reviewed without a known proposal",
+    "backend": "backend", "category": "category (proposed)", "proposed": "proposed objects",
+    "unchanged": "kept unchanged", "kept": "same mask (any label)", "edited": "edited", "relabelled": "relabelled",
+    "deleted_silent": "deleted (no sounding object)", "deleted": "deleted (otherwise)",
+    "added": "added by hand", "mean_iou": "Mean IoU (kept + edited)", "share_unchanged": "share kept unchanged",
+    "from": "proposed as", "to": "relabelled to", "objects": "objects",
+    "annotations_timed": "annotations timed", "mean_s": "mean (s)", "median_s": "median (s)", "total_s": "total (s)",
+    "per_reviewed_frame_s": "per reviewed frame (s)", "annotator": "annotator", "lead_time_s": "lead time (s)",
+    "submitted": "submitted", "clip_id": "clip", "second": "second", "annotators": "annotators",
+    "chosen": "review set takes", "pair_iou": "mean IoU of the pairs",
+}
+
+
+def _cell(v, col: str = "") -> str:
+    """A table cell: '–' where there is no figure (never 'None'); seconds to 0.1, ratios to 0.001."""
+    if v is None:
+        return "&ndash;"
+    if isinstance(v, float):
+        return html.escape(f"{v:.1f}" if col.endswith("_s") else f"{v:.3f}")
+    return html.escape(str(v))
+
+
 def _table(rows: list[dict], cols: list[str]) -> str:
     if not rows:
         return "<p class=note>none</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in cols)
-                   + "</tr>" for r in rows)
+    head = "".join(f"<th>{html.escape(HEADINGS.get(c, c.replace('_', ' ')))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c), c)}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+OBJECT_COLUMNS = ["backend", "category", "proposed", "unchanged", "kept", "edited", "relabelled", "deleted_silent",
+                  "deleted", "added", "mean_iou", "share_unchanged"]
 
 
 def render(ws: Workspace, rep: QaReport) -> str:
     """The HTML page of a QA report."""
     e = html.escape
+    ag = rep.agreement
     parts = [f"<!doctype html><html><head><meta charset=utf-8>{GENERATOR}<title>QA: {e(ws.root.name)}</title>"
              f"<style>{CSS}</style></head><body><h1>Review QA: {e(ws.root.name)}</h1>",
              "<h2>Frames</h2>", _table([rep.frames], list(rep.frames)),
              f"<p class=note>Masks binarised at alpha &ge; {rep.alpha_threshold}. Where several annotators "
              f"submitted a frame, the review set takes {e(rep.rule)}.</p>",
-             "<h2>Proposal vs final mask, per backend and category</h2>",
-             "<p class=note>IoU per object between the proposal shown and the final mask (deleted or hand-drawn "
-             "objects count 0); unchanged: final mask identical to the proposal.</p>",
-             _table(rep.by_backend, ["backend", "category", "objects", "proposed", "mean_iou", "accepted_unchanged",
-                                     "share_unchanged", "deleted", "drawn_by_hand"]),
+             "<h2>What the review did to each proposed object</h2>",
+             "<p class=note>Per backend and proposed category. Kept: final mask identical to the proposal; "
+             "edited: the mask changed (its IoU with the proposal); relabelled: kept or edited under another "
+             "label; deleted: in a frame marked 'no sounding object', or otherwise; added: drawn by hand. The "
+             "mean IoU is over kept and edited objects only (a deletion is a decision, not a bad outline).</p>",
+             _table(rep.by_backend, OBJECT_COLUMNS),
+             "<h2>Relabelled objects, per category</h2>", _table(rep.relabels, ["from", "to", "objects"]),
              "<h2>Region origins (Label Studio)</h2>", _table([rep.origins], list(rep.origins)),
              "<h2>Time</h2>", _table([rep.time], list(rep.time)),
              _table(rep.annotators, ["annotator", "submitted", "cancelled", "lead_time_s"]),
-             "<h2>Agreement</h2>",
-             f"<p>Frames with several annotations: {rep.agreement['frames']}; pairs of annotations: "
-             f"{rep.agreement['pairs']}; mean IoU of a pair (all objects of the frame together): "
-             f"{rep.agreement['mean_iou']}.</p>",
-             _table([{**r, "annotators": ", ".join(str(a) for a in r["annotators"])} for r in rep.agreement["per_frame"]],
-                    ["clip_id", "second", "annotators", "mean_iou", "chosen"]),
-             "<h2>Frames changed most</h2>",
-             f"<p class=key><span style='background:rgb{PROPOSAL}'>proposal</span><span style='background:rgb"
-             f"{FINAL}'>final</span><span style='background:rgb{REMOVED}'>removed</span> (added: green on the grey "
-             "frame)</p>"]
+             "<h2>Agreement between annotators</h2>"]
+    if ag["frames"]:
+        parts += [f"<p>Frames reviewed by several different annotators: {ag['frames']}; pairs: {ag['pairs']}; mean "
+                  f"IoU of a pair (all objects of the frame together): {ag['mean_iou']:.3f}.</p>",
+                  _table([{**r, "annotators": ", ".join(map(str, r["annotators"])), "pair_iou": r["mean_iou"]}
+                          for r in ag["per_frame"]], ["clip_id", "second", "annotators", "pair_iou", "chosen"])]
+    else:
+        parts.append("<p class=note>no frame was reviewed by two different annotators</p>")
+    parts += ["<h2>Frames changed most</h2>",
+              f"<p class=key><span style='background:rgb{PROPOSAL}'>proposal</span><span style='background:rgb"
+              f"{FINAL}'>final</span><span style='background:rgb{REMOVED}'>removed</span> (added: green on the grey "
+              "frame)</p>"]
     for c in rep.most_changed:
         imgs = "".join(f"<img alt='{e(a)}' title='{e(a)}' src='{_png(x)}'>"
                        for a, x in zip(("proposal", "final", "changed"), overlays(ws, c), strict=True))
-        flags = f", flags: {e(', '.join(c.flags))}" if c.flags else ""
-        parts.append(f"<div class=frame><div><b>{e(c.clip_id)}</b> second {c.second}: IoU {c.iou:.3f}, "
-                     f"{c.changed_pixels} pixels changed ({e(c.backend)}, by {e(str(c.annotator))}{flags})</div>"
+        parts.append(f"<div class=frame><div><b>{e(c.clip_id)}</b> second {c.second}: {e(change_text(c))}</div>"
                      f"{imgs}</div>")
     if not rep.most_changed:
-        parts.append("<p class=note>no reviewed frame with a known proposal yet</p>")
+        parts.append("<p class=note>no reviewed frame with a known proposal was changed</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def change_text(c: FrameChange) -> str:
+    """What changed in one frame, in words (the text report and the HTML page say the same)."""
+    what = [f"IoU {c.iou:.3f}", f"{c.changed_pixels} pixels changed"]
+    if c.deleted:
+        what.append(f"{c.deleted} object{'s' if c.deleted > 1 else ''} deleted")
+    if c.added:
+        what.append(f"{c.added} added by hand")
+    what += [f"relabelled {r}" for r in c.relabels]
+    if c.flags:
+        what.append("marked " + ", ".join(c.flags))
+    return ", ".join(what) + f" ({c.backend}, by {c.annotator or 'an unknown annotator'})"
 
 
 def _ours(path: Path) -> bool:

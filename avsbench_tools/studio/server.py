@@ -2,13 +2,16 @@
 
 Files (all under WS/studio/):
 
-    data/         the Label Studio data dir (its SQLite database holds the users, tasks and annotations)
+    data/         the Label Studio data dir (its SQLite database holds the users, tasks and annotations, and
+                  the admin's token): mode 0700, every file in it private (the server runs under umask 077)
     token         the API token, mode 0600 (generated here with `secrets`, kept across restarts)
     credentials   {"username", "password"} for the browser login, mode 0600
-    server.json   pid, url, port, host, username, document_root (never the token)
+    server.json   pid, url, port, host, username, document_root, data_dir and its inode (never the token)
     server.log    the server's stdout and stderr (appended)
 
-The server runs detached in its own session (process group), bound to 127.0.0.1 on a free port.
+The server runs detached in its own session (process group), bound to 127.0.0.1 on a free port, in its
+data dir: `status` and `stop` find it by its pid and the inode of its working folder, so a workspace moved
+while its server runs still finds it (a pid <= 1 or one without a /proc entry is never taken for it).
 Secrets reach it through environment variables only (argv shows in `ps`); it never prints them.
 """
 
@@ -29,6 +32,7 @@ from avsbench_tools.fsutil import atomic_write_text
 from avsbench_tools.studio.process import (
     alive,
     announced_port,
+    cmdline,
     free_port,
     http_status,
     kill_group,
@@ -84,6 +88,7 @@ class StudioInfo:
     log_file: Path
     document_root: str
     already_running: bool = False
+    orphan_pid: int | None = None  # server.json named this live Label Studio of other data (left running)
 
 
 def find_binary() -> Path:
@@ -169,19 +174,52 @@ def _read_state(paths: StudioPaths) -> dict | None:
         d = json.loads(paths.state.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return None
-    return d if isinstance(d, dict) and isinstance(d.get("pid"), int) else None
+    if not isinstance(d, dict):
+        return None
+    pid = d.get("pid")
+    return d if isinstance(pid, int) and not isinstance(pid, bool) else None
 
 
 def _running(paths: StudioPaths) -> dict | None:
-    """server.json of a live server; a stale one (dead pid) is removed."""
+    """server.json of a live server of this workspace's data dir (found by pid and its working folder's
+    inode after a move); a stale one (dead pid, pid <= 1) is removed. One naming a live Label Studio that
+    serves other data (an orphan) is kept, so that `status` can name its pid."""
     state = _read_state(paths)
     if state is None:
         return None
-    if alive(state["pid"], str(paths.data)):
+    if alive(state["pid"], str(paths.data), paths.data):
         return state
-    with contextlib.suppress(FileNotFoundError):
-        paths.state.unlink()
+    if _orphan_pid(state) is None:
+        with contextlib.suppress(FileNotFoundError):
+            paths.state.unlink()
     return None
+
+
+def _moved(state: dict, paths: StudioPaths) -> bool:
+    """True if the server was started when the workspace was somewhere else (it works on the old paths)."""
+    return bool(state.get("document_root")) and state["document_root"] != str(paths.ws_root)
+
+
+def _orphan_pid(state: dict | None) -> int | None:
+    """The pid server.json names when it is a live Label Studio that is not this workspace's server."""
+    if state is None or not isinstance(state.get("pid"), int) or state["pid"] <= 1:
+        return None
+    args = cmdline(state["pid"])
+    return state["pid"] if "--data-dir" in args and any("label-studio" in a or "label_studio" in a for a in args) \
+        else None
+
+
+def _private(data: Path) -> None:
+    """The data dir and everything in it readable by its owner only (the database holds the token)."""
+    data.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirs, files in os.walk(data):
+        for name in [*dirs, *files]:
+            p = os.path.join(dirpath, name)
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(p)
+                if not os.path.islink(p) and st.st_mode & 0o077:
+                    os.chmod(p, st.st_mode & 0o7700)
+    os.chmod(data, 0o700)
 
 
 def _url(host: str, port: int) -> str:
@@ -214,7 +252,7 @@ def _wait_ready(state: dict, token: str, paths: StudioPaths, timeout: float, log
     next port if ours was taken meanwhile) and record it in `state` and server.json."""
     end = time.monotonic() + timeout
     while True:
-        if not alive(state["pid"], str(paths.data)):
+        if not alive(state["pid"], str(paths.data), paths.data):
             last = last_line(paths.log, token, log_offset or 0)
             raise AvsError(f"Label Studio exited during its start: see {paths.log}" + (f" ({last})" if last else ""))
         port = announced_port(paths.log, log_offset) if log_offset is not None else None
@@ -269,6 +307,13 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         raise UsageError(f"--host {host}: give an IPv4 address (label-studio start does not take IPv6)")
     with _studio_lock(paths):
         state = _running(paths)
+        if state is not None and _moved(state, paths):
+            # started before the workspace moved: it still looks for its database and files at the old path
+            if progress:
+                progress("studio", 0, 1, f"the workspace moved since its server (pid {state['pid']}) started at "
+                                         f"{state['document_root']}: restarting it")
+            _stop(state["pid"], paths)
+            state = None
         if state is not None:
             token = read_token(paths)
             if token is None:
@@ -276,6 +321,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
                                  f"avs-tools studio stop {paths.ws_root}, then restore that file")
             _wait_ready(state, token, paths, timeout, None)
             return _info(state, paths, already=True)
+        orphan = _orphan_pid(_read_state(paths))
         binary = find_binary()
         username, password, token = _ensure_secrets(paths)
         try:
@@ -286,7 +332,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
             raise UsageError(f"--port {port}: the port is in use on {host}; choose another or leave --port out")
         url = _url(host, port)
         first = not (paths.data / "label_studio.sqlite3").exists()
-        paths.data.mkdir(parents=True, exist_ok=True)
+        _private(paths.data)
         argv = [str(binary), "start", "--no-browser", "--internal-host", host, "-p", str(port),
                 "--data-dir", str(paths.data), "--enable-legacy-api-token", "--log-level", "INFO"]
         with open(paths.log, "ab") as log:
@@ -295,9 +341,11 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
             log.flush()
             proc = subprocess.Popen(argv, env=_server_env(paths, username, password, token), cwd=paths.data,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, umask=0o077)  # what it writes stays private
+        st = os.stat(paths.data)
         state = {"pid": proc.pid, "url": url, "host": host, "port": port, "username": username,
-                 "document_root": str(paths.ws_root), "started_at": time.time()}
+                 "document_root": str(paths.ws_root), "data_dir": str(paths.data),
+                 "data_inode": [st.st_dev, st.st_ino], "started_at": time.time()}
         atomic_write_text(paths.state, json.dumps(state, indent=1) + "\n")
         try:
             if progress:
@@ -312,11 +360,13 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
             raise
         if progress:
             progress("studio", 1, 1, "ready")
-        return _info(state, paths, already=False)
+        info = _info(state, paths, already=False)
+        info.orphan_pid = orphan
+        return info
 
 
 def _stop(pid: int, paths: StudioPaths) -> None:
-    kill_group(pid, str(paths.data), STOP_GRACE)
+    kill_group(pid, str(paths.data), STOP_GRACE, paths.data)
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
     with contextlib.suppress(FileNotFoundError):
@@ -339,12 +389,22 @@ def stop_studio(ws) -> bool:
 
 def studio_status(ws) -> dict:
     """{"running": bool, "url": str | None, "token_file": str | None}: running means the workspace's
-    server process is alive and answers /health."""
+    server process is alive and answers /health. Added when they apply: "moved_from" and "pid" (the
+    workspace moved since its server started there: the server, found by pid and the inode of its data
+    folder, still works on the old paths and is not running for this workspace; `start` restarts it,
+    `stop` stops it) and "orphan_pid" (server.json names a live Label Studio that serves other data)."""
     paths = StudioPaths.of(ws)
     state = _running(paths)
-    running = state is not None and http_status(state["url"] + "/health") == 200
-    return {"running": running, "url": state["url"] if running else None,
-            "token_file": str(paths.token) if paths.token.is_file() else None}
+    moved = state is not None and _moved(state, paths)
+    running = state is not None and not moved and http_status(state["url"] + "/health") == 200
+    out = {"running": running, "url": state["url"] if running else None,
+           "token_file": str(paths.token) if paths.token.is_file() else None}
+    if moved:
+        out.update(moved_from=state["document_root"], pid=state["pid"])
+    orphan = _orphan_pid(_read_state(paths)) if state is None else None
+    if orphan is not None:
+        out["orphan_pid"] = orphan
+    return out
 
 
 def server_state(ws) -> dict | None:

@@ -27,8 +27,10 @@ def iou(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    """Two clips: clip A's five frames reviewed every way an annotator can, clip B's one skipped and one
-    unusable; push's records (tasks, predictions -> mask versions) written as push writes them."""
+    """Two clips reviewed every way an annotator can: A's five frames kept, edited, edited and relabelled,
+    marked silent, and reviewed by two annotators (one drawing an object by hand); B's one skipped, one
+    unusable, one with its object deleted, one relabelled only, one submitted twice by the same annotator.
+    push's records (tasks, predictions -> mask versions) written as push writes them."""
     root = tmp_path_factory.mktemp("qa")
     path = build_workspace(root)
     ws = open_workspace(path)
@@ -51,13 +53,17 @@ def scene(tmp_path_factory):
     plan = {  # (clip, second): [(annotation id, user, lead time, results, cancelled)]
         (a, 0): [(1, 1, 10.0, [brush("o0", prop[(a, 0)], origin="prediction")], False)],
         (a, 1): [(2, 1, 20.0, [brush("o0", edit1, origin="prediction-changed")], False)],
-        (a, 2): [(3, 1, 30.0, [brush("o0", edit2, origin="prediction-changed")], False)],
+        (a, 2): [(3, 1, 30.0, [brush("o0", edit2, "piano", origin="prediction-changed")], False)],
         (a, 3): [(4, 1, 5.0, [brush("o0", prop[(a, 3)], origin="prediction"), frame_choice("no sounding object")],
                   False)],
         (a, 4): [(5, 1, 8.0, [brush("o0", prop[(a, 4)], origin="prediction")], False),
                  (6, 2, 12.0, [brush("o0", other4, origin="prediction-changed"), brush("hand1", hand4, "piano", "manual")], False)],
         (b, 0): [(7, 2, 2.0, [], True)],
         (b, 1): [(8, 2, 7.0, [brush("o0", prop[(b, 1)], origin="prediction"), frame_choice("unusable frame")], False)],
+        (b, 2): [(9, 1, 4.0, [], False)],
+        (b, 3): [(10, 1, 6.0, [brush("o0", prop[(b, 3)], "piano", origin="prediction-changed")], False)],
+        (b, 4): [(11, 1, 3.0, [brush("o0", prop[(b, 4)], origin="prediction")], False),
+                 (12, 1, 9.0, [brush("o0", prop[(b, 4)], origin="prediction")], False)],
     }
     batch = []
     for (clip, s), anns in plan.items():
@@ -82,35 +88,49 @@ def test_qa_figures_equal_the_hand_computed_ones(scene):
         rep = qa(ws)
     finally:
         ws.close()
-    p, a = e["prop"], e["a"]
-    assert rep.frames == {"sampled": 10, "pushed": 10, "reviewed": 6, "pending": 4, "skipped_only": 1, "silent": 1,
-                          "unusable": 1, "annotations": 7, "cancelled": 1, "without_known_proposal": 0}
-    ious = [1.0, iou(p[(a, 1)], e["edit1"]), iou(p[(a, 2)], e["edit2"]), 0.0, iou(p[(a, 4)], e["other4"])]
-    assert 0 < ious[1] < 1 and 0 < ious[2] < 1
+    p, a, b = e["prop"], e["a"], e["b"]
+    assert rep.frames == {"sampled": 10, "pushed": 10, "reviewed": 9, "pending": 1, "skipped_only": 1, "silent": 1,
+                          "unusable": 1, "annotations": 11, "cancelled": 1, "without_known_proposal": 0}
+    i1, i2, i4 = iou(p[(a, 1)], e["edit1"]), iou(p[(a, 2)], e["edit2"]), iou(p[(a, 4)], e["other4"])
+    assert all(0 < x < 1 for x in (i1, i2, i4))
+    outcomes = {(o.clip_id, o.second, o.fid): (o.outcome, o.iou, o.relabelled_to) for o in rep.objects}
+    assert outcomes == {
+        (a, 0, 0): ("kept", 1.0, None), (a, 1, 0): ("edited", round(i1, 4), None),
+        (a, 2, 0): ("edited", round(i2, 4), "piano"), (a, 3, 0): ("deleted_silent", None, None),
+        (a, 4, 0): ("edited", round(i4, 4), None), (a, 4, 1000): ("added", None, None),
+        (b, 2, 0): ("deleted", None, None), (b, 3, 0): ("kept", 1.0, "piano"), (b, 4, 0): ("kept", 1.0, None)}
     rows = {(r["backend"], r["category"]): r for r in rep.by_backend}
     assert set(rows) == {("motion", "guitar"), ("motion", "piano")}
     g = rows[("motion", "guitar")]
-    assert (g["objects"], g["proposed"], g["accepted_unchanged"], g["deleted"], g["drawn_by_hand"]) == (5, 5, 1, 1, 0)
-    assert g["mean_iou"] == round(statistics.fmean(ious), 4) and g["share_unchanged"] == 0.2
+    assert {k: g[k] for k in ("proposed", "unchanged", "kept", "edited", "relabelled", "deleted_silent", "deleted",
+                              "added", "share_unchanged")} == {
+        "proposed": 8, "unchanged": 2, "kept": 3, "edited": 3, "relabelled": 2, "deleted_silent": 1, "deleted": 1,
+        "added": 0, "share_unchanged": 0.25}
+    # the mean IoU is over kept and edited objects only: the two deletions do not count as bad outlines
+    assert g["mean_iou"] == round(statistics.fmean([1.0, round(i1, 4), round(i2, 4), round(i4, 4), 1.0, 1.0]), 4)
     h = rows[("motion", "piano")]
-    assert (h["objects"], h["proposed"], h["mean_iou"], h["drawn_by_hand"], h["share_unchanged"]) == (1, 0, 0.0, 1, None)
-    assert rep.origins == {"manual": 1, "prediction": 2, "prediction-changed": 3}
-    leads = [10.0, 20.0, 30.0, 5.0, 8.0, 12.0, 7.0]
-    assert rep.time == {"annotations_timed": 7, "mean_s": round(statistics.fmean(leads), 2),
+    assert (h["proposed"], h["added"], h["mean_iou"], h["share_unchanged"]) == (0, 1, None, None)
+    assert rep.relabels == [{"from": "guitar", "to": "piano", "objects": 2}]
+    assert rep.origins == {"manual": 1, "prediction": 3, "prediction-changed": 4}
+    leads = [10.0, 20.0, 30.0, 5.0, 8.0, 12.0, 7.0, 4.0, 6.0, 3.0, 9.0]
+    assert rep.time == {"annotations_timed": 11, "mean_s": round(statistics.fmean(leads), 2),
                         "median_s": statistics.median(leads), "total_s": sum(leads),
-                        "per_reviewed_frame_s": round(sum(leads) / 6, 2)}
-    ag = rep.agreement
-    assert (ag["frames"], ag["pairs"]) == (1, 1)
+                        "per_reviewed_frame_s": round(sum(leads) / 9, 2)}
+    ag = rep.agreement  # (b, 4): two annotations by one annotator are no agreement
+    assert (ag["frames"], ag["pairs"]) == (1, 1) and ag["per_frame"][0]["second"] == 4
     assert ag["mean_iou"] == round(iou(p[(a, 4)], e["other4"] | e["hand4"]), 4)
     assert ag["per_frame"][0]["chosen"] == "two@example.com" and "latest submitted" in ag["rule"]
-    # frames changed most: whole proposal vs whole final mask, lowest IoU first
-    final = {0: p[(a, 0)], 1: e["edit1"], 2: e["edit2"], 3: np.zeros_like(p[(a, 3)]), 4: e["other4"] | e["hand4"]}
-    by_hand = sorted((iou(p[(a, s)], f), -int((p[(a, s)] ^ f).sum()), s) for s, f in final.items())
-    assert [(c.second, round(c.iou, 6), -c.changed_pixels) for c in rep.most_changed] == [
-        (s, round(v, 6), n) for v, n, s in by_hand]
-    assert rep.most_changed[0].changed_pixels == int(p[(a, 3)].sum())
+    # frames changed most: only where something changed (not (a, 0) nor (b, 4)), lowest IoU first
+    empty = np.zeros_like(p[(a, 3)])
+    final = {(a, 1): e["edit1"], (a, 2): e["edit2"], (a, 3): empty, (a, 4): e["other4"] | e["hand4"], (b, 2): empty,
+             (b, 3): p[(b, 3)]}
+    by_hand = sorted((iou(p[k], f), -int((p[k] ^ f).sum()), k) for k, f in final.items())
+    assert [((c.clip_id, c.second), round(c.iou, 6), -c.changed_pixels) for c in rep.most_changed] == [
+        (k, round(v, 6), n) for v, n, k in by_hand]
+    relabel_only = next(c for c in rep.most_changed if (c.clip_id, c.second) == (b, 3))
+    assert relabel_only.changed_pixels == 0 and relabel_only.relabels == ["guitar -> piano"]
     assert {r["annotator"]: (r["submitted"], r["cancelled"]) for r in rep.annotators} == {
-        "ann@example.com": (5, 0), "two@example.com": (2, 1)}
+        "ann@example.com": (9, 0), "two@example.com": (2, 1)}
 
 
 def test_qa_cli_json_text_and_html(scene, tmp_path):
@@ -118,11 +138,19 @@ def test_qa_cli_json_text_and_html(scene, tmp_path):
     r = cli("qa", path, "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["frames"]["reviewed"] == 6 and data["agreement"]["frames"] == 1
+    assert data["frames"]["reviewed"] == 9 and data["agreement"]["frames"] == 1
+    assert data["relabels"] == [{"from": "guitar", "to": "piano", "objects": 2}]
+    assert {o["outcome"] for o in data["objects"]} == {"kept", "edited", "deleted", "deleted_silent", "added"}
+    guitar = next(x for x in data["by_backend"] if x["category"] == "guitar")
     r = cli("qa", path)
     assert r.returncode == 0, r.stderr
-    assert "6 reviewed, 4 pending of 10 pushed" in r.stdout and "latest submitted" in r.stdout
-    assert "motion" in r.stdout and "1/5" in r.stdout and r.stdout.rstrip().endswith(f"avs-tools export {path} OUT")
+    out = r.stdout
+    assert "9 reviewed, 1 pending of 10 pushed" in out and "latest submitted" in out
+    assert "None" not in out and r.stdout.rstrip().endswith(f"avs-tools export {path} OUT")
+    row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["motion", "guitar"])
+    assert row[2:] == ["8", "2", "3", "3", "2", "1", "1", "0", f"{guitar['mean_iou']:.3f}"], row
+    assert "relabelled: guitar -> piano 2" in out
+    assert "agreement (different annotators): mean IoU" in out
     foreign = tmp_path / "notes.html"
     foreign.write_text("my own notes")
     r = cli("qa", path, "--html", foreign)
@@ -133,11 +161,12 @@ def test_qa_cli_json_text_and_html(scene, tmp_path):
         r = cli("qa", path, "--html", out, "-q")
         assert r.returncode == 0, r.stderr
     page = out.read_text()
-    assert page.count("<img ") == 3 * 5 and page.count("src='data:image/png;base64,") == 15
+    assert page.count("<img ") == 3 * 6 and page.count("src='data:image/png;base64,") == 18
+    assert "None" not in page and "mean_iou" not in page and "Mean IoU (kept + edited)" in page
     assert "<script" not in page and "<link" not in page  # self-contained
     _look(out, tmp_path / "qa.png")
 
 
 def _look(page: Path, shot: Path) -> None:
     """Open the report in headless Chromium: every image decoded, the tables there; a screenshot kept."""
-    look_at_report(page, shot, 15, ("Proposal vs final mask",))
+    look_at_report(page, shot, 18, ("What the review did to each proposed object", "Relabelled"), window="1366,768")
