@@ -119,6 +119,12 @@ def evaluate(
     check_args(fmt, gt, pred)  # path problems: one line, before any progress bar
     with bars(quiet) as progress:
         res = run(fmt, gt, pred, split, batch_size, progress=progress, allow_missing=allow_missing)
+        from avsbench_tools.publish.metrics_negative import evaluate_negatives
+        from avsbench_tools.publish.metrics_negative import lines as negative_lines
+
+        neg = evaluate_negatives(fmt, gt, pred, res, allow_missing)  # the release's negative-audio sets, if any
+        if neg is not None:
+            res["negative_audio"] = neg
     if print_json(res, as_json):
         return
     for w in res["warnings"]:
@@ -147,3 +153,5 @@ def evaluate(
     if "classes_present" in res:
         typer.echo(f"  classes present    {res['classes_present']} of {res['classes']} "
                    f"(mIoU over present classes {res['miou_present_classes']:.4f})")
+    for line in negative_lines(res.get("negative_audio")):
+        typer.echo(line)

@@ -72,6 +72,9 @@ class CheckReport:
             out.append(f"  {name:<18} mIoU {r['miou']:.4f}  F {r['fscore']:.4f}")
         out.append(f"learnable: {s['learnable']['verdict']} ({s['learnable']['why']})")
         out.append(f"audio helps: {s['audio_helps']['verdict']} ({s['audio_helps']['why']})")
+        from avsbench_tools.publish.metrics_negative import lines as negative_lines
+
+        out += negative_lines(s.get("negative_audio"))
         out.append(f"report: {self.out / 'index.html'}, {self.out / 'report.json'}")
         return out
 
@@ -162,6 +165,13 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
     summary["warnings"] = warnings
     summary.update(verdicts(audio.test["miou"], silent.test["miou"], summary["trivial"],
                             len(data.items(split)), split, bool(o.vggish_weights)))
+    from avsbench_tools.publish.metrics_negative import release_check_negatives
+
+    run_dir = out / "runs" / "audio"  # the audio run predicts the negative-audio sets (avsbench_tools.publish)
+    neg = release_check_negatives(root, fmt, setting, run_dir / "predictions", run_dir / (
+        "best.pt" if (run_dir / "best.pt").is_file() else "last.pt"), audio.test, o.vggish_weights, plan.device, progress)
+    if neg is not None:
+        summary["negative_audio"] = neg
     from avsbench_tools.release_check.scores import per_category, worst
 
     summary["per_category"] = per_category(data, split, audio, silent)
