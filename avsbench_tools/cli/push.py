@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Clips, Quiet, WorkspaceArg, note, say_next, stage_run
+from avsbench_tools.cli.common import Clips, Quiet, WorkspaceArg, note, q, say_next, stage_run
 from avsbench_tools.cli.studio import StudioApiKey, StudioUrl
 
 
@@ -39,7 +39,10 @@ def push(
         conn = connect(ws, url, api_key)
         res = run(ws, conn, opts, progress=progress)
     where = f"project {res.project_id} at {res.url}" + (" (new)" if res.project_created else "")
-    if not res.tasks_created and not res.predictions_sent:
+    if res.predictions_updated:
+        note(f"{res.predictions_updated} predictions updated in place (their objects or labels changed, e.g. by "
+             "set-category): annotators now see the new labels")
+    if not res.tasks_created and not res.predictions_sent and not res.predictions_updated:
         typer.echo(f"push: nothing to do: {res.tasks_reused} tasks and their {res.predictions_skipped} predictions "
                    f"of {res.clips} clips are already in {where}")
     else:
@@ -51,5 +54,5 @@ def push(
              "were found on the server and recorded (not sent again)")
     for text in res.notes:
         note(text)
-    say_next(f"avs-tools pull {workspace}  (after annotating in the browser at {res.url}/projects/{res.project_id})",
+    say_next(f"avs-tools pull {q(workspace)}  (after annotating in the browser at {res.url}/projects/{res.project_id})",
              quiet)

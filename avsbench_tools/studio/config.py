@@ -146,3 +146,32 @@ def check_config(config: str, recipe: Recipe) -> list[str]:
         if lost:
             missing.append(f"the choice{'s' if len(lost) > 1 else ''} {', '.join(repr(c) for c in lost)} of {FRAME}")
     return missing
+
+
+#: control tags that paint or outline regions on the image (pull uses only MASK's brush labels)
+REGION_CONTROLS = {"brushlabels", "brush", "bitmasklabels", "bitmask", "polygonlabels", "polygon",
+                   "rectanglelabels", "rectangle", "ellipselabels", "ellipse", "keypointlabels", "keypoint",
+                   "magicwand"}
+
+
+def unknown_controls(config: str, recipe: Recipe) -> list[str]:
+    """What a project's labelling config has that the recipe does not know: region controls other than
+    `<BrushLabels name="mask">` and labels of `mask` that are not recipe categories. [] when none."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    try:
+        li = LabelInterface(config)
+    except Exception:  # noqa: BLE001 - check_config reports a config that does not parse
+        return []
+    out = []
+    for ctl in li.controls:
+        if ctl.name != MASK and ctl.tag.lower() in REGION_CONTROLS:
+            out.append(f"the region control <{ctl.tag} name=\"{ctl.name}\">")
+    mask = _tag(li, MASK)
+    if mask is not None and mask.tag.lower() == "brushlabels":
+        extra = [x for x in mask.labels or [] if x not in set(categories(recipe))]
+        if extra:
+            out.append(f"the label{'s' if len(extra) > 1 else ''} {', '.join(extra[:3])}"
+                       f"{f' and {len(extra) - 3} more' if len(extra) > 3 else ''} of {MASK}")
+    return out
+

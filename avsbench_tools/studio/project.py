@@ -213,10 +213,24 @@ class Api:
             raise StudioError(f"Label Studio at {self.url} created {len(ids)} of {len(tasks)} tasks in one import")
         return ids
 
+    def update_prediction(self, prediction_id: int, prediction: dict) -> None:
+        """Replace what a prediction carries (its result, score, model version) in place."""
+        self.request("PATCH", f"api/predictions/{int(prediction_id)}/", prediction,
+                     what=f"updating prediction {prediction_id}")
+
     def import_predictions(self, pid: int, predictions: list[dict]) -> None:
         """Add predictions (each with its "task") to existing tasks, in one request."""
         self.request("POST", f"api/projects/{int(pid)}/import/predictions", predictions,
                      what=f"importing {len(predictions)} predictions", timeout=BULK_TIMEOUT)
+
+
+def server_name(conn, ws_id: str) -> str:
+    """The catalog's name of the server of `conn`: "ws:<ws_id>" for the workspace's own server (its port may
+    change between starts, its project stays), else the URL (an outside server: URL + project id)."""
+    from avsbench_tools.catalog.studio import own_server
+
+    own = getattr(conn, "source", None) == "workspace" or getattr(conn, "document_root", None) is not None
+    return own_server(ws_id) if own else conn.url.rstrip("/")
 
 
 def document_root(ws, conn, api: Api, given: str | None, probe: str) -> Path:

@@ -10,7 +10,13 @@ Rules (the README and `avs-tools qa` state them too):
   text (so a Ref-AVS object drawn by hand in several frames stays one object), kept across pulls;
 - "no sounding object": the frame's reviewed set is empty (its regions are dropped and counted);
   "unusable frame": a frame flag, and export leaves the clip out;
-- several annotators on one frame: all are kept; the review set takes CHOICE_RULE (the latest submitted).
+- several annotators on one frame: all are kept; the review set takes CHOICE_RULE (the latest submitted);
+- a region's label becomes its object's category through `LabelRules`: a category the clip had before a
+  set-category becomes the one that replaced it (a pull never restores an old category); a label outside
+  the recipe keeps the proposal's category; both, and a label that contradicts a single-source clip's
+  category, are reported (`label_problem`);
+- an annotation with regions of a control the recipe does not know (a second BrushLabels, a polygon) is
+  not stored: `parse_annotation` raises BadAnnotation, and pull lists it, skips it and tries it again.
 """
 
 from __future__ import annotations
@@ -32,6 +38,61 @@ MASK_FROM, FRAME_FROM, TEXT_FROM = config.MASK, config.FRAME, config.EXPRESSION 
 CHOICES = {config.NO_SOUND: SILENT, config.UNUSABLE: UNUSABLE}
 SETTINGS = {"source": "label-studio", "alpha_threshold": ALPHA_THRESHOLD, "choice": "latest-submitted"}
 _PREDICTED = re.compile(r"o(\d+)")
+#: result types that paint or outline a region on the image: only MASK_FROM's brushlabels are ours
+REGION_TYPES = {"brushlabels", "brush", "bitmasklabels", "bitmask", "polygonlabels", "polygon", "rectanglelabels",
+                "rectangle", "ellipselabels", "ellipse", "keypointlabels", "keypoint", "magicwand"}
+
+
+class BadAnnotation(ValueError):
+    """An annotation pull cannot use (malformed RLE, a size that is not the frame's, unknown controls)."""
+
+
+@dataclass
+class LabelRules:
+    """How a pulled region label becomes its object's category, for one clip (see the module doc).
+
+    labels: the recipe's categories; clip_category: the clip's category now; old: {a category the clip
+    had before a set-category: the category it has now}; proposals: {fid: category of its proposal};
+    single_source: the recipe has one sounding category per clip (a label other than the clip's is a
+    contradiction)."""
+
+    labels: set[str]
+    clip_category: str | None = None
+    old: dict[str, str] = field(default_factory=dict)
+    proposals: dict[int, str | None] = field(default_factory=dict)
+    single_source: bool = False
+
+    @classmethod
+    def of(cls, ws, clip_id: str) -> LabelRules:
+        cat = ws.catalog
+        clip = cat.clip(clip_id)
+        current = clip.category if clip is not None else None
+        old: dict[str, str] = {}
+        for before, after in cat.category_changes(clip_id):
+            if before:
+                old[before] = after
+        for k in list(old):  # follow a chain (a -> b -> c) to the category the clip has now
+            seen = {k}
+            while old[k] in old and old[k] not in seen:
+                seen.add(old[k])
+                old[k] = old[old[k]]
+        if current:
+            old.pop(current, None)
+        props: dict[int, str | None] = {}
+        for v in cat.mask_versions(clip_id, ["proposal"]):
+            props[int(v.fid)] = v.category or props.get(int(v.fid))
+        return cls(set(ws.recipe.categories), current, old, props, not ws.recipe.multi_source)
+
+    def category(self, label: str | None, fid: int) -> tuple[str | None, str | None]:
+        """(the category to store, the problem to report or None) for a region label on object `fid`."""
+        fallback = self.proposals.get(fid) or self.clip_category
+        if label in self.old:
+            return self.old[label], f"old category {label!r} (the clip is {self.old[label]!r} since set-category)"
+        if label is not None and label not in self.labels:
+            return fallback, f"label {label!r} is not in the recipe (kept {fallback!r})"
+        if label and self.single_source and self.clip_category and label != self.clip_category:
+            return label, f"label {label!r} contradicts the clip's category {self.clip_category!r}"
+        return label, None
 
 
 @dataclass
@@ -106,11 +167,15 @@ def annotator_of(ann: dict, users: dict[int, str]) -> tuple[str | None, int | No
 
 
 def parse_annotation(ann: dict, task: TaskInfo, users: dict[int, str], fids: FidBook,
-                     write_mask: Callable[[str, np.ndarray], str]) -> tuple[StudioReview, int]:
+                     write_mask: Callable[[str, np.ndarray], str],
+                     rules: LabelRules | None = None) -> tuple[StudioReview, int]:
     """One Label Studio annotation of a frame task -> (StudioReview, regions dropped on a silent frame).
 
     write_mask(name, mask) stores a region's bool mask and returns its path relative to the workspace
-    (name: "<second>_a<annotation>_<stamp>_<fid>"). Results of other controls are ignored."""
+    (name: "<second>_a<annotation>_<stamp>_<fid>"); nothing is written unless every region decodes.
+    rules: how a label becomes a category (each region keeps its raw "label", its "category" and any
+    "problem"). BadAnnotation for an annotation pull cannot use (a malformed region, regions of a control
+    the recipe does not know). Results of other (non-region) controls are ignored."""
     from avsbench_tools.studio.convert import from_studio
 
     email, uid = annotator_of(ann, users)
@@ -126,6 +191,12 @@ def parse_annotation(ann: dict, task: TaskInfo, users: dict[int, str], fids: Fid
     if not review.submitted:
         return review, 0
     results = [r for r in ann.get("result") or [] if isinstance(r, dict)]
+    foreign = sorted({f"{r.get('from_name')} ({r.get('type')})" for r in results
+                      if r.get("type") in REGION_TYPES and not (r.get("type") == "brushlabels"
+                                                                 and r.get("from_name", MASK_FROM) == MASK_FROM)})
+    if foreign:
+        raise BadAnnotation(f"regions of a control the recipe does not know: {', '.join(foreign)} (only "
+                            f"'{MASK_FROM}' brush labels are pulled; fix the project's labelling config)")
     for r in results:
         if r.get("from_name") == FRAME_FROM and r.get("type") == "choices":
             review.flags += [CHOICES[c] for c in (r.get("value") or {}).get("choices") or [] if c in CHOICES]
@@ -138,13 +209,19 @@ def parse_annotation(ann: dict, task: TaskInfo, users: dict[int, str], fids: Fid
         if r.get("type") == "textarea" and r.get("from_name") == TEXT_FROM and r.get("id"):
             texts.setdefault(str(r["id"]), []).extend(
                 " ".join(t.split()) for t in (r.get("value") or {}).get("text") or [] if isinstance(t, str) and t.strip())
+    decoded = []  # every region decoded before anything is written: a bad one skips the whole annotation
     seen: set[str] = set()
-    file_stamp = re.sub(r"[^0-9]", "", stamp)[-12:] or "0"
     for r in brushes:
         rid = str(r.get("id") or f"r{len(seen)}")
         if rid in seen:
             continue
         seen.add(rid)
+        try:
+            decoded.append((r, rid, from_studio(r, task.second, 0, task.shape, threshold=ALPHA_THRESHOLD)))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise BadAnnotation(str(exc) if str(exc).startswith("region") else f"region {rid!r}: {exc}") from None
+    file_stamp = re.sub(r"[^0-9]", "", stamp)[-12:] or "0"
+    for r, rid, o in decoded:
         rtexts = texts.get(rid, [])
         m = _PREDICTED.fullmatch(rid)
         if m and r.get("origin") != "manual":
@@ -154,11 +231,14 @@ def parse_annotation(ann: dict, task: TaskInfo, users: dict[int, str], fids: Fid
         key = text_key(rtexts)
         if key:
             fids.register(key, fid)
-        o = from_studio(r, task.second, fid, task.shape, threshold=ALPHA_THRESHOLD)
         path = write_mask(f"{task.second}_a{review.annotation_id}_{file_stamp}_{fid}", o.mask)
-        review.regions.append({"region_id": rid, "fid": fid, "category": o.category, "origin": r.get("origin"),
-                               "path": path, "pixels": int(o.mask.sum()), "box": o.box,
-                               "partial_alpha": o.evidence["partial_alpha_pixels"], "texts": rtexts})
+        category, problem = rules.category(o.category, fid) if rules is not None else (o.category, None)
+        reg = {"region_id": rid, "fid": fid, "category": category, "label": o.category, "origin": r.get("origin"),
+               "path": path, "pixels": int(o.mask.sum()), "box": o.box,
+               "partial_alpha": o.evidence["partial_alpha_pixels"], "texts": rtexts}
+        if problem:
+            reg["problem"] = problem
+        review.regions.append(reg)
     return review, 0
 
 
@@ -175,10 +255,13 @@ def by_frame(reviews: list[StudioReview]) -> dict[int, list[StudioReview]]:
     return out
 
 
-def clip_reviews(clip_id: str, reviews: list[StudioReview], expected: set[int]) -> ClipReviews:
-    """A clip's review set from all its pulled annotations: per frame the chosen one (CHOICE_RULE).
-
-    expected: the seconds that must be reviewed for the clip to count as done (its pushed frames)."""
+def clip_reviews(clip_id: str, reviews: list[StudioReview], expected: set[int],
+                 rules: LabelRules | None = None) -> ClipReviews:
+    """A clip's review set from all its pulled annotations (retracted ones are never chosen): per frame the
+    chosen one (CHOICE_RULE). expected: the seconds that must be reviewed for the clip to count as done;
+    rules: how each region's label becomes its category, applied again at every rebuild (so a
+    set-category made after an annotation was pulled holds)."""
+    reviews = [r for r in reviews if not r.retracted_at]
     out = ClipReviews()
     for second, frame in sorted(by_frame(reviews).items()):
         chosen = choose(frame)
@@ -190,6 +273,8 @@ def clip_reviews(clip_id: str, reviews: list[StudioReview], expected: set[int]) 
         n = sum(r.submitted for r in frame)
         for reg in chosen.regions:
             fid = int(reg["fid"])
+            if rules is not None:
+                reg = dict(reg, category=rules.category(reg.get("label", reg.get("category")), fid)[0])
             out.reviewed_fids.add(fid)
             out.objects[fid] = reg.get("category") or out.objects.get(fid)
             for t in reg.get("texts") or []:  # one expression per wording (case aside) and object

@@ -1,0 +1,137 @@
+"""push's building blocks: the plan items, their predictions' digests, and the task and prediction JSON.
+
+`Item` is one sampled frame to push (its clip, frame, audio, video, category, predictions); `Pred` one
+proposal mask set's objects in that second, with a digest of what it carries (object ids, mask version
+ids, labels): push compares it with the digest recorded when the prediction was sent, and updates a
+prediction whose labels changed (set-category). `_task`/`prediction_json` build the JSON Label Studio
+imports, every prediction validated against the project's config first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from avsbench_tools.catalog import Frame, MaskVersion
+from avsbench_tools.errors import AvsError
+from avsbench_tools.studio import config as cfg
+
+
+@dataclass
+class Pred:
+    model_version: str
+    versions: list[MaskVersion]  # the set's objects in this second (may be none: an empty proposal)
+    digest: str = ""  # what it carries (objects and their labels): a change (set-category) updates it
+
+    def row(self, tid: int) -> tuple[int, str, list[int], str]:
+        return (tid, self.model_version, [v.version_id for v in self.versions], self.digest)
+
+
+def digest_of(versions: list[MaskVersion], category: str | None) -> str:
+    import hashlib
+    import json
+
+    body = [(int(v.version_id), int(v.fid), v.category or category) for v in versions]
+    return hashlib.sha1(json.dumps(body).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Item:
+    clip_id: str
+    frame: Frame
+    n_seconds: int
+    wav: str | None
+    video: str
+    category: str | None
+    preds: list[Pred]
+
+
+def built(chunks: Iterator[list], build) -> Iterator[tuple[list, list]]:
+    """(chunk, build(chunk)) for each chunk, the next one built in a thread while the caller sends the
+    current one (reading masks and encoding RLE overlaps the server's import). Errors surface in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avs-push-build")
+    try:
+        chunk = next(chunks, None)
+        fut = pool.submit(build, chunk) if chunk is not None else None
+        while chunk is not None:
+            body = fut.result()
+            nxt = next(chunks, None)
+            fut = pool.submit(build, nxt) if nxt is not None else None
+            yield chunk, body
+            chunk = nxt
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- task and prediction JSON ----------------------------------------------------------------------------
+def chunks(seq: list, n: int) -> Iterator[list]:
+    for i in range(0, len(seq), max(1, n)):
+        yield seq[i:i + max(1, n)]
+
+
+def _file_url(ws, docroot: Path, rel: str | None) -> str:
+    if not rel:
+        return ""
+    p = Path(os.path.abspath(ws.abs(rel)))
+    return "/data/local-files/?d=" + quote(p.relative_to(docroot).as_posix(), safe="/")
+
+
+def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
+    f = it.frame
+    w, h = _size(ws, f)
+    note = (f"{it.clip_id}, second {f.second} (of {it.n_seconds}): listen to {f.second:.1f}-{f.second + 1:.1f} s of "
+            f"the clip audio; the frame is at {f.pts:.2f} s")
+    data = {"image": _file_url(ws, docroot, f.path), "audio": _file_url(ws, docroot, it.wav),
+            "video": _file_url(ws, docroot, it.video), "clip_id": it.clip_id, "second": int(f.second),
+            "frame_index": int(f.frame_index), "width": w, "height": h, "ws_id": ws_id, "note": note}
+    return {"data": data, "predictions": [prediction_json(ws, it, p, li, pid) for p in it.preds]}
+
+
+def _size(ws, f: Frame) -> tuple[int, int]:
+    if f.width and f.height:
+        return int(f.width), int(f.height)
+    from PIL import Image
+
+    with Image.open(ws.abs(f.path)) as im:
+        return im.size
+
+
+def _labels(li) -> set[str]:
+    if not hasattr(li, "_avs_labels"):
+        li._avs_labels = set(cfg._tag(li, cfg.MASK).labels or [])
+    return li._avs_labels
+
+
+def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
+    from avsbench_tools.studio.convert import to_studio
+
+    w, h = _size(ws, it.frame)
+    where = f"clip {it.clip_id} second {it.frame.second}"
+    result = []
+    for v in p.versions:
+        obj = v.to_object_mask(ws.root)
+        mask = obj.mask
+        if mask.shape != (h, w):
+            raise AvsError(f"{where}: the mask of object {v.fid} ({v.path}) is {mask.shape[1]}x{mask.shape[0]}, "
+                           f"the frame {w}x{h}")
+        label = v.category or it.category
+        if label not in _labels(li):
+            raise AvsError(f"{where}: object {v.fid} has category {label!r}, which is not a label of project {pid}'s "
+                           "config (fix the clip's category: avs-tools set-category)")
+        result.append(to_studio(obj, label, (h, w)))
+    scores = [min(max(float(v.score), 0.0), 1.0) for v in p.versions if v.score is not None]
+    pred = {"model_version": p.model_version, "result": result}
+    if scores:
+        pred["score"] = min(scores)
+    errors = li.validate_prediction(pred, return_errors=True)
+    if errors:
+        first = " ".join(str(errors[0]).split())
+        first = first if len(first) <= 160 else first[:160] + "..."
+        raise AvsError(f"{where}: the {p.model_version} prediction does not fit the labelling config of project "
+                       f"{pid} ({first}); nothing of it was sent")
+    return pred
