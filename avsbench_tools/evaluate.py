@@ -290,6 +290,7 @@ def evaluate(fmt: str, gt: Path, pred: Path, split: str | None = None, batch_siz
         else:
             jf = metrics.refavs_jf(p, g, bs)
             out[s] = {"J": jf["J"], "F": jf["F"], "F_batch_free": jf["F_batch_free"], "frames": len(idx)}
+        out[s]["missing"] = sum(1 for i in idx if got.arrays[i] is None)  # scored as empty masks
     if "test_s" in out and "test_u" in out:
         out["mix"] = {k: (out["test_s"][k] + out["test_u"][k]) / 2 for k in ("J", "F")}
     return out

@@ -151,6 +151,25 @@ def find(name: str | None) -> ReleaseFormat | None:
     return FORMATS.get(name) if name else None
 
 
+def of_release(root) -> str | None:
+    """The format a release names itself: the `format` of the `.avs-tools-output` marker export writes, or of the
+    `.avs-gold.json` stamp of a synthetic world's gold release (also one folder up: an S4/MS3 inner folder). None
+    for a release without either (an official download): then --format must be given."""
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    for folder in (root, root.parent):
+        for name, key in ((".avs-tools-output", "format"), (".avs-gold.json", "format")):
+            try:
+                d = json.loads((folder / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(d, dict) and isinstance(d.get(key), str) and d[key] in FORMATS:
+                return d[key]
+    return None
+
+
 def get(name: str) -> ReleaseFormat:
     """The format called `name`; a one-line UsageError naming the known ones otherwise."""
     f = find(name)

@@ -47,13 +47,14 @@ def release_clip(fmt: str | formats.ReleaseFormat, masks: Iterable[ObjectMask], 
                  start: float, split: str, frames: Sequence[np.ndarray], pcm: np.ndarray,
                  logmel: np.ndarray | None = None, category: str | None = None,
                  expressions: Mapping[int, Sequence[str]] | None = None, null_expressions: Sequence[str] = (),
-                 recipe=None) -> tuple[ReleaseClip, ClipNotes]:
+                 recipe=None, avss_label: str | None = None) -> tuple[ReleaseClip, ClipNotes]:
     """The ReleaseClip of one clip in format `fmt`, and notes on what it lacks.
 
     masks: the clip's object masks (one per object and sampled second; `mask` bool [H, W]; those without
     a mask are ignored); frames: one RGB frame per second (their count is the clip's length); category:
     the clip's own category, if known; expressions: Ref-AVS texts per object id; recipe: its categories
-    give the AVSS class indices (background first)."""
+    give the AVSS class indices (background first); avss_label: the AVSS subset (v1s/v1m/v2) the clip's source
+    is known to belong to (a synthetic world's clip), else it follows from the sounding categories."""
     f = formats.get(fmt) if isinstance(fmt, str) else fmt
     objs = [o for o in masks if o.mask is not None]
     seconds = len(frames)
@@ -64,7 +65,7 @@ def release_clip(fmt: str | formats.ReleaseFormat, masks: Iterable[ObjectMask], 
     if f.binary:
         _binary(rc, objs, shape, category, notes)
     elif f.semantic:
-        _semantic(rc, objs, shape, category, class_list(recipe), notes)
+        _semantic(rc, objs, shape, category, class_list(recipe), notes, avss_label)
     else:
         _per_object(rc, objs, shape, category, expressions or {}, notes)
         rc.null_expressions = list(null_expressions)
@@ -84,7 +85,7 @@ def _binary(rc: ReleaseClip, objs: list[ObjectMask], shape, category: str | None
 
 
 def _semantic(rc: ReleaseClip, objs: list[ObjectMask], shape, category: str | None, classes: list[str],
-              notes: ClipNotes) -> None:
+              notes: ClipNotes, label: str | None = None) -> None:
     index = {c: i for i, c in enumerate(classes)}
     rc.masks = {s: np.zeros(shape, np.uint8) for s in range(rc.seconds)}
     sounding = [o for o in objs if is_sounding(o)]
@@ -98,9 +99,9 @@ def _semantic(rc: ReleaseClip, objs: list[ObjectMask], shape, category: str | No
     if lost or not (category or any(o.category for o in sounding)):
         notes.uncategorised = True
     rc.sounding = [o.category or category for o in sounding if (o.category or category)]
-    rc.avss_label = avss_label(rc.seconds, len(set(rc.sounding)))
+    rc.avss_label = label or avss_label(rc.seconds, len(set(rc.sounding)))
     if rc.avss_label == "v1m":
-        rc.video_id = rc.name  # v1m: uid == vid, the clip's own release name
+        rc.video_id = rc.name  # v1m: uid == vid == the given name, <ytid>_<n> (export and gold name it so)
     rc.name = avss_uid(rc.avss_label, rc.video_id, rc.start, rc.seconds)
 
 

@@ -26,9 +26,19 @@ def _clips(ws) -> list[dict]:
     return json.loads(run_cli("clips", ws, "--json", check=True).stdout)
 
 
-@pytest.mark.parametrize("fmt", ["avsbench-ms3", "avsbench-s4"])
-def test_world_round_trip_scores_every_gold_frame(fmt, tmp_path, world_ms3, world_s4):
-    world = world_ms3 if fmt == "avsbench-ms3" else world_s4
+@pytest.fixture(scope="module")
+def world_avss(tmp_path_factory):
+    """3 clips of 5 s with the AVSS gold release: multi-source (v1m) clips named <ytid>_<n>, vid = uid."""
+    out = tmp_path_factory.mktemp("world") / "avss"
+    synthesize(out, SynthParams(clips=3, seconds=5, width=96, height=64, seed=5, gold="avss"))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["avsbench-ms3", "avsbench-s4", "avss", "ref-avs"])
+def test_world_round_trip_scores_every_gold_frame(fmt, tmp_path, request):
+    """The README's world -> init -> collect --world -> sample -> preannotate -> export -> evaluate path, per format."""
+    world = request.getfixturevalue({"avsbench-ms3": "world_ms3", "avsbench-s4": "world_s4", "avss": "world_avss",
+                                     "ref-avs": "world_10s"}[fmt])
     gold = read_release(world / "gold", fmt)
     ws = tmp_path / "ws"
     run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
@@ -38,21 +48,46 @@ def test_world_round_trip_scores_every_gold_frame(fmt, tmp_path, world_ms3, worl
     clips = _clips(ws)
     if fmt == "avsbench-ms3":  # MS3 names are the clip ids, <video id>_<n>
         assert sorted(c["clip"] for c in clips) == sorted(it.name for it in gold.items)
-    assert sorted(c["clip"].split("_")[0] for c in clips) == sorted(it.name.split("_")[0] for it in gold.items)
+    assert sorted({c["clip"].split("_")[0] for c in clips}) == \
+        sorted({it.row.get("vid", it.name).split("_")[0] for it in gold.items if not it.null})
     run_cli("sample", ws, "-q", check=True)
     run_cli("preannotate", ws, "-q", check=True)
     rel = tmp_path / "rel"
     run_cli("export", ws, rel, "--include-unreviewed", "-q", check=True)
     exported = read_release(rel, fmt)
-    assert sorted((it.name, it.split, it.category) for it in exported.items) == \
-        sorted((it.name, it.split, it.category) for it in gold.items)
-    for split in sorted({it.split for it in gold.items}):
+    if fmt == "avss":  # the names as released: v1m <ytid>_<n> with vid = uid, v1s/v2 <ytid>_<start_ms>_<end_ms>
+        assert any(it.row["label"] == "v1m" for it in gold.items)
+        key = ("vid", "uid", "s_min", "s_sec", "split", "label")  # a_obj: what the proposals hold
+        assert sorted(tuple(it.row[k] for k in key) for it in exported.items) == \
+            sorted(tuple(it.row[k] for k in key) for it in gold.items)
+        for it in exported.items:
+            assert (it.row["vid"] == it.name) == (it.row["label"] == "v1m")
+    elif fmt == "ref-avs":  # one row per object and expression; the clips and splits agree
+        assert sorted({(it.row["vid"], it.split) for it in exported.items if not it.null}) == \
+            sorted({(it.row["vid"], it.split) for it in gold.items if not it.null})
+    else:
+        assert sorted((it.name, it.split, it.category) for it in exported.items) == \
+            sorted((it.name, it.split, it.category) for it in gold.items)
+    # every split of the gold release the export has (Ref-AVS test_n: null expressions come from the studio only)
+    for split in sorted({it.split for it in gold.items} & {it.split for it in exported.items}):
         want = sum(len(it.masks) for it in gold.items if it.split == split)
-        proc = run_cli("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split, "--json")
+        # Ref-AVS masks are per referred object: the gold's objects the proposals did not find have no mask, and
+        # --allow-missing scores them as empty, saying how many on the result line
+        extra = ("--allow-missing",) if fmt == "ref-avs" else ()
+        proc = run_cli("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split, "--json",
+                       *extra)
         assert proc.returncode == 0, proc.stderr
         res = json.loads(proc.stdout)
-        assert res["frames"] == want > 0 and not res.get("missing"), (split, res)
-        assert 0 < res["miou"] <= 1
+        assert res["frames"] == want > 0, (split, res)
+        if fmt == "ref-avs":
+            assert res[split]["missing"] == res["missing"] < want and 0 <= res[split]["J"] <= 1, (split, res)
+            text = run_cli("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split,
+                           *extra, "-q").stdout
+            line = next(x for x in text.splitlines() if x.strip().startswith(split))
+            assert f"({want} frames, {res['missing']} of them without a prediction, scored as empty)" in line \
+                or (res["missing"] == 0 and f"({want} frames)" in line), text
+        else:
+            assert not res.get("missing") and 0 < res["miou"] <= 1, (split, res)
 
 
 def test_world_through_urls_keeps_the_same_ids(tmp_path, world_ms3):

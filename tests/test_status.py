@@ -116,4 +116,23 @@ def test_next_step_follows_the_label_studio_round_trip(tmp_path):
     assert hints[:2] == [f"avs-tools sample {path}", f"avs-tools preannotate {path}"]
     assert hints[2].startswith(f"avs-tools push {path}") and f"export {path} OUT --include-unreviewed" in hints[2]
     assert hints[3].startswith(f"avs-tools pull {path}")
-    assert hints[4] == f"avs-tools export {path} OUT --include-unreviewed"
+    assert hints[4] == f"avs-tools export {path} OUT"  # every clip reviewed: nothing unreviewed to include
+
+
+def test_status_right_after_a_pull_says_the_review_goes_on_in_the_studio(tmp_path):
+    """Issue 21: `status` right after a pull that brought part of the reviews said 'next: avs-tools pull ws' as if
+    no pull had run. Now it names what the pull left: finish the review, then pull; or export the proposals."""
+    ws, _ = init_workspace(tmp_path / "my ws", "avsbench-s4")
+    ws.catalog.upsert_source(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
+    for c in ("c1", "c2", "c3"):
+        ws.catalog.add_clip(Clip(clip_id=c, source_id="s", start=0, seconds=5, path=f"clips/{c}.mp4"))
+        for stage in ("sample", "preannotate", "push"):
+            ws.catalog.set_stage(c, stage, "done")
+    ws.catalog.set_stage("c1", "pull", "done")
+    ws.catalog.set_stage("c2", "pull", "partial")
+    ws.close()
+    out = run_cli("status", tmp_path / "my ws", check=True).stdout
+    quoted = "'" + str(tmp_path / "my ws") + "'"
+    assert out.strip().splitlines()[-1] == (
+        f"next: finish the review in Label Studio (1 clips fully reviewed, 1 partly, 1 not yet), then avs-tools pull "
+        f"{quoted}; or now: avs-tools export {quoted} OUT --include-unreviewed  (proposals where no review exists)")

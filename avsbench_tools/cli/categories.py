@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Quiet, WorkspaceArg, say_next, stage_run
+from avsbench_tools.cli.common import Quiet, WorkspaceArg, q, say_next, stage_run
 
 
 @app.command("set-category", short_help="Set the category of collected clips; masks and expressions follow.  "
@@ -51,7 +51,7 @@ def set_category(
     n = sum(ch.changed for ch in changes)
     typer.echo(f"set-category: {n} clip(s) changed, {len(changes) - n} already had their category")
     if any(ch.exported and ch.changed for ch in changes):
-        say_next(f"avs-tools export {workspace} OUT --force  (an earlier release holds the old categories)", quiet)
+        say_next(f"avs-tools export {q(workspace)} OUT --force  (an earlier release holds the old categories)", quiet)
 
 
 def _pairs(clips: list[str], cats: list[str]) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Quiet, WorkspaceArg, report_failures, say_next, stage_run
+from avsbench_tools.cli.common import Quiet, WorkspaceArg, q, report_failures, say_next, stage_run
 
 
 @app.command(short_help="Find, download and cut clips (yt-dlp), resumable.  "
@@ -82,4 +82,4 @@ def collect(
     if res.all_failed:
         raise AvsError(f"every one of the {res.sources} sources of this run failed or was rejected: no clip collected")
     if res.clips:
-        say_next(f"avs-tools sample {workspace}", quiet)
+        say_next(f"avs-tools sample {q(workspace)}", quiet)

@@ -41,6 +41,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q",
                                      help="No progress bars and no next-step line (for scripts).")]
 Device = Annotated[str, typer.Option("--device", help="Where models run: auto, cpu or cuda[:N].")]
 Format = Annotated[str, typer.Option("--format", "-f", help=FMT_HELP)]
+FormatOrMarker = Annotated[str | None, typer.Option("--format", "-f", help=FMT_HELP + " Default: the format the "
+                                                    "release's marker names (a release avs-tools wrote).")]
 FormatOrRecipe = Annotated[str | None, typer.Option("--format", "-f", help=FMT_HELP + " Default: the recipe's.")]
 Clips = Annotated[list[str] | None, typer.Option("--clip", help="Only this clip id (repeatable).")]
 RetryFailed = Annotated[bool, typer.Option("--retry-failed", help="Try the items that failed before again.")]
@@ -85,7 +87,8 @@ def stage_run(workspace: Path, lock: str | None = None, quiet: bool = False) -> 
 
 # -- what a command prints at its end ------------------------------------------------------------------
 def say_next(command: str, quiet: bool = False) -> None:
-    """End a stage with the command to run next (`next: avs-tools ...`), unless --quiet."""
+    """End a stage with the command to run next (`next: avs-tools ...`), unless --quiet. Every path in it goes
+    through `q` so the line can be pasted into a shell as it is."""
     if not quiet:
         typer.echo(f"next: {command}")
 
@@ -96,6 +99,60 @@ def report_failures(failures: Sequence[tuple[str, str]], workspace, shown: int =
         typer.echo(f"  failed: {item}: {reason}", err=True)
     if len(failures) > shown:
         typer.echo(f"  and {len(failures) - shown} more: avs-tools status {workspace} --failures", err=True)
+
+def release_format(release, fmt: str | None) -> str:
+    """--format, else the format the release's own marker names (see formats.of_release); else a one-line error."""
+    from avsbench_tools import formats
+    from avsbench_tools.errors import UsageError
+
+    if fmt:
+        return fmt
+    found = formats.of_release(release)
+    if found is None:
+        raise UsageError(f"{release}: no avs-tools marker names its format; pass --format ({', '.join(formats.names())})")
+    return found
+
+
+def q(path) -> str:
+    """A path (or any word) quoted for a POSIX shell, as `next:` lines print them (shlex.quote)."""
+    import shlex
+
+    return shlex.quote(str(path))
+
+
+def studio_installed() -> bool:
+    """Whether the Label Studio server this build drives can be started (its program is found)."""
+    from avsbench_tools.errors import AvsError
+    from avsbench_tools.studio.server import find_binary
+
+    try:
+        find_binary()
+    except AvsError:
+        return False
+    return True
+
+
+def review_hint(workspace) -> str:
+    """What to do after proposals exist: review them in the studio (when installed), or export them as they are."""
+    w = q(workspace)
+    export = f"avs-tools export {w} OUT --include-unreviewed  (proposals as masks)"
+    if studio_installed():
+        return f"avs-tools studio start {w} && avs-tools push {w}  (review the proposals), or: {export}"
+    return f"{export}; to review them first, install Label Studio (make studio-install), then avs-tools push {w}"
+
+
+def collect_hint(workspace, recipe_path=None, recipe_name: str | None = None) -> str:
+    """The collect command for a new workspace: `--world WORLD` when the recipe is a synthetic world's
+    (WORLD/recipe.toml beside WORLD/world.json), else the kinds of sources."""
+    w = q(workspace)
+    if recipe_path is not None:
+        world = Path(recipe_path).expanduser().parent
+        if (world / "world.json").is_file() and (world / "videos").is_dir():
+            return f"avs-tools collect {w} --world {q(world)}"
+    if recipe_name and recipe_name.startswith("synthetic-"):
+        return f"avs-tools collect {w} --world WORLD  (the folder avs-tools synth wrote)"
+    return f"avs-tools collect {w} --local DIR (or --urls FILE, --csv FILE, --keywords TEXT)"
+
 
 
 def fail_when_none_done(failures: Sequence[tuple[str, str]], workspace, none_done: bool, what: str) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import FormatOrRecipe, Quiet, WorkspaceArg, say_next, stage_run
+from avsbench_tools.cli.common import FormatOrRecipe, Quiet, WorkspaceArg, q, say_next, stage_run
 
 
 @app.command(short_help="Write a release in an official layout.  e.g. avs-tools export ws out --format avsbench-s4 --split test")
@@ -36,6 +36,10 @@ def export(
     """Export frames, masks, audio, log-mel and metadata in the exact official layout, plus a card and checksums."""
     from avsbench_tools.export import export as run
 
+    if split is not None and not split.strip():
+        from avsbench_tools.errors import UsageError
+
+        raise UsageError('--split "": name a split (train, val, test), or leave --split out to export every split')
     from avsbench_tools.publish.negatives import check_format, parse_kinds
 
     kinds = parse_kinds(negative_audio)
@@ -54,4 +58,4 @@ def export(
     typer.echo(f"export: {res.clips} clips ({splits}) -> {res.out} [{res.fmt}], {res.files} files; masks from review "
                f"{res.from_reviews}, from proposals {res.from_proposals}; {res.skipped_unannotated} clips without "
                "reviewed masks left out")
-    say_next(f"avs-tools validate {res.out} --format {res.fmt}", quiet)
+    say_next(f"avs-tools validate {q(res.out)} --format {res.fmt}", quiet)

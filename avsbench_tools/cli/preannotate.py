@@ -23,6 +23,7 @@ from avsbench_tools.cli.common import (
     fail_when_none_done,
     json_flag,
     note,
+    review_hint,
     say_next,
     stage_run,
 )
@@ -103,8 +104,7 @@ def preannotate(
         typer.echo(f"cap hit: {res.cap.capped} of {res.cap.frames} frames had more than {opts.max_objects} proposals "
                    f"after NMS (up to {res.cap.most}); kept the {opts.max_objects} most confident (--max-objects)")
     fail_when_none_done(res.failures, workspace, none_done=bool(res.todo) and res.done == 0, what="pre-annotated")
-    say_next(f"avs-tools export {workspace} OUT --include-unreviewed  (proposals as masks; a review studio "
-             "is not in this build)", quiet)
+    say_next(review_hint(workspace), quiet)
 
 
 GROUNDED_ONLY = ("dino", "sam", "sam_type", "prompt", "box_threshold", "text_threshold", "tracker", "sam2",

@@ -15,7 +15,7 @@ from avsbench_tools.cli.common import WorkspaceArg, stage_run
 def preview(
     workspace: WorkspaceArg,
     clip: Annotated[str | None, typer.Option("--clip", help="Clip id (default: the first sampled clip).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG path (default: WS/previews/<clip>.png). An "
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG path (default: WS/previews/<clip>.png, with --masks <clip>-masks.png). An "
                                              "existing file is replaced only if it is an earlier avs-tools "
                                              "preview.")] = None,
     masks: Annotated[bool, typer.Option("--masks", help="Outline the latest mask of each object, with a "

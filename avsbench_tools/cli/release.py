@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Format, Json, Quiet, ReleaseArg, json_flag, print_json, say_next
+from avsbench_tools.cli.common import (
+    Format,
+    FormatOrMarker,
+    Json,
+    Quiet,
+    ReleaseArg,
+    json_flag,
+    print_json,
+    q,
+    release_format,
+    say_next,
+)
 
 ValidateJson = json_flag('{"problems": [{"path", "problem"}], "warnings": [...]}')
 
@@ -17,7 +28,7 @@ ValidateJson = json_flag('{"problems": [{"path", "problem"}], "warnings": [...]}
 @app.command(short_help="Check a release (ours or official).  e.g. avs-tools validate out --format avss")
 def validate(
     release: ReleaseArg,
-    fmt: Format,
+    fmt: FormatOrMarker = None,
     max_print: Annotated[int, typer.Option("--max-print", help="Problems printed (all are counted).")] = 50,
     as_json: ValidateJson = False,
     quiet: Quiet = False,
@@ -30,6 +41,7 @@ def validate(
     from avsbench_tools.release import check_release
     from avsbench_tools.validate import validate_release
 
+    fmt = release_format(release, fmt)
     check_release(release, fmt)  # a path problem is one line, before any progress bar
     with bars(quiet or as_json) as progress:
         rep = validate_release(release, fmt, progress=progress)
@@ -53,21 +65,15 @@ def validate(
                f"{len(rep.problems)} problems ({n_missing} missing files), {len(rep.warnings)} warnings")
     if rep.problems:
         raise typer.Exit(1)
-    say_next(f"avs-tools stats {_q(release)} --format {fmt} --out report.html", quiet)
-
-
-def _q(path: Path) -> str:
-    import shlex
-
-    return shlex.quote(str(path))
+    say_next(f"avs-tools stats {q(release)} --format {fmt} --out report.html", quiet)
 
 
 @app.command(short_help="The papers' statistics as HTML.  e.g. avs-tools stats out --format ref-avs --out report.html")
 def stats(
     release: ReleaseArg,
-    fmt: Format,
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML report file (PNG plots are embedded and written to "
                                       "<name>_plots/ beside it). Replaces only a report avs-tools stats wrote.")],
+    fmt: FormatOrMarker = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print the numbers as JSON.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -77,6 +83,7 @@ def stats(
     from avsbench_tools.release import check_release
     from avsbench_tools.stats import check_report_paths, compute_stats, write_report
 
+    fmt = release_format(release, fmt)
     check_release(release, fmt)
     check_report_paths(out)  # before the work: a path problem is one line, at once
     with bars(quiet) as progress:
@@ -87,8 +94,12 @@ def stats(
     for w in st["warnings"]:
         typer.echo(f"warning: {w}")
     missing = f"; media absent for {st['media_missing_rows']} rows (metadata counts only)" if st["media_missing_rows"] else ""
-    typer.echo(f"stats: {st['rows']} rows, {st['videos']} videos{missing}, {len(st['warnings'])} warnings -> {path}")
-    say_next(f"avs-tools evaluate --format {fmt} --gt {_q(release)} --pred PREDICTIONS "
+    prov = st.get("provenance")
+    review = (f"; object masks: {prov['proposals']} of {prov['masks']} ({100 * prov['share_unreviewed']:.0f}%) "
+              f"unreviewed proposals, {prov['reviewed']} human-reviewed ({prov['card']})" if prov else "")
+    typer.echo(f"stats: {st['rows']} rows, {st['videos']} videos{missing}{review}, {len(st['warnings'])} warnings "
+               f"-> {path}")
+    say_next(f"avs-tools evaluate --format {fmt} --gt {q(release)} --pred PREDICTIONS "
              "(a folder with your model's masks at the release's mask paths)", quiet)
 
 
@@ -141,14 +152,17 @@ def evaluate(
                        f"to 256x256 by {res['resize_rule']}")
         for s in res["splits"]:
             r = res[s]
-            vals = "  ".join(f"{k} {v:.4f}" for k, v in r.items() if k != "frames")
-            typer.echo(f"  {s:7} {vals}  ({r['frames']} frames)")
+            vals = "  ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in ("frames", "missing"))
+            empty = f", {r['missing']} of them without a prediction, scored as empty" if r.get("missing") else ""
+            typer.echo(f"  {s:7} {vals}  ({r['frames']} frames{empty})")
         if "mix" in res:
             typer.echo(f"  mix     J {res['mix']['J']:.4f}  F {res['mix']['F']:.4f}")
         return
-    typer.echo(f"  mIoU               {res['miou']:.4f}")
+    empty = (f"  ({res['missing']} of {res['frames']} frames without a prediction, scored as empty masks)"
+             if res["missing"] else "")
+    typer.echo(f"  mIoU               {res['miou']:.4f}{empty}")
     bs = f" (official, batch {res['fscore_batch_size']} frames)" if "fscore_batch_size" in res else ""
-    typer.echo(f"  F-score            {res['fscore']:.4f}{bs}")
+    typer.echo(f"  F-score            {res['fscore']:.4f}{bs}{empty}")
     typer.echo(f"  F-score batch-free {res['fscore_batch_free']:.4f}")
     if "classes_present" in res:
         typer.echo(f"  classes present    {res['classes_present']} of {res['classes']} "

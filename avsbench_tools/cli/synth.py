@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Quiet, say_next
+from avsbench_tools.cli.common import Quiet, q, say_next
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -53,4 +53,4 @@ def synth(
     if res["gold"]:
         msg += f"; gold {gold} release at {res['gold']}"
     typer.echo(msg)
-    say_next(f"avs-tools init WS --recipe {Path(out) / 'recipe.toml'}", quiet)
+    say_next(f"avs-tools init WS --recipe {q(Path(out) / 'recipe.toml')}", quiet)

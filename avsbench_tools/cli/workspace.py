@@ -8,9 +8,16 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import NewWorkspaceArg, WorkspaceArg, json_flag, print_json, say_next
+from avsbench_tools.cli.common import (
+    NewWorkspaceArg,
+    WorkspaceArg,
+    collect_hint,
+    json_flag,
+    print_json,
+    q,
+    say_next,
+)
 
-COLLECT_HINT = "--local DIR (or --urls FILE, --csv FILE, --keywords TEXT)"
 FAILURES_SHOWN = 5
 StatusJson = json_flag("{recipe, clips, stages: {stage: {done, failed, pending}}, failures: [...]}")
 ClipsJson = json_flag("a list of {clip, category, source, start, seconds, split, "
@@ -37,24 +44,35 @@ def init(
     ws, created = init_workspace(workspace, recipe)
     ws.close()
     typer.echo(f"{'created' if created else 'already initialised'}: workspace {workspace} (recipe {ws.recipe.name})")
-    say_next(f"avs-tools collect {workspace} {COLLECT_HINT}")
+    say_next(collect_hint(workspace, recipe if recipe.endswith(".toml") else None, ws.recipe.name))
 
 
 def _next_step(workspace: Path, st: dict) -> str | None:
+    """The true next step from the counts (and, once pushed, from which clips a pull has brought reviews for)."""
     stages = st["stages"]
+    w = q(workspace)
     if st["clips"] == 0:
-        return f"avs-tools collect {workspace} {COLLECT_HINT}"
+        return collect_hint(workspace, None, st["recipe"])
     for stage in ("sample", "preannotate"):
         if stage in stages and stages[stage]["pending"]:
-            return f"avs-tools {stage} {workspace}"
+            return f"avs-tools {stage} {w}"
     push, pull = stages.get("push"), stages.get("pull")
     if push and pull and push["done"] and pull["pending"]:  # sent to Label Studio, not all reviewed yet
-        return f"avs-tools pull {workspace}   (after annotating in Label Studio)"
+        from avsbench_tools.workspace import list_clips
+
+        partly = sum(1 for c in list_clips(workspace, ["pull"]) if c["stages"]["pull"] == "partial")
+        if partly or pull["done"]:  # a pull has brought reviews: the rest is waiting for annotators
+            return (f"finish the review in Label Studio ({pull['done']} clips fully reviewed, {partly} partly, "
+                    f"{pull['pending'] - partly} not yet), then avs-tools pull {w}; or now: avs-tools export {w} OUT "
+                    "--include-unreviewed  (proposals where no review exists)")
+        return f"avs-tools pull {w}  (after annotating in Label Studio)"
     if push and push["pending"] and not push["done"]:
-        return (f"avs-tools push {workspace}   (review in Label Studio), or: avs-tools export {workspace} OUT "
+        return (f"avs-tools push {w}  (review in Label Studio), or: avs-tools export {w} OUT "
                 "--include-unreviewed")
     if "export" in stages:
-        return f"avs-tools export {workspace} OUT --include-unreviewed"
+        if pull and pull["done"] == st["clips"]:
+            return f"avs-tools export {w} OUT"
+        return f"avs-tools export {w} OUT --include-unreviewed"
     return None
 
 
@@ -95,10 +113,10 @@ def status(
                       str(r["attempts"]), "yes" if r["retryable"] else "no (permanent)")
         console.print(f, soft_wrap=True)
         if len(shown) < len(rows):
-            typer.echo(f"and {len(rows) - len(shown)} more: avs-tools status {workspace} --failures", err=True)
+            typer.echo(f"and {len(rows) - len(shown)} more: avs-tools status {q(workspace)} --failures", err=True)
         stages = sorted({r["stage"] for r in rows if r["retryable"]} & {"collect", "sample"})
         if stages:
-            typer.echo("retry the retryable ones: " + "; ".join(f"avs-tools {s} {workspace} --retry-failed"
+            typer.echo("retry the retryable ones: " + "; ".join(f"avs-tools {s} {q(workspace)} --retry-failed"
                                                                 for s in stages), err=True)
     step = _next_step(workspace, st)
     if step:
@@ -114,7 +132,7 @@ def clips(workspace: WorkspaceArg, as_json: ClipsJson = False) -> None:
     if print_json(rows, as_json):
         return
     if not rows:
-        typer.echo(f"no clips in {workspace} yet: run avs-tools collect {workspace} {COLLECT_HINT}", err=True)
+        typer.echo(f"no clips in {workspace} yet: run {collect_hint(workspace)}", err=True)
         return
     stages = list(rows[0]["stages"])
     table = [["clip", "category", "source", "seconds", "split", *stages]]

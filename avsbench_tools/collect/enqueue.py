@@ -151,7 +151,7 @@ def enqueue_sources(ws: Workspace, opts: CollectOptions, progress: Progress | No
         src = Source(source_id=sid, kind="url", url=url, category=category)
         if world is not None:
             w = world_of(unquote(urlparse(url).path), url)
-            src.video_id, src.category, src.split_hint = w.video_id, w.category, w.split
+            src.video_id, src.category, src.split_hint, src.info_json = w.video_id, w.category, w.split, w.info_json
         planned.append(src)
     if scan is not None:
         wrong_folders: dict[str, int] = {}
@@ -164,7 +164,7 @@ def enqueue_sources(ws: Workspace, opts: CollectOptions, progress: Progress | No
                          license="own footage (local file)", category=category)
             if world is not None:
                 w = world_of(p.name, rel)
-                src.video_id, src.category, src.split_hint = w.video_id, w.category, w.split
+                src.video_id, src.category, src.split_hint, src.info_json = w.video_id, w.category, w.split, w.info_json
             elif opts.category_from_folder:
                 c = _folder_category(recipe, opts.local, p)
                 if c is None and len(p.relative_to(opts.local).parts) < 2:

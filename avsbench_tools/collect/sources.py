@@ -113,6 +113,7 @@ class WorldVideo:
     video_id: str
     category: str
     split: str
+    info_json: str | None = None  # AVSS: {"avss_label": v1s|v1m|v2}, the subset its gold release puts it in
 
 
 def world_index(world: Path, recipe) -> dict[str, WorldVideo]:
@@ -122,6 +123,7 @@ def world_index(world: Path, recipe) -> dict[str, WorldVideo]:
     from avsbench_tools.recipe import parse_recipe
     from avsbench_tools.splits import ratio_split
     from avsbench_tools.synth import SynthParams, load_truth, recipe_text, video_id
+    from avsbench_tools.synth.gold import avss_subset
 
     world = Path(world)
     wj = world / "world.json"
@@ -154,7 +156,8 @@ def world_index(world: Path, recipe) -> dict[str, WorldVideo]:
         split = splits[vid]
         if params.fmt == "ref-avs" and split == "test":
             split = "test_s"
-        out[vid] = WorldVideo(vid, cat, split)
+        label = avss_subset(t, params.seconds) if params.fmt == "avss" else None
+        out[vid] = WorldVideo(vid, cat, split, json.dumps({"avss_label": label}) if label else None)
     return out
 
 

@@ -68,6 +68,17 @@ def _image(ws: Workspace, rel: str) -> np.ndarray:
     return np.asarray(Image.open(ws.path(rel)).convert("RGB"))
 
 
+def _source_subset(src) -> str | None:
+    """The AVSS subset (v1s/v1m/v2) collect recorded for the source (a synthetic world's clip), else None."""
+    import json
+
+    try:
+        label = json.loads(src.info_json).get("avss_label") if src is not None and src.info_json else None
+    except (ValueError, AttributeError):
+        return None
+    return label if label in ("v1s", "v1m", "v2") else None
+
+
 def _video_key(src) -> str:
     return (src.video_id if src is not None and src.video_id else None) or (src.source_id if src else "unknown")
 
@@ -115,7 +126,7 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
         f, [v.to_object_mask(ws.root) for v in versions], name=names[clip.clip_id], video_id=_video_key(src),
         start=float(clip.start), split=clip.split, frames=[_image(ws, fr.path) for fr in frames], pcm=pcm,
         logmel=np.load(ws.path(audio.logmel_path)), category=clip.category, expressions=texts,
-        null_expressions=nulls, recipe=ws.recipe)
+        null_expressions=nulls, recipe=ws.recipe, avss_label=_source_subset(src))
     if notes.uncategorised:
         res.uncategorised.append(clip.clip_id)
     res.objects += notes.objects
@@ -136,18 +147,32 @@ def _left_out(res: ExportResult, include_unreviewed: bool) -> list[str]:
     return out
 
 
-def release_names(clips, sources, fmt: str) -> dict[str, str]:
-    """Release names: the source video id where it has one clip here (S4/AVSS style), else the clip id."""
+def release_names(clips, sources, fmt: str, every=None) -> dict[str, str]:
+    """Release names: the source video id where it has one clip here (S4 style), else the clip id. AVSS:
+    `<video>_<n>`, n the clip's number among the video's clips in `every` (default `clips`) by start, which
+    a multi-source (v1m) clip keeps as its uid and vid, as the official metadata has them (release_clip
+    names v1s/v2 clips <video>_<start_ms>_<end_ms> itself)."""
     per_video: dict[str, int] = {}
     for c in clips:
         k = _video_key(sources.get(c.source_id))
         per_video[k] = per_video.get(k, 0) + 1
     by_clip = formats.get(fmt).clip_names == "clip"  # MS3 <ytid>_<n>, Ref-AVS <ytid>_<start_ms>_<end_ms> already
+    numbered: dict[str, int] = {}
+    if formats.get(fmt).semantic:
+        order = sorted(every if every is not None else clips, key=lambda c: (float(c.start), c.clip_id))
+        seen: dict[str, int] = {}
+        for c in order:
+            k = _video_key(sources.get(c.source_id))
+            numbered[c.clip_id] = seen.get(k, 0)
+            seen[k] = numbered[c.clip_id] + 1
     out = {}
     for c in clips:
         k = _video_key(sources.get(c.source_id))
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in k)
-        out[c.clip_id] = c.clip_id if by_clip or per_video[k] != 1 else safe
+        if c.clip_id in numbered:
+            out[c.clip_id] = f"{safe}_{numbered[c.clip_id]}"
+        else:
+            out[c.clip_id] = c.clip_id if by_clip or per_video[k] != 1 else safe
     return out
 
 
@@ -255,11 +280,10 @@ def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None =
     out = _check_out(ws, given, force)
     sampled, pre = _usable(ws, include_unreviewed)
     seed, notes = _draw_splits(ws, seed, unseen, len(sampled), given)
-    clips = [c for c in ws.catalog.clips() if c.clip_id in sampled]
-    if split:
-        clips = _in_split(ws, f, clips, split)
+    every = [c for c in ws.catalog.clips() if c.clip_id in sampled]
+    clips = _in_split(ws, f, every, split) if split else every
     sources = {s.source_id: s for s in ws.catalog.sources()}
-    names = release_names(clips, sources, fmt)
+    names = release_names(clips, sources, fmt, every)
     res = ExportResult(str(given), fmt, seed=seed, notes=notes)
     exported = []
     with interrupts() as guard:

@@ -43,7 +43,7 @@ def _choose_clip(ws: Workspace, clip_id: str | None) -> str:
 def preview_clip(ws: Workspace, clip_id: str | None = None, out: Path | None = None,
                  masks: bool = False) -> PreviewResult:
     """Render the contact sheet of `clip_id` (default: the first sampled clip) to `out` (default
-    WS/previews/<clip>.png), atomically; with `masks`, outline the latest mask of each object.
+    WS/previews/<clip>.png, with `masks` WS/previews/<clip>-masks.png), atomically; with `masks`, outline the latest mask of each object.
     Only reads the workspace (no lock needed). An existing `out` is replaced only when it is an
     earlier preview (its text chunk says so)."""
     from avsbench_tools.preview.render import render_preview
@@ -52,7 +52,7 @@ def preview_clip(ws: Workspace, clip_id: str | None = None, out: Path | None = N
     if out is not None:
         out = check_preview_out(out)
     else:
-        out = ws.path("previews", f"{clip_id}.png")
+        out = ws.path("previews", f"{clip_id}{'-masks' if masks else ''}.png")  # --masks: its own file
         if out.parent.exists() and not out.parent.is_dir():
             raise UsageError(f"{out.parent} is not a folder; move it away or pass --out PATH.png")
         if out.exists():

@@ -54,6 +54,26 @@ def _read_mask(path: Path) -> np.ndarray | None:
     return arr
 
 
+def provenance(root: Path) -> dict | None:
+    """What the release's DATASET_CARD.md (export writes it at the release root) says of where its object masks
+    come from: {"reviewed", "proposals", "masks", "share_unreviewed", "card"}; None without a card."""
+    import re
+
+    for folder in (root, root.parent):
+        card = folder / "DATASET_CARD.md"
+        try:
+            text = card.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        rev = re.search(r"^- object masks from human review: (\d+)$", text, re.M)
+        pro = re.search(r"^- object masks from unreviewed pre-annotation: (\d+)$", text, re.M)
+        if rev and pro:
+            r, p = int(rev.group(1)), int(pro.group(1))
+            return {"reviewed": r, "proposals": p, "masks": r + p, "share_unreviewed": p / (r + p) if r + p else 0.0,
+                    "card": card.name}
+    return None
+
+
 def compute_stats(root: Path, fmt: str, progress: Progress | None = None) -> dict:
     """The statistics of the release at `root` in layout `fmt` (a dict; '_areas' holds the raw mask areas)."""
     progress = progress or (lambda *a: None)
@@ -158,4 +178,11 @@ def _mask_stats(st: dict, rel, fmt: str, progress: Progress) -> None:
         st["sounding_per_frame"] = dict(sorted(per_frame.items()))
         st["sounding_per_frame_label"] = SOUNDING_LABEL[f.masks]
     st["warnings"] = release_warnings(rel, survey if read else None)
+    prov = provenance(Path(rel.root))
+    if prov is not None:
+        st["provenance"] = prov
+        if prov["proposals"]:
+            st["warnings"].append(f"{prov['proposals']} of {prov['masks']} object masks "
+                                  f"({100 * prov['share_unreviewed']:.0f}%) are unreviewed machine proposals, "
+                                  f"not human reviews (the release's {prov['card']})")
 

@@ -47,6 +47,15 @@ def gold_name(f: formats.ReleaseFormat, vid: str, seconds: int) -> str:
     return f"{vid}_0" if f.multi_source else vid  # MS3 and AVSS v1m: <ytid>_<n>; S4: <ytid>
 
 
+def avss_subset(truth: dict, seconds: int) -> str:
+    """The AVSS subset a world clip belongs to, as its gold release labels it: v2 for 10 s clips, else v1m when
+    objects of more than one category sound in it (in any second), else v1s. `collect --world` records it, so an
+    export of the clip names it as the gold release does whatever its masks hold."""
+    from avsbench_tools.writers.avss import avss_label
+
+    return avss_label(seconds, len({o["category"] for o in truth["objects"] if any(o["sounding"])}))
+
+
 def main_category(truth: dict) -> str:
     """A world clip's category: its object that sounds in the most seconds (ties: the lowest id)."""
     totals = {o["id"]: sum(o["sounding"]) for o in truth["objects"]}

@@ -37,10 +37,15 @@ def test_preannotate_names_the_next_step_and_says_when_nothing_is_left(tmp_path,
     shutil.copytree(sampled, ws)
     r = run_cli("preannotate", ws, "--backend", "motion", check=True)
     assert "4 clips proposed" in r.stdout
-    assert f"next: avs-tools export {ws} OUT --include-unreviewed" in r.stdout
+    # Label Studio is installed in this build: review first, or export the proposals as they are
+    assert (f"next: avs-tools studio start {ws} && avs-tools push {ws}  (review the proposals), or: avs-tools export "
+            f"{ws} OUT --include-unreviewed") in r.stdout
     r = run_cli("preannotate", ws, "--backend", "motion", check=True)
     assert "nothing to do: all 4 sampled clips already have proposals" in r.stdout
-    assert "next: avs-tools export" in r.stdout
+    assert "next: avs-tools studio start" in r.stdout
+    r = run_cli("preannotate", ws, "--backend", "motion", env={"AVS_TOOLS_LABEL_STUDIO": str(tmp_path / "none")},
+                check=True)  # no Label Studio: the export, and how to get the studio
+    assert f"next: avs-tools export {ws} OUT --include-unreviewed" in r.stdout and "make studio-install" in r.stdout
     assert "next:" not in run_cli("preannotate", ws, "-q", "--backend", "motion", check=True).stdout
 
 
