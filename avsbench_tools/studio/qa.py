@@ -93,6 +93,8 @@ class QaReport:
         out = asdict(self)
         for c in out["most_changed"]:
             c["iou"] = round(c["iou"], 4)
+        for o in out["objects"]:
+            o["iou"] = _rnd(o["iou"])
         return out
 
 
@@ -215,7 +217,7 @@ def _outcome(clip_id: str, second: int, fid: int, backend: str, p, f, silent: bo
     same = pm.shape == fm.shape and np.array_equal(pm, fm)
     value = 1.0 if same else (iou(pm, fm) if pm.shape == fm.shape else 0.0)
     to = f.category if f.category and f.category != p.category else None
-    return ObjectOutcome(clip_id, second, fid, backend, cat, "kept" if same else "edited", _rnd(value), to)
+    return ObjectOutcome(clip_id, second, fid, backend, cat, "kept" if same else "edited", value, to)
 
 
 def _by_backend(objects: list[ObjectOutcome]) -> list[dict]:

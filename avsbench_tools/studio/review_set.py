@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from avsbench_tools.catalog.records import MaskVersion, now
-from avsbench_tools.catalog.reviews import REVIEW_SET, SILENT, UNUSABLE, ClipReviews, StudioReview
+from avsbench_tools.catalog.reviews import REVIEW_SET, SILENT, ClipReviews, StudioReview
 from avsbench_tools.studio import config
 from avsbench_tools.studio.rle import ALPHA_THRESHOLD  # 128: the editor anti-aliases stroke edges
 
 HAND_DRAWN_FIDS = 1000
 CHOICE_RULE = "the latest submitted annotation of a frame (by its updated_at, then annotation id)"
 MASK_FROM, FRAME_FROM, TEXT_FROM = config.MASK, config.FRAME, config.EXPRESSION  # the labelling config's names
-CHOICES = {config.NO_SOUND: SILENT, config.UNUSABLE: UNUSABLE}
 SETTINGS = {"source": "label-studio", "alpha_threshold": ALPHA_THRESHOLD, "choice": "latest-submitted"}
 _PREDICTED = re.compile(r"o(\d+)")
 #: result types that paint or outline a region on the image: only MASK_FROM's brushlabels are ours
@@ -176,7 +175,7 @@ def parse_annotation(ann: dict, task: TaskInfo, users: dict[int, str], fids: Fid
     rules: how a label becomes a category (each region keeps its raw "label", its "category" and any
     "problem"). BadAnnotation for an annotation pull cannot use (a malformed region, regions of a control
     the recipe does not know). Results of other (non-region) controls are ignored."""
-    from avsbench_tools.studio.convert import from_studio
+    from avsbench_tools.studio.convert import flags_from_studio, from_studio
 
     email, uid = annotator_of(ann, users)
     parent = ann.get("parent_prediction")
@@ -197,10 +196,7 @@ def parse_annotation(ann: dict, task: TaskInfo, users: dict[int, str], fids: Fid
     if foreign:
         raise BadAnnotation(f"regions of a control the recipe does not know: {', '.join(foreign)} (only "
                             f"'{MASK_FROM}' brush labels are pulled; fix the project's labelling config)")
-    for r in results:
-        if r.get("from_name") == FRAME_FROM and r.get("type") == "choices":
-            review.flags += [CHOICES[c] for c in (r.get("value") or {}).get("choices") or [] if c in CHOICES]
-    review.flags = sorted(set(review.flags))
+    review.flags = flags_from_studio(results)
     brushes = [r for r in results if r.get("type") == "brushlabels" and r.get("from_name", MASK_FROM) == MASK_FROM]
     if SILENT in review.flags:
         return review, len(brushes)
