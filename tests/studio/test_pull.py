@@ -148,9 +148,10 @@ def test_qa_figures_equal_the_hand_computed_ones(round_trip):
         ws.close()
     assert {k: rep.frames[k] for k in ("pushed", "reviewed", "pending", "silent", "unusable", "cancelled")} == {
         "pushed": 10, "reviewed": 6, "pending": 4, "silent": 1, "unusable": 1, "cancelled": 1}
-    ious = [1.0, iou(p[(a, 1)], f[(a, 1)]), iou(p[(a, 2)], f[(a, 2)]), 0.0, iou(p[(a, 4)], f[(a, 4)])]
-    (row,) = rep.by_backend
-    assert (row["backend"], row["category"], row["objects"], row["accepted_unchanged"]) == ("motion", rt["cat"], 5, 1)
+    ious = [1.0, iou(p[(a, 1)], f[(a, 1)]), iou(p[(a, 2)], f[(a, 2)]), iou(p[(a, 4)], f[(a, 4)])]  # kept + edited
+    (row,) = rep.by_backend  # second 3, marked silent: a deletion, not an IoU of 0
+    assert (row["backend"], row["category"], row["proposed"], row["unchanged"], row["edited"], row["deleted_silent"],
+            row["deleted"], row["added"]) == ("motion", rt["cat"], 5, 1, 3, 1, 0, 0)
     assert row["mean_iou"] == round(statistics.fmean(ious), 4) and row["share_unchanged"] == 0.2
     leads = [11.5, 30.0, 21.0, 4.0, 9.0, 15.0, 6.0]
     assert rep.time["total_s"] == sum(leads) and rep.time["per_reviewed_frame_s"] == round(sum(leads) / 6, 2)
