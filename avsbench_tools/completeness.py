@@ -90,3 +90,23 @@ def review_counts(ws) -> dict:
             continue
         (done if st.complete else partial).append(cid)
     return {"reviewed": len(done), "partial": len(partial), "complete": done, "partial_ids": partial}
+
+
+def pull_states(ws) -> dict[str, str]:
+    """{clip: "done" | "partial" | ...} of stage "pull": for a clip with a review set, the completeness rule
+    (every frame its exported form supervises is reviewed; the count pull, qa and export give, and it follows
+    the split export draws), else what the catalog records."""
+    state = {st.clip_id: st.status for st in ws.catalog.stage_states() if st.stage == "pull"}
+    rc = review_counts(ws)
+    state.update({c: "done" for c in rc["complete"]})
+    state.update({c: "partial" for c in rc["partial_ids"]})
+    return state
+
+
+def pull_counts(ws, n_clips: int) -> dict[str, int]:
+    """The "pull" line of status: clips fully reviewed (`pull_states`), clips failed plus annotations a
+    pull skipped (listed with the failures), the rest pending."""
+    states = list(pull_states(ws).values())
+    done = states.count("done")
+    failed = states.count("failed") + len(ws.catalog.failures("pull"))
+    return {"done": done, "failed": failed, "pending": max(n_clips - done - states.count("failed"), 0)}

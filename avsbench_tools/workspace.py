@@ -291,6 +291,10 @@ def workspace_status(root: Path, stages: Iterable[str] | None = None) -> dict:
             for f in cat.failures()
         ]
         wanted = [s for s in STAGES if stages is None or s in set(stages)]
+        if "pull" in wanted:
+            from avsbench_tools.completeness import pull_counts
+
+            counts["pull"] = pull_counts(ws, len(clip_src))
         return {"recipe": ws.recipe.name, "clips": len(clip_src), "stages": {s: counts[s] for s in wanted},
                 "failures": fails}
     finally:
@@ -304,6 +308,10 @@ def list_clips(root: Path, stages: Iterable[str] | None = None) -> list[dict]:
         cat = ws.catalog
         wanted = [s for s in STAGES if stages is None or s in set(stages)]
         state = {(st.clip_id, st.stage): st.status for st in cat.stage_states()}
+        if "pull" in wanted:  # the completeness rule, as status counts it
+            from avsbench_tools.completeness import pull_states
+
+            state.update({(c, "pull"): v for c, v in pull_states(ws).items()})
         sources = {s.source_id: s for s in cat.sources()}
         out = []
         for c in cat.clips():

@@ -21,6 +21,7 @@ import numpy as np
 from avsbench_tools import formats
 from avsbench_tools.audio.wav import read_wav
 from avsbench_tools.catalog.reviews import UNUSABLE
+from avsbench_tools.completeness import needed_seconds
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.export.card import card, release_warnings
 from avsbench_tools.export.output import (
@@ -96,7 +97,9 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
         res.skipped_unusable[clip.clip_id] = unusable
         return None
     reviewed = reviewed_seconds(ws, clip.clip_id)
-    needed = set(ws.recipe.annotated_seconds(clip.split, len(frames))) & {fr.second for fr in frames}
+    # the frames the exported form supervises (completeness.py: an AVSS clip whose masks show two classes is v1m)
+    needed = needed_seconds(ws.recipe, clip, len(frames), shown_masks(ws, clip.clip_id, include_unreviewed),
+                            src) & {fr.second for fr in frames}
     missing = needed - reviewed
     fill = include_unreviewed and clip.clip_id in preannotated
     if missing and not fill:
