@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Quiet, WorkspaceArg, json_flag, print_json, say_next, stage_run
+from avsbench_tools.cli.common import Quiet, WorkspaceArg, json_flag, print_json, q, say_next, stage_run
 from avsbench_tools.cli.studio import StudioApiKey, StudioUrl
 from avsbench_tools.errors import UsageError
 
@@ -59,10 +59,32 @@ def pull(
         extra.append(f"{res.foreign} tasks not from this workspace ignored")
     if res.null_expressions:
         extra.append(f"null expressions set for {res.null_expressions} clips")
+    if res.retracted:
+        extra.append(f"{len(res.retracted)} reviews retracted (gone from the server: kept as history, not counted)")
+    if res.project_gone is not None:
+        typer.echo(f"pull: project {res.project_gone} was deleted at {res.url}: its {len(res.retracted)} reviews "
+                   f"are retracted (kept as history, not counted); {res.reviewed_clips} clips fully reviewed")
+        say_next(f"avs-tools push {q(workspace)}  (makes a new project)", quiet)
+        return
     typer.echo(f"pull: {res.new} new annotations ({res.regions} masks), {res.cancelled} cancelled (counted, not "
                f"stored), {res.unchanged} unchanged, from {res.tasks} updated tasks at {res.url}; "
-               f"{res.clips} clips updated, {res.clips_done} fully reviewed" + "".join(f"; {x}" for x in extra))
-    say_next(f"avs-tools qa {workspace}  (then: avs-tools export {workspace} OUT)", quiet)
+               f"{res.clips} clips updated; {res.reviewed_clips} clips fully reviewed, {res.partial_clips} partly"
+               + "".join(f"; {x}" for x in extra))
+    for why in _shown(res.retracted):
+        typer.echo(f"  retracted: {why}")
+    for text in _shown(res.labels):
+        typer.echo(f"  label: {text}")
+    if res.skipped:
+        for s in _shown([s.line() for s in res.skipped]):
+            typer.echo(f"  skipped: {s}", err=True)
+        typer.echo(f"avs-tools: error: {len(res.skipped)} annotations could not be used and were skipped (the rest "
+                   f"is stored; the next pull tries them again; avs-tools status {q(workspace)} --failures)", err=True)
+        raise typer.Exit(1)
+    say_next(f"avs-tools qa {q(workspace)}  (then: avs-tools export {q(workspace)} OUT)", quiet)
+
+
+def _shown(lines: list[str], n: int = 10) -> list[str]:
+    return lines[:n] + ([f"... and {len(lines) - n} more"] if len(lines) > n else [])
 
 
 @app.command(short_help="What the review changed: IoU, time, agreement.  e.g. avs-tools qa ws --html qa.html")
@@ -91,11 +113,11 @@ def qa(
     if html is not None:
         typer.echo(f"qa: HTML report -> {html}")
     if not rep.frames["pushed"]:
-        say_next(f"avs-tools push {workspace}  (nothing was pushed to Label Studio yet)", quiet)
+        say_next(f"avs-tools push {q(workspace)}  (nothing was pushed to Label Studio yet)", quiet)
     elif not rep.frames["reviewed"]:
-        say_next(f"avs-tools pull {workspace}  (once annotators have submitted frames)", quiet)
+        say_next(f"avs-tools pull {q(workspace)}  (once annotators have submitted frames)", quiet)
     else:
-        say_next(f"avs-tools export {workspace} OUT", quiet)
+        say_next(f"avs-tools export {q(workspace)} OUT", quiet)
 
 
 def _num(v, fmt: str = "") -> str:
