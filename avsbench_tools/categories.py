@@ -16,6 +16,7 @@ Mask versions that carry another category (a multi-source clip's other objects) 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,15 @@ def read_pairs_csv(path: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise UsageError(f"--csv {path}: file not found")
     out = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the CSV as "
+                         "UTF-8") from None
+    except OSError as exc:
+        raise UsageError(f"--csv {path}: cannot be read ({exc.strerror})") from None
+    with io.StringIO(text, newline="") as fh:
         for lineno, rec in enumerate(csv.reader(fh), start=1):
             rec = [c.strip() for c in rec]
             if not rec or not rec[0] or rec[0].startswith("#"):

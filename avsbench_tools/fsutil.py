@@ -5,7 +5,8 @@
 - A folder the tool writes as a whole (a release, a synthetic world, a report folder) carries a
   marker file, `.avs-tools-output`; `--force` replaces a folder only when it carries the marker of
   the same kind and holds no workspace or collected source (`check_output_dir`). Nothing else is
-  ever deleted or overwritten.
+  ever deleted or overwritten. Commands that write a folder open it through `outdir.prepare_output_dir`
+  (what they wrote is recorded; --force swaps a complete new output in atomically).
 """
 
 from __future__ import annotations

@@ -10,13 +10,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +21,9 @@ from avsbench_tools.catalog import STAGES, Catalog
 from avsbench_tools.catalog.schema import relative_to_root
 from avsbench_tools.errors import UsageError, WorkspaceBusy
 from avsbench_tools.fsutil import TMP_PREFIX, atomic_write_text, remove_stale_temps
+from avsbench_tools.outdir import hold_interrupts as deferred_interrupt  # noqa: F401 - the stages' name for it
 from avsbench_tools.recipe import Recipe, load_recipe, parse_recipe
+from avsbench_tools.ws_damage import check_catalog_file, clip_media, damaged, lost_catalog
 
 CATALOG_NAME = "catalog.sqlite"
 RECIPE_NAME = "recipe.toml"
@@ -37,6 +36,7 @@ class Workspace:
     recipe: Recipe
     catalog: Catalog
     _lock_fd: int | None = field(default=None, repr=False)
+    _dir_fd: int | None = field(default=None, repr=False)
 
     def lock(self, command: str = "") -> None:
         """Take the workspace's writer lock (one stage run at a time), or raise WorkspaceBusy.
@@ -53,18 +53,30 @@ class Workspace:
         except OSError as exc:
             raise UsageError(f"workspace {self.root} is not writable ({exc.strerror}: {self.root / LOCK_NAME}); "
                              f"{command or 'this command'} needs to write it") from None
+        dir_fd = None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # WS/.lock can be deleted while a stage runs (a second writer would then lock a new file): the
+            # lock that counts is held on the workspace folder itself, which nobody sweeps away
+            dir_fd = _lock_folder(self.root)
         except BlockingIOError:
             try:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or (
+                    "another avs-tools run (its WS/.lock file was deleted)")
             finally:
                 os.close(fd)
+                if dir_fd is not None:
+                    os.close(dir_fd)
             raise WorkspaceBusy(f"workspace {self.root} is busy: {holder} is running on it; wait for it to "
                                 "finish (or stop it with Ctrl-C), then run this command again") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"avs-tools {command or 'a stage'} (pid {os.getpid()})".encode(), 0)
-        self._lock_fd = fd
+        self._lock_fd, self._dir_fd = fd, dir_fd
+        bad = self.catalog.damage()  # a writer never writes into a damaged catalog
+        if bad is not None:
+            raise UsageError(f"workspace {self.root}: {self.catalog.path} is damaged ({bad}); restore it from a "
+                             f"backup (avs-tools backup makes one; {self.root / 'backups'} holds the copies made "
+                             "before schema upgrades). Nothing was changed")
 
     def path(self, *parts: str) -> Path:
         """A path in the workspace: `ws.path("clips", "a.mp4")`, or a path as the catalog stores it
@@ -113,10 +125,33 @@ class Workspace:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+            if self._dir_fd is not None:
+                os.close(self._dir_fd)
+                self._dir_fd = None
+
+
+def _lock_folder(root: Path) -> int | None:
+    """flock the workspace folder itself (BlockingIOError when another process holds it); None where the
+    file system cannot lock a folder (WS/.lock alone then)."""
+    import fcntl
+
+    try:
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 # What a workspace folder holds (a folder with anything else is not made into a workspace).
-OWN_NAMES = {CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", f"{CATALOG_NAME}-journal", RECIPE_NAME,
+OWN_NAMES = {CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", f"{CATALOG_NAME}-journal", RECIPE_NAME, "backups",
              LOCK_NAME, "sources", "clips", "frames", "audio", "masks", "previews", ".cache", "download-archive.txt"}
 
 
@@ -157,14 +192,23 @@ def init_workspace(root: Path, recipe: str | Path) -> tuple[Workspace, bool]:
     exists = _stat_folder(root, "workspace")
     existing = root / CATALOG_NAME
     if existing.exists():
+        check_catalog_file(root, existing)
         meta = _catalog_meta(existing, root)
         if meta.get("initialised"):
             if meta.get("recipe") != rec.name:
                 raise UsageError(f"workspace {root} was made for recipe {meta.get('recipe')!r}, not {rec.name!r}")
             return open_workspace(root), False
+        if clip_media(root):  # an uninitialised catalog beside media: the catalog was lost, not an interrupted init
+            raise lost_catalog(root, "empty (no workspace records)")
+        if _recipe_differs(root, rec):
+            raise UsageError(f"{_show(root)}: its {RECIPE_NAME} differs from recipe {rec.name} and init never rewrites "
+                             f"it; name a new folder (or, if this is an interrupted init you want redone with another "
+                             f"recipe, move {root / RECIPE_NAME} away first)")
     elif exists:
         others = sorted(n for n in os.listdir(root) if n not in OWN_NAMES and not n.startswith(TMP_PREFIX))
-        if (root / RECIPE_NAME).is_file() and (root / RECIPE_NAME).read_text(encoding="utf-8", errors="replace") != rec.text:
+        if clip_media(root):
+            raise lost_catalog(root, "missing")
+        if _recipe_differs(root, rec):
             others.insert(0, RECIPE_NAME)
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
@@ -188,15 +232,24 @@ def init_workspace(root: Path, recipe: str | Path) -> tuple[Workspace, bool]:
     return Workspace(root=root, recipe=rec, catalog=cat), True
 
 
+def _recipe_differs(root: Path, rec: Recipe) -> bool:
+    """WS/recipe.toml exists and is not the text of `rec` (init never rewrites it then)."""
+    path = root / RECIPE_NAME
+    try:
+        return path.is_file() and path.read_bytes() != rec.text.encode("utf-8")
+    except OSError:
+        return True
+
+
 def _catalog_meta(cat_path: Path, root: Path) -> dict[str, str]:
     try:
         cat = Catalog(cat_path)
     except sqlite3.Error as exc:
-        raise UsageError(f"workspace {_show(root)}: cannot open {CATALOG_NAME}: {exc}") from None
+        raise damaged(root, exc, "open") from None
     try:
         return cat.meta()
     except sqlite3.Error as exc:
-        raise UsageError(f"workspace {_show(root)}: cannot read {CATALOG_NAME}: {exc}") from None
+        raise damaged(root, exc, "read") from None
     finally:
         cat.close()
 
@@ -217,16 +270,20 @@ def open_workspace(root: Path, expect_recipe: str | None = None, lock: str | Non
     except OSError as exc:
         raise UsageError(f"workspace {_show(root)}: cannot read {CATALOG_NAME} ({exc.strerror})") from None
     if not has_catalog:
+        if (root / RECIPE_NAME).is_file() and clip_media(root):
+            raise lost_catalog(root, "missing")
         raise UsageError(f"{_show(root)} is not a workspace (no {CATALOG_NAME}): create one with "
                          f"avs-tools init {root} --recipe NAME")
+    check_catalog_file(root, cat_path)
     try:
         cat = Catalog(cat_path)
         meta = cat.meta()
     except sqlite3.Error as exc:
-        hint = "" if os.access(root, os.W_OK) else " (the folder is not writable: SQLite needs to create its WAL files)"
-        raise UsageError(f"workspace {_show(root)}: cannot open {CATALOG_NAME}: {exc}{hint}") from None
+        raise damaged(root, exc, "open") from None
     if not meta.get("initialised"):
         cat.close()
+        if clip_media(root):
+            raise lost_catalog(root, "empty (no workspace records)")
         raise UsageError(f"workspace {root} is incomplete (interrupted init): run avs-tools init {root} --recipe NAME again")
     rec_path = root / RECIPE_NAME
     try:
@@ -234,6 +291,10 @@ def open_workspace(root: Path, expect_recipe: str | None = None, lock: str | Non
     except OSError as exc:
         cat.close()
         raise UsageError(f"workspace {_show(root)}: cannot read {RECIPE_NAME} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        cat.close()
+        raise UsageError(f"workspace {_show(root)}: {rec_path} is not UTF-8 text (damaged); restore it from "
+                         "the recipe it was made with") from None
     if rec_text is None:
         cat.close()
         raise UsageError(f"workspace {root} has no {RECIPE_NAME}: run avs-tools init {root} --recipe {meta.get('recipe')} again")
@@ -324,30 +385,3 @@ def list_clips(root: Path, stages: Iterable[str] | None = None) -> list[dict]:
         return out
     finally:
         ws.close()
-
-
-@contextlib.contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C (and SIGTERM, when it is turned into one) until the block is done.
-
-    For the few milliseconds that write a finished item's files and commit its catalog rows: an
-    interrupt arriving then is raised right after the commit, so an item is recorded as a whole or
-    not at all. Outside the main thread (where Python never raises KeyboardInterrupt) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[tuple[int, object]] = []
-    saved = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        old = signal.getsignal(sig)
-        if callable(old):  # only signals that would raise in Python (not SIG_DFL / SIG_IGN)
-            saved[sig] = old
-            signal.signal(sig, lambda signum, frame: got.append((signum, frame)))
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
-        if got:
-            signum, frame = got[0]
-            saved[signum](signum, frame)

@@ -30,6 +30,56 @@ def write_resolved(db: sqlite3.Connection, stage: str, item: str) -> None:
     db.execute("UPDATE failures SET resolved=1, last_at=? WHERE stage=? AND item=?", (now(), stage, item))
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+last_opened: list[Path] = []  # the catalog this process opened last: named when SQLite finds it damaged
+
+
+def catalog_damage(path: Path) -> str | None:
+    """Why the file at `path` cannot be a catalog (without opening it: SQLite would write to an empty
+    file), or None when it looks like an SQLite database."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not head:
+        return "empty (0 bytes)"
+    if head != SQLITE_HEADER:
+        return "not an SQLite database (its first bytes are not SQLite's header)"
+    return None
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether an sqlite3 error says the database file itself is damaged (not locked, not a bug)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in text or "not a database" in text or "disk image" in text or type(exc) is sqlite3.DatabaseError)
+
+
+def backup_to(db: sqlite3.Connection, dest: Path) -> Path:
+    """A consistent copy of the open catalog at `dest` (SQLite's online backup: safe while a stage writes),
+    written to a temporary name beside it and renamed."""
+    import os
+
+    from avsbench_tools.fsutil import TMP_PREFIX, file_mode
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{TMP_PREFIX}{os.getpid()}-{dest.name}")
+    try:
+        out = sqlite3.connect(tmp)
+        try:
+            db.backup(out)
+        finally:
+            out.close()
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
 class CatalogBase:
     """One SQLite connection (WAL mode) per process, shared by threads under one lock.
 
@@ -42,6 +92,7 @@ class CatalogBase:
         self.root = Path(root) if root is not None else self.path.parent
         self._lock = threading.RLock()
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        last_opened[:] = [self.path]
         try:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -51,6 +102,7 @@ class CatalogBase:
             if version is not None and version > schema.SCHEMA_VERSION:
                 raise UsageError(self._newer(version))
             if version is not None and version < schema.SCHEMA_VERSION:
+                self.backup_before_upgrade(version)
                 self.migrate()
         except BaseException:
             self.db.close()
@@ -122,6 +174,37 @@ class CatalogBase:
                 raise
             raise UsageError(f"catalog {self.path} was written by an older avs-tools and must be upgraded to "
                              f"schema version {schema.SCHEMA_VERSION}, which needs write access ({exc})") from None
+
+    def damage(self) -> str | None:
+        """SQLite's quick_check of every page in use: None when the catalog is sound, else its first finding
+        (a writer checks before it writes: a damaged catalog is named, never written further)."""
+        try:
+            rows = self.query("PRAGMA quick_check(1)")
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        first = str(rows[0][0]) if rows else "ok"
+        return None if first == "ok" else " ".join(first.replace("*** in database main ***", "").split())
+
+    def backup(self, dest: Path) -> Path:
+        """A consistent copy of this catalog at `dest` (SQLite's online backup API)."""
+        with self._lock:
+            return backup_to(self.db, dest)
+
+    def backup_before_upgrade(self, version: int) -> Path | None:
+        """Before a schema upgrade: a copy of the catalog as it was, WS/backups/catalog-v<version>-<time>.sqlite
+        (None when the folder cannot be written: the upgrade then fails with its own message)."""
+        import os
+        import time
+
+        if not os.access(self.root, os.W_OK):
+            return None
+        dest = self.root / "backups" / f"catalog-v{version}-{time.strftime('%Y%m%dT%H%M%S')}.sqlite"
+        try:
+            return self.backup(dest)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"catalog {self.path}: cannot back it up before upgrading it to schema version "
+                             f"{schema.SCHEMA_VERSION} ({dest}: {getattr(exc, 'strerror', None) or exc}); "
+                             "nothing was changed") from None
 
     def _newer(self, version: int) -> str:
         return (f"catalog {self.path} has schema version {version}, newer than this avs-tools knows "

@@ -22,7 +22,7 @@ from avsbench_tools import __version__
 from avsbench_tools.errors import AvsError, Interrupted
 
 #: `avs-tools --help` lists the commands in the order of the pipeline, not in import order.
-PIPELINE = ("init", "status", "clips", "synth", "collect", "set-category", "sample", "preview", "preannotate",
+PIPELINE = ("init", "status", "clips", "backup", "synth", "collect", "set-category", "sample", "preview", "preannotate",
             "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate",
             "baseline", "release-check", "publish", "unpublish")
 
@@ -104,6 +104,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 
 # Each stage's file registers its commands (the help lists them in PIPELINE order, whatever the order here).
+from avsbench_tools.cli import backup as _backup  # noqa: E402,F401
 from avsbench_tools.cli import baseline as _baseline  # noqa: E402,F401
 from avsbench_tools.cli import categories as _categories  # noqa: E402,F401
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
@@ -162,12 +163,31 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last guard: a bug, reported in one line
         if _debugging():
             raise
+        damaged = _damaged_catalog(exc)
+        if damaged:
+            typer.echo(f"avs-tools: error: {damaged}", err=True)
+            return 2
         typer.echo(f"avs-tools: internal error: {type(exc).__name__}: {exc} "
                    "(run again with --debug for the traceback, and report it)", err=True)
         return 1
     if rv == 130:  # typer turns a Ctrl-C that no stage handled into a silent 130: say what happened
         typer.echo("interrupted; finished work is kept: run the same command to resume", err=True)
     return rv if isinstance(rv, int) else 0
+
+
+def _damaged_catalog(exc: Exception) -> str | None:
+    """One line for an SQLite error that says the catalog file is damaged (a page overwritten), naming it."""
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    from avsbench_tools.catalog.base import is_damage, last_opened
+
+    if not is_damage(exc):
+        return None
+    where = str(last_opened[0]) if last_opened else "the catalog"
+    return (f"{where} is damaged ({exc}); restore it from a backup (avs-tools backup makes one; the workspace's "
+            "backups/ folder holds the copies made before schema upgrades)")
 
 
 def _sigterm(signum, frame):  # pragma: no cover - exercised through subprocess tests

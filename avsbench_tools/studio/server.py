@@ -136,6 +136,11 @@ def read_token(paths: StudioPaths) -> str | None:
         token = paths.token.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        from avsbench_tools.errors import UsageError
+
+        raise UsageError(f"{paths.token}: not UTF-8 text (the token file is damaged; it holds the server's API "
+                         "token as hex digits)") from None
     return token or None
 
 
