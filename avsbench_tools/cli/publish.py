@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Format, Quiet, ReleaseArg, q, say_next
+from avsbench_tools.cli.common import Format, Quiet, ReleaseArg, say_next
+
+
+def q(path) -> str:
+    """A path quoted for a POSIX shell, as `next:` lines print them."""
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 @app.command(short_help="A release as Hugging Face Parquet + Croissant.  e.g. avs-tools publish rel -f avss --out hf")

@@ -172,7 +172,8 @@ def release_check_negatives(root: Path, fmt: str, setting: str, out: Path, check
         dest = Path(out) / f"negative-{kind}"
         pres = predict(nroot, setting, dest, PredictOptions(checkpoint=checkpoint, split="test", vggish_weights=vggish,
                                                             device=device, force=True, annotated_only=True), progress)
-        per_kind[kind] = set_fpr(nroot, fmt, Path(pres.out))
+        base, inner = Path(pres.out), formats.get(fmt).inner
+        per_kind[kind] = set_fpr(nroot, fmt, base / inner if inner and (base / inner).is_dir() else base)
     res = summarise(per_kind, positive.get("miou"), positive.get("fscore"))
     res["verdict"] = verdict(res)
     return res
