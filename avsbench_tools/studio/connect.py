@@ -185,6 +185,9 @@ def connect(ws=None, url: str | None = None, api_key: str | None = None) -> Conn
     elif api_key:
         raise UsageError("--api-key needs --url (or LABEL_STUDIO_URL): which server is the key for?")
     elif own is not None:
+        if own.get("document_root") and own["document_root"] != str(paths.ws_root):
+            raise UsageError(f"the workspace moved since its Label Studio (pid {own['pid']}) started at "
+                             f"{own['document_root']}: run `avs-tools studio start {paths.ws_root}` (it restarts it)")
         token = read_token(paths)
         if token is None:
             raise UsageError(f"the workspace's Label Studio runs at {own['url']} but {paths.token} is missing")

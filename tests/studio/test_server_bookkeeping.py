@@ -105,6 +105,10 @@ def test_secrets_stay_private_under_umask_0_and_a_moved_workspace_keeps_its_serv
         assert got["running"] is False and got["moved_from"] == str(ws) and got["pid"] == pid, got
         text = run_cli("studio", "status", moved, check=True).stdout
         assert f"Label Studio (pid {pid}) was started when the workspace was at {ws}" in text
+        pull = run_cli("pull", moved)  # its own server, found, but working on the old paths: one line
+        assert pull.returncode == 2 and pull.stderr.strip().splitlines() == [
+            f"avs-tools: error: the workspace moved since its Label Studio (pid {pid}) started at {ws}: run "
+            f"`avs-tools studio start {moved}` (it restarts it)"], pull.stderr
         copy = tmp_path / "copy"
         shutil.copytree(moved, copy, ignore=shutil.ignore_patterns(".lock", "*.sqlite3-*"))
         st = json.loads(run_cli("studio", "status", copy, "--json", check=True).stdout)
