@@ -77,3 +77,23 @@ def evaluate_run(run: Path, split: str = "test", checkpoint: str | None = None, 
             {"checkpoint": str(ck), "evaluate": scores, "official_float": pres.scores, "per_clip": pres.per_clip,
              "warnings": pres.warnings}, indent=1, default=float))
     return res
+
+
+FLOAT_PROTOCOL = {  # what the in-memory figures of predict/eval are computed on, as printed beside them
+    "s4": "on the float logits, before the 8-bit PNGs (official protocol: sigmoid > 0.5, F over batches of 4 videos)",
+    "ms3": "on the float logits, before the 8-bit PNGs (official protocol: sigmoid > 0.5, F over batches of 4 videos)",
+    "avss": "on the float logits at 224x224 over all 10 (padded) frames (official protocol)",
+}
+
+
+def score_saved(release: Path, setting: str, pred_dir: Path, split: str,
+                progress: Progress | None = None) -> tuple[dict | None, str | None]:
+    """`avs-tools evaluate` of the masks predict wrote to `pred_dir` (the numbers a user gets from evaluating them)
+    -> (its dict, None), or (None, why) when the split has nothing to score them against."""
+    from avsbench_tools.baselines.data import setting_format
+    from avsbench_tools.evaluate import evaluate
+
+    try:
+        return evaluate(setting_format(setting), release, pred_dir, split, progress=progress), None
+    except UsageError as exc:
+        return None, str(exc)

@@ -132,14 +132,21 @@ def eval_(
     s = res.scores
     typer.echo(f"baseline eval: {s['format']} {'/'.join(s['splits'])}: {s['frames']} frames ({s['clips']} clips), "
                f"checkpoint {res.checkpoint.name}; predictions in {res.predictions}")
-    typer.echo(f"  mIoU               {s['miou']:.4f}")
-    typer.echo(f"  F-score            {s['fscore']:.4f}")
-    typer.echo(f"  F-score batch-free {s['fscore_batch_free']:.4f}")
-    if res.official_float:
-        typer.echo(f"  on the float logits (official protocol): mIoU {res.official_float['miou']:.4f}, "
-                   f"F {res.official_float['fscore']:.4f} -> {Path(run) / f'eval_{split}.json'}")
+    _scores(s, res.official_float, s["format"], f" -> {Path(run) / f'eval_{split}.json'}")
     say_next(f"avs-tools evaluate --format {s['format']} --gt {_q(res.release)} --pred {_q(res.predictions)} "
              f"--split {split}", quiet)
+
+
+def _scores(saved: dict, floats: dict | None, fmt: str, where: str = "") -> None:
+    """evaluate's lines for the saved masks, then the float-logit figures under their own protocol's name."""
+    from avsbench_tools.baselines.eval import FLOAT_PROTOCOL
+    from avsbench_tools.cli.release import metric_lines
+
+    for line in metric_lines(saved):
+        typer.echo(line)
+    if floats:
+        setting = {"avsbench-s4": "s4", "avsbench-ms3": "ms3"}.get(fmt, "avss")
+        typer.echo(f"  {FLOAT_PROTOCOL[setting]}: mIoU {floats['miou']:.4f}, F {floats['fscore']:.4f}{where}")
 
 
 @baseline_app.command(short_help="Run a checkpoint on a release.  e.g. avs-tools baseline predict rel --checkpoint "
@@ -175,9 +182,16 @@ def predict(
     _warn(res.warnings)
     typer.echo(f"baseline predict: {res.clips} clips of {split} ({res.predicted} predicted, {res.skipped} already "
                f"there) -> {res.out} (masks in the release layout, {res.logits.name})")
-    if res.scores is not None:
-        typer.echo(f"  against the release's masks: mIoU {res.scores['miou']:.4f}, F {res.scores['fscore']:.4f}")
     from avsbench_tools.baselines.data import setting_format
+    from avsbench_tools.baselines.eval import score_saved
+
+    saved, why = score_saved(release, setting, res.out, split)  # what `avs-tools evaluate` of OUT prints
+    if saved is not None:
+        typer.echo(f"  scored as avs-tools evaluate scores these files ({saved['frames']} frames, {saved['clips']} "
+                   f"clips):")
+        _scores(saved, res.scores, setting_format(setting))
+    else:
+        typer.echo(f"  not scored: {why}")
 
     say_next(f"avs-tools evaluate --format {setting_format(setting)} --gt {_q(release)} --pred {_q(out)} "
              f"--split {split}", quiet)

@@ -103,6 +103,21 @@ def stats(
              "(a folder with your model's masks at the release's mask paths)", quiet)
 
 
+def metric_lines(res: dict) -> list[str]:
+    """The S4/MS3/AVSS score lines of an `evaluate` result, each number named by its protocol; `evaluate`,
+    `baseline eval` and `baseline predict` print these same lines for the same files."""
+    empty = (f"  ({res['missing']} of {res['frames']} frames without a prediction, scored as empty masks)"
+             if res.get("missing") else "")
+    bs = f" (official, batch {res['fscore_batch_size']} frames)" if "fscore_batch_size" in res else ""
+    out = [f"  mIoU               {res['miou']:.4f}{empty}",
+           f"  F-score            {res['fscore']:.4f}{bs}{empty}",
+           f"  F-score batch-free {res['fscore_batch_free']:.4f}"]
+    if "classes_present" in res:
+        out.append(f"  classes present    {res['classes_present']} of {res['classes']} "
+                   f"(mIoU over present classes {res['miou_present_classes']:.4f})")
+    return out
+
+
 @app.command(short_help="Official metrics of predictions.  e.g. avs-tools evaluate --format avsbench-s4 --gt rel --pred preds")
 def evaluate(
     fmt: Format,
@@ -158,14 +173,7 @@ def evaluate(
         if "mix" in res:
             typer.echo(f"  mix     J {res['mix']['J']:.4f}  F {res['mix']['F']:.4f}")
         return
-    empty = (f"  ({res['missing']} of {res['frames']} frames without a prediction, scored as empty masks)"
-             if res["missing"] else "")
-    typer.echo(f"  mIoU               {res['miou']:.4f}{empty}")
-    bs = f" (official, batch {res['fscore_batch_size']} frames)" if "fscore_batch_size" in res else ""
-    typer.echo(f"  F-score            {res['fscore']:.4f}{bs}{empty}")
-    typer.echo(f"  F-score batch-free {res['fscore_batch_free']:.4f}")
-    if "classes_present" in res:
-        typer.echo(f"  classes present    {res['classes_present']} of {res['classes']} "
-                   f"(mIoU over present classes {res['miou_present_classes']:.4f})")
+    for line in metric_lines(res):
+        typer.echo(line)
     for line in negative_lines(res.get("negative_audio")):
         typer.echo(line)
