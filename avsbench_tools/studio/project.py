@@ -213,10 +213,11 @@ class Api:
             raise StudioError(f"Label Studio at {self.url} created {len(ids)} of {len(tasks)} tasks in one import")
         return ids
 
-    def update_prediction(self, prediction_id: int, prediction: dict) -> None:
-        """Replace what a prediction carries (its result, score, model version) in place."""
-        self.request("PATCH", f"api/predictions/{int(prediction_id)}/", prediction,
-                     what=f"updating prediction {prediction_id}")
+    def update_prediction(self, pid: int, task_id: int, prediction_id: int, prediction: dict) -> None:
+        """Replace what a prediction carries (its result, score, model version) in place (the server validates
+        it against the project's config, so the body names the project and task)."""
+        self.request("PATCH", f"api/predictions/{int(prediction_id)}/",
+                     {**prediction, "project": int(pid), "task": int(task_id)}, what=f"updating prediction {prediction_id}")
 
     def import_predictions(self, pid: int, predictions: list[dict]) -> None:
         """Add predictions (each with its "task") to existing tasks, in one request."""
@@ -231,6 +232,24 @@ def server_name(conn, ws_id: str) -> str:
 
     own = getattr(conn, "source", None) == "workspace" or getattr(conn, "document_root", None) is not None
     return own_server(ws_id) if own else conn.url.rstrip("/")
+
+
+def previous_port(ws_root: Path, host: str) -> int | None:
+    """The port the workspace's own server last ran at on `host` (WS/studio/server.log), when it is free now:
+    a restart keeps its URL (open browser tabs and bookmarks still work)."""
+    from urllib.parse import urlsplit
+
+    from avsbench_tools.catalog.migrate_v4 import own_urls
+    from avsbench_tools.studio.process import port_free
+
+    urls = own_urls(Path(ws_root))
+    if not urls:
+        return None
+    parts = urlsplit(urls[-1])
+    want = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    if parts.hostname != want or not parts.port:
+        return None
+    return parts.port if port_free(host, parts.port) else None
 
 
 def document_root(ws, conn, api: Api, given: str | None, probe: str) -> Path:

@@ -263,7 +263,7 @@ def _update_changed(ws, api: Api, key: str, tasks: dict, preds: dict, items: lis
             else:
                 update.append((tid, it, p))
     for tid, it, p in update:
-        api.update_prediction(preds[(tid, p.model_version)], prediction_json(ws, it, p, li, pid))
+        api.update_prediction(pid, tid, preds[(tid, p.model_version)], prediction_json(ws, it, p, li, pid))
         cat.set_prediction_digests(key, [(tid, p.model_version, p.digest)])
     if adopt:
         cat.set_prediction_digests(key, adopt)

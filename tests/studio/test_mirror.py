@@ -1,0 +1,224 @@
+"""Issue #20, against the run's real Label Studio server: the catalog mirrors the project through deletions,
+cancellations, relabels, bad annotations and config drift.
+
+One sampled, pre-annotated workspace (1 clip, 5 frames) is built per module; each test pushes its own copy
+(a new workspace id, so its own project) and annotates through the SDK as an annotator would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsbench_tools.workspace import open_workspace
+from studio.pull_support import brush, build_workspace, cli, rect
+
+
+@pytest.fixture(scope="module")
+def built(studio_server, tmp_path_factory) -> Path:
+    root = studio_server.ws / "mirror-built"
+    root.mkdir()
+    return build_workspace(root, clips=1)
+
+
+class Pushed:
+    """A pushed copy of the built workspace: its path, project, tasks {second: id}, predictions {second: id}."""
+
+    def __init__(self, srv, built: Path, name: str):
+        self.srv, self.path = srv, srv.ws / name
+        shutil.copytree(built, self.path, ignore=shutil.ignore_patterns(".lock"))
+        con = sqlite3.connect(self.path / "catalog.sqlite")
+        con.execute("DELETE FROM meta WHERE key='studio.ws_id'")  # a workspace of its own: its own project
+        con.commit()
+        con.close()
+        r = self.cli("push")
+        assert r.returncode == 0, r.stderr
+        ws = open_workspace(self.path)
+        try:
+            self.pid = ws.catalog.studio_project(srv.url)
+            self.key = f"{srv.url}#{self.pid}"
+            (self.clip,) = [c.clip_id for c in ws.catalog.clips()]
+            self.category = ws.catalog.clip(self.clip).category
+            self.tasks = {s: t for (_, s), t in ws.catalog.studio_tasks(self.key).items()}
+            preds = {t: p for (t, _), p in ws.catalog.studio_predictions(self.key).items()}
+            self.preds = {s: preds[t] for s, t in self.tasks.items()}
+        finally:
+            ws.close()
+        self.client = srv.client()
+
+    def cli(self, *args, **kw):
+        return cli(*args[:1], self.path, *args[1:], "--url", self.srv.url,
+                   env={"LABEL_STUDIO_API_KEY": self.srv.api_key}, **kw)
+
+    def shown(self, s: int) -> list[dict]:
+        """The prediction's result as the editor shows it (region ids o<fid>)."""
+        return [dict(x, origin="prediction") for x in self.client.predictions.get(id=self.preds[s]).result]
+
+    def annotate(self, s: int, result: list[dict], **kw) -> int:
+        return self.client.annotations.create(id=self.tasks[s], result=result, lead_time=5.0,
+                                              parent_prediction=self.preds[s], **kw).id
+
+    def catalog(self):
+        return open_workspace(self.path)
+
+
+def _paths_exist(path: Path) -> None:
+    """Every mask file a row of the catalog names exists (mask versions and pulled regions, retracted too)."""
+    con = sqlite3.connect(path / "catalog.sqlite")
+    try:
+        named = {r[0] for r in con.execute("SELECT path FROM mask_versions")}
+        for (regions,) in con.execute("SELECT regions_json FROM studio_reviews"):
+            named |= {g["path"] for g in json.loads(regions)}
+    finally:
+        con.close()
+    missing = [p for p in named if not (path / p).is_file()]
+    assert not missing, missing
+
+
+def test_deleted_cancelled_and_task_deleted_reviews_are_retracted(studio_server, built, tmp_path):
+    """Rows 2 and 3: cancelled, deleted annotation, deleted task -> retracted (history kept), frames pending,
+    the clip partial; qa and export count only what the server holds and find every mask file."""
+    p = Pushed(studio_server, built, "mirror-retract")
+    ids = {s: p.annotate(s, p.shown(s)) for s in range(5)}
+    r = p.cli("pull")
+    assert r.returncode == 0 and "5 new annotations" in r.stdout and "1 clips fully reviewed" in r.stdout, r.stdout
+    p.client.annotations.update(id=ids[0], was_cancelled=True, result=[])
+    p.client.annotations.delete(id=ids[1])
+    p.client.tasks.delete(id=p.tasks[2])
+    r = p.cli("pull")
+    assert r.returncode == 0, r.stderr
+    assert "3 reviews retracted" in r.stdout and "0 clips fully reviewed, 1 partly" in r.stdout, r.stdout
+    assert f"annotation {ids[1]} was deleted on the server" in r.stdout
+    assert f"annotation {ids[0]} was cancelled on the server" in r.stdout
+    assert "its task was deleted on the server" in r.stdout
+    ws = p.catalog()
+    try:
+        live = {x.annotation_id for x in ws.catalog.studio_reviews([p.clip])}
+        history = {x.annotation_id: x for x in ws.catalog.studio_reviews([p.clip], retracted=True)}
+        assert live == {ids[0], ids[3], ids[4]} and set(history) == set(ids.values())
+        assert history[ids[1]].retracted_why and history[ids[1]].regions  # kept as history, with its masks
+        assert ws.catalog.review_seconds(p.clip) == {3, 4}
+        assert ws.catalog.stage_of(p.clip, "pull").status == "partial"
+    finally:
+        ws.close()
+    _paths_exist(p.path)
+    qa = cli("qa", p.path, "--json")
+    assert qa.returncode == 0, qa.stderr
+    frames = json.loads(qa.stdout)["frames"]
+    assert (frames["reviewed"], frames["annotations"], frames["cancelled"]) == (2, 2, 1), frames
+    st = json.loads(cli("status", p.path, "--json").stdout)
+    assert st["stages"]["pull"]["done"] == 0
+    out = tmp_path / "rel"
+    r = cli("export", p.path, out, "-q")
+    assert r.returncode == 2 and "only some of their frames are reviewed" in r.stderr, r.stderr  # left out, said so
+    r = cli("export", p.path, out, "--include-unreviewed", "-q")
+    assert r.returncode == 0, r.stderr
+
+
+def test_set_category_reaches_the_annotators_and_stays(studio_server, built):
+    """Row 4: push after set-category updates the predictions (new labels); a pull never brings the old
+    category back, and an annotation still carrying it is reported."""
+    p = Pushed(studio_server, built, "mirror-category")
+    old = p.category
+    new = "piano" if old != "piano" else "drum"
+    p.annotate(0, p.shown(0))  # annotated before the change: the old label
+    assert p.cli("pull").returncode == 0
+    r = cli("set-category", p.path, "--clip", p.clip, "--category", new)
+    assert r.returncode == 0, r.stderr
+    r = p.cli("push")
+    assert r.returncode == 0 and "5 predictions updated in place" in r.stderr, (r.stdout, r.stderr)
+    assert "nothing to do" not in r.stdout
+    labels = {s: [x["value"]["brushlabels"] for x in p.shown(s)] for s in range(5)}
+    assert all(v == [[new]] for v in labels.values() if v), labels
+    again = p.cli("push")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+    p.annotate(1, p.shown(1))  # from the updated prediction: the new label
+    stale = [dict(x, value=dict(x["value"], brushlabels=[old])) for x in p.shown(2)]
+    p.annotate(2, stale)  # a stale label (e.g. a draft made before the push)
+    r = p.cli("pull")
+    assert r.returncode == 0, r.stderr
+    assert f"old category '{old}'" in r.stdout, r.stdout
+    ws = p.catalog()
+    try:
+        cats = {v.category for v in ws.catalog.mask_versions(p.clip, ["review"])}
+        assert cats == {new}, cats
+        assert {o.category for o in ws.catalog.objects(p.clip)} == {new}
+    finally:
+        ws.close()
+
+
+def test_one_bad_annotation_never_blocks_the_rest(studio_server, built):
+    """Row 5: a truncated brush RLE is listed (task, clip, second, reason) and skipped, the rest stored, the exit
+    code says so, status shows it; fixed in Label Studio, the next pull stores it."""
+    p = Pushed(studio_server, built, "mirror-bad")
+    good = p.annotate(0, p.shown(0))
+    bad_result = p.shown(1)
+    bad_result[0]["value"]["rle"] = bad_result[0]["value"]["rle"][:7]  # truncated
+    bad = p.annotate(1, bad_result)
+    wrong_size = [dict(x, original_width=x["original_width"] * 3) for x in p.shown(3)]
+    odd = p.annotate(3, wrong_size)
+    r = p.cli("pull")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "1 new annotations" in r.stdout
+    assert f"task {p.tasks[1]} (clip {p.clip}, second 1), annotation {bad}" in r.stderr
+    assert f"task {p.tasks[3]} (clip {p.clip}, second 3), annotation {odd}" in r.stderr
+    assert "2 annotations could not be used and were skipped" in r.stderr and "Traceback" not in r.stderr
+    st = cli("status", p.path, "--failures")
+    assert f"annotation {bad}" in st.stdout + st.stderr
+    ws = p.catalog()
+    try:
+        assert {x.annotation_id for x in ws.catalog.studio_reviews([p.clip])} == {good}
+    finally:
+        ws.close()
+    r = p.cli("pull")  # tried again, still bad: still listed
+    assert r.returncode == 1 and f"annotation {bad}" in r.stderr
+    p.client.annotations.update(id=bad, result=p.shown(1))
+    p.client.annotations.update(id=odd, result=p.shown(3))
+    r = p.cli("pull")
+    assert r.returncode == 0 and "2 new annotations" in r.stdout, (r.stdout, r.stderr)
+    ws = p.catalog()
+    try:
+        assert {x.annotation_id for x in ws.catalog.studio_reviews([p.clip])} == {good, bad, odd}
+        assert not ws.catalog.failures("pull")
+    finally:
+        ws.close()
+
+
+def test_config_drift_is_caught(studio_server, built):
+    """Rows 6 and 7: a second BrushLabels control -> push refuses naming it, regions painted with it are
+    reported and not stored as an empty review; a label outside the recipe keeps the proposal's category."""
+    p = Pushed(studio_server, built, "mirror-drift")
+    h, w = 120, 160
+    outside = p.shown(0)
+    outside[0]["value"] = dict(outside[0]["value"], brushlabels=["kazoo"])
+    p.annotate(0, outside)
+    r = p.cli("pull")
+    assert r.returncode == 0, r.stderr
+    assert "label 'kazoo' is not in the recipe" in r.stdout, r.stdout
+    ws = p.catalog()
+    try:
+        (v,) = [v for v in ws.catalog.mask_versions(p.clip, ["review"]) if v.second == 0]
+        assert v.category == p.category
+    finally:
+        ws.close()
+    config = p.client.projects.get(id=p.pid).label_config
+    drifted = config.replace('<Choices name="frame"', '<BrushLabels name="mask2" toName="image">\n'
+                             f'    <Label value="{p.category}"/>\n  </BrushLabels>\n  <Choices name="frame"')
+    p.client.projects.update(id=p.pid, label_config=drifted)
+    r = p.cli("push")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'BrushLabels name="mask2"' in r.stderr
+    other = dict(brush("r1", rect(10, 10, 60, 60, (h, w)), p.category), from_name="mask2")
+    ann = p.annotate(1, [other])
+    r = p.cli("pull")
+    assert r.returncode == 1 and f"annotation {ann}" in r.stderr and "mask2 (brushlabels)" in r.stderr, r.stderr
+    ws = p.catalog()
+    try:
+        assert 1 not in (ws.catalog.review_seconds(p.clip) or set())  # no empty review of the frame
+        assert np.all([x.second != 1 for x in ws.catalog.studio_reviews([p.clip])])
+    finally:
+        ws.close()
