@@ -39,6 +39,7 @@ from avsbench_tools.studio.process import (
     last_line,
     port_free,
 )
+from avsbench_tools.studio.project import previous_port
 
 ENV_BINARY = "AVS_TOOLS_LABEL_STUDIO"
 NOT_INSTALLED = "Label Studio is not installed: run `make studio-install` (or set AVS_TOOLS_LABEL_STUDIO)"
@@ -330,7 +331,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         binary = find_binary()
         username, password, token = _ensure_secrets(paths)
         try:
-            port = port or free_port(host)
+            port = port or previous_port(paths.ws_root, host) or free_port(host)  # keeps its port when free
         except OSError as exc:
             raise UsageError(f"--host {host}: cannot listen there ({exc.strerror})") from None
         if not port_free(host, port):
