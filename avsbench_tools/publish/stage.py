@@ -81,6 +81,7 @@ def publish(release: Path, fmt: str, out: Path, force: bool = False, ws=None, sh
             writers: dict[tuple[str, str], ShardWriter] = {}
             schemas = {"frames": arrow_schema(tables.frame_features(fmt)), "clips": arrow_schema(tables.clip_features())}
             claimed: set[str] = set()
+            annotated: dict[str, set[int]] = {}
 
             def writer(table: str, split: str) -> ShardWriter:
                 if (table, split) not in writers:
@@ -92,6 +93,7 @@ def publish(release: Path, fmt: str, out: Path, force: bool = False, ws=None, sh
                     writer("frames", r["split"]).add(r)
                 writer("clips", rows.split).add(rows.clip)
                 claimed |= rows.paths
+                annotated[clip] = {r["second"] for r in rows.frames if r["annotated"]}
                 res.clips += 1
                 res.frames += len(rows.frames)
                 res.splits[rows.split] = res.splits.get(rows.split, 0) + 1
@@ -105,6 +107,8 @@ def publish(release: Path, fmt: str, out: Path, force: bool = False, ws=None, sh
                 res.shards += [s.relative_to(tmp).as_posix() for s in w.shards]
             res.bytes = sum((tmp / s).stat().st_size for s in res.shards)
             card = _release_card(top)
+            info = {c: tables.ClipInfo(ci.licence, ci.source_url, ci.title, {  # provenance of annotated frames only
+                s: p for s, p in ci.frames.items() if s in annotated.get(c, ())}) for c, ci in info.items()}
             (tmp / "README.md").write_text(hub.readme(rel, res, card, info), encoding="utf-8")
             doc = croissant.croissant(rel, res, tmp, provenance.release_facts(ws, info, card))
             (tmp / "croissant.json").write_text(croissant.dumps(doc), encoding="utf-8")

@@ -198,7 +198,7 @@ def _clip_rows(f: formats.ReleaseFormat, rel: Release, top: Path, clip: str, ite
                 row["category"] = _refavs_category(it.row)
                 row.update({"fid": fid, "null": it.null, "expressions": [
                     {"uid": o.name, "split": o.split, "exp": o.row.get("exp", "")} for o in obj_items]})
-            pv = ci.frames.get(sec) or Provenance()
+            pv = (ci.frames.get(sec) if mp is not None else None) or Provenance()
             row.update({"mask_source": pv.mask_source, "annotators": list(pv.annotators), "qa_iou": pv.qa_iou,
                         "backend": pv.backend, "checkpoint": pv.checkpoint})
             rows.append(row)

@@ -33,3 +33,16 @@ def published(gold_releases, tmp_path_factory) -> dict[str, Path]:
         out[fmt] = tmp_path_factory.mktemp("published") / fmt
         publish(rel, fmt, out[fmt])
     return out
+
+
+@pytest.fixture(scope="session")
+def s4_workspace(tmp_path_factory) -> Path:
+    """A 6-clip S4 workspace: synth -> init -> collect --world -> sample -> preannotate (motion)."""
+    from conftest import run_cli
+
+    d = tmp_path_factory.mktemp("s4ws")
+    run_cli("synth", d / "world", "--gold", "avsbench-s4", "--clips", "6", "--size", "96x72", "-q", check=True)
+    run_cli("init", d / "ws", "-r", d / "world" / "recipe.toml", check=True)
+    for cmd in (("collect", d / "ws", "--world", d / "world"), ("sample", d / "ws"), ("preannotate", d / "ws")):
+        run_cli(*cmd, "-q", check=True)
+    return d / "ws"

@@ -9,7 +9,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import run_cli
 from PIL import Image
 
@@ -18,17 +17,6 @@ from avsbench_tools.audio.wav import read_wav
 from avsbench_tools.release import read_release
 
 FMT = "avsbench-s4"
-
-
-@pytest.fixture(scope="module")
-def s4_workspace(tmp_path_factory) -> Path:
-    """A 6-clip S4 workspace: synth -> init -> collect --world -> sample -> preannotate (motion)."""
-    d = tmp_path_factory.mktemp("neg")
-    run_cli("synth", d / "world", "--gold", FMT, "--clips", "6", "--size", "96x72", "-q", check=True)
-    run_cli("init", d / "ws", "-r", d / "world" / "recipe.toml", check=True)
-    for cmd in (("collect", d / "ws", "--world", d / "world"), ("sample", d / "ws"), ("preannotate", d / "ws")):
-        run_cli(*cmd, "-q", check=True)
-    return d / "ws"
 
 
 def _export(ws: Path, out: Path, seed: int, kinds: str = "silence,noise,offscreen"):

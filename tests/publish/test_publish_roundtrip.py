@@ -93,3 +93,26 @@ def test_cli_publish_unpublish_and_guards(gold_releases, tmp_path):
     back = run_cli("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q")
     assert back.returncode == 0 and "unpublish:" in back.stdout
     assert _tree(tmp_path / "back") == _tree(rel)
+
+
+def test_publish_with_workspace_carries_provenance(s4_workspace, tmp_path):
+    """--workspace: per-frame provenance (proposal, backend), licences and sources from the catalog, in the
+    Parquet rows and the Croissant RAI fields; the tree still comes back byte for byte."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    run_cli("export", s4_workspace, tmp_path / "rel", "--include-unreviewed", "-q", check=True)
+    p = run_cli("publish", tmp_path / "rel", "-f", "avsbench-s4", "--out", tmp_path / "hf", "--workspace", s4_workspace,
+                "-q")
+    assert p.returncode == 0, p.stderr
+    frames = pq.read_table(sorted((tmp_path / "hf" / "data" / "frames").glob("*.parquet"))).to_pylist()
+    annotated = [r for r in frames if r["annotated"]]
+    assert annotated and all(r["mask_source"] == "proposal" and r["backend"] == "motion" for r in annotated)
+    clips = pq.read_table(sorted((tmp_path / "hf" / "data" / "clips").glob("*.parquet"))).to_pylist()
+    assert all(r["licence"] and r["source_url"] for r in clips)
+    doc = json.loads((tmp_path / "hf" / "croissant.json").read_text())
+    assert any(t.startswith("motion") for t in doc["rai:machineAnnotationTools"])
+    assert "Sources by kind" in doc["rai:dataCollection"] and "0 of" in doc["rai:dataAnnotationProtocol"]
+    assert run_cli("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q").returncode == 0
+    assert _tree(tmp_path / "back") == _tree(tmp_path / "rel")
