@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from avsbench_tools.errors import AvsError, UsageError
-from avsbench_tools.studio.server import StudioPaths, read_token, server_state
+from avsbench_tools.studio.server import StudioPaths, moved, read_token, server_state
 
 ENV_URL = "LABEL_STUDIO_URL"
 ENV_KEY = "LABEL_STUDIO_API_KEY"
@@ -185,7 +185,7 @@ def connect(ws=None, url: str | None = None, api_key: str | None = None) -> Conn
     elif api_key:
         raise UsageError("--api-key needs --url (or LABEL_STUDIO_URL): which server is the key for?")
     elif own is not None:
-        if own.get("document_root") and own["document_root"] != str(paths.ws_root):
+        if moved(own, paths):
             raise UsageError(f"the workspace moved since its Label Studio (pid {own['pid']}) started at "
                              f"{own['document_root']}: run `avs-tools studio start {paths.ws_root}` (it restarts it)")
         token = read_token(paths)

@@ -38,6 +38,7 @@ from avsbench_tools.studio.process import (
     kill_group,
     last_line,
     port_free,
+    same_folder,
 )
 from avsbench_tools.studio.project import previous_port
 
@@ -201,9 +202,11 @@ def _running(paths: StudioPaths) -> dict | None:
     return None
 
 
-def _moved(state: dict, paths: StudioPaths) -> bool:
-    """True if the server was started when the workspace was somewhere else (it works on the old paths)."""
-    return bool(state.get("document_root")) and state["document_root"] != str(paths.ws_root)
+def moved(state: dict, paths: StudioPaths) -> bool:
+    """True if the server was started when the workspace was somewhere else (it works on the old paths):
+    the folder it was started in is no longer the workspace's folder (another path to the same folder, a
+    symbolic link, is not a move)."""
+    return bool(state.get("document_root")) and not same_folder(state["document_root"], paths.ws_root)
 
 
 def _orphan_pid(state: dict | None) -> int | None:
@@ -313,7 +316,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         raise UsageError(f"--host {host}: give an IPv4 address (label-studio start does not take IPv6)")
     with _studio_lock(paths):
         state = _running(paths)
-        if state is not None and _moved(state, paths):
+        if state is not None and moved(state, paths):
             # started before the workspace moved: it still looks for its database and files at the old path
             if progress:
                 progress("studio", 0, 1, f"the workspace moved since its server (pid {state['pid']}) started at "
@@ -401,11 +404,11 @@ def studio_status(ws) -> dict:
     `stop` stops it) and "orphan_pid" (server.json names a live Label Studio that serves other data)."""
     paths = StudioPaths.of(ws)
     state = _running(paths)
-    moved = state is not None and _moved(state, paths)
-    running = state is not None and not moved and http_status(state["url"] + "/health") == 200
+    elsewhere = state is not None and moved(state, paths)
+    running = state is not None and not elsewhere and http_status(state["url"] + "/health") == 200
     out = {"running": running, "url": state["url"] if running else None,
            "token_file": str(paths.token) if paths.token.is_file() else None}
-    if moved:
+    if elsewhere:
         out.update(moved_from=state["document_root"], pid=state["pid"])
     orphan = _orphan_pid(_read_state(paths)) if state is None else None
     if orphan is not None:

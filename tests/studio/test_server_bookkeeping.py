@@ -158,3 +158,15 @@ def test_push_url_to_a_server_that_cannot_serve_the_workspace_leaves_no_project(
 
     with sqlite3.connect(ws / "catalog.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM studio_tasks").fetchone()[0] == 0
+
+
+def test_another_path_to_the_same_folder_is_not_a_move(tmp_path):
+    from avsbench_tools.studio.server import StudioPaths, moved
+
+    real = tmp_path / "ws"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    state = {"document_root": str(real)}
+    assert not moved(state, StudioPaths.of(tmp_path / "link")) and not moved(state, StudioPaths.of(real))
+    real.rename(tmp_path / "elsewhere")
+    assert moved(state, StudioPaths.of(tmp_path / "elsewhere"))
