@@ -1,0 +1,89 @@
+"""Issue #20 row 1 (and a deleted project), on a workspace's OWN Label Studio server: a project belongs to the
+workspace, not to a URL. `studio stop`, `studio start` on a new port, then pull and push find the same project,
+nothing is adopted or stored twice; a restart with the old port free keeps it; a project deleted on the server
+retracts its reviews and the next push makes a new one."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+
+import pytest
+
+from studio.conftest import copy_template, sdk_client
+from studio.pull_support import build_workspace, cli
+
+pytestmark = pytest.mark.xdist_group("studio")
+
+
+def _state(path) -> dict:
+    return json.loads((path / "studio" / "server.json").read_text())
+
+
+def _ok(r, *needles):
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    for n in needles:
+        assert n in r.stdout, (n, r.stdout)
+    return r
+
+
+def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_template, tmp_path):
+    root = tmp_path / "own"
+    root.mkdir()
+    path = build_workspace(root, clips=1)
+    copy_template(studio_template, path)
+    _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
+    try:
+        url1 = _state(path)["url"]
+        _ok(cli("push", path), "5 tasks created")
+        client = sdk_client(url1, (path / "studio" / "token").read_text().strip())
+        con = sqlite3.connect(path / "catalog.sqlite")
+        tasks = dict(con.execute("SELECT second, task_id FROM studio_tasks").fetchall())
+        preds = dict(con.execute("SELECT task_id, prediction_id FROM studio_predictions").fetchall())
+        con.close()
+        for s in (0, 1):
+            result = [dict(x, origin="prediction") for x in client.predictions.get(id=preds[tasks[s]]).result]
+            client.annotations.create(id=tasks[s], result=result, lead_time=4.0, parent_prediction=preds[tasks[s]])
+        _ok(cli("pull", path), "2 new annotations")
+        _ok(cli("studio", "stop", path))
+        port1 = int(url1.rsplit(":", 1)[1])
+        with socket.socket() as blocker:  # the old port is taken: the server moves
+            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            blocker.bind(("127.0.0.1", port1))
+            blocker.listen()
+            _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
+        url2 = _state(path)["url"]
+        assert url2 != url1
+        _ok(cli("pull", path), "pull: 0 new annotations", "2 unchanged")
+        push = _ok(cli("push", path), "push: nothing to do")
+        assert "interrupted push" not in push.stderr, push.stderr
+        _ok(cli("pull", path), "pull: 0 new annotations")
+        frames = json.loads(_ok(cli("qa", path, "--json")).stdout)["frames"]
+        assert (frames["reviewed"], frames["annotations"]) == (2, 2), frames
+        con = sqlite3.connect(path / "catalog.sqlite")
+        keys = con.execute("SELECT DISTINCT project_key FROM studio_reviews").fetchall()
+        n = con.execute("SELECT COUNT(*) FROM studio_reviews").fetchone()[0]
+        con.close()
+        assert n == 2 and len(keys) == 1 and keys[0][0].startswith("ws:"), keys
+        # a restart with its port free keeps the port
+        _ok(cli("studio", "stop", path))
+        _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
+        assert _state(path)["url"] == url2
+        # the project deleted on the server: its reviews are retracted, the next push makes a new project
+        pid = int(con_value(path, "SELECT value FROM meta WHERE key LIKE 'studio.project:ws:%'"))
+        sdk_client(url2, (path / "studio" / "token").read_text().strip()).projects.delete(id=pid)
+        _ok(cli("pull", path), f"project {pid} was deleted", "its 2 reviews are retracted", "0 clips fully reviewed")
+        frames = json.loads(_ok(cli("qa", path, "--json")).stdout)["frames"]
+        assert (frames["reviewed"], frames["annotations"]) == (0, 0), frames
+        _ok(cli("push", path), "5 tasks created", "(new)")
+    finally:
+        cli("studio", "stop", path)
+
+
+def con_value(path, sql: str):
+    con = sqlite3.connect(path / "catalog.sqlite")
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
