@@ -136,8 +136,8 @@ def _print_report(rep) -> None:
     typer.echo(f"masks binarised at alpha >= {rep.alpha_threshold}; several annotators on a frame: the review set "
                f"takes {rep.rule}")
     if rep.by_backend:
-        typer.echo("what the review did to each proposed object (kept: mask unchanged; deleted: in a frame without "
-                   "a sounding object / otherwise; mean IoU over kept and edited objects only):")
+        typer.echo("what the review did to each proposed object (kept: mask unchanged; deleted: in a silent second "
+                   "(marked, or no sound in the audio) / otherwise; mean IoU over kept and edited objects only):")
         cols = ("proposed", "unchanged", "kept", "edited", "relabelled", "deleted_silent", "deleted", "added")
         heads = ("proposed", "unchanged", "kept", "edited", "relabel", "del.silent", "deleted", "added")
         typer.echo(f"  {'backend':<14} {'category':<16} " + " ".join(f"{h:>10}" for h in heads) + f" {'mean IoU':>9}")

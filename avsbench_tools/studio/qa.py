@@ -4,8 +4,9 @@
   only skipped, silent, unusable; annotations submitted and cancelled;
 - per proposed object of every reviewed frame whose proposal is known (the prediction the chosen
   annotation started from, `parent_prediction`, and the mask versions push sent in it), its outcome:
-  kept (final mask identical) or edited (its IoU), deleted in a frame marked "no sounding object" or
-  deleted otherwise, and whether it was relabelled (from -> to); objects drawn by hand are counted as
+  kept (final mask identical) or edited (its IoU), deleted in a silent second (the annotator marked the
+  frame "no sounding object", or the clip's sound activity says nothing sounds in it) or deleted
+  otherwise, and whether it was relabelled (from -> to); objects drawn by hand are counted as
   added. The final masks are the ones the clip shows (`mask_store.shown_masks`, what export writes);
   frames marked unusable are left out;
 - per backend and category: those counts, and the mean IoU over kept and edited objects only (a
@@ -47,6 +48,7 @@ class ObjectOutcome:
     outcome: str  # one of OUTCOMES
     iou: float | None = None  # kept / edited: IoU between the proposed and the final mask
     relabelled_to: str | None = None  # kept / edited under another label
+    silent: str | None = None  # deleted_silent: "marked" (no sounding object) or "audio" (no sound in the second)
 
 
 @dataclass
@@ -189,8 +191,11 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
         final = shown.get((clip_id, second), {})
         change = FrameChange(clip_id, second, backend, r.annotator, 0.0, 0, [v.path for v in prop.values()],
                              [v.path for v in final.values()], frame_path, sorted(frame_flags))
+        if clip_id not in quiet:
+            quiet[clip_id] = _audio_silent(ws, clip_id)
+        silent = "marked" if SILENT in frame_flags else "audio" if second in quiet[clip_id] else None
         for fid in sorted(set(prop) | set(final)):
-            o = _outcome(clip_id, second, fid, backend, prop.get(fid), final.get(fid), SILENT in frame_flags, masks)
+            o = _outcome(clip_id, second, fid, backend, prop.get(fid), final.get(fid), silent, masks)
             objects.append(o)
             change.deleted += o.outcome in ("deleted", "deleted_silent")
             change.added += o.outcome == "added"
@@ -206,13 +211,27 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
                     _agreement(frames, masks), changes[:most_changed], objects)
 
 
-def _outcome(clip_id: str, second: int, fid: int, backend: str, p, f, silent: bool, masks: _Masks) -> ObjectOutcome:
-    """The outcome of object `fid` in one frame: p its proposed MaskVersion (or None), f its final one (or None)."""
+def _audio_silent(ws: Workspace, clip_id: str) -> set[int]:
+    """The seconds in which the clip's sound activity says nothing sounds (none without an activity record)."""
+    from avsbench_tools.audio.activity import Activity
+
+    audio = ws.catalog.audio(clip_id)
+    if audio is None or not audio.activity:
+        return set()
+    active = list(Activity.from_dict(audio.activity).active)
+    return {f.second for f in ws.catalog.frames(clip_id) if not (f.second < len(active) and active[f.second])}
+
+
+def _outcome(clip_id: str, second: int, fid: int, backend: str, p, f, silent: str | None,
+             masks: _Masks) -> ObjectOutcome:
+    """The outcome of object `fid` in one frame: p its proposed MaskVersion (or None), f its final one (or
+    None); silent: why the second is silent ("marked", "audio") or None."""
     if p is None:
         return ObjectOutcome(clip_id, second, fid, backend, f.category or "unknown", "added")
     cat = p.category or "unknown"
     if f is None:
-        return ObjectOutcome(clip_id, second, fid, backend, cat, "deleted_silent" if silent else "deleted")
+        return ObjectOutcome(clip_id, second, fid, backend, cat, "deleted_silent" if silent else "deleted",
+                             silent=silent)
     pm, fm = masks.get(p.path), masks.get(f.path)
     same = pm.shape == fm.shape and np.array_equal(pm, fm)
     value = 1.0 if same else (iou(pm, fm) if pm.shape == fm.shape else 0.0)

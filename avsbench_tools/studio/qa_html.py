@@ -83,7 +83,7 @@ HEADINGS = {
     "without_known_proposal": "reviewed without a known proposal",
     "backend": "backend", "category": "category (proposed)", "proposed": "proposed objects",
     "unchanged": "kept unchanged", "kept": "same mask (any label)", "edited": "edited", "relabelled": "relabelled",
-    "deleted_silent": "deleted (no sounding object)", "deleted": "deleted (otherwise)",
+    "deleted_silent": "deleted (silent second)", "deleted": "deleted (otherwise)",
     "added": "added by hand", "mean_iou": "Mean IoU (kept + edited)", "share_unchanged": "share kept unchanged",
     "from": "proposed as", "to": "relabelled to", "objects": "objects",
     "annotations_timed": "annotations timed", "mean_s": "mean (s)", "median_s": "median (s)", "total_s": "total (s)",
@@ -126,7 +126,8 @@ def render(ws: Workspace, rep: QaReport) -> str:
              "<h2>What the review did to each proposed object</h2>",
              "<p class=note>Per backend and proposed category. Kept: final mask identical to the proposal; "
              "edited: the mask changed (its IoU with the proposal); relabelled: kept or edited under another "
-             "label; deleted: in a frame marked 'no sounding object', or otherwise; added: drawn by hand. The "
+             "label; deleted: in a silent second (marked 'no sounding object', or no sound in the clip's audio), "
+             "or otherwise; added: drawn by hand. The "
              "mean IoU is over kept and edited objects only (a deletion is a decision, not a bad outline).</p>",
              _table(rep.by_backend, OBJECT_COLUMNS),
              "<h2>Relabelled objects, per category</h2>", _table(rep.relabels, ["from", "to", "objects"]),

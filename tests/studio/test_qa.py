@@ -29,7 +29,8 @@ def iou(a, b) -> float:
 def scene(tmp_path_factory):
     """Two clips reviewed every way an annotator can: A's five frames kept, edited, edited and relabelled,
     marked silent, and reviewed by two annotators (one drawing an object by hand); B's one skipped, one
-    unusable, one with its object deleted, one relabelled only, one submitted twice by the same annotator.
+    unusable, one with its object deleted in a second without sound, one relabelled only, one submitted
+    twice by the same annotator (kept, then deleted).
     push's records (tasks, predictions -> mask versions) written as push writes them."""
     root = tmp_path_factory.mktemp("qa")
     path = build_workspace(root)
@@ -63,7 +64,7 @@ def scene(tmp_path_factory):
         (b, 2): [(9, 1, 4.0, [], False)],
         (b, 3): [(10, 1, 6.0, [brush("o0", prop[(b, 3)], "piano", origin="prediction-changed")], False)],
         (b, 4): [(11, 1, 3.0, [brush("o0", prop[(b, 4)], origin="prediction")], False),
-                 (12, 1, 9.0, [brush("o0", prop[(b, 4)], origin="prediction")], False)],
+                 (12, 1, 9.0, [], False)],  # the same annotator again: deleted it after all
     }
     batch = []
     for (clip, s), anns in plan.items():
@@ -89,30 +90,34 @@ def test_qa_figures_equal_the_hand_computed_ones(scene):
     finally:
         ws.close()
     p, a, b = e["prop"], e["a"], e["b"]
-    assert rep.frames == {"sampled": 10, "pushed": 10, "reviewed": 9, "pending": 1, "skipped_only": 1, "silent": 1,
-                          "unusable": 1, "annotations": 11, "cancelled": 1, "without_known_proposal": 0}
+    frames = {"sampled": 10, "pushed": 10, "reviewed": 9, "pending": 1, "skipped_only": 1, "silent": 1,
+              "unusable": 1, "annotations": 11, "cancelled": 1, "without_known_proposal": 0}
+    assert {k: rep.frames[k] for k in frames} == frames
     i1, i2, i4 = iou(p[(a, 1)], e["edit1"]), iou(p[(a, 2)], e["edit2"]), iou(p[(a, 4)], e["other4"])
     assert all(0 < x < 1 for x in (i1, i2, i4))
-    outcomes = {(o.clip_id, o.second, o.fid): (o.outcome, None if o.iou is None else round(o.iou, 4), o.relabelled_to)
-                for o in rep.objects}
+    # the synthetic sound: clip B is silent in seconds 1 and 2, active in 3 and 4 (clip A's second 3 is marked)
+    assert _silent_seconds(path, b) >= {2} and not _silent_seconds(path, b) & {3, 4} and 3 not in _silent_seconds(path, a)
+    outcomes = {(o.clip_id, o.second, o.fid): (o.outcome, None if o.iou is None else round(o.iou, 4), o.relabelled_to,
+                                               o.silent) for o in rep.objects}
     assert outcomes == {
-        (a, 0, 0): ("kept", 1.0, None), (a, 1, 0): ("edited", round(i1, 4), None),
-        (a, 2, 0): ("edited", round(i2, 4), "piano"), (a, 3, 0): ("deleted_silent", None, None),
-        (a, 4, 0): ("edited", round(i4, 4), None), (a, 4, 1000): ("added", None, None),
-        (b, 2, 0): ("deleted", None, None), (b, 3, 0): ("kept", 1.0, "piano"), (b, 4, 0): ("kept", 1.0, None)}
+        (a, 0, 0): ("kept", 1.0, None, None), (a, 1, 0): ("edited", round(i1, 4), None, None),
+        (a, 2, 0): ("edited", round(i2, 4), "piano", None), (a, 3, 0): ("deleted_silent", None, None, "marked"),
+        (a, 4, 0): ("edited", round(i4, 4), None, None), (a, 4, 1000): ("added", None, None, None),
+        (b, 2, 0): ("deleted_silent", None, None, "audio"), (b, 3, 0): ("kept", 1.0, "piano", None),
+        (b, 4, 0): ("deleted", None, None, None)}
     rows = {(r["backend"], r["category"]): r for r in rep.by_backend}
     assert set(rows) == {("motion", "guitar"), ("motion", "piano")}
     g = rows[("motion", "guitar")]
     assert {k: g[k] for k in ("proposed", "unchanged", "kept", "edited", "relabelled", "deleted_silent", "deleted",
                               "added", "share_unchanged")} == {
-        "proposed": 8, "unchanged": 2, "kept": 3, "edited": 3, "relabelled": 2, "deleted_silent": 1, "deleted": 1,
-        "added": 0, "share_unchanged": 0.25}
-    # the mean IoU is over kept and edited objects only: the two deletions do not count as bad outlines
-    assert g["mean_iou"] == round(statistics.fmean([1.0, i1, i2, i4, 1.0, 1.0]), 4)
+        "proposed": 8, "unchanged": 1, "kept": 2, "edited": 3, "relabelled": 2, "deleted_silent": 2, "deleted": 1,
+        "added": 0, "share_unchanged": 0.125}
+    # the mean IoU is over kept and edited objects only: the three deletions do not count as bad outlines
+    assert g["mean_iou"] == round(statistics.fmean([1.0, i1, i2, i4, 1.0]), 4)
     h = rows[("motion", "piano")]
     assert (h["proposed"], h["added"], h["mean_iou"], h["share_unchanged"]) == (0, 1, None, None)
     assert rep.relabels == [{"from": "guitar", "to": "piano", "objects": 2}]
-    assert rep.origins == {"manual": 1, "prediction": 3, "prediction-changed": 4}
+    assert rep.origins == {"manual": 1, "prediction": 2, "prediction-changed": 4}
     leads = [10.0, 20.0, 30.0, 5.0, 8.0, 12.0, 7.0, 4.0, 6.0, 3.0, 9.0]
     assert rep.time == {"annotations_timed": 11, "mean_s": round(statistics.fmean(leads), 2),
                         "median_s": statistics.median(leads), "total_s": sum(leads),
@@ -124,7 +129,7 @@ def test_qa_figures_equal_the_hand_computed_ones(scene):
     # frames changed most: only where something changed (not (a, 0) nor (b, 4)), lowest IoU first
     empty = np.zeros_like(p[(a, 3)])
     final = {(a, 1): e["edit1"], (a, 2): e["edit2"], (a, 3): empty, (a, 4): e["other4"] | e["hand4"], (b, 2): empty,
-             (b, 3): p[(b, 3)]}
+             (b, 3): p[(b, 3)], (b, 4): empty}
     by_hand = sorted((iou(p[k], f), -int((p[k] ^ f).sum()), k) for k, f in final.items())
     assert [((c.clip_id, c.second), round(c.iou, 6), -c.changed_pixels) for c in rep.most_changed] == [
         (k, round(v, 6), n) for v, n, k in by_hand]
@@ -132,6 +137,17 @@ def test_qa_figures_equal_the_hand_computed_ones(scene):
     assert relabel_only.changed_pixels == 0 and relabel_only.relabels == ["guitar -> piano"]
     assert {r["annotator"]: (r["submitted"], r["cancelled"]) for r in rep.annotators} == {
         "ann@example.com": (9, 0), "two@example.com": (2, 1)}
+
+
+def _silent_seconds(path: Path, clip: str) -> set[int]:
+    from avsbench_tools.audio.activity import Activity
+
+    ws = open_workspace(path)
+    try:
+        active = Activity.from_dict(ws.catalog.audio(clip).activity).active
+    finally:
+        ws.close()
+    return {s for s in range(5) if not active[s]}
 
 
 def test_qa_cli_json_text_and_html(scene, tmp_path):
@@ -149,7 +165,7 @@ def test_qa_cli_json_text_and_html(scene, tmp_path):
     assert "9 reviewed, 1 pending of 10 pushed" in out and "latest submitted" in out
     assert "None" not in out and r.stdout.rstrip().endswith(f"avs-tools export {path} OUT")
     row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["motion", "guitar"])
-    assert row[2:] == ["8", "2", "3", "3", "2", "1", "1", "0", f"{guitar['mean_iou']:.3f}"], row
+    assert row[2:] == ["8", "1", "2", "3", "2", "2", "1", "0", f"{guitar['mean_iou']:.3f}"], row
     assert "relabelled: guitar -> piano 2" in out
     assert "agreement (different annotators): mean IoU" in out
     foreign = tmp_path / "notes.html"
@@ -162,7 +178,7 @@ def test_qa_cli_json_text_and_html(scene, tmp_path):
         r = cli("qa", path, "--html", out, "-q")
         assert r.returncode == 0, r.stderr
     page = out.read_text()
-    assert page.count("<img ") == 3 * 6 and page.count("src='data:image/png;base64,") == 18
+    assert page.count("<img ") == 3 * 7 and page.count("src='data:image/png;base64,") == 21
     assert "None" not in page and "mean_iou" not in page and "Mean IoU (kept + edited)" in page
     assert "<script" not in page and "<link" not in page  # self-contained
     _look(out, tmp_path / "qa.png")
@@ -170,4 +186,4 @@ def test_qa_cli_json_text_and_html(scene, tmp_path):
 
 def _look(page: Path, shot: Path) -> None:
     """Open the report in headless Chromium: every image decoded, the tables there; a screenshot kept."""
-    look_at_report(page, shot, 18, ("What the review did to each proposed object", "Relabelled"), window="1366,768")
+    look_at_report(page, shot, 21, ("What the review did to each proposed object", "Relabelled"), window="1366,768")
