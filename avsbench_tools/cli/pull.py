@@ -133,6 +133,12 @@ def _print_report(rep) -> None:
                f"({f['sampled']} sampled); {f['silent']} without a sounding object, {f['unusable']} unusable, "
                f"{f['skipped_only']} only skipped; {f['annotations']} submitted and {f['cancelled']} cancelled "
                "annotations")
+    if "clips_reviewed" in f:
+        typer.echo(f"clips: {f['clips_reviewed']} fully reviewed (every frame their exported form supervises), "
+                   f"{f['clips_partial']} partly")
+    if f.get("label_problems"):
+        typer.echo(f"labels: {f['label_problems']} regions carry a label the clip contradicts, an old category or "
+                   "one outside the recipe (avs-tools pull listed them; the object keeps the clip's category)")
     typer.echo(f"masks binarised at alpha >= {rep.alpha_threshold}; several annotators on a frame: the review set "
                f"takes {rep.rule}")
     if rep.by_backend:

@@ -177,3 +177,22 @@ def release_check_negatives(root: Path, fmt: str, setting: str, out: Path, check
     res = summarise(per_kind, positive.get("miou"), positive.get("fscore"))
     res["verdict"] = verdict(res)
     return res
+
+
+def html_section(neg: dict | None) -> list[str]:
+    """release-check's index.html part: the verdict (red when the model segments silent objects) and a table."""
+    if not neg:
+        return []
+    from html import escape
+
+    v = neg["verdict"]
+    cls = "no" if v["verdict"] == "yes" else ("tell" if v["verdict"].startswith("cannot tell") else "yes")
+    rows = "".join(f"<tr><td>{escape(k)}</td><td>{_f(s['fpr'])}</td><td>{_f(s.get('g_miou'))}</td>"
+                   f"<td>{_f(s.get('g_f'))}</td><td>{s['frames']}</td></tr>" for k, s in neg["sets"].items())
+    rows += (f"<tr><td><b>all</b></td><td>{_f(neg['fpr'])}</td><td>{_f(neg['g_miou'])}</td><td>{_f(neg['g_f'])}</td>"
+             f"<td>{neg['frames']}</td></tr>")
+    return [f"<div class='verdict {cls}'><b>Segments objects that are not sounding: {escape(v['verdict'])}</b> "
+            f"<span class='note'>{escape(v['why'])}</span></div>",
+            "<h2>Negative audio (the audio run; nothing sounds)</h2><table><tr><th>set</th><th>FPR</th>"
+            f"<th>G-mIoU</th><th>G-F</th><th>frames</th></tr>{rows}</table>"
+            f"<p class='note'>{escape(neg['definition'])}</p>"]

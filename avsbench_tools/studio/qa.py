@@ -168,6 +168,11 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
               "unusable": sum(UNUSABLE in flags.get(k, ()) for k in reviewed),
               "annotations": sum(r.submitted for r in reviews),
               "cancelled": sum(not r.submitted for r in reviews)}
+    from avsbench_tools.completeness import review_counts  # the rule pull, status and export count clips by
+
+    clip_counts = review_counts(ws)
+    counts["clips_reviewed"], counts["clips_partial"] = clip_counts["reviewed"], clip_counts["partial"]
+    counts["label_problems"] = sum(bool(g.get("problem")) for r in reviews if r.submitted for g in r.regions)
     objects: list[ObjectOutcome] = []
     origins: dict[str, int] = {}
     changes: list[FrameChange] = []

@@ -105,3 +105,5 @@ def test_release_check_predicts_the_negative_sets(s4_with_negatives, tmp_path):
     assert set(neg["sets"]) == {"silence", "noise", "offscreen"}
     assert all(0.0 <= v["fpr"] <= 1.0 and v["frames"] == 5 for v in neg["sets"].values())
     assert "FPR" in r.stdout and "segments objects that are not sounding" in r.stdout
+    page = (out / "index.html").read_text()
+    assert "Segments objects that are not sounding" in page and "G-mIoU" in page
