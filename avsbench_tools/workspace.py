@@ -336,7 +336,8 @@ def _retryable(f) -> bool:
 
 
 def workspace_status(root: Path, stages: Iterable[str] | None = None) -> dict:
-    """The machine-readable status: {"recipe", "clips", "stages": {stage: {done, failed, pending}}, "failures"}.
+    """The machine-readable status: {"recipe", "clips", "stages": {stage: {done, failed, pending}}, "failures",
+    "nodes"} (nodes: the work per node of the Ray engine's runs, {stage: {"nodes": {node: items}, "at"}}).
 
     `stages`: the stages to report (default: every stage the catalog knows). Each failure is
     {stage, item, source, reason, attempts, retryable}."""
@@ -356,8 +357,10 @@ def workspace_status(root: Path, stages: Iterable[str] | None = None) -> dict:
             from avsbench_tools.completeness import pull_counts
 
             counts["pull"] = pull_counts(ws, len(clip_src))
+        from avsbench_tools.engine.nodes import read_nodes
+
         return {"recipe": ws.recipe.name, "clips": len(clip_src), "stages": {s: counts[s] for s in wanted},
-                "failures": fails}
+                "failures": fails, "nodes": read_nodes(cat.meta())}  # Ray runs: {stage: {nodes: {node: n}}}
     finally:
         ws.close()
 

@@ -54,6 +54,13 @@ Clap = Annotated[str | None, typer.Option("--clap", envvar="AVS_TOOLS_CLAP", sho
 Sam2 = Annotated[str | None, typer.Option("--sam2", envvar="AVS_TOOLS_SAM2", show_envvar=True, help=SAM2_HELP)]
 SamType = Annotated[str | None, typer.Option("--sam-type", help="vit_b, vit_l or vit_h for a .pth whose name "
                                                                 "does not say.")]
+# where a stage's work runs (avsbench_tools.engine): collect, sample and preannotate
+Engine = Annotated[str, typer.Option("--engine", help="local (this machine) or ray (a Ray cluster: --ray-address).")]
+RayAddress = Annotated[str | None, typer.Option("--ray-address", help="--engine ray: HOST:PORT of a running cluster "
+                                                "(ray start --head). Default: RAY_ADDRESS, else a local Ray for "
+                                                "the run.")]
+RayShared = Annotated[bool, typer.Option("--ray-shared-workspace", help="--engine ray: every node sees WORKSPACE at "
+                                         "the same path (NFS...); workers read inputs there, not sent bytes.")]
 
 
 def json_flag(shape: str = "") -> type:

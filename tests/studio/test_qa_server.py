@@ -29,7 +29,7 @@ def reviewed(studio_server):
     srv = studio_server
     root = srv.ws / "b-qa"
     root.mkdir()
-    path = build_workspace(root, clips=2)
+    path = build_workspace(root, clips=1)
     env = {"LABEL_STUDIO_API_KEY": srv.api_key}
     r = cli("push", path, "--url", srv.url, "-q", env=env)
     assert r.returncode == 0, r.stderr
