@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[models,studio,test,publish]"
+	$(PIP) -e ".[models,studio,test,publish,ray]"
 	$(PY) tools/ensure_torchvision.py
 	touch $(STAMP)
 

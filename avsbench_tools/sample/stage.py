@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from avsbench_tools.catalog import Clip
+from avsbench_tools.engine.options import EngineOptions
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.fsutil import atomic_write_bytes, remove_stale_temps
 from avsbench_tools.media.decode import DecodeError
@@ -41,6 +42,7 @@ class SampleOptions:
     device: str = "cpu"
     retry_failed: bool = False
     clips: list[str] | None = None  # only these clip ids
+    engine: EngineOptions | None = None  # None: the local engine (threads); see avsbench_tools.engine
 
 
 @dataclass
@@ -54,6 +56,7 @@ class SampleResult:
     embedded: int = 0
     todo: int = 0  # clips this run tried
     failures: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason) of this run
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray engine: clips finished per node
 
 
 def _settle(futs: dict[Future, Clip], stop_now: Callable[[], None], timeout: float) -> None:
@@ -118,6 +121,14 @@ def _sample(ws: Workspace, opts: SampleOptions, progress: Progress) -> SampleRes
             todo.append(c)
     res.todo = len(todo)
     progress("sampling", res.skipped, len(clips), f"{res.skipped} already sampled")
+    if opts.engine is not None and opts.engine.ray:  # Ray tasks; the driver writes (avsbench_tools.engine)
+        from avsbench_tools.engine.sample import sample_on_ray
+
+        sample_on_ray(ws, todo, settings, opts.engine, progress, res)
+        res.failed = len(res.failures) + failed_before
+        if model is not None:
+            res.embedded = embed_workspace(ws, opts.vggish_weights, opts.device, progress, loaded=model)
+        return res
     stop = threading.Event()
     deadline = [0.0]
 
