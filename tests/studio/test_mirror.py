@@ -83,7 +83,9 @@ def test_deleted_cancelled_and_task_deleted_reviews_are_retracted(studio_server,
     """Rows 2 and 3: cancelled, deleted annotation, deleted task -> retracted (history kept), frames pending,
     the clip partial; qa and export count only what the server holds and find every mask file."""
     p = Pushed(studio_server, built, "mirror-retract")
-    ids = {s: p.annotate(s, p.shown(s)) for s in range(5)}
+    painted = rect(0, 0, 50, 40, (120, 160))  # the deleted annotation's mask: export must never write it
+    ids = {s: p.annotate(s, [brush("o0", painted, p.category, "prediction-changed")] if s == 1 else p.shown(s))
+           for s in range(5)}
     r = p.cli("pull")
     assert r.returncode == 0 and "5 new annotations" in r.stdout and "1 clips fully reviewed" in r.stdout, r.stdout
     p.client.annotations.update(id=ids[0], was_cancelled=True, result=[])
@@ -117,6 +119,18 @@ def test_deleted_cancelled_and_task_deleted_reviews_are_retracted(studio_server,
     assert r.returncode == 2 and "only some of their frames are reviewed" in r.stderr, r.stderr  # left out, said so
     r = cli("export", p.path, out, "--include-unreviewed", "-q")
     assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    (m,) = (out / "Multi-sources" / "ms3_data" / "gt_masks").glob(f"*/{p.clip}/{p.clip}_2.png")
+    ws = p.catalog()
+    try:
+        (prop,) = [v for v in ws.catalog.mask_versions(p.clip, ["proposal"]) if v.second == 1]
+        want = np.asarray(Image.open(p.path / prop.path).resize((224, 224), Image.NEAREST)) > 0
+    finally:
+        ws.close()
+    gone = np.asarray(Image.fromarray(painted.astype(np.uint8) * 255).resize((224, 224), Image.NEAREST)) > 0
+    assert not np.array_equal(gone, want)
+    assert np.array_equal(np.asarray(Image.open(m)) > 0, want)  # the proposal, not the deleted review
 
 
 def test_set_category_reaches_the_annotators_and_stays(studio_server, built):
@@ -222,3 +236,46 @@ def test_config_drift_is_caught(studio_server, built):
         assert np.all([x.second != 1 for x in ws.catalog.studio_reviews([p.clip])])
     finally:
         ws.close()
+
+
+@pytest.fixture(scope="module")
+def built_avss(studio_server) -> Path:
+    root = studio_server.ws / "mirror-built-avss"
+    root.mkdir()
+    path = build_workspace(root, clips=1, recipe="avss", category="guitar")
+    ws = open_workspace(path)
+    try:
+        (clip,) = [c.clip_id for c in ws.catalog.clips()]
+        ws.catalog.set_splits({clip: "train"})  # AVSS train: v1s supervises frame 0 only, v1m every frame
+    finally:
+        ws.close()
+    return path
+
+
+def test_completeness_follows_the_exported_form(studio_server, built_avss, tmp_path):
+    """Row 8: reviews of seconds 0, 2, 4 of an AVSS train clip showing two classes make it v1m (all five frames
+    supervised): not reviewed, by pull, status, qa and export alike; with one class it is v1s and complete."""
+    p = Pushed(studio_server, built_avss, "mirror-avss")
+    assert p.category == "guitar"
+    p.annotate(0, p.shown(0))
+    two = [dict(x, value=dict(x["value"], brushlabels=["piano"])) for x in p.shown(2)]
+    second = p.annotate(2, two)
+    p.annotate(4, p.shown(4))
+    r = p.cli("pull")
+    assert r.returncode == 0 and "0 clips fully reviewed, 1 partly" in r.stdout, (r.stdout, r.stderr)
+    st = json.loads(cli("status", p.path, "--json").stdout)
+    assert st["stages"]["pull"]["done"] == 0
+    qa = json.loads(cli("qa", p.path, "--json").stdout)["frames"]
+    assert (qa["clips_reviewed"], qa["clips_partial"]) == (0, 1)
+    r = cli("export", p.path, tmp_path / "v1m", "-q")
+    assert r.returncode == 2 and "only some of their frames are reviewed" in r.stderr, r.stderr
+    p.client.annotations.update(id=second, result=p.shown(2))  # one class after all: v1s, frame 0 is enough
+    r = p.cli("pull")
+    assert r.returncode == 0 and "1 clips fully reviewed, 0 partly" in r.stdout, (r.stdout, r.stderr)
+    assert json.loads(cli("status", p.path, "--json").stdout)["stages"]["pull"]["done"] == 1
+    assert json.loads(cli("qa", p.path, "--json").stdout)["frames"]["clips_reviewed"] == 1
+    out = tmp_path / "v1s"
+    r = cli("export", p.path, out, "-q")
+    assert r.returncode == 0, r.stderr
+    (d,) = (out / "v1s").iterdir()
+    assert sorted(x.name for x in (d / "labels_semantic").iterdir()) == ["0.png"]
