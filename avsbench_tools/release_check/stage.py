@@ -21,35 +21,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avsbench_tools.errors import UsageError
 from avsbench_tools.fsutil import atomic_write_text, check_output_dir, read_marker, write_marker
 from avsbench_tools.progress import Progress
-from avsbench_tools.release_check.plan import Plan, ReleaseCheckOptions, make_plan, train_options
+from avsbench_tools.release_check.plan import Plan, ReleaseCheckOptions, make_plan
+
+from avsbench_tools.release_check.runs import RunSummary, run_both
+from avsbench_tools.release_check.spread import AUDIO_MARGIN, LEARNABLE_MARGIN, MIN_CLIPS
 
 KIND = "release-check"
-LEARNABLE_MARGIN = 0.05
-MIN_CLIPS = 5  # clips in the scored split below which no verdict is given
-AUDIO_MARGIN = 0.02
 SETTINGS = {"avsbench-s4": "s4", "avsbench-ms3": "ms3", "avss": "avss"}
-
-
-@dataclass
-class RunSummary:
-    name: str
-    no_audio: bool
-    epochs: int
-    best_epoch: int | None
-    best_val_miou: float | None
-    test: dict  # miou, fscore, fscore_batch_free
-    per_clip: list[dict]
-    seconds: float
-    stopped: str | None = None
-    per_class_iou: list | None = None
-    per_class_count: list | None = None
+__all__ = ["AUDIO_MARGIN", "KIND", "LEARNABLE_MARGIN", "MIN_CLIPS", "CheckReport", "RunSummary",
+           "check_release_learnable", "verdicts"]
 
 
 @dataclass
@@ -157,14 +143,18 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
     open_release(root, setting, (split,))
     summary["eval_split"] = split
     summary["trivial"] = trivial_scores(ClipDataset(data, "train"), ClipDataset(data, split), progress)
-    audio = _run(root, setting, out, "audio", o, plan, split, None, progress)
-    silent = _run(root, setting, out, "no-audio", o, plan, split, audio.epochs, progress)
-    runs = {"audio": audio, "no-audio": silent}
-    summary["runs"] = {k: {kk: v for kk, v in asdict(r).items() if kk not in ("per_clip",)} for k, r in runs.items()}
+    runs = run_both(root, setting, out, o, plan, split, progress)
+    audio, silent = runs["audio"], runs["no-audio"]
+    summary["runs"] = {k: {kk: v for kk, v in asdict(r).items() if kk not in ("per_clip", "clip_stats")}
+                       for k, r in runs.items()}
     warnings = _warnings(out)
     summary["warnings"] = warnings
-    summary.update(verdicts(audio.test["miou"], silent.test["miou"], summary["trivial"],
-                            len(data.items(split)), split, bool(o.vggish_weights)))
+    summary["audio_encoder"] = _encoder(o.vggish_weights)
+    summary.update(verdicts({"miou": audio.test["miou"], "clip_stats": audio.clip_stats},
+                            {"miou": silent.test["miou"], "clip_stats": silent.clip_stats}, summary["trivial"],
+                            len(data.items(split)), split, summary["audio_encoder"]))
+    for t in summary["trivial"].values():
+        t.pop("clip_stats", None)  # used for the spread only: not in report.json
     from avsbench_tools.publish.metrics_negative import release_check_negatives
 
     run_dir = out / "runs" / "audio"  # the audio run predicts the negative-audio sets (avsbench_tools.publish)
@@ -180,60 +170,23 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
     return CheckReport(out, summary, warnings, 0)
 
 
-def verdicts(audio: float, silent: float, trivial: dict, clips: int, split: str, vggish: bool) -> dict:
-    """{"learnable": ..., "audio_helps": ...}, each {verdict, why, margin|difference}, from the test mIoU of the
-    audio and no-audio runs and the trivial predictors' scores. Under MIN_CLIPS clips in the scored split
-    both verdicts are "cannot tell" (the numbers are still given): one or two clips say nothing."""
-    best_name, best = max(trivial.items(), key=lambda kv: kv[1]["miou"])
-    gap = audio - best["miou"]
-    few = clips < MIN_CLIPS
-    cannot = f"cannot tell: the {split} split has {clips} clip{'s' if clips != 1 else ''} (a verdict needs {MIN_CLIPS})"
-    learnable = {
-        "verdict": cannot if few else ("yes" if gap >= LEARNABLE_MARGIN else "no"),
-        "why": f"test mIoU {audio:.4f} vs the best trivial predictor ({best_name}) {best['miou']:.4f}: {gap:+.4f}; "
-               f"learnable means at least +{LEARNABLE_MARGIN}",
-        "margin": gap}
-    d = audio - silent
-    verdict = cannot if few else ("yes" if d >= AUDIO_MARGIN else (
-        "no: the no-audio run does better" if d <= -AUDIO_MARGIN else "no clear difference"))
-    why = (f"test mIoU with audio {audio:.4f}, without {silent:.4f}: {d:+.4f} "
-           f"(threshold {AUDIO_MARGIN}; one seed each, so small differences are noise)")
-    if not vggish:
-        why += "; no VGGish weights were given, so the audio features come from a random VGGish"
-    return {"learnable": learnable, "audio_helps": {"verdict": verdict, "why": why, "difference": d}}
+def verdicts(audio: dict, silent: dict, trivial: dict, clips: int, split: str, encoder: str) -> dict:
+    """{"learnable", "audio_helps"} from the runs' and the trivial predictors' test mIoU and the spread of their
+    differences over the clips (release_check.spread: the rules and why)."""
+    from avsbench_tools.release_check.spread import verdicts as decide
+
+    return decide(audio, silent, trivial, clips, split, encoder)
 
 
-def _run(root: Path, setting: str, out: Path, name: str, o: ReleaseCheckOptions, plan: Plan, split: str,
-         epochs: int | None, progress: Progress) -> RunSummary:
-    """Train one run (or reuse it when runs/<name>/done.json says it finished) and score it on `split`."""
-    from avsbench_tools.baselines.predict import PredictOptions, predict
-    from avsbench_tools.baselines.train import train
+def _encoder(vggish: Path | None) -> str:
+    """What the audio features came from, as the report names it."""
+    from avsbench_tools.baselines.weights import FIXED_VGGISH
 
-    run = out / "runs" / name
-    run.parent.mkdir(exist_ok=True)
-    done = run / "done.json"
-    if done.is_file():
-        try:
-            d = json.loads(done.read_text(encoding="utf-8"))
-            return RunSummary(**d)
-        except (ValueError, TypeError):
-            pass
-    t0 = time.monotonic()
-    topts = train_options(plan, o, no_audio=name == "no-audio")
-    if epochs is not None:  # the no-audio run trains as many epochs as the audio run did, budget or not
-        topts.epochs, topts.max_seconds = max(1, epochs), None
-    res = train(root, setting, run, topts, progress)
-    ck = run / ("best.pt" if (run / "best.pt").is_file() else "last.pt")
-    (run / "predictions").mkdir(exist_ok=True)
-    pres = predict(root, setting, run / "predictions" / split,
-                   PredictOptions(checkpoint=ck, split=split, vggish_weights=o.vggish_weights, device=plan.device,
-                                  no_audio=name == "no-audio", force=True, annotated_only=True), progress)
-    scores = pres.scores or {}
-    summary = RunSummary(name, name == "no-audio", res.epochs_done, res.best_epoch, res.best_miou,
-                         {k: scores.get(k, 0.0) for k in ("miou", "fscore", "fscore_batch_free")}, pres.per_clip,
-                         time.monotonic() - t0, res.stopped, scores.get("per_class_iou"), scores.get("per_class_count"))
-    atomic_write_text(done, json.dumps(asdict(summary), indent=1, default=float))
-    return summary
+    if vggish:
+        from avsbench_tools.checkpoints import checkpoint_hash
+
+        return f"audio features from the VGGish weights {vggish} (sha256 {checkpoint_hash(Path(vggish))})"
+    return f"no VGGish weights were given: the audio features come from {FIXED_VGGISH}"
 
 
 def _fingerprint(root: Path) -> str:
