@@ -28,7 +28,6 @@ from avsbench_tools.errors import UsageError
 from avsbench_tools.fsutil import atomic_write_text, check_output_dir, read_marker, write_marker
 from avsbench_tools.progress import Progress
 from avsbench_tools.release_check.plan import Plan, ReleaseCheckOptions, make_plan
-
 from avsbench_tools.release_check.runs import RunSummary, run_both
 from avsbench_tools.release_check.spread import AUDIO_MARGIN, LEARNABLE_MARGIN, MIN_CLIPS
 

@@ -1,5 +1,6 @@
-"""Process and port helpers of the local server (server.py): is a pid still our server, stop a process
-group, free ports, a plain HTTP status probe, the last line of a log."""
+"""Process and port helpers of the local server (server.py): is a pid still our server (never a pid <= 1,
+found by its data folder after a move), stop a process group, free ports, a plain HTTP status probe, the
+last line of a log, the data folder made private, the pid of another folder's server (an orphan)."""
 
 from __future__ import annotations
 
@@ -147,3 +148,25 @@ def announced_port(log: Path, offset: int) -> int | None:
     except OSError:
         return None
     return int(found[-1]) if found else None
+
+
+def make_private(data: Path) -> None:
+    """The data dir and everything in it readable by its owner only (the database holds the token)."""
+    data.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirs, files in os.walk(data):
+        for name in [*dirs, *files]:
+            p = os.path.join(dirpath, name)
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(p)
+                if not os.path.islink(p) and st.st_mode & 0o077:
+                    os.chmod(p, st.st_mode & 0o7700)
+    os.chmod(data, 0o700)
+
+
+def orphan_pid(state: dict | None) -> int | None:
+    """The pid server.json names when it is a live Label Studio that is not this workspace's server."""
+    if state is None or not isinstance(state.get("pid"), int) or state["pid"] <= 1:
+        return None
+    args = cmdline(state["pid"])
+    return state["pid"] if "--data-dir" in args and any("label-studio" in a or "label_studio" in a for a in args) \
+        else None

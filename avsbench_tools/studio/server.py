@@ -32,11 +32,12 @@ from avsbench_tools.fsutil import atomic_write_text
 from avsbench_tools.studio.process import (
     alive,
     announced_port,
-    cmdline,
     free_port,
     http_status,
     kill_group,
     last_line,
+    make_private,
+    orphan_pid,
     port_free,
     same_folder,
 )
@@ -196,7 +197,7 @@ def _running(paths: StudioPaths) -> dict | None:
         return None
     if alive(state["pid"], str(paths.data), paths.data):
         return state
-    if _orphan_pid(state) is None:
+    if orphan_pid(state) is None:
         with contextlib.suppress(FileNotFoundError):
             paths.state.unlink()
     return None
@@ -208,27 +209,6 @@ def moved(state: dict, paths: StudioPaths) -> bool:
     symbolic link, is not a move)."""
     return bool(state.get("document_root")) and not same_folder(state["document_root"], paths.ws_root)
 
-
-def _orphan_pid(state: dict | None) -> int | None:
-    """The pid server.json names when it is a live Label Studio that is not this workspace's server."""
-    if state is None or not isinstance(state.get("pid"), int) or state["pid"] <= 1:
-        return None
-    args = cmdline(state["pid"])
-    return state["pid"] if "--data-dir" in args and any("label-studio" in a or "label_studio" in a for a in args) \
-        else None
-
-
-def _private(data: Path) -> None:
-    """The data dir and everything in it readable by its owner only (the database holds the token)."""
-    data.mkdir(parents=True, exist_ok=True)
-    for dirpath, dirs, files in os.walk(data):
-        for name in [*dirs, *files]:
-            p = os.path.join(dirpath, name)
-            with contextlib.suppress(FileNotFoundError):
-                st = os.lstat(p)
-                if not os.path.islink(p) and st.st_mode & 0o077:
-                    os.chmod(p, st.st_mode & 0o7700)
-    os.chmod(data, 0o700)
 
 
 def _url(host: str, port: int) -> str:
@@ -330,7 +310,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
                                  f"avs-tools studio stop {paths.ws_root}, then restore that file")
             _wait_ready(state, token, paths, timeout, None)
             return _info(state, paths, already=True)
-        orphan = _orphan_pid(_read_state(paths))
+        orphan = orphan_pid(_read_state(paths))
         binary = find_binary()
         username, password, token = _ensure_secrets(paths)
         try:
@@ -341,7 +321,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
             raise UsageError(f"--port {port}: the port is in use on {host}; choose another or leave --port out")
         url = _url(host, port)
         first = not (paths.data / "label_studio.sqlite3").exists()
-        _private(paths.data)
+        make_private(paths.data)
         argv = [str(binary), "start", "--no-browser", "--internal-host", host, "-p", str(port),
                 "--data-dir", str(paths.data), "--enable-legacy-api-token", "--log-level", "INFO"]
         with open(paths.log, "ab") as log:
@@ -410,7 +390,7 @@ def studio_status(ws) -> dict:
            "token_file": str(paths.token) if paths.token.is_file() else None}
     if elsewhere:
         out.update(moved_from=state["document_root"], pid=state["pid"])
-    orphan = _orphan_pid(_read_state(paths)) if state is None else None
+    orphan = orphan_pid(_read_state(paths)) if state is None else None
     if orphan is not None:
         out["orphan_pid"] = orphan
     return out
