@@ -79,6 +79,14 @@ def _counts(d: dict) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))) or "none recorded"
 
 
+def _agreement(facts: dict) -> str:
+    a = facts.get("agreement")
+    if not a or not a.get("pairs"):
+        return " Agreement between annotators: no frame was annotated by two people."
+    return (f" Agreement between annotators: mean IoU {a['mean_iou']} over {a['pairs']} pairs on {a['frames']} "
+            "frames annotated by two people or more.")
+
+
 def rai_fields(fmt: str, res, facts: dict) -> dict:
     """The RAI 1.0 fields, in words built from `facts` (provenance.release_facts)."""
     f = formats.get(fmt)
@@ -105,7 +113,7 @@ def rai_fields(fmt: str, res, facts: dict) -> dict:
         or ["pre-annotation backend not recorded in the release"],
         "rai:dataAnnotationAnalysis": (f"Mean IoU of machine proposals with the reviewed masks: {facts['qa_iou_mean']} "
                                        f"over {facts['qa_frames']} frames." if facts["qa_frames"] else
-                                       "No studio QA (proposal vs review IoU) recorded."),
+                                       "No studio QA (proposal vs review IoU) recorded.") + _agreement(facts),
         "rai:dataLimitations": ("Small, curated clips; masks partly machine-made where mask_source is 'proposal'; "
                                 "categories follow the recipe, not a census of sounds; audio may hold off-screen "
                                 "sounds. Models trained on AVS data are known to segment salient objects whatever "

@@ -116,4 +116,13 @@ def release_facts(ws, info: dict[str, ClipInfo], card: str) -> dict:
         facts["source_kinds"] = kinds
         facts["keywords"] = sorted(keywords)
         facts["recipe"] = f"{ws.recipe.name} (digest {ws.recipe.digest})"
+        facts["agreement"] = _agreement(ws) if facts["frames_reviewed"] else None
     return facts
+
+
+def _agreement(ws) -> dict | None:
+    """Agreement between annotators of the same frame (the studio QA's pairs of distinct annotators)."""
+    from avsbench_tools.studio.qa import qa
+
+    a = qa(ws, most_changed=0).agreement
+    return {"frames": a.get("frames"), "pairs": a.get("pairs"), "mean_iou": a.get("mean_iou")}

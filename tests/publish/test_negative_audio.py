@@ -9,6 +9,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import run_cli
 from PIL import Image
 
@@ -90,3 +91,32 @@ def test_negative_audio_bad_requests(s4_workspace, tmp_path):
     assert p.returncode == 2 and "--negative-audio silence,music" in p.stderr and not (tmp_path / "x").exists()
     p = run_cli("export", s4_workspace, tmp_path / "y", "--format", "ref-avs", "--negative-audio", "silence", "-q")
     assert p.returncode == 2 and "not for ref-avs" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("fmt,setting", [("avsbench-ms3", "ms3"), ("avss", "avss")])
+def test_negative_sets_of_ms3_and_avss(fmt, setting, gold_releases, tmp_path):
+    """MS3 and AVSS: the same layout with empty ground truth, read by the official-layout loader from its root."""
+    import shutil
+
+    from avsbench_tools.baselines.data import ClipDataset, open_release
+    from avsbench_tools.publish.negatives import write_negative_sets
+    from avsbench_tools.recipe import load_recipe
+
+    rel = tmp_path / "rel"
+    shutil.copytree(gold_releases[fmt], rel)
+    recipe = load_recipe(gold_releases[fmt].parent / "recipe.toml")
+    res = write_negative_sets(rel, fmt, ["silence", "noise"], 5, recipe)
+    pos = {it.name: it for it in read_release(rel, fmt).items if it.split == "test"}
+    assert res.clips == len(pos) and len(res.pairs) == 2 * len(pos)
+    for kind in ("silence", "noise"):
+        root = rel / "negative-audio" / kind
+        neg = read_release(root, fmt)
+        assert sorted(it.name for it in neg.items) == sorted(pos)
+        for it in neg.items:
+            assert [f.read_bytes() for f in it.frames] == [f.read_bytes() for f in pos[it.name].frames]
+            assert sorted(it.masks) == sorted(pos[it.name].masks)
+            assert all(not np.asarray(Image.open(m)).any() for m in it.masks.values())
+            if fmt == "avss":
+                assert it.row["a_obj"] == "background" and it.category == pos[it.name].category
+        sample = ClipDataset(open_release(root, setting, ("test",)), "test")[0]
+        assert not np.asarray(sample["masks"]).any()
