@@ -2,7 +2,8 @@
 which masks a clip shows.
 
 - `save_versions` stores a set of `masks.ObjectMask`s (one transaction, `Catalog.save_mask_set`);
-  `versions_done` says whether a set was stored whole; `load_mask` reads one PNG back;
+  `versions_done` says whether a set was stored whole; `write_mask` writes one PNG (the pull's review
+  masks), `load_mask` reads one back;
 - `latest_masks` picks, per (second, object), the newest version of the preferred kind;
 - `shown_masks(ws, clip, include_unreviewed)` is the one rule every consumer of "the clip's masks"
   uses (export, preview, qa): a reviewed second shows its review and nothing else (a proposal the
@@ -36,6 +37,14 @@ def mask_png(mask: np.ndarray) -> bytes:
     from avsbench_tools.pngfast import encode_png
 
     return encode_png(mask.astype(np.uint8) * 255)
+
+
+def write_mask(ws: Workspace, clip_id: str, folder: str, name: str, mask: np.ndarray):
+    """Write one mask PNG at WS/masks/<clip>/<folder>/<name>.png (atomically); returns its absolute path
+    (`ws.rel` of it is what a MaskVersion or review row records)."""
+    p = ws.path("masks", clip_id, folder, f"{name}.png")
+    atomic_write_bytes(p, mask_png(mask))
+    return p
 
 
 def load_mask(ws: Workspace, rel: str) -> np.ndarray:

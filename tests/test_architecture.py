@@ -95,5 +95,6 @@ def test_masks_is_a_leaf_and_one_rule_says_what_a_clip_shows():
     for user in ("avsbench_tools.export.stage", "avsbench_tools.preview.sheet", "avsbench_tools.studio.qa"):
         text = mods[user].read_text(encoding="utf-8")
         assert "shown_masks(" in text and "latest_masks(" not in text, user
-    users = [n for n, p in mods.items() if "latest_masks(" in p.read_text(encoding="utf-8")]
-    assert users == ["avsbench_tools.mask_store"]
+    for call in ("latest_masks(", "mask_png("):  # the masks' storage: one module
+        users = [n for n, p in mods.items() if call in p.read_text(encoding="utf-8")]
+        assert users == ["avsbench_tools.mask_store"], call

@@ -18,7 +18,6 @@ import numpy as np
 
 from avsbench_tools.catalog.reviews import SILENT, UNUSABLE, StudioReview
 from avsbench_tools.completeness import needed_seconds
-from avsbench_tools.fsutil import atomic_write_bytes
 from avsbench_tools.studio.review_set import (
     HAND_DRAWN_FIDS,
     SETTINGS,
@@ -143,13 +142,11 @@ class Puller:
         return self.rules[clip_id]
 
     def _write_mask(self, clip_id: str):
-        from avsbench_tools.mask_store import mask_png
+        from avsbench_tools.mask_store import write_mask
 
         def write(name: str, mask: np.ndarray) -> str:
-            p = self.ws.path("masks", clip_id, "studio", f"{name}.png")
-            self.written.append(p)
-            atomic_write_bytes(p, mask_png(mask))
-            return self.ws.rel(p)
+            self.written.append(self.ws.path("masks", clip_id, "studio", f"{name}.png"))
+            return self.ws.rel(write_mask(self.ws, clip_id, "studio", name, mask))
         return write
 
     # -- retractions --------------------------------------------------------------------------------
