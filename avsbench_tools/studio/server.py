@@ -3,7 +3,8 @@
 Files (all under WS/studio/):
 
     data/         the Label Studio data dir (its SQLite database holds the users, tasks and annotations, and
-                  the admin's token): mode 0700, every file in it private (the server runs under umask 077)
+                  the admin's token): mode 0700, every file in it private (the server runs under umask 077);
+                  WS/studio itself is 0700 from the first start
     token         the API token, mode 0600 (generated here with `secrets`, kept across restarts)
     credentials   {"username", "password"} for the browser login, mode 0600
     server.json   pid, url, port, host, username, document_root, data_dir and its inode (never the token)
@@ -322,6 +323,7 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         url = _url(host, port)
         first = not (paths.data / "label_studio.sqlite3").exists()
         make_private(paths.data)
+        os.chmod(paths.root, 0o700)  # WS/studio: nobody else lists, replaces or reads the token and the login
         argv = [str(binary), "start", "--no-browser", "--internal-host", host, "-p", str(port),
                 "--data-dir", str(paths.data), "--enable-legacy-api-token", "--log-level", "INFO"]
         with open(paths.log, "ab") as log:

@@ -82,7 +82,7 @@ def test_secrets_stay_private_under_umask_0_and_a_moved_workspace_keeps_its_serv
         token = (ws / "studio" / "token").read_text().strip()
         password = json.loads((ws / "studio" / "credentials").read_text())["password"]
         data = ws / "studio" / "data"
-        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700 and stat.S_IMODE(data.parent.stat().st_mode) == 0o700
         dbs = list(data.glob("label_studio.sqlite3*"))
         assert dbs and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in dbs)
         assert token.encode() in (data / "label_studio.sqlite3").read_bytes()  # it is there, privately
