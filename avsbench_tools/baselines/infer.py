@@ -94,7 +94,9 @@ class Scorer:
     annotated frames (`avsbench_tools.metrics`); F official = mean over batches of `batch_frames` frames of
     the max of the batch's mean curve, and batch-free. AVSS: per-class IoU/F sums and counts of
     `metrics.avss_scores`, clip by clip, over all (also padded) frames as the official code, or over the
-    annotated frames only with `annotated_only` (what `avs-tools evaluate` scores)."""
+    annotated frames only with `annotated_only` (what `avs-tools evaluate` scores). `clip_stats` keeps, per clip
+    in the order added, what the split's mIoU is a sum of (S4/MS3 [IoU sum, frames]; AVSS [per-class IoU sums,
+    per-class counts]), so a resample of the clips can be scored again (release_check.spread)."""
 
     def __init__(self, setting: str, num_classes: int, batch_frames: int = 5, annotated_only: bool = False):
         self.setting, self.k, self.batch_frames = setting, num_classes, batch_frames
@@ -103,6 +105,7 @@ class Scorer:
         self.curves: list[np.ndarray] = []
         self.valid: list[bool] = []
         self.sums = np.zeros((3, num_classes))  # iou sum, F sum, count
+        self.clip_stats: list = []  # per clip, what its share of the split's mIoU is made of (see result())
 
     def add(self, logits: np.ndarray, sample: dict) -> float:
         """Add one clip ([T, K, 224, 224] logits and its sample); returns the clip's own mIoU (AVSS: over the
@@ -113,6 +116,7 @@ class Scorer:
             count = np.asarray(res["per_class_count"])
             per_iou = np.asarray(res["per_class_iou"])
             self.sums += np.stack([per_iou * count, np.asarray(res["per_class_f"]) * count, count])
+            self.clip_stats.append([(per_iou * count).tolist(), count.tolist()])
             return float(per_iou[count > 0].mean()) if (count > 0).any() else 0.0
         keep = sample["supervised"] > 0
         prob = 1.0 / (1.0 + np.exp(-logits[keep, 0].astype(np.float64)))
@@ -122,6 +126,7 @@ class Scorer:
         self.iou += iou.tolist()
         self.curves += list(curves)
         self.valid += valid.tolist()
+        self.clip_stats.append([float(iou.sum()), len(iou)])
         return float(iou.mean()) if len(iou) else 0.0
 
     def result(self) -> dict:
@@ -130,7 +135,7 @@ class Scorer:
             per_iou = np.where(count > 0, iou_sum / np.maximum(count, 1), 0.0)
             per_f = np.where(count > 0, f_sum / np.maximum(count, 1), 0.0)
             return {"miou": float(per_iou.mean()), "fscore": float(per_f.mean()), "fscore_batch_free": float(per_f.mean()),
-                    "per_class_iou": per_iou.tolist(), "per_class_count": count.tolist()}
+                    "per_class_iou": per_iou.tolist(), "per_class_count": count.tolist(), "clip_stats": self.clip_stats}
         curves, valid = np.asarray(self.curves), np.asarray(self.valid, bool)
         batches = []
         for s in range(0, len(curves), self.batch_frames):
@@ -139,7 +144,8 @@ class Scorer:
                 batches.append(c[v].mean(0).max())
         return {"miou": float(np.mean(self.iou)) if self.iou else 0.0,
                 "fscore": float(np.mean(batches)) if batches else 0.0,
-                "fscore_batch_free": float(curves[valid].mean(0).max()) if valid.any() else 0.0}
+                "fscore_batch_free": float(curves[valid].mean(0).max()) if valid.any() else 0.0,
+                "clip_stats": self.clip_stats}
 
 
 def validate(model, ds: ClipDataset, audio: torch.Tensor, rt: Runtime, batch: int = 1,

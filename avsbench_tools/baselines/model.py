@@ -208,7 +208,7 @@ def build_model(cfg: ModelConfig, visual_weights: Path | None = None,
     # read and check the files first: a wrong file fails in a second, before the model is built
     visual = None if visual_weights is None else read_visual_weights(Path(visual_weights), cfg.backbone)
     vggish = None if vggish_weights is None else read_vggish_weights(Path(vggish_weights))
-    model = TPAVIModel(cfg, init_visual=visual is None, init_vggish=vggish is None)
+    model = TPAVIModel(cfg, init_visual=visual is None, init_vggish=False)  # VGGish: the weights, or the fixed init
     if visual is not None:
         model.visual.load_state_dict(visual, strict=False)  # complete but for num_batches_tracked (checked)
     else:
@@ -219,6 +219,10 @@ def build_model(cfg: ModelConfig, visual_weights: Path | None = None,
         model.vggish.load_state_dict(vggish, strict=True)
         model.vggish_sha = checkpoint_hash(Path(vggish_weights))
     else:
-        model.warnings.append("WARNING: no VGGish weights (--vggish-weights): the frozen audio encoder is "
-                              "RANDOM, so audio features are a random projection of the log-mel")
+        from avsbench_tools.baselines.weights import FIXED_VGGISH, fixed_vggish
+
+        fixed_vggish(model.vggish)
+        model.warnings.append(f"WARNING: no VGGish weights (--vggish-weights): the frozen audio encoder is "
+                              f"{FIXED_VGGISH}, not the released VGGish: its audio features keep the log-mel's "
+                              "information but mean nothing a trained VGGish learnt")
     return model

@@ -139,6 +139,33 @@ def read_vggish_weights(path: Path) -> dict:
     return state
 
 
+#: The name of the frozen audio encoder used when no VGGish weights are given (said in warnings and reports).
+FIXED_VGGISH = ("the fixed He-normal VGGish initialisation (generator seed 0, zero biases, last layer /30; "
+                "avsbench_tools.baselines.weights.fixed_vggish)")
+
+
+def fixed_vggish(vggish) -> None:
+    """Give a VGGish (build_vggish) the fixed initialisation used without VGGish weights, in place: every conv and
+    linear weight He-normal, std sqrt(2 / fan_in), drawn in module order from a torch.Generator seeded 0, biases
+    zero, the last linear layer divided by 30 (embeddings of order 1, as the released VGGish gives).
+
+    Why: PyTorch's default initialisation makes a VGGish whose output is nearly constant (its biases dominate, the
+    ReLUs cut the rest), so the "audio" of a run without weights carried next to nothing; He-normal weights keep
+    the log-mel's differences through the 10 layers, as a trained VGGish does. It is fixed (not random per run)
+    so a checkpoint trained with it is predicted with the same audio features later: VGGish is not saved in
+    checkpoints. The tests' stand-in VGGish (tests/baselines/worlds.py) is this one."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for mod in vggish.modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+                fan_in = mod.weight[0].numel()
+                mod.weight.copy_(torch.randn(mod.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                mod.bias.zero_()
+        vggish.embeddings[4].weight /= 30
+
+
 def load_visual_weights(model, path: Path) -> None:
     """ImageNet weights into `model.visual` (see read_visual_weights for the layouts accepted)."""
     path = Path(path)

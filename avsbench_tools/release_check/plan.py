@@ -73,5 +73,5 @@ def train_options(plan: Plan, o: ReleaseCheckOptions, no_audio: bool):
                         device=plan.device, no_audio=no_audio, visual_weights=o.visual_weights,
                         vggish_weights=o.vggish_weights, input_size=plan.input_size, channels=plan.channels,
                         tpavi_lr_mult=plan.tpavi_lr_mult,
-                        max_train_clips=plan.max_train_clips, max_seconds=plan.budget, save_every=1000,
-                        force=True)
+                        max_train_clips=plan.max_train_clips, max_seconds=plan.budget, save_every=1,
+                        force=False)  # last.pt every epoch: a Ctrl-C'd check continues from it (runs.py)

@@ -1,9 +1,11 @@
 """The release-check report: OUT/index.html (self-contained: every picture embedded) and OUT/report.json.
 
-The page says first whether the release is learnable and whether audio helps, then the runs beside
-the trivial predictors, their training curves, the validation problems and warnings, the per-category
-scores, and the worst clips with overlays (each annotated frame: the prediction of the audio run in
-red, the ground truth's outline in white). Overlays are also written to OUT/overlays/<clip>.png.
+The page says first whether the release is learnable and whether audio helps (with the spread of each
+margin), then the runs beside the trivial predictors, their training curves (or why there is none), the
+validation problems and warnings, the per-category scores, and the worst clips with overlays at each frame's
+own aspect ratio (the audio run's prediction tinted, the ground truth outlined, in the two colours farthest
+from the clip's own), with how a clip's mIoU differs from the split's. Overlays are also written to
+OUT/overlays/<clip>.png.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from avsbench_tools.fsutil import atomic_write_bytes, atomic_write_text
 
 GENERATOR = "avs-tools release-check"
+MIN_CURVE_EPOCHS = 2  # fewer: the page says so instead of showing a curve of single dots
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1150px}table{border-collapse:collapse;margin:.6em 0}"
          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}"
          ".verdict{font-size:120%;padding:.5em 1em;margin:.4em 0;border-radius:4px}.yes{background:#e3f5e3}"
@@ -63,8 +66,30 @@ def _outline(m: np.ndarray, width: int = 2) -> np.ndarray:
     return m & ~inner
 
 
-def overlay_strip(data, split: str, run_dir: Path, name: str, size: int = 160) -> np.ndarray | None:
-    """The clip's annotated frames side by side: prediction (red tint), ground truth outline (white)."""
+#: candidate colours for the overlay's prediction tint and ground-truth outline (chosen against each clip's frames)
+CANDIDATES = {"white": (255, 255, 255), "black": (0, 0, 0), "red": (230, 30, 30), "green": (30, 200, 30),
+              "blue": (40, 80, 255), "yellow": (255, 230, 0), "cyan": (0, 230, 230), "magenta": (240, 0, 240)}
+
+
+def pick_colours(frames: list[np.ndarray]) -> tuple[tuple[str, tuple], tuple[str, tuple]]:
+    """(prediction tint, outline) colours for these frames: the two candidates farthest from the colours the frames
+    hold (the 5th percentile of the distance from a candidate to the frames' pixels: a colour that some object or
+    the background has is near 0), the outline the farthest, the tint the farthest from the frames and the outline."""
+    px = np.concatenate([f.reshape(-1, 3)[:: max(1, f.shape[0] * f.shape[1] // 4000)] for f in frames]).astype(float)
+    def far(c):
+        return float(np.percentile(np.linalg.norm(px - np.asarray(c, float), axis=1), 5))
+    score = {n: far(c) for n, c in CANDIDATES.items()}
+    outline = max(score, key=score.get)
+    rest = {n: min(score[n], float(np.linalg.norm(np.subtract(CANDIDATES[n], CANDIDATES[outline])))) for n in score
+            if n != outline}
+    tint = max(rest, key=rest.get)
+    return (tint, CANDIDATES[tint]), (outline, CANDIDATES[outline])
+
+
+def overlay_strip(data, split: str, run_dir: Path, name: str, height: int = 160) -> tuple[np.ndarray, str] | None:
+    """The clip's annotated frames side by side at `height` pixels, each keeping its frame's aspect ratio: the
+    prediction tinted, the ground truth outlined, in colours chosen against the frames (pick_colours); -> (the
+    strip, a sentence naming the colours), or None without frames."""
     from PIL import Image
 
     from avsbench_tools.baselines.predict import frame_paths
@@ -76,25 +101,34 @@ def overlay_strip(data, split: str, run_dir: Path, name: str, size: int = 160) -
     inner = root.name if root.name in ("Single-source", "Multi-sources") else ""
     pred_base = run_dir / "predictions" / split / inner if inner else run_dir / "predictions" / split
     paths = frame_paths(it, data.setting, root, len(it.frames))
-    tiles = []
     gt_paths = it.masks
+    cut = 0 if data.setting == "avss" else 127
+    shown = []
     for k, (mask_rel, _) in enumerate(paths):
         if k not in gt_paths:
             continue
         with Image.open(it.frames[k]) as im:
-            frame = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR)).astype(np.float32)
+            w, h = im.size
+            size = (max(1, round(height * w / h)), height)
+            frame = np.asarray(im.convert("RGB").resize(size, Image.BILINEAR)).astype(np.float32)
         with Image.open(gt_paths[k]) as im:
-            gt = np.asarray(im.resize((size, size), Image.NEAREST)) > (0 if data.setting == "avss" else 127)
+            gt = np.asarray(im.resize(size, Image.NEAREST)) > cut
         pp = pred_base / mask_rel
-        pred = np.zeros((size, size), bool)
+        pred = np.zeros((height, size[0]), bool)
         if pp.is_file():
             with Image.open(pp) as im:
-                pred = np.asarray(im.resize((size, size), Image.NEAREST)) > (0 if data.setting == "avss" else 127)
-        frame[pred] = 0.5 * frame[pred] + 0.5 * np.array([230, 30, 30])
-        frame[_outline(gt)] = (255, 255, 255)
-        tiles.append(frame.astype(np.uint8))
-        tiles.append(np.full((size, 4, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], 1) if tiles else None
+                pred = np.asarray(im.resize(size, Image.NEAREST)) > cut
+        shown.append((frame, gt, pred))
+    if not shown:
+        return None
+    (tint_name, tint), (line_name, line) = pick_colours([f.astype(np.uint8) for f, _, _ in shown])
+    tiles = []
+    for frame, gt, pred in shown:
+        frame[pred] = 0.45 * frame[pred] + 0.55 * np.asarray(tint, np.float32)
+        frame[_outline(gt)] = line
+        tiles += [frame.astype(np.uint8), np.full((height, 4, 3), 255, np.uint8)]
+    return np.concatenate(tiles[:-1], 1), f"the audio run's prediction tinted {tint_name}, the ground truth's " \
+        f"outline in {line_name} (colours chosen as the two farthest from the clip's own)"
 
 
 def write_report(out: Path, summary: dict, ctx: dict) -> None:
@@ -104,6 +138,7 @@ def write_report(out: Path, summary: dict, ctx: dict) -> None:
     out = Path(out)
     parts = [f"<h1>Release check: {_esc(summary['format'])}</h1>",
              f"<p>{_esc(summary['release'])}<br><span class='note'>Run size: {_esc(summary['plan'])}. "
+             f"Audio encoder: {_esc(summary.get('audio_encoder', '-'))}. "
              f"<a href='stats.html'>Statistics of the release</a> (stats.html).</span></p>"]
     val = summary["validation"]
     if val["problem_count"]:
@@ -131,9 +166,13 @@ def write_report(out: Path, summary: dict, ctx: dict) -> None:
 
         parts += html_section(summary.get("negative_audio"))  # negative-audio sets, when the release has them
         parts.append("<h2>Training curves</h2>")
-        for n in summary["runs"]:
+        for n, r in summary["runs"].items():
             png = out / "runs" / n / "curves.png"
-            if png.is_file():
+            if r["epochs"] < MIN_CURVE_EPOCHS:
+                parts.append(f"<p class='note'>{_esc(n)}: {r['epochs']} epoch{'s' if r['epochs'] != 1 else ''}, too "
+                             f"few for a training curve (a curve needs at least {MIN_CURVE_EPOCHS} epochs: give "
+                             "release-check a larger --budget).</p>")
+            elif png.is_file():
                 parts.append(f"<h3>{_esc(n)}</h3>" + _img(png.read_bytes(), f"training curves, {n}"))
         parts += _categories(summary)
         parts += _worst(out, summary, ctx)
@@ -154,18 +193,31 @@ def _categories(summary: dict) -> list[str]:
             f"<p class='note'>Worst categories: {_esc(', '.join(pc.get('worst', [])) or '-')}.</p>"]
 
 
+def clip_vs_split(setting: str, split: str) -> str:
+    """Why a clip's mIoU and the split's mIoU differ, even for a split of one clip."""
+    if setting == "avss":
+        return (f"A clip's mIoU is the mean IoU over the classes present in that clip (in its labels or its "
+                f"prediction). The {split} mIoU above is the official AVSS figure: per class, the IoU averaged over "
+                "the frames where the class is present, then the mean over all classes of the release, a class "
+                "present nowhere counting 0; so it is lower than a clip's, even when the split holds one clip.")
+    return (f"A clip's mIoU is the mean IoU of its annotated frames. The {split} mIoU above is the mean over all "
+            "annotated frames of the split (the official S4/MS3 figure), so clips with more annotated frames weigh "
+            "more; an empty ground-truth frame scores the share of pixels left empty.")
+
+
 def _worst(out: Path, summary: dict, ctx: dict) -> list[str]:
     parts = ["<h2>Worst clips (likely annotation problems, or hard clips)</h2>",
-             "<p class='note'>Each annotated frame: the audio run's prediction in red, the ground truth's outline "
-             "in white.</p>"]
+             f"<p class='note'>{_esc(clip_vs_split(summary.get('setting', ''), summary.get('eval_split', 'test')))}</p>"]
     for c in summary.get("worst_clips", []):
         cat = f", {c['category']}" if c.get("category") else ""
-        parts.append(f"<h3>{_esc(c['name'])}{_esc(cat)}: mIoU {_num(c['miou_audio'])} "
+        parts.append(f"<h3>{_esc(c['name'])}{_esc(cat)}: clip mIoU {_num(c['miou_audio'])} "
                      f"(no audio {_num(c['miou_no_audio'])})</h3>")
-        strip = overlay_strip(ctx["data"], ctx["split"], out / "runs" / "audio", c["name"]) if ctx else None
-        if strip is None:
+        got = overlay_strip(ctx["data"], ctx["split"], out / "runs" / "audio", c["name"]) if ctx else None
+        if got is None:
             parts.append("<p class='note'>no overlay (frames or predictions missing)</p>")
             continue
+        strip, colours = got
+        parts.append(f"<p class='note'>Each annotated frame: {_esc(colours)}.</p>")
         data = _png_bytes(strip)
         atomic_write_bytes(out / "overlays" / f"{c['name']}.png", data)
         parts.append(_img(data, f"overlay {c['name']}"))

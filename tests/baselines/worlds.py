@@ -2,10 +2,11 @@
 tests/test_release_check.py; each world is built once per test session under pytest's base temp folder).
 
 `make_world(tmp_path_factory, **params)` renders a world with its gold release (synth resumes a world
-with the same parameters, so a second caller just gets the folder back). `he_vggish(path)` writes a
-VGGish state dict in the torchvggish layout with He-normal weights and zero biases: no pretrained
-VGGish is available offline, and a PyTorch-default random VGGish outputs nearly a constant (its
-biases dominate), while a He-initialised one keeps the log-mel's differences, as a trained one does.
+with the same parameters, so a second caller just gets the folder back). `he_vggish(path)` writes, in the
+torchvggish layout, the VGGish the CLI uses when no weights are given (baselines/weights.py fixed_vggish:
+He-normal weights, zero biases): no pretrained VGGish is available offline, and a PyTorch-default random
+VGGish outputs nearly a constant (its biases dominate), while a He-initialised one keeps the log-mel's
+differences, as a trained one does.
 """
 
 from __future__ import annotations
@@ -38,14 +39,10 @@ def he_vggish(path: Path) -> Path:
 
     if path.is_file():
         return path
-    gen = torch.Generator().manual_seed(0)
+    from avsbench_tools.baselines.weights import fixed_vggish
+
     m = build_vggish()
-    for mod in m.modules():
-        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
-            fan_in = mod.weight[0].numel()
-            mod.weight.data = torch.randn(mod.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
-            mod.bias.data.zero_()
-    m.embeddings[4].weight.data /= 30  # outputs of order 1, like the released VGGish's
+    fixed_vggish(m)  # the CLI's own VGGish without weights: the same features with or without this file
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(m.state_dict(), path)
     return path
