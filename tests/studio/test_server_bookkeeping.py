@@ -90,6 +90,19 @@ def test_secrets_stay_private_under_umask_0_and_a_moved_workspace_keeps_its_serv
         from studio.conftest import sdk_client
 
         client = sdk_client(json.loads((ws / "studio" / "server.json").read_text())["url"], token)
+        # a server without any project: the serving check borrows a scratch project and leaves none
+        from avsbench_tools.errors import UsageError
+        from avsbench_tools.studio.connect import connect
+
+        assert list(client.projects.list()) == []
+        (ws / "frames").mkdir(exist_ok=True)
+        conn = connect(ws)
+        conn.check_serving(ws)  # under the document root: fine
+        outside = tmp_path / "elsewhere"
+        (outside / "frames").mkdir(parents=True)
+        with pytest.raises(UsageError, match="cannot serve the workspace's files from .*elsewhere/frames"):
+            conn.check_serving(outside)
+        assert list(client.projects.list()) == []
         p = client.projects.create(title="leak", label_config='<View><Image name="image" value="$image"/></View>')
         client.projects.import_tasks(id=p.id, request=[{"image": "/data/local-files/?d=x.jpg"}])
         readable = _readable_by_others(tmp_path)
