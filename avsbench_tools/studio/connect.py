@@ -88,7 +88,7 @@ class Connection:
                "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to "
                "the workspace or a folder above it")
         r = self._call(http, "GET", "data/local-files/", params={"d": "avs-tools-serving-check"})
-        if r.status_code == 403:
+        if r.status_code == 403 and "LOCAL_FILES_SERVING_ENABLED" in r.text:  # its own words when serving is off
             raise UsageError(f"Label Studio at {self.url} cannot serve the workspace's files (local file serving "
                              f"is off): {fix}")
         listed = self._call(http, "GET", "api/projects/", params={"page": 1, "page_size": 1})
