@@ -174,6 +174,7 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
     counts["clips_reviewed"], counts["clips_partial"] = clip_counts["reviewed"], clip_counts["partial"]
     counts["label_problems"] = sum(bool(g.get("problem")) for r in reviews if r.submitted for g in r.regions)
     objects: list[ObjectOutcome] = []
+    quiet: dict[str, set[int]] = {}
     origins: dict[str, int] = {}
     changes: list[FrameChange] = []
     no_proposal = 0
