@@ -37,8 +37,11 @@ def claim(folder: Path, *rels: str | Path) -> None:
     new = [r for r in (Path(x).as_posix() + ("/" if str(x).endswith("/") else "") for x in rels) if r not in seen]
     if not new:
         return
-    if not seen and (folder / CLAIMS).is_file():
-        seen.update(_read_claims(folder))
+    if not seen:
+        known = _read_claims(folder)
+        if known is None:  # a folder of an older avs-tools (no record at all): a partial record would mislead
+            return
+        seen.update(known)
         new = [r for r in new if r not in seen]
         if not new:
             return
@@ -192,6 +195,7 @@ class OutputDir:
                 os.replace(self.final, old)
                 os.replace(self.work, self.final)
             _claimed.pop(self.work.absolute(), None)
+            _claimed.pop(self.final.absolute(), None)
             self.replacing = False
             self.work = self.final
         shutil.rmtree(old, ignore_errors=True)
@@ -243,6 +247,10 @@ def prepare_output_dir(out: Path, *, kind: str, force: bool, keep: bool = False,
     if res.is_dir() and any(res.iterdir()):
         if keep:
             return OutputDir(res, res, kind, False)
+        if _read_claims(res) is None:
+            raise UsageError(f"{what} {out}: was written by an older avs-tools that did not record the files it "
+                             "wrote, so --force cannot tell them from yours; delete it yourself if nothing of yours "
+                             "is in it, or name a new folder")
         bad = foreign_entry(res)
         if bad is not None:
             raise UsageError(f"{what} {out}: holds {bad}, which avs-tools did not write; --force replaces only a "
@@ -251,10 +259,17 @@ def prepare_output_dir(out: Path, *, kind: str, force: bool, keep: bool = False,
         if work.exists():
             shutil.rmtree(work)
         work.mkdir()
-        write_marker(work, kind, **marker_info)
+        _start_record(work, kind, marker_info)
         return OutputDir(res, work, kind, True)
     created = not res.exists()
     res.mkdir(exist_ok=True)
     if read_marker(res) is None:
-        write_marker(res, kind, **marker_info)
+        _start_record(res, kind, marker_info)
     return OutputDir(res, res, kind, False, created)
+
+
+def _start_record(folder: Path, kind: str, marker_info: dict) -> None:
+    """A new output folder: its marker and an empty record of what the command writes in it."""
+    _claimed.pop(folder.absolute(), None)
+    (folder / CLAIMS).write_text("", encoding="utf-8")
+    write_marker(folder, kind, **marker_info)

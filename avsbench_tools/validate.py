@@ -320,3 +320,26 @@ def _folders_without_rows(rel: Release, rep: Report) -> None:
              for p in rel.root.glob(pattern) if p.is_dir()}
     for p in sorted(found - want):
         rep.add(p, "folder without a metadata row")
+
+
+def check_item_files(rel: Release, items: list[Item], progress: Progress | None = None) -> Report:
+    """validate's per-file checks of these rows only, on the files a TPAVI loader opens (S4/MS3: frames,
+    masks, the log-mel pickle; AVSS: frames, labels, the WAV): what `baseline train` runs before training,
+    so it never trains on a file validate rejects. Metadata and split checks are validate_release's."""
+    f = formats.get(rel.fmt)
+    if f.per_object:
+        raise ValueError(f"check_item_files: {rel.fmt} rows are not read by the TPAVI loaders")
+    rep = Report(rel.fmt, str(rel.root), items=len(items))
+    rep.survey = MaskSurvey(clips_total=len(items))
+    n_classes = len(rel.classes) or 71
+    palette = _palette() if f.semantic else None
+    progress = progress or (lambda *a: None)
+    for i, it in enumerate(items):
+        if f.semantic:
+            _check_avss_item(it, rep, n_classes, palette)
+            _wav(it.wav, rep)
+        else:
+            _check_binary_item(it, rep, f.frame_size)
+            _pkl(it.pkl, rep, len(it.frames))
+        progress("checking files", i + 1, len(items), it.name)
+    return rep

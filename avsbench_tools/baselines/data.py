@@ -94,6 +94,43 @@ def open_release(root: Path, setting: str, splits: tuple[str, ...] = ()) -> Rele
     return data
 
 
+def check_files(data: ReleaseData, splits: tuple[str, ...], progress=None) -> None:
+    """validate's per-file checks on every file the loader opens for these splits: the first problem is a
+    one-line UsageError (training never reads a file validate rejects, e.g. an RGB mask)."""
+    from avsbench_tools.validate import check_item_files
+
+    items = [it for s in splits for it in data.items(s)]
+    rep = check_item_files(data.release, items, progress)
+    if rep.problems:
+        path, problem = rep.problems[0]
+        more = f" (and {len(rep.problems) - 1} more problems)" if len(rep.problems) > 1 else ""
+        raise UsageError(f"{path}: {problem}{more}; validate rejects it, so training does not read it: run "
+                         f"avs-tools validate {data.release.root} --format {data.fmt}")
+
+
+def content_fingerprint(data: ReleaseData, splits: tuple[str, ...]) -> dict[str, str]:
+    """{split: fingerprint} of what training reads: the metadata rows, the masks by content, and the other
+    files (frames, audio) by path, size and modification time. A run records it; a changed release is
+    then refused, never resumed."""
+    import hashlib
+
+    out = {}
+    for s in splits:
+        h = hashlib.sha256()
+        for it in sorted(data.items(s), key=lambda i: i.name):
+            h.update(f"row\0{it.name}\0{sorted(it.row.items())}\0{it.category}\n".encode())
+            labels = set(it.masks.values()) | set(it.rgb_masks.values())
+            for f in needed_files(it, data.setting) + sorted(labels - set(needed_files(it, data.setting))):
+                rel = f.relative_to(data.release.root) if f.is_relative_to(data.release.root) else f
+                if f in labels:
+                    h.update(f"{rel}\0{hashlib.sha256(f.read_bytes()).hexdigest()}\n".encode())
+                else:
+                    st = f.stat()
+                    h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        out[s] = h.hexdigest()[:16]
+    return out
+
+
 def _rgb(path: Path):
     from PIL import Image
 
@@ -161,9 +198,12 @@ def read_logmel(path: Path) -> np.ndarray:
     """The release's log-mel pickle (a float32 torch tensor [T, 1, 96, 64]) as numpy."""
     import torch  # noqa: F401 - the pickle holds a torch tensor
 
-    with open(path, "rb") as fh:
-        x = pickle.load(fh)
-    return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
+    try:
+        with open(path, "rb") as fh:
+            x = pickle.load(fh)
+        return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as exc:
+        raise UsageError(f"{path}: not a log-mel pickle ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 def avss_logmel(wav: Path) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from avsbench_tools.errors import UsageError
 from avsbench_tools.fsutil import atomic_write_text
+from avsbench_tools.outdir import claim
 from avsbench_tools.progress import Progress
 
 
@@ -66,6 +67,7 @@ def evaluate_run(run: Path, split: str = "test", checkpoint: str | None = None, 
     if vggish is not None and not Path(vggish).is_file():
         raise UsageError(f"RUN {run}: its --vggish-weights {vggish} is gone; pass --vggish-weights PATH")
     pred_dir = run / "predictions" / split
+    claim(run, "predictions", f"eval_{split}.json")  # the run folder's record of what avs-tools wrote in it
     pred_dir.parent.mkdir(exist_ok=True)
     pres = predict(release, setting, pred_dir,
                    PredictOptions(checkpoint=ck, split=split, vggish_weights=vggish, device=device,

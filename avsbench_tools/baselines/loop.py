@@ -30,7 +30,7 @@ from avsbench_tools.baselines.train import (
     seed_everything,
     stop_for_budget,
 )
-from avsbench_tools.fsutil import write_marker
+from avsbench_tools.outdir import claim
 from avsbench_tools.progress import Progress
 
 
@@ -45,8 +45,9 @@ class Trainer:
     """One training run: model, optimiser, data, and the run folder."""
 
     def __init__(self, data: ReleaseData, release: Path, setting: str, out: Path, o: TrainOptions, device: str,
-                 progress: Progress, warn=None):
+                 progress: Progress, warn=None, content: dict | None = None):
         self.data, self.release, self.setting, self.out, self.o, self.progress = data, release, setting, out, o, progress
+        self.content = content or {}
         self.warn = warn or (lambda line: None)
         self.epochs = o.epochs or OFFICIAL_EPOCHS[setting]
         self.avm = (OFFICIAL_AVM[setting] if o.avm is None else o.avm) and not o.no_audio
@@ -69,7 +70,8 @@ class Trainer:
         from avsbench_tools import __version__
 
         return {"tool": f"avs-tools {__version__}", "release": str(self.release), "format": self.data.fmt,
-                "setting": self.setting, "options": self.o.defining(self.setting), "epochs": self.epochs,
+                "content": self.content, "setting": self.setting, "options": self.o.defining(self.setting),
+                "epochs": self.epochs,
                 "config": cfg.to_dict(), "warnings": list(model.warnings), "train_clips": n_train,
                 "val_clips": n_val, "device": self.rt.device, "amp": self.rt.amp, "avm": self.avm}
 
@@ -85,8 +87,7 @@ class Trainer:
         for w in model.warnings:
             self.warn(w)
         out.mkdir(parents=True, exist_ok=True)
-        if resume_info is None:
-            write_marker(out, runlog.KIND)
+        claim(out, *runlog.FILES)
         info = self._run_info(cfg, model, len(train_ds), len(val_ds))
         history: list[dict] = []
         best = {"epoch": None, "miou": None}
@@ -140,6 +141,7 @@ class Trainer:
                     save_checkpoint(model, out / "last.pt", extra=extra)
                     res.epochs_done = e1  # recorded: a Ctrl-C from here on keeps this epoch
                 if o.keep_epochs:
+                    claim(out, f"epochs/epoch_{e1:03d}.pt")
                     save_checkpoint(model, out / "epochs" / f"epoch_{e1:03d}.pt",
                                     extra={"epoch": e1, "input_size": o.input_size})
                 runlog.write_csv(out, history)

@@ -31,6 +31,7 @@ import numpy as np
 
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.fsutil import atomic_path, atomic_write_bytes, atomic_write_text, read_marker
+from avsbench_tools.outdir import claim, replaced_interrupt
 from avsbench_tools.progress import Progress
 
 KIND = "baseline-predictions"
@@ -87,14 +88,16 @@ def _sha(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _prepare_out(out: Path, stamp: dict, force: bool, replace_stale: bool = False) -> Path:
-    """OUT: new, empty, ours with the same stamp (resumed), or ours with --force (replaced)."""
-    import shutil
-
-    from avsbench_tools.fsutil import check_output_dir, write_marker
+def _prepare_out(out: Path, stamp: dict, force: bool, protected=(), replace_stale: bool = False):
+    """OUT through the one output-folder helper: new or empty (written in place), ours with the same stamp
+    (resumed in place), or ours with --force / another stamp and `replace_stale` (the new predictions are
+    written beside it and swapped in when complete; a folder holding anything avs-tools did not write is
+    refused). -> outdir.OutputDir."""
+    from avsbench_tools.outdir import prepare_output_dir
 
     out = Path(out)
     marker = read_marker(out) if out.is_dir() else None
+    keep = False
     if marker is not None and marker.get("kind") == KIND and not force:
         try:
             old = json.loads((out / "predict.json").read_text(encoding="utf-8")).get("stamp")
@@ -105,15 +108,13 @@ def _prepare_out(out: Path, stamp: dict, force: bool, replace_stale: bool = Fals
         elif old != stamp:
             raise UsageError(f"--out {out}: holds predictions of another checkpoint, split or setting; pass --force "
                              "to replace them or name another folder")
-        if not force:
-            return out
-    check_output_dir(out, kind=KIND, force=force, what="--out")
-    if force and marker is not None and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, KIND)
-    atomic_write_text(out / "predict.json", json.dumps({"stamp": stamp}, indent=1))
-    return out
+        else:
+            keep = True
+    dest = prepare_output_dir(out, kind=KIND, force=force, keep=keep, protected=protected, what="--out")
+    if not keep:
+        dest.claim("predict.json", "logits.npz", ".logits")
+        atomic_write_text(dest.work / "predict.json", json.dumps({"stamp": stamp}, indent=1))
+    return dest
 
 
 def load_for_predict(checkpoint: Path, setting: str, num_classes: int, vggish: Path | None, device: str):
@@ -139,8 +140,7 @@ def load_for_predict(checkpoint: Path, setting: str, num_classes: int, vggish: P
 def predict(release: Path, setting: str, out: Path, opts: PredictOptions, progress: Progress | None = None,
             model=None) -> PredictResult:
     """Predict every clip of `opts.split`; write masks in the layout + logits.npz under OUT (see the module)."""
-    from avsbench_tools.baselines.data import ClipDataset, open_release
-    from avsbench_tools.baselines.infer import Runtime, Scorer, clip_logits, embed_audio
+    from avsbench_tools.baselines.data import open_release
     from avsbench_tools.checkpoints import resolve_device
 
     progress = progress or (lambda *a: None)
@@ -152,7 +152,27 @@ def predict(release: Path, setting: str, out: Path, opts: PredictOptions, progre
     stamp = {"checkpoint": _sha(Path(opts.checkpoint)), "split": opts.split, "setting": setting,
              "release": str(data.release.root.resolve()), "binary": opts.binary, "all_logits": opts.all_logits,
              "no_audio": opts.no_audio}
-    out = _prepare_out(out, stamp, opts.force, opts.replace_stale)
+    dest = _prepare_out(out, stamp, opts.force, [data.release.root], opts.replace_stale)
+    try:
+        res = _predict(data, dest.work, opts, setting, stamp, model, device, size, warnings, progress)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if not dest.replacing:
+            raise
+        dest.abort()
+        raise replaced_interrupt(out, "predictions", exc) from None
+    except BaseException:
+        dest.abort()
+        raise
+    dest.commit()
+    res.out, res.logits = Path(out), Path(out) / "logits.npz"
+    return res
+
+
+def _predict(data, out: Path, opts: PredictOptions, setting: str, stamp: dict, model, device: str, size: int,
+             warnings: list[str], progress: Progress) -> PredictResult:
+    from avsbench_tools.baselines.data import ClipDataset
+    from avsbench_tools.baselines.infer import Runtime, Scorer, clip_logits, embed_audio
+
     ds = ClipDataset(data, opts.split, size)
     rt = Runtime(device, amp=False, no_audio=opts.no_audio)
     inner = data.release.root.name if data.release.root.name in ("Single-source", "Multi-sources") else ""
@@ -168,6 +188,9 @@ def predict(release: Path, setting: str, out: Path, opts: PredictOptions, progre
         for i, sample, lg in clip_logits(model, ds, audio, rt, opts.batch, indices=todo, progress=progress):
             it = ds.items[i]
             n = int(sample["exists"].sum())
+            pairs = frame_paths(it, setting, data.release.root, n)
+            claim(out, *(Path(inner) / p for pair in pairs for p in pair if p is not None),
+                  f".logits/{it.name}.npy", f".logits/{it.name}.class.npy")  # recorded before written
             _write_clip(base, it, setting, data, lg[:n], opts)
             kept, cls = _stored(lg[:n], setting, opts.all_logits)
             if cls is not None:

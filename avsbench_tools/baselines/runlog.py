@@ -21,6 +21,7 @@ from avsbench_tools.errors import UsageError
 from avsbench_tools.fsutil import atomic_write_bytes, atomic_write_text, read_marker
 
 KIND = "baseline-run"
+FILES = ("run.json", "last.pt", "best.pt", "log.csv", "curves.png")  # what every run writes (claimed first)
 COLUMNS = ("epoch", "train_loss", "main_loss", "avm_loss", "val_miou", "val_fscore", "seconds", "best")
 
 

@@ -80,7 +80,9 @@ def train(
     keep_epochs: Annotated[bool, typer.Option("--keep-epochs", help="Keep every epoch's checkpoint "
                                               "(epochs/epoch_NNN.pt), not only last.pt and best.pt.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier run in --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over: replace an earlier run in --out (only a folder "
+                                        "baseline train wrote, holding nothing else; the new run is swapped in when "
+                                        "it ends, so Ctrl-C keeps the earlier one).")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Train the TPAVI baseline on RELEASE's train split (read through the official layout only), validate
@@ -165,7 +167,9 @@ def predict(
     all_logits: Annotated[bool, typer.Option("--all-logits", help="AVSS: store every class's logits "
                                              "(large).")] = False,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Zero the audio features.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace earlier predictions in --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace earlier predictions in --out (only a folder "
+                                        "baseline predict wrote, holding nothing else; swapped in when complete).")]
+    = False,
     quiet: Quiet = False,
 ) -> None:
     """Predicted masks at the release's own mask paths (every frame of the split; S4/MS3: 8-bit probabilities,
@@ -229,7 +233,9 @@ def release_check(
     backbone: Backbone = None,
     visual_weights: Visual = None,
     vggish_weights: Vggish = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier release-check in --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier release-check in --out (only a folder "
+                                        "release-check wrote, holding nothing else; swapped in when complete).")]
+    = False,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:

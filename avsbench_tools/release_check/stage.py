@@ -20,12 +20,12 @@ options need --force.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from avsbench_tools.errors import UsageError
-from avsbench_tools.fsutil import atomic_write_text, check_output_dir, read_marker, write_marker
+from avsbench_tools.errors import Interrupted, UsageError
+from avsbench_tools.fsutil import atomic_write_text, read_marker
+from avsbench_tools.outdir import claim, replaced_interrupt
 from avsbench_tools.progress import Progress
 from avsbench_tools.release_check.plan import Plan, ReleaseCheckOptions, make_plan
 from avsbench_tools.release_check.runs import RunSummary, run_both
@@ -68,9 +68,15 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def _prepare(out: Path, stamp: dict, force: bool) -> Path:
+def _prepare(out: Path, stamp: dict, force: bool, protected=()):
+    """OUT through the one output-folder helper (outdir.prepare_output_dir): an earlier check with the same
+    stamp is continued in place; --force replaces only a check folder holding nothing avs-tools did not
+    write, writing the new one beside it and swapping it in when complete (Ctrl-C keeps the earlier one)."""
+    from avsbench_tools.outdir import prepare_output_dir
+
     out = Path(out)
     marker = read_marker(out) if out.is_dir() else None
+    keep = False
     if marker is not None and marker.get("kind") == KIND and not force:
         try:
             old = json.loads((out / "check.json").read_text(encoding="utf-8"))
@@ -79,14 +85,15 @@ def _prepare(out: Path, stamp: dict, force: bool) -> Path:
         if old != stamp:
             raise UsageError(f"--out {out}: holds a release-check of another release or other options; pass --force "
                              "to replace it or name another folder")
-        return out
-    check_output_dir(out, kind=KIND, force=force, what="--out")
-    if marker is not None and force:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, KIND)
-    atomic_write_text(out / "check.json", json.dumps(stamp, indent=1, sort_keys=True))
-    return out
+        keep = True
+    dest = prepare_output_dir(out, kind=KIND, force=force, keep=keep, protected=protected, what="--out")
+    from avsbench_tools.stats.report import PLOT_NAMES
+
+    dest.claim("check.json", "stats.html", "index.html", "report.json", "runs", "overlays",
+               *(f"stats_plots/{n}" for n in PLOT_NAMES))
+    if not keep:
+        atomic_write_text(dest.work / "check.json", json.dumps(stamp, indent=1, sort_keys=True))
+    return dest
 
 
 def check_release_learnable(release: Path, fmt: str, out: Path, opts: ReleaseCheckOptions | None = None,
@@ -110,7 +117,23 @@ def check_release_learnable(release: Path, fmt: str, out: Path, opts: ReleaseChe
     plan = make_plan(o, device)
     stamp = {"release": str(root), "content": _fingerprint(root), "format": fmt, "plan": asdict(plan), "seed": o.seed,
              "visual_weights": str(o.visual_weights or ""), "vggish_weights": str(o.vggish_weights or "")}
-    out = _prepare(out, stamp, o.force)
+    dest = _prepare(out, stamp, o.force, [root])
+    try:
+        rep = _check(root, fmt, dest.work, o, plan, progress)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if not dest.replacing:
+            raise
+        dest.abort()  # --force: the earlier report stays whole
+        raise replaced_interrupt(out, "release-check", exc) from None
+    except BaseException:
+        dest.abort()
+        raise
+    dest.commit()
+    rep.out = Path(out)
+    return rep
+
+
+def _check(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, plan: Plan, progress: Progress) -> CheckReport:
     from avsbench_tools.release_check.report import write_report
     from avsbench_tools.stats import compute_stats
     from avsbench_tools.stats import write_report as write_stats
@@ -165,6 +188,7 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
 
     summary["per_category"] = per_category(data, split, audio, silent)
     summary["worst_clips"] = worst(audio.per_clip, silent.per_clip)
+    claim(out, *(f"overlays/{c['name']}.png" for c in summary["worst_clips"]))  # what write_report draws
     write_report(out, summary, {"data": data, "split": split, "runs": runs})
     return CheckReport(out, summary, warnings, 0)
 
