@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Quiet, WorkspaceArg, q, report_failures, say_next, stage_run
+from avsbench_tools.cli.common import (
+    Engine,
+    Quiet,
+    RayAddress,
+    RayShared,
+    WorkspaceArg,
+    q,
+    report_failures,
+    say_next,
+    stage_run,
+)
 
 
 @app.command(short_help="Find, download and cut clips (yt-dlp), resumable.  "
@@ -53,19 +63,29 @@ def collect(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try the failed sources again (transient "
                                                "failures only: rejections such as no audio or too short are "
                                                "final).")] = False,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    ray_shared_workspace: RayShared = False,
     quiet: Quiet = False,
 ) -> None:
     """Collect clips into the workspace from searches, URL lists, CSV lists, local files or a synthetic world."""
+    from avsbench_tools.cli.common import note as say_note
     from avsbench_tools.collect import CollectOptions
     from avsbench_tools.collect import collect as run_collect
+    from avsbench_tools.engine import nodes_summary
+    from avsbench_tools.engine.options import engine_options
     from avsbench_tools.errors import AvsError
+
+    engine_opts, notes = engine_options(engine, ray_address, ray_shared_workspace)
+    for text in notes:
+        say_note(text)
 
     opts = CollectOptions(keywords=list(keywords or []), per_keyword=per_keyword, category=category, urls=urls,
                           csv=csv_file, local=local, any_license=any_license, max_duration=max_duration,
                           min_height=min_height, max_height=max_height, clips_per_video=clips_per_video,
                           seconds=seconds, fps=fps, jobs=jobs, sleep=sleep, retries=retries, timeout=timeout,
                           retry_failed=retry_failed, category_from_folder=category_from_folder, world=world,
-                          require_category=True)
+                          require_category=True, engine=engine_opts)
     with stage_run(workspace, lock="collect", quiet=quiet) as (ws, progress):
         res = run_collect(ws, opts, progress=progress)
     for note in res.notes:
@@ -76,6 +96,8 @@ def collect(
         typer.echo(f"collect: {res.new_clips} new clips ({res.clips} in the workspace) from {res.sources} sources; "
                    f"{res.failed} failed (retryable), {res.rejected} rejected (permanent); "
                    f"{res.skipped} already done")
+        if engine_opts.ray:
+            typer.echo(nodes_summary(res.nodes, "sources"))
     report_failures([(item, reason) for item, reason, _ in res.failures], workspace)
     if res.failed and not res.idle:
         typer.echo(f"  retry the {res.failed} failed with: avs-tools collect {workspace} --retry-failed", err=True)

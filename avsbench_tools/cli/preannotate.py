@@ -14,7 +14,10 @@ from avsbench_tools.cli.common import (
     Clips,
     Device,
     Dino,
+    Engine,
     Quiet,
+    RayAddress,
+    RayShared,
     Sam,
     Sam2,
     SamType,
@@ -75,18 +78,31 @@ def preannotate(
     tagger_threshold: Annotated[float, typer.Option("--tagger-threshold", help="CLAP probability for "
                                                     "'heard'.")] = 0.3,
     clip: Clips = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    ray_shared_workspace: RayShared = False,
+    gpus_per_worker: Annotated[float | None, typer.Option("--gpus-per-worker", help="--engine ray: GPUs per "
+                                                          "model actor (one actor per GPU: 1; default: 1 on CUDA, "
+                                                          "else CPU actors).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Propose masks for every sampled frame; each run with new settings adds a mask version."""
+    from avsbench_tools.engine import nodes_summary
+    from avsbench_tools.engine.options import engine_options
     from avsbench_tools.preannotate import PreannotateOptions
     from avsbench_tools.preannotate import preannotate as run
+
+    engine_opts, notes = engine_options(engine, ray_address, ray_shared_workspace, gpus_per_worker)
+    for text in notes:
+        note(text)
 
     opts = PreannotateOptions(backend=backend, dino=dino, sam=sam, sam_type=sam_type, prompt=list(prompt or []) or None,
                               box_threshold=box_threshold, text_threshold=text_threshold, tracker=tracker,
                               redetect_every=redetect_every, key_second=key_second, device=device,
                               batch_size=batch_size, precision=precision, nms_iou=nms_iou, max_objects=max_objects,
                               min_area=min_area, allow_download=allow_download, clips=list(clip or []) or None,
-                              audio_tagger=audio_tagger, clap=clap, tagger_threshold=tagger_threshold, sam2=sam2, sam3=sam3)
+                              audio_tagger=audio_tagger, clap=clap, tagger_threshold=tagger_threshold, sam2=sam2, sam3=sam3,
+                              engine=engine_opts)
     _note_ignored(ctx, opts)
     with stage_run(workspace, lock="preannotate", quiet=quiet) as (ws, progress):
         res = run(ws, opts, progress=progress)
@@ -96,6 +112,8 @@ def preannotate(
     else:
         typer.echo(f"preannotate ({res.backend}): {res.done} clips proposed ({res.masks} masks), {res.skipped} "
                    f"already done, {res.failed} failed (of {res.total})")
+        if engine_opts.ray:
+            typer.echo(nodes_summary(res.nodes))
         if res.ids:
             from avsbench_tools.preannotate.track import ids_summary
 

@@ -32,6 +32,7 @@ class CollectOptions:
     # refuse new --local/--urls/--keywords sources that would get no category (the CLI sets it;
     # library callers that set categories otherwise may leave it off)
     require_category: bool = False
+    engine: object = None  # engine.EngineOptions; None: the local engine (--engine ray: avsbench_tools.engine)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class CollectResult:
     open_failed: int = 0  # transient failures in the ledger after the run
     open_rejected: int = 0  # rejections in the ledger after the run
     idle: str | None = None  # why the run had nothing to do
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray engine: sources finished per node
 
     @property
     def all_failed(self) -> bool:

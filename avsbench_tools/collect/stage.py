@@ -197,6 +197,10 @@ def collect(ws: Workspace, opts: CollectOptions, progress: Progress | None = Non
     res.sources += len(todo)
     if not todo:
         _idle_reason(ws, opts, res, retried)
+    elif opts.engine is not None and opts.engine.ray:  # tasks spread over the nodes (avsbench_tools.engine)
+        from avsbench_tools.engine.collect import collect_on_ray
+
+        collect_on_ray(ws, opts, res, todo, progress or (lambda *a: None))
     else:
         _Workers(ws, opts, res, todo, progress).run()
     res.clips = cat.count_clips()

@@ -29,7 +29,11 @@ def _lost_kinds(ray) -> tuple[type, ...]:
 
 
 def stream(items: Iterable, submit: Callable[[Any], Any], deliver: Callable[[Any, Any], str],
-           lost: Callable[[Any, BaseException], str], window: int, report: Callable[[str], None]) -> None:
+           lost: Callable[[Any, BaseException], str], window: int, report: Callable[[str], None],
+           ordered: bool = False) -> None:
+    """`ordered`: results are delivered in the order of `items` (the tasks still run at once, up to
+    `window`): rows the driver numbers (mask versions) get the local engine's ids. After Ctrl-C every
+    finished result is delivered, in any order."""
     import ray
 
     from avsbench_tools.engine.cluster import handlers, restore
@@ -72,7 +76,8 @@ def stream(items: Iterable, submit: Callable[[Any], Any], deliver: Callable[[Any
             if not pending:
                 return
             restore(saved)
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            targets = [next(iter(pending))] if ordered else list(pending)  # dicts keep submission order
+            ready, _ = ray.wait(targets, num_returns=1, timeout=POLL_S)
             for ref in ready:
                 take(ref)
     except KeyboardInterrupt:

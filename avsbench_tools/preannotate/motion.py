@@ -148,6 +148,7 @@ def grabcut(img: np.ndarray, seed: np.ndarray, iterations: int = 5) -> np.ndarra
     if not (gc == cv2.GC_BGD).any() or not ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any():
         return seed
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means init draws from the thread's RNG: the same mask whatever ran before
     try:
         cv2.grabCut(crop, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:

@@ -55,6 +55,7 @@ class PreannotateOptions:
     tagger_threshold: float = 0.3
     sam2: str | None = None  # SAM 2 video checkpoint for --tracker sam2
     sam3: str | None = None  # SAM 3 video checkpoint for --backend sam3 (one model: detection and tracking)
+    engine: object = None  # engine.EngineOptions; None: the local engine (--engine ray: avsbench_tools.engine)
 
 
 def backend_of(opts: PreannotateOptions) -> str:

@@ -9,7 +9,7 @@ clip being stored, so every clip is recorded whole or not at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from avsbench_tools.audio.activity import Activity
 from avsbench_tools.catalog import AudioRecord, Clip, Frame
@@ -42,6 +42,7 @@ class PreannotateResult:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (clip id, reason) of this run
     cap: CapStats = field(default_factory=CapStats)  # grounded-sam: frames of the done clips cut by --max-objects
     ids: dict[str, int] = field(default_factory=dict)  # objects (ids) created per clip done by this run
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray engine: clips finished per node
 
 
 def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, prompts_mode: str) -> dict:
@@ -172,7 +173,10 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
     backend = check_options(opts)
     ids = _clip_ids(ws, opts)
     state["clips"] = len(ids)
-    models = Models(opts) if (backend in ("grounded-sam", "sam3") or opts.audio_tagger) else None
+    ray = opts.engine is not None and opts.engine.ray  # the Ray engine's actors load their own models;
+    # the driver loads them on its CPU only to identify them (settings)
+    models = Models(replace(opts, device="cpu") if ray else opts) if (
+        backend in ("grounded-sam", "sam3") or opts.audio_tagger) else None
     prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
     settings = settings_for(opts, backend, models, prompts_mode)
     remove_stale_temps(ws.path("masks"))  # temporaries of a killed run (the workspace lock says none is running)
@@ -183,6 +187,12 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
     state["done"], state["left"] = res.skipped, len(todo)
     progress("preannotate", res.skipped, len(ids), f"{res.skipped} already done")
     inputs = [_inputs(ws, cid) for cid in todo]  # catalog reads here: the loader thread reads only files
+    if ray:  # one model-holding actor per GPU; results stored here, as they arrive (avsbench_tools.engine)
+        from avsbench_tools.engine.preannotate import propose_on_ray
+
+        propose_on_ray(ws, inputs, backend, opts, lambda inp, outcome, cap: _store(
+            ws, inp, outcome, cap or CapStats(), backend, settings, res, state), progress, res)
+        return res
     store = Behind(lambda info: progress("preannotate", res.skipped + res.done + res.failed, res.total, info))
     try:
         with Prefetcher(inputs, _loader(ws, backend, opts), PREFETCH_CLIPS, "avs-frames") as loaded:
