@@ -76,7 +76,7 @@ def evaluate_run(run: Path, split: str = "test", checkpoint: str | None = None, 
     res = EvalResult(scores, pres.scores, pres.per_clip, ck, pred_dir, pres.warnings, release)
     if pres.scores is not None:
         atomic_write_text(run / f"eval_{split}.json", json.dumps(
-            {"checkpoint": str(ck), "evaluate": scores, "official_float": pres.scores, "per_clip": pres.per_clip,
+            {"checkpoint": str(ck), "evaluate": scores, "official_float": {k: v for k, v in pres.scores.items() if k != "clip_stats"}, "per_clip": pres.per_clip,
              "warnings": pres.warnings}, indent=1, default=float))
     return res
 
