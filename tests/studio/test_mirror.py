@@ -156,6 +156,9 @@ def test_set_category_reaches_the_annotators_and_stays(studio_server, built):
     r = p.cli("pull")
     assert r.returncode == 0, r.stderr
     assert f"old category '{old}'" in r.stdout, r.stdout
+    qa = cli("qa", p.path)
+    assert qa.returncode == 0 and "labels: 1 regions carry a label" in qa.stdout, qa.stdout
+    assert json.loads(cli("qa", p.path, "--json").stdout)["frames"]["label_problems"] == 1
     ws = p.catalog()
     try:
         cats = {v.category for v in ws.catalog.mask_versions(p.clip, ["review"])}
