@@ -7,14 +7,14 @@
 4. two short baseline runs scaled to the hardware (plan.py): with audio (the time budget decides the
    epochs) and with `--no-audio` (the same epochs, seed and data order), each scored on the test split
    through `baseline predict`;
-5. OUT/index.html (self-contained) and OUT/report.json: learnable (the audio run's mIoU beats the best
-   trivial predictor by LEARNABLE_MARGIN), audio helps (audio minus no-audio mIoU >= AUDIO_MARGIN),
-   per-category scores, the worst categories and clips with overlays of their predictions. With fewer
-   than MIN_CLIPS clips in the scored split both verdicts are "cannot tell" (the numbers are still given).
+5. OUT/index.html (self-contained) and OUT/report.json: learnable and audio helps, each only from a margin
+   larger than its spread (a paired bootstrap over the scored clips, spread.py: the rules), "audio helps"
+   asked only of a learnable model, else "cannot tell"; the audio encoder named (the fixed VGGish
+   initialisation without weights); per-category scores, the worst categories and clips with overlays.
 
 OUT is a new folder or one release-check wrote (marker kind release-check): a re-run with the same
-release and options keeps the runs that finished (runs/<name>/done.json) and redoes the rest; other
-options need --force.
+release and options keeps the runs that finished, re-predicts a trained one and continues an interrupted
+one with what is left of its budget (runs.py); other options need --force.
 """
 
 from __future__ import annotations
