@@ -26,17 +26,18 @@ def clip_info(ws, rel, top: Path) -> dict[str, ClipInfo]:
     """{release clip id: ClipInfo} for the clips of `rel` the workspace `ws` exported."""
     from avsbench_tools.export import public_source, release_names
 
-    clips = ws.catalog.clips()
+    sampled = set(ws.catalog.clip_ids_done("sample"))
+    clips = [c for c in ws.catalog.clips() if c.clip_id in sampled]  # what export names (and numbers) from
     sources = {s.source_id: s for s in ws.catalog.sources()}
     names = release_names(clips, sources, rel.fmt)
     wanted = {it.frames[0].parent.parent.name if rel.fmt == "ref-avs" else it.name for it in rel.items}
     by_name = {}
     for c in clips:
-        n = names.get(c.clip_id)
-        if n in wanted:
-            by_name[n] = c
-        if rel.fmt == "ref-avs" and f"null_c-{n}" in wanted:
-            by_name[f"null_c-{n}"] = c
+        for n in _candidates(c, names.get(c.clip_id), sources.get(c.source_id)):
+            if n in wanted:
+                by_name[n] = c
+            if rel.fmt == "ref-avs" and f"null_c-{n}" in wanted:
+                by_name[f"null_c-{n}"] = c
     qa_iou = _qa_ious(ws, {c.clip_id for c in by_name.values()})
     annotators = _annotators(ws, {c.clip_id for c in by_name.values()})
     out = {}
@@ -62,6 +63,14 @@ def clip_info(ws, rel, top: Path) -> dict[str, ClipInfo]:
                                                  annotators=sorted(annotators.get((c.clip_id, sec), ()))))
         out[name] = ci
     return out
+
+
+def _candidates(c, name: str | None, src) -> list[str]:
+    """The names export may have given clip `c`: release_names' (S4, MS3, Ref-AVS, AVSS v1m) and the AVSS
+    v1s/v2 uid <video>_<start_ms>_<end_ms> that release_clip makes."""
+    key = (src.video_id if src is not None and src.video_id else None) or (src.source_id if src else "unknown")
+    s = int(round(float(c.start) * 1000))
+    return [n for n in (name, f"{key}_{s}_{s + int(c.seconds) * 1000}") if n]
 
 
 def _annotators(ws, clip_ids: set[str]) -> dict[tuple[str, int], set[str]]:

@@ -116,3 +116,14 @@ def test_publish_with_workspace_carries_provenance(s4_workspace, tmp_path):
     assert "Sources by kind" in doc["rai:dataCollection"] and "0 of" in doc["rai:dataAnnotationProtocol"]
     assert run_cli("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q").returncode == 0
     assert _tree(tmp_path / "back") == _tree(tmp_path / "rel")
+
+
+def test_provenance_finds_avss_uids():
+    """An AVSS v1s/v2 clip is released as <video>_<start_ms>_<end_ms> (release_clip), a v1m clip under the
+    name export gives it: publish --workspace matches a release clip to its catalog clip by either."""
+    from avsbench_tools.catalog import Clip, Source
+    from avsbench_tools.publish.provenance import _candidates
+
+    c = Clip("c1", "s1", 12.5, 5, "clips/c1.mp4")
+    assert _candidates(c, "vid_0", Source("s1", "url", video_id="vid")) == ["vid_0", "vid_12500_17500"]
+    assert _candidates(c, None, Source("s1", "local")) == ["s1_12500_17500"]
