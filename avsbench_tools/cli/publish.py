@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import Format, Quiet, ReleaseArg, say_next
+from avsbench_tools.cli.common import FormatOrMarker, Quiet, ReleaseArg, release_format, say_next
 
 
 def q(path) -> str:
@@ -21,9 +21,9 @@ def q(path) -> str:
 @app.command(short_help="A release as Hugging Face Parquet + Croissant.  e.g. avs-tools publish rel -f avss --out hf")
 def publish(
     release: ReleaseArg,
-    fmt: Format,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (new, empty, or with --force an earlier "
-                                      "publish).", show_default=False)],
+    fmt: FormatOrMarker = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder to write (new, empty, or with --force an "
+                                             "earlier publish).", show_default=False)] = None,
     workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help="The workspace the release was exported "
                                                    "from: adds per-frame provenance (review or proposal, annotators, "
                                                    "QA IoU, backend, checkpoint), licences and sources.")] = None,
@@ -39,6 +39,11 @@ def publish(
     from avsbench_tools.publish import publish as run
     from avsbench_tools.release import check_release
 
+    if out is None:
+        from avsbench_tools.errors import UsageError
+
+        raise UsageError("--out DIR: name the folder to write the published release to")
+    fmt = release_format(release, fmt)
     check_release(release, fmt)
     with contextlib.ExitStack() as stack:
         ws = None

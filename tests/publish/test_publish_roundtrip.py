@@ -103,8 +103,8 @@ def test_publish_with_workspace_carries_provenance(s4_workspace, tmp_path):
     import pyarrow.parquet as pq
 
     run_cli("export", s4_workspace, tmp_path / "rel", "--include-unreviewed", "-q", check=True)
-    p = run_cli("publish", tmp_path / "rel", "-f", "avsbench-s4", "--out", tmp_path / "hf", "--workspace", s4_workspace,
-                "-q")
+    # no --format: the release's marker names it
+    p = run_cli("publish", tmp_path / "rel", "--out", tmp_path / "hf", "--workspace", s4_workspace, "-q")
     assert p.returncode == 0, p.stderr
     frames = pq.read_table(sorted((tmp_path / "hf" / "data" / "frames").glob("*.parquet"))).to_pylist()
     annotated = [r for r in frames if r["annotated"]]
