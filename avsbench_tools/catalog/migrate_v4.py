@@ -79,6 +79,7 @@ def merge_own_projects(db: sqlite3.Connection, root: Path) -> dict[str, int]:
 
 
 def _rekey(db: sqlite3.Connection, old: str, new: str, out: dict[str, int]) -> None:
+    """Move the rows of project key `old` to `new` (also `Catalog.merge_studio_project`)."""
     # reviews: one row per (project, annotation): the newest pull of it wins
     for r in db.execute("SELECT annotation_id, ls_updated_at, pulled_at FROM studio_reviews WHERE project_key=?",
                         (old,)).fetchall():

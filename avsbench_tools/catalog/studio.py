@@ -105,12 +105,23 @@ class StudioMethods(CatalogBase):
             db.executemany("UPDATE studio_predictions SET digest=? WHERE project_key=? AND task_id=? AND "
                            "model_version=?", data)
 
+    def merge_studio_project(self, old_key: str, new_key: str) -> int:
+        """Move every row of project `old_key` to `new_key` (the same project of the same server, reached under
+        another name), in one transaction; of two rows of one annotation the newest pull is kept. Returns the
+        duplicates dropped."""
+        from avsbench_tools.catalog.migrate_v4 import _rekey
+
+        out = {"duplicates": 0}
+        with self.tx() as db:
+            _rekey(db, old_key, new_key, out)
+        return out["duplicates"]
+
     def studio_project_keys(self, server: str) -> list[str]:
-        """Every project key of a server name that the catalog holds rows of (tasks or reviews)."""
+        """Every project key of a server name ("" : of every server) that the catalog holds rows of."""
         prefix = server.rstrip("/") + "#"
         return sorted({r[0] for r in self.query(
             "SELECT project_key FROM studio_tasks UNION SELECT project_key FROM studio_reviews")
-            if r[0].startswith(prefix)})
+            if r[0].startswith(prefix) or not server})
 
     def prediction_versions(self, project_key: str, prediction_id: int) -> list[int] | None:
         """The mask version ids a pushed prediction holds, or None if it was not pushed from here."""

@@ -150,7 +150,7 @@ def _plan(ws, clip_ids: list[str]) -> list[Item]:
             for p in preds:
                 p.digest = digest_of(p.versions, clip.category)
             items.append(Item(cid, f, clip.seconds, audio.wav_path if audio else None, clip.path, clip.category,
-                               preds))
+                               preds, fps=clip.fps, n_frames=clip.n_frames))
     return items
 
 
@@ -161,7 +161,10 @@ def _project(ws, api: Api, ws_id: str, server: str, res: PushResult) -> Project:
     proj = api.project(pid) if pid is not None else None
     if proj is not None and not proj.is_ours(ws_id):
         proj = None  # the server was reset and the id now names another workspace's project
-    proj = proj or api.find_project(ws_id)
+    if proj is None:
+        proj = api.find_project(ws_id)
+        if proj is not None:
+            res.notes += _same_server(ws, api, proj.id, ws_id, project_key(server, proj.id))
     instructions = cfg.instructions(recipe)
     if proj is None:
         title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
@@ -185,6 +188,25 @@ def _project(ws, api: Api, ws_id: str, server: str, res: PushResult) -> Project:
     api.ensure_storages(proj.id, ws.root)
     res.project_id, res.project_created = proj.id, proj.created
     return proj
+
+
+def _same_server(ws, api: Api, pid: int, ws_id: str, key: str) -> list[str]:
+    """A project found by the workspace's marker under a server name the catalog has no project for: when the
+    catalog holds it under another name (the same server reached by another URL) with task ids the server
+    lists, its rows move to this name, so nothing is adopted or pulled a second time."""
+    cat = ws.catalog
+    others = [k for k in cat.studio_project_keys("") if k.endswith(f"#{pid}") and k != key]
+    if not others:
+        return []
+    _, every = api.task_keys(pid, ws_id)
+    notes = []
+    for old in others:
+        ids = set(cat.studio_tasks(old).values())
+        if ids and ids <= every:
+            cat.merge_studio_project(old, key)
+            notes.append(f"project {pid} was recorded for {old.rsplit('#', 1)[0]}: the same server, its records "
+                         "are kept under this URL")
+    return notes
 
 
 def _interface(config: str):

@@ -289,3 +289,20 @@ def test_completeness_follows_the_exported_form(studio_server, built_avss, tmp_p
     assert r.returncode == 0, r.stderr
     (d,) = (out / "v1s").iterdir()
     assert sorted(x.name for x in (d / "labels_semantic").iterdir()) == ["0.png"]
+
+
+def test_one_server_under_two_urls_counts_each_annotation_once(studio_server, built):
+    """Row 1 on an outside server: pushed at 127.0.0.1, then reached as localhost: push recognises the project's
+    records (nothing adopted as if an interrupted push made it), pull stores nothing twice."""
+    p = Pushed(studio_server, built, "mirror-two-urls")
+    p.annotate(0, p.shown(0))
+    assert p.cli("pull").returncode == 0
+    other = studio_server.url.replace("127.0.0.1", "localhost")
+    env = {"LABEL_STUDIO_API_KEY": studio_server.api_key}
+    r = cli("push", p.path, "--url", other, env=env)
+    assert r.returncode == 0 and "nothing to do" in r.stdout, (r.stdout, r.stderr)
+    assert "interrupted push" not in r.stderr and "the same server" in r.stderr, r.stderr
+    r = cli("pull", p.path, "--url", other, env=env)
+    assert r.returncode == 0 and "pull: 0 new annotations" in r.stdout, (r.stdout, r.stderr)
+    frames = json.loads(cli("qa", p.path, "--json").stdout)["frames"]
+    assert (frames["reviewed"], frames["annotations"]) == (1, 1), frames
