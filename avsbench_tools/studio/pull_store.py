@@ -198,9 +198,11 @@ class Puller:
                     review, dropped = parse_annotation(ann, info, self._users(), book, self._write_mask(clip_id),
                                                        self._rules(clip_id))
                 except BadAnnotation as exc:
+                    named = cat.paths_in_use(self.ws.rel(p) for p in self.written[before:])
                     for p in self.written[before:]:
-                        with contextlib.suppress(FileNotFoundError):
-                            p.unlink()
+                        if self.ws.rel(p) not in named:
+                            with contextlib.suppress(FileNotFoundError):
+                                p.unlink()
                     del self.written[before:]
                     skip = Skipped(tid, clip_id, second, aid, str(exc))
                     self.res.skipped.append(skip)
@@ -274,10 +276,12 @@ class Puller:
                             for g in r.regions if g.get("problem")]
 
     def discard_unsaved(self) -> None:
-        """Remove the mask files of a batch that was not committed (files the catalog does not name)."""
+        """Remove the mask files of a batch that was not committed (only those no row of the catalog names)."""
+        named = self.ws.catalog.paths_in_use(self.ws.rel(p) for p in self.written) if self.written else set()
         for p in self.written:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+            if self.ws.rel(p) not in named:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
         self.written = []
 
 
