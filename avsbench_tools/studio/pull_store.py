@@ -89,6 +89,7 @@ class Puller:
         self.frames: dict[str, dict[int, tuple[int, int]]] = {}
         self.rules: dict[str, LabelRules] = {}
         self.written: list = []
+        self.sources: dict | None = None  # source_id -> Source (an AVSS world's subset), read once
         self.open = {f.item: f for f in cat.failures(STAGE) if _payload(f).get("project") == key}
 
     # -- what the ledger says to try again ----------------------------------------------------------
@@ -234,7 +235,9 @@ class Puller:
             c = clip_reviews(clip_id, list(pulled.values()), set(), self._rules(clip_id))
             clip = cat.clip(clip_id)
             frames = cat.frames(clip_id)
-            src = next((s for s in cat.sources() if clip is not None and s.source_id == clip.source_id), None)
+            if self.sources is None:
+                self.sources = {s.source_id: s for s in cat.sources()}
+            src = self.sources.get(clip.source_id) if clip is not None else None
             needed = needed_seconds(self.ws.recipe, clip, len(frames), c.versions, src) & {f.second for f in frames}
             c.done = bool(c.seconds) and needed <= set(c.seconds)
             clips[clip_id] = c
