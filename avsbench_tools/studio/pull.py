@@ -137,6 +137,8 @@ def _server_error(exc: BaseException, url: str, done: int) -> None:
     kept = f"; the {done} tasks pulled before are saved, pull again to go on" if done else ""
     if isinstance(exc, ApiError):
         raise AvsError(f"Label Studio at {url} answered HTTP {exc.status_code} while pulling{kept}") from None
+    if isinstance(exc, httpx.HTTPStatusError):
+        raise AvsError(f"Label Studio at {url} answered HTTP {exc.response.status_code} while pulling{kept}") from None
     if isinstance(exc, httpx.HTTPError):
         raise AvsError(f"lost Label Studio at {url} while pulling ({type(exc).__name__}){kept}") from None
 
