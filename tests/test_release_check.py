@@ -113,8 +113,10 @@ def test_verdicts_need_margins_larger_than_their_spread():
     assert v["audio_helps"]["verdict"].startswith("cannot tell: the model is not shown to learn")
     # the seed 11: below the best trivial predictor and "+0.0380" with audio: never "audio helps: yes"
     low = np.clip(0.038 + rng.normal(0, 0.03, 9), 0, 1)
-    v = verdicts(_run(low), _run(low - 0.038), {"mean-mask": _run(np.full(9, 0.0719))}, 9, "test", "enc")
+    v = verdicts(_run(low), _run(low - 0.038), {"mean-mask": _run(np.full(9, 0.0719))}, 9, "test", "enc", 16)
     assert v["learnable"]["verdict"] == "no" and v["audio_helps"]["verdict"].startswith("cannot tell")
+    v = verdicts(_run(low), _run(low - 0.038), {"mean-mask": _run(np.full(9, 0.0719))}, 9, "test", "enc", 1)
+    assert v["learnable"]["verdict"].startswith("cannot tell: 1 epoch of training, too few")  # not "no" after 1
     v = verdicts(_run(np.full(1, 0.9)), _run(np.full(1, 0.1)), trivial | {}, 1, "test", "enc")
     assert v["learnable"]["verdict"] == v["audio_helps"]["verdict"] == (
         f"cannot tell: the test split has 1 clip (a verdict needs {MIN_CLIPS})")

@@ -8,7 +8,8 @@ kind could move it by. It does not include what another training seed would chan
 
 Verdicts (each needs MIN_CLIPS scored clips, else "cannot tell"):
 - learnable: "yes" when the audio run beats the best trivial predictor by at least LEARNABLE_MARGIN and the
-  whole interval is above 0; "no" when even the interval's top stays under LEARNABLE_MARGIN; else "cannot tell".
+  whole interval is above 0; "no" when even the interval's top stays under LEARNABLE_MARGIN after at least
+  MIN_EPOCHS_FOR_NO epochs (fewer: "cannot tell", the budget was too short to say); else "cannot tell".
 - audio helps: asked only of a learnable model ("cannot tell" otherwise: a model that learnt nothing says nothing
   about audio). "yes" when audio - no audio is at least AUDIO_MARGIN and the interval is above 0; "no: the no-audio
   run does better" when it is at most -AUDIO_MARGIN and the interval is below 0; "no clear difference" when the
@@ -22,6 +23,7 @@ import numpy as np
 LEARNABLE_MARGIN = 0.05
 AUDIO_MARGIN = 0.02
 MIN_CLIPS = 5  # clips in the scored split below which no verdict is given
+MIN_EPOCHS_FOR_NO = 5  # "learnable: no" needs the audio run to have trained this many epochs (a yes needs none)
 RESAMPLES = 2000
 
 
@@ -53,9 +55,11 @@ def _pm(lo: float, hi: float, d: float) -> str:
     return f"95% interval over the clips {lo:+.4f} .. {hi:+.4f} (spread +-{max(d - lo, hi - d):.4f})"
 
 
-def verdicts(audio: dict, silent: dict, trivial: dict, clips: int, split: str, encoder: str) -> dict:
+def verdicts(audio: dict, silent: dict, trivial: dict, clips: int, split: str, encoder: str,
+             epochs: int | None = None) -> dict:
     """{"learnable", "audio_helps"}: each {verdict, why, margin|difference, interval}. `audio`, `silent`: the runs'
-    {"miou", "clip_stats"}; `trivial`: name -> {"miou", "clip_stats"}; `encoder`: what the audio came from."""
+    {"miou", "clip_stats"}; `trivial`: name -> {"miou", "clip_stats"}; `encoder`: what the audio came from;
+    `epochs`: what the audio run trained (under MIN_EPOCHS_FOR_NO a "no" is "cannot tell": too short to say)."""
     best_name, best = max(trivial.items(), key=lambda kv: kv[1]["miou"])
     gap, d = audio["miou"] - best["miou"], audio["miou"] - silent["miou"]
     few = clips < MIN_CLIPS
@@ -73,6 +77,9 @@ def verdicts(audio: dict, silent: dict, trivial: dict, clips: int, split: str, e
     lo, hi = interval(audio["clip_stats"], best["clip_stats"], idx)
     if gap >= LEARNABLE_MARGIN and lo > 0:
         v = "yes"
+    elif hi < LEARNABLE_MARGIN and epochs is not None and epochs < MIN_EPOCHS_FOR_NO:
+        v = (f"cannot tell: {epochs} epoch{'s' if epochs != 1 else ''} of training, too few to say it does not "
+             "learn (give release-check a larger --budget)")
     elif hi < LEARNABLE_MARGIN:
         v = "no"
     else:

@@ -174,7 +174,7 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
     summary["audio_encoder"] = _encoder(o.vggish_weights)
     summary.update(verdicts({"miou": audio.test["miou"], "clip_stats": audio.clip_stats},
                             {"miou": silent.test["miou"], "clip_stats": silent.clip_stats}, summary["trivial"],
-                            len(data.items(split)), split, summary["audio_encoder"]))
+                            len(data.items(split)), split, summary["audio_encoder"], audio.epochs))
     for t in summary["trivial"].values():
         t.pop("clip_stats", None)  # used for the spread only: not in report.json
     from avsbench_tools.publish.metrics_negative import release_check_negatives
@@ -193,12 +193,13 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
     return CheckReport(out, summary, warnings, 0)
 
 
-def verdicts(audio: dict, silent: dict, trivial: dict, clips: int, split: str, encoder: str) -> dict:
+def verdicts(audio: dict, silent: dict, trivial: dict, clips: int, split: str, encoder: str,
+             epochs: int | None = None) -> dict:
     """{"learnable", "audio_helps"} from the runs' and the trivial predictors' test mIoU and the spread of their
     differences over the clips (release_check.spread: the rules and why)."""
     from avsbench_tools.release_check.spread import verdicts as decide
 
-    return decide(audio, silent, trivial, clips, split, encoder)
+    return decide(audio, silent, trivial, clips, split, encoder, epochs)
 
 
 def _encoder(vggish: Path | None) -> str:
