@@ -132,13 +132,14 @@ def _check_parent(out: Path, parent: Path, what: str) -> None:
 
 
 def check_output_dir(out: Path, *, kind: str, force: bool, protected: Iterable[Path] = (),
-                     what: str = "OUT") -> Path:
+                     what: str = "OUT", check_record: bool = True) -> Path:
     """Refuse, with one line naming what is in the way, any output folder the tool must not write.
 
     Accepted: a new folder under an existing writable parent; an existing empty folder; with
-    --force, a folder whose marker says avs-tools wrote it as the same `kind` and that holds none
-    of the `protected` paths (the workspace, collected sources) and no workspace. Returns the
-    resolved path.
+    --force, a folder whose marker says avs-tools wrote it as the same `kind`, that holds none
+    of the `protected` paths (the workspace, collected sources) and no workspace, and (with
+    `check_record`) nothing its record of its files (.avs-tools-files, or a release's SHA256SUMS)
+    does not list. Returns the resolved path.
     """
     out = Path(out)
     if str(out).strip() in ("", ".", "..") or out.name in ("", ".", ".."):
@@ -177,8 +178,43 @@ def check_output_dir(out: Path, *, kind: str, force: bool, protected: Iterable[P
                 raise UsageError(f"{what} {out}: holds a workspace ({ws}); name a new folder")
             if not force:
                 raise UsageError(f"{what} {out}: exists (an earlier avs-tools {kind}; pass --force to replace it)")
+            bad = _not_written_by_us(out) if check_record else None
+            if bad is not None:
+                raise UsageError(f"{what} {out}: holds {bad}, which avs-tools did not write there (not in the "
+                                 f"folder's record of its files, {_record_name(out)}); --force replaces only what "
+                                 f"avs-tools wrote: move {bad} out or name a new folder")
     _check_parent(out, res.parent, what)
     return res
+
+
+MANIFEST = "SHA256SUMS"  # the checksum list a release folder (export, publish) holds of every file in it
+
+
+def _record_name(folder: Path) -> str:
+    return ".avs-tools-files" if (Path(folder) / ".avs-tools-files").is_file() else MANIFEST
+
+
+def _not_written_by_us(folder: Path) -> str | None:
+    """The first file in an earlier output that its own record does not list: the `.avs-tools-files` of a
+    command that records what it writes (outdir.claim), else the SHA256SUMS of a release; None when it
+    has neither (the caller's own rule decides then, e.g. export's legacy releases)."""
+    folder = Path(folder)
+    if (folder / ".avs-tools-files").is_file():
+        from avsbench_tools.outdir import foreign_entry  # outdir builds on this module
+
+        return foreign_entry(folder)
+    try:
+        text = (folder / MANIFEST).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    listed = {line.split("  ", 1)[1] for line in text.splitlines() if "  " in line}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for f in sorted(filenames):
+            rel = (Path(dirpath) / f).relative_to(folder).as_posix()
+            if rel not in (MANIFEST, MARKER) and rel not in listed and not f.startswith(TMP_PREFIX):
+                return rel
+    return None
 
 
 def check_output_file(path: Path, *, is_ours: bool | None = None, what: str = "--out") -> Path:
@@ -202,9 +238,10 @@ def check_output_file(path: Path, *, is_ours: bool | None = None, what: str = "-
 def atomic_dir(path: Path, kind: str | None = None, **marker_info) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success mark it (when `kind`) and put it at `path`.
 
-    An existing `path` is replaced only after `check_output_dir` accepted it (the caller's job):
-    it is first renamed aside, then removed once the new folder is in place, so a crash at any
-    moment leaves either the old folder or the new one.
+    An existing `path` is replaced only after `check_output_dir` accepted it (the caller's job): the
+    two folders are exchanged in one atomic step (Linux renameat2; elsewhere the old one is renamed
+    aside first) and the old one removed, so a crash at any moment leaves either the old folder or
+    the new one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +255,10 @@ def atomic_dir(path: Path, kind: str | None = None, **marker_info) -> Iterator[P
             write_marker(tmp, kind, **marker_info)
         old = None
         if path.exists():
+            from avsbench_tools.outdir import exchange_folders  # outdir builds on this module
+
+            if exchange_folders(tmp, path):  # one atomic step: OUT is never missing, even under kill -9
+                return  # the earlier folder now lies at `tmp`, removed below
             old = path.with_name(f"{TMP_PREFIX}old-{os.getpid()}-{path.name}")
             os.replace(path, old)
         os.replace(tmp, path)

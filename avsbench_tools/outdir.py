@@ -134,7 +134,7 @@ def hold_interrupts() -> Iterator[None]:
             saved[signum](signum, frame)
 
 
-def _exchange(a: Path, b: Path) -> bool:
+def exchange_folders(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     import ctypes
     import sys
@@ -188,7 +188,7 @@ class OutputDir:
         if not self.replacing or not self.work.exists():
             return self.final
         with hold_interrupts():
-            if _exchange(self.work, self.final):
+            if exchange_folders(self.work, self.final):
                 old = self.work  # the earlier output now lies at the staging name
             else:
                 old = self.final.with_name(f"{TMP_PREFIX}old-{os.getpid()}-{self.final.name}")
@@ -241,7 +241,7 @@ def prepare_output_dir(out: Path, *, kind: str, force: bool, keep: bool = False,
     decided to continue (written in place); with `force`, an earlier output of the same `kind` that holds
     nothing avs-tools did not write (`foreign_entry`): the new output is written beside it and swapped in
     when complete. Never the current folder, a `protected` path or a folder holding one, a workspace."""
-    res = check_output_dir(out, kind=kind, force=force or keep, protected=protected, what=what)
+    res = check_output_dir(out, kind=kind, force=force or keep, protected=protected, what=what, check_record=False)
     out = Path(out)
     _remove_stale_staging(res, kind)
     if res.is_dir() and any(res.iterdir()):

@@ -80,3 +80,23 @@ def test_a_killed_runs_staging_folder_is_removed_and_old_outputs_are_not_guessed
     with pytest.raises(UsageError, match="older avs-tools that did not record"):
         prepare_output_dir(legacy, kind="demo", force=True)
     assert os.listdir(legacy)
+
+
+def test_release_folders_are_judged_by_their_sha256sums(tmp_path):
+    """Folders written whole through fsutil.atomic_dir (export, publish, unpublish) list every file in their
+    SHA256SUMS: check_output_dir's --force refuses one holding anything else."""
+    import hashlib
+
+    from avsbench_tools.fsutil import check_output_dir
+
+    out = tmp_path / "pub"
+    (out / "data").mkdir(parents=True)
+    write_marker(out, "publish")
+    (out / "data" / "a.parquet").write_bytes(b"shard")
+    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(out).as_posix()}"
+            for p in sorted(out.rglob("*")) if p.is_file()]
+    (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    assert check_output_dir(out, kind="publish", force=True) == out.resolve()
+    (out / "data" / "mine.csv").write_text("mine")
+    with pytest.raises(UsageError, match="holds data/mine.csv, which avs-tools did not write there"):
+        check_output_dir(out, kind="publish", force=True)
