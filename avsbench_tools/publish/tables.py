@@ -209,7 +209,11 @@ def _clip_rows(f: formats.ReleaseFormat, rel: Release, top: Path, clip: str, ite
     if first.pkl is not None and first.pkl.exists():
         pkl = first.pkl.read_bytes()
         paths.add(_rel(top, first.pkl))
-        logmel = _logmel(pkl)
+        try:
+            logmel = _logmel(pkl)
+        except Exception as exc:  # noqa: BLE001 - a damaged pickle can fail in many ways: one line naming it
+            raise UsageError(f"{first.pkl}: not a log-mel pickle ({type(exc).__name__}); run avs-tools validate "
+                             "on the release") from None
     r = first.row
     start = r.get("start")
     if start is None and "s_min" in r:
