@@ -256,3 +256,21 @@ def test_trivial_predictors_are_named_by_class_name(tmp_path_factory):
     desc = t["all-frequent-class"]["description"]
     k = int(desc.split("(class ")[1].split(",")[0])
     assert desc.startswith(f"every pixel {data.release.classes[k]} (class {k}") and k > 0, desc
+
+
+def test_an_interrupted_run_continues_with_what_is_left_of_its_budget(tmp_path):
+    """Row (Ctrl-C then the same command): the run that was going is never given a fresh budget. Its kept epochs'
+    seconds (log.csv beside last.pt) are taken off it; when they used it all, training is over (no epoch more)."""
+    from avsbench_tools.release_check.plan import Plan, ReleaseCheckOptions
+    from avsbench_tools.release_check.runs import _train
+
+    run = tmp_path / "runs" / "audio"
+    run.mkdir(parents=True)
+    (run / "last.pt").write_bytes(b"kept")  # never opened: the budget is spent
+    (run / "log.csv").write_text("epoch,train_loss,main_loss,avm_loss,val_miou,val_fscore,seconds,best\n"
+                                 "1,0.3,0.3,0,0.10,0.2,70.0,True\n2,0.2,0.2,0,0.25,0.3,55.0,True\n")
+    plan = Plan("cpu", "resnet18", 64, 32, 2, 1e-3, 10.0, 48, budget=120.0)
+    info = _train(tmp_path / "no-release", "s4", run, "audio", ReleaseCheckOptions(), plan, None, lambda *a: None)
+    assert info == {"epochs": 2, "best_epoch": 2, "best_val_miou": 0.25,
+                    "stopped": "time budget of 120 s (after 2 epochs)"}
+    assert json.loads((run / "trained.json").read_text()) == info

@@ -80,6 +80,7 @@ def _train(root: Path, setting: str, run: Path, name: str, o: ReleaseCheckOption
         left = plan.budget - spent
         if left <= 0:  # the kept epochs used the whole budget: training is over
             info = _from_log(run, f"time budget of {plan.budget:.0f} s (after {len(kept)} epochs)")
+            claim(run, "trained.json")
             atomic_write_text(run / "trained.json", json.dumps(info, indent=1))
             return info
         topts.max_seconds = left
