@@ -77,10 +77,17 @@ class ObjectPlan:
     backends: list[str] = field(default_factory=list)
 
 
-def plan_objects(versions: Iterable[MaskVersion]) -> ObjectPlan:
-    """Mask versions (`mask_store.shown_masks`) -> what each second draws, one colour per object id."""
+def plan_objects(versions: Iterable[MaskVersion], categories=None) -> ObjectPlan:
+    """Mask versions (`mask_store.shown_masks`) -> what each second draws, one colour per object id. Given the
+    recipe's `categories`, an object takes its category's colour (`palette.label_colours`, the colour of its
+    label in Label Studio); objects of one category are told apart by their `#id` tag."""
     versions = list(versions)
     plan = ObjectPlan(colours=object_colours(v.fid for v in versions))
+    if categories is not None:
+        from avsbench_tools.palette import colour_of
+
+        cats = list(categories)
+        plan.colours = {int(v.fid): colour_of(cats, v.category, plan.colours[int(v.fid)]) for v in versions}
     for v in sorted(versions, key=lambda v: (v.second, v.fid)):
         plan.by_second.setdefault(int(v.second), []).append(DrawnObject(
             fid=int(v.fid), colour=plan.colours[int(v.fid)], category=v.category, score=float(v.score or 0.0),

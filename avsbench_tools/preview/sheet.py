@@ -63,7 +63,7 @@ def read_clip(ws: Workspace, clip_id: str, masks: bool) -> ClipView:
     if masks:
         from avsbench_tools.mask_store import shown_masks
 
-        plan = plan_objects(shown_masks(ws, clip_id, include_unreviewed=True))
+        plan = plan_objects(shown_masks(ws, clip_id, include_unreviewed=True), ws.recipe.categories)
     mono = pcm.astype(np.float32).mean(axis=1) / 32768.0 if pcm.size else np.zeros(0, np.float32)
     return ClipView(clip_id, clip.category, seconds, frames, mono, sr, act, silent_seconds(act, seconds), plan)
 

@@ -10,8 +10,6 @@ project's instructions.
 
 from __future__ import annotations
 
-import colorsys
-import hashlib
 import re
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -39,17 +37,41 @@ def categories(recipe: Recipe) -> list[str]:
     return list(recipe.categories)
 
 
-def _colour(name: str) -> str:
-    """A stable, well-saturated colour per label (the same category looks the same in every project)."""
-    h = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    r, g, b = colorsys.hsv_to_rgb(h, 0.75, 0.95)
-    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+#: the per-frame flags' hotkeys (the labels take 1-9 in recipe order, Label Studio's own default)
+FLAG_HOTKEYS = {NO_SOUND: "shift+n", UNUSABLE: "shift+u"}
+#: how to use the editor, one line in every task's header (annotation/guidelines.html says it at length)
+TOOL_LINE = ("Tools: B brush, E eraser (select the region first: click it in the Regions list), "
+             "Backspace deletes the selected region, Shift+1 zooms to fit, each label's key is on its button, "
+             "Shift+N no sounding object, Shift+U unusable frame, Ctrl+Enter submits")
 
 
-def _label(name: str, hint: str | None) -> str:
-    attrs = f"value={quoteattr(name)} background={quoteattr(_colour(name))}"
-    if hint and hint != name:
-        attrs += f" hint={quoteattr(hint)}"
+#: the Image tag's sizing. Label Studio 1.23's default, defaultZoom="fit", zooms a small frame past its box
+#: (a 320x240 frame opened at 1.41x in a 1366x768 window, ~18% of it cut off); "auto" starts at zoom 1: the
+#: frame at its own size, or shrunk to the box (width, and 62% of the window's height). The whole frame is
+#: visible when a task opens (tests/studio/test_browser_fit.py, 1366x768 and 1920x1080 windows). Left-aligned:
+#: horizontalAlignment="center" draws the frame ~45 px right of where the page places its <img>.
+IMAGE_FIT = 'defaultZoom="auto" width="100%" maxWidth="100%" maxHeight="62vh"'
+
+
+_LETTERS = "qwtasdfgzxcvyiopjklmnur"  # not b, e, h: the brush, the eraser and the hand (pan) tools
+
+
+def label_hotkeys(n: int) -> list[str]:
+    """The labels' hotkeys in recipe order, explicit so that Label Studio never hands a label the brush's,
+    the eraser's or the hand's key: 1-9, 0, the other letters, then Shift+ and Alt+ letters (never Shift+1,
+    which zooms to fit, nor the flags' Shift+N / Shift+U, nor Alt+F, which opens the browser's menu)."""
+    flags = set(FLAG_HOTKEYS.values())
+    keys = [*"1234567890", *_LETTERS, *(k for c in _LETTERS if (k := f"shift+{c}") not in flags),
+            *(f"alt+{c}" for c in _LETTERS if c != "f")]
+    if n > len(keys):
+        raise ValueError(f"{n} labels: more than the {len(keys)} hotkeys there are")
+    return keys[:n]
+
+
+def _label(name: str, hint: str | None, colour: str, hotkey: str) -> str:
+    attrs = f"value={quoteattr(name)} background={quoteattr(colour)} hotkey={quoteattr(hotkey)}"
+    if hint and hint != name:  # the hint beside the name on the label's button, not only on hover
+        attrs += f" hint={quoteattr(hint)} html={quoteattr(f'{escape(name)} <i>({escape(hint)})</i>')}"
     return f"      <Label {attrs}/>"
 
 
@@ -57,8 +79,14 @@ def label_config(recipe: Recipe) -> str:
     """The labelling config (XML) for a recipe's project: frame, audio, clip video, brush labels per
     category, the per-frame choices and (Ref-AVS) a referring expression per region."""
     fmt = recipe.release_format
-    labels = "\n".join(_label(c, recipe.categories.get(c)) for c in categories(recipe))
-    choices = "\n".join(f"      <Choice value={quoteattr(v)}/>" for v in FRAME_CHOICES)
+    from avsbench_tools.palette import label_colours
+
+    colours = label_colours(categories(recipe))
+    cats = categories(recipe)
+    labels = "\n".join(_label(c, recipe.categories.get(c), colours[c], k) for c, k in zip(cats, label_hotkeys(len(cats)),
+                                                                                         strict=True))
+    choices = "\n".join(f"      <Choice value={quoteattr(v)} hotkey={quoteattr(FLAG_HOTKEYS[v])}/>"
+                         for v in FRAME_CHOICES)
     expression = ""
     if fmt.per_object:
         expression = (
@@ -71,15 +99,16 @@ def label_config(recipe: Recipe) -> str:
             "per-object": "Paint each object sounding in this second as its own region"}[fmt.masks]
     return f"""<View>
   <Header value="$note" size="5"/>
+  <Header value={quoteattr(TOOL_LINE)} size="6"/>
   <View style="display: flex; gap: 1em; align-items: flex-start">
-    <View style="flex: 3">
-      <Image name="{IMAGE}" value="${IMAGE}" zoom="true" zoomControl="true" rotateControl="false"/>
+    <View style="flex: 3; min-width: 0">
+      <Image name="{IMAGE}" value="${IMAGE}" {IMAGE_FIT} zoom="true" zoomControl="true" rotateControl="false"/>
     </View>
-    <View style="flex: 2">
+    <View style="flex: 2; min-width: 0">
       <Header value="Clip audio: listen to the second named above" size="6"/>
       <Audio name="{AUDIO}" value="${AUDIO}" hotkey="ctrl+p"/>
       <Header value="Clip video (context)" size="6"/>
-      <Video name="{VIDEO}" value="${VIDEO}" height="200"/>
+      <Video name="{VIDEO}" value="${VIDEO}" frameRate="$fps" height="200"/>
     </View>
   </View>
   <Header value={quoteattr(kind)} size="6"/>

@@ -47,6 +47,8 @@ class Item:
     video: str
     category: str | None
     preds: list[Pred]
+    fps: float | None = None  # the clip's frame rate (the task's <Video frameRate>)
+    n_frames: int | None = None  # the clip's frame count (the header names the frame's number)
 
 
 def built(chunks: Iterator[list], build) -> Iterator[tuple[list, list]]:
@@ -84,11 +86,14 @@ def _file_url(ws, docroot: Path, rel: str | None) -> str:
 def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
     f = it.frame
     w, h = _size(ws, f)
+    of = f" of {it.n_frames}" if it.n_frames else ""
     note = (f"{it.clip_id}, second {f.second} (of {it.n_seconds}): listen to {f.second:.1f}-{f.second + 1:.1f} s of "
-            f"the clip audio; the frame is at {f.pts:.2f} s")
+            f"the clip audio; the frame is the clip's frame {int(f.frame_index) + 1}{of}, at {f.pts:.2f} s")
     data = {"image": _file_url(ws, docroot, f.path), "audio": _file_url(ws, docroot, it.wav),
             "video": _file_url(ws, docroot, it.video), "clip_id": it.clip_id, "second": int(f.second),
             "frame_index": int(f.frame_index), "width": w, "height": h, "ws_id": ws_id, "note": note}
+    if it.fps:
+        data["fps"] = round(float(it.fps), 3)
     return {"data": data, "predictions": [prediction_json(ws, it, p, li, pid) for p in it.preds]}
 
 

@@ -3,6 +3,8 @@ LabelInterface, the same code the server validates configs and predictions with)
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
@@ -73,7 +75,7 @@ def test_a_prediction_as_push_builds_it_validates_and_a_wrong_one_does_not():
 @pytest.mark.parametrize("edit, lacks", [
     (lambda x: x.replace('name="mask"', 'name="brush"'), '<brushlabels name="mask" toName="image">'),
     (lambda x: x.replace('<Label value="dog_barking"', '<Label value="dog"'), "the label dog_barking of mask"),
-    (lambda x: x.replace('<Choice value="unusable frame"/>', ""), "'unusable frame'"),
+    (lambda x: re.sub(r'<Choice value="unusable frame"[^>]*/>', "", x), "'unusable frame'"),
     (lambda x: x.replace('<Audio name="audio"', '<Audio name="sound"'), '<Audio name="audio">'),
     (lambda x: x.replace('name="frame"', 'name="flags"'), '<choices name="frame" toName="image">'),
 ])
@@ -101,3 +103,61 @@ def test_instructions_carry_the_guidelines():
     ref = cfg.instructions(load_recipe("ref-avs"))
     assert "Referring expressions" in ref and "Unique in the clip" in ref and "Every word narrows" in ref
     assert "Subjective words" in ref
+
+
+@pytest.mark.parametrize("name", bundled_recipes())
+def test_label_colours_are_told_apart_in_every_recipe(name):
+    """Any two labels of a project are at least CIE76 20 apart, computed from the config's own colours."""
+    from avsbench_tools.palette import MIN_DELTA_E, min_delta_e, srgb_to_lab
+
+    recipe = load_recipe(name)
+    xml = cfg.label_config(recipe)
+    got = dict(re.findall(r'<Label value="([^"]+)" background="(#[0-9a-f]{6})"', xml))
+    assert list(got) == cfg.categories(recipe)
+    least = min_delta_e(got.values())
+    print(f"{name}: {len(got)} labels, least CIE76 {least:.2f}")
+    assert least >= MIN_DELTA_E == 20
+    # the CIE76 of a known pair: sRGB red vs black is L*a*b* (53.24, 80.09, 67.20) from (0, 0, 0)
+    assert np.linalg.norm(srgb_to_lab([255, 0, 0]) - srgb_to_lab([0, 0, 0])) == pytest.approx(117.34, abs=0.05)
+
+
+def test_avss_keeps_the_official_palette_where_it_is_distinct():
+    from avsbench_tools.palette import label_colours
+    from avsbench_tools.writers.avss import voc_palette
+
+    recipe = load_recipe("avss")
+    cols = label_colours(recipe.categories)
+    voc = ["#{:02x}{:02x}{:02x}".format(*tuple(int(v) for v in voc_palette()[i + 1])) for i in range(len(cols))]
+    kept = sum(a == b for a, b in zip(cols.values(), voc, strict=True))
+    assert list(cols.values())[:7] == voc[:7]  # the first VOC colours are far apart: kept as the export writes them
+    assert 30 <= kept < len(cols)  # where VOC's own colours are too close (its min CIE76 is ~2.6) a distinct one
+    assert len(set(cols.values())) == len(cols)
+
+
+def test_hints_show_beside_the_label_and_hotkeys_never_take_the_tools_keys():
+    recipe = load_recipe("avsbench-s4")
+    xml = cfg.label_config(recipe)
+    li = LabelInterface(xml)
+    li.validate()
+    assert 'value="dog_barking"' in xml and 'html="dog_barking &lt;i&gt;(dog)&lt;/i&gt;"' in xml
+    avss = cfg.label_config(load_recipe("avss"))
+    keys = re.findall(r'<Label value="[^"]+" background="#[0-9a-f]{6}" hotkey="([^"]+)"', avss)
+    flags = re.findall(r'<Choice value="[^"]+" hotkey="([^"]+)"', avss)
+    assert len(keys) == len(load_recipe("avss").categories) and len(set(keys + flags)) == len(keys) + len(flags)
+    assert not {"b", "e", "h", "shift+1", "alt+f"} & set(keys) and flags == ["shift+n", "shift+u"]
+
+
+def test_the_video_gets_the_clip_frame_rate_and_the_header_teaches_the_tools():
+    xml = cfg.label_config(load_recipe("avsbench-ms3"))
+    assert re.search(r'<Video name="video" value="\$video" frameRate="\$fps"', xml)
+    assert 'defaultZoom="auto"' in xml
+    line = re.search(r'<Header value="(Tools:[^"]+)"', xml).group(1)
+    for needle in ("E eraser", "Regions list", "Backspace", "Shift+1", "Shift+N", "Shift+U"):
+        assert needle in line
+
+
+def test_the_guidelines_teach_the_tool():
+    text = cfg.instructions(load_recipe("avsbench-ms3"))
+    for needle in ("Regions</b> list", "<b>E</b>", "<b>Backspace</b>", "<b>Shift+1</b>", "<b>Shift+N</b>",
+                   "<b>Shift+U</b>", "the label's key", "frame's number in the clip"):
+        assert needle in text, needle
