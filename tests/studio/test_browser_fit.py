@@ -1,0 +1,148 @@
+"""The whole frame is visible when a task opens (issue 22 item 2): headless Chromium at 1366x768 and 1920x1080,
+320x240 and 1280x720 frames, in the task view (data manager) and in the label stream.
+
+A scratch project per frame size with our labelling config (`studio.config.label_config`) and one task whose
+frame is a PNG with a 4-pixel red border, served from the run's real Label Studio (tests/studio/conftest.py).
+The frame's <img> rectangle on the page is intersected with every clipping ancestor and the window: all of it
+must be inside (a 1 px rounding margin), and the red border must show on all four sides of the screenshot.
+Screenshots are kept in the test's tmp dir (and copied to $AVS_TEST_SCREENSHOT_DIR when set).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import chromium
+
+from avsbench_tools.recipe import load_recipe
+from avsbench_tools.studio import config as cfg
+from studio.test_browser import WAIT_S, login
+
+SIZES = ((320, 240), (1280, 720))
+WINDOWS = ("1366,768", "1920,1080")
+
+#: the <img>'s rectangle, and the part of the page that shows it: the window cut by every clipping ancestor
+VISIBLE_JS = """
+const img = document.querySelector('img[alt="image"]');
+const r = img.getBoundingClientRect();
+let clip = [0, 0, innerWidth, innerHeight];
+for (let c = img.parentElement; c; c = c.parentElement) {
+  const s = getComputedStyle(c);
+  if (s.overflowX !== 'visible' || s.overflowY !== 'visible') {
+    const b = c.getBoundingClientRect();
+    clip = [Math.max(clip[0], b.left), Math.max(clip[1], b.top), Math.min(clip[2], b.right), Math.min(clip[3], b.bottom)];
+  }
+}
+return {img: [r.left, r.top, r.right, r.bottom, img.naturalWidth, img.naturalHeight], clip: clip,
+        dpr: devicePixelRatio};
+"""
+IMG_READY = ("const i = document.querySelector('img[alt=\"image\"]'); "
+             "return !!i && i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0")
+
+
+@pytest.fixture(scope="module")
+def fit_projects(studio_server):
+    """{(w, h): (project id, task id)}: one scratch project per frame size (deleted afterwards)."""
+    import requests
+    from PIL import Image
+
+    folder = studio_server.ws / "fit-frames"  # inside the server's document root
+    folder.mkdir(exist_ok=True)
+    client = studio_server.client()
+    xml = cfg.label_config(load_recipe("avsbench-s4"))
+    made = {}
+    try:
+        for w, h in SIZES:
+            a = np.full((h, w, 3), (40, 90, 160), np.uint8)
+            a[:4], a[-4:], a[:, :4], a[:, -4:] = (255, 0, 0), (255, 0, 0), (255, 0, 0), (255, 0, 0)
+            Image.fromarray(a).save(folder / f"frame-{w}x{h}.png")
+            p = client.projects.create(title=f"fit {w}x{h}", label_config=xml)
+            made[(w, h)] = p.id
+            requests.post(f"{studio_server.url}/api/storages/localfiles/", timeout=60,
+                          headers={"Authorization": f"Token {studio_server.api_key}"},
+                          json={"project": p.id, "path": str(folder), "title": "fit frames", "use_blob_urls": False,
+                                "regex_filter": "^$"}).raise_for_status()
+            client.projects.import_tasks(id=p.id, request=[{"data": {
+                "image": f"/data/local-files/?d=fit-frames/frame-{w}x{h}.png", "audio": "", "video": "",
+                "note": f"a {w}x{h} frame", "fps": 25}}])
+        yield {size: (pid, next(iter(client.tasks.list(project=pid))).id) for size, pid in made.items()}
+    finally:
+        for pid in made.values():
+            client.projects.delete(id=pid)
+
+
+def _red_box(png: bytes, dpr: float, near: list[float]) -> tuple[list[float], bool]:
+    """The bounding box (CSS px) of the frame's red border in the screenshot, looked for within 8 px of the
+    box `near` (not the page's red logo), and whether the border is whole: each of its four sides red along
+    >= 90% of its length."""
+    from PIL import Image
+
+    shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    red = (shot[..., 0] > 180) & (shot[..., 1] < 90) & (shot[..., 2] < 90)
+    x0, y0 = (max(0, int((v - 8) * dpr)) for v in near[:2])
+    x1, y1 = (int((v + 8) * dpr) for v in near[2:])
+    keep = np.zeros_like(red)
+    keep[y0:y1, x0:x1] = True
+    red &= keep
+    ys, xs = np.nonzero(red)
+    if not len(xs):
+        return [0, 0, 0, 0], False
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    box = red[y0:y1 + 1, x0:x1 + 1]
+    whole = all(line.mean() >= 0.9 for line in (box[0], box[-1], box[:, 0], box[:, -1]))
+    return [x0 / dpr, y0 / dpr, (x1 + 1) / dpr, (y1 + 1) / dpr], whole
+
+
+def _settled(driver, timeout: float = 30.0) -> dict:
+    """VISIBLE_JS once the frame's box stopped changing (the editor sizes the frame after it loads)."""
+    import time
+
+    last, end = None, time.monotonic() + timeout
+    while True:
+        geo = driver.execute_script(VISIBLE_JS)
+        if geo == last or time.monotonic() > end:
+            return geo
+        last = geo
+        time.sleep(1.0)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_the_whole_frame_is_visible_when_a_task_opens(studio_server, fit_projects, window, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen = []
+    with chromium(window=window) as driver:
+        login(driver, studio_server)
+        for view in ("task", "stream"):
+            for (w, h), (pid, tid) in fit_projects.items():
+                url = (f"{studio_server.url}/projects/{pid}/data?task={tid}" if view == "task"
+                       else f"{studio_server.url}/projects/{pid}/data?labeling=1")
+                driver.get(url)
+                shot = tmp_path / f"{window.replace(',', 'x')}-{view}-{w}x{h}.png"
+                try:
+                    WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(IMG_READY))
+                    geo = _settled(driver)
+                finally:
+                    driver.save_screenshot(str(shot))
+                    if os.environ.get("AVS_TEST_SCREENSHOT_DIR"):
+                        shutil.copy(shot, Path(os.environ["AVS_TEST_SCREENSHOT_DIR"]) / shot.name)
+                left, top, right, bottom, nat_w, nat_h = geo["img"]
+                c = geo["clip"]
+                scale = (right - left) / nat_w
+                seen.append(f"{view} {w}x{h}: zoom {scale:.2f}, img {[round(v) for v in geo['img'][:4]]}, "
+                            f"visible box {[round(v) for v in c]}")
+                assert (nat_w, nat_h) == (w, h)
+                assert (bottom - top) / nat_h == pytest.approx(scale, rel=0.02), "the frame is drawn out of shape"
+                assert left >= c[0] - 1 and top >= c[1] - 1 and right <= c[2] + 1 and bottom <= c[3] + 1, (
+                    f"{window} {view} {w}x{h}: part of the frame is cut off ({seen[-1]})")
+                # what is on screen: the frame's red border, whole, where the page says the frame is
+                drawn, whole = _red_box(driver.get_screenshot_as_png(), geo["dpr"], c)
+                assert whole, f"{window} {view} {w}x{h}: the frame's border is not whole on screen ({shot})"
+                assert drawn == pytest.approx([left, top, right, bottom], abs=3), (
+                    f"{window} {view} {w}x{h}: the frame is drawn at {drawn}, not at its box ({seen[-1]})")
+    print("\n".join(seen))
