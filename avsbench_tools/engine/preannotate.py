@@ -161,7 +161,7 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
     from avsbench_tools.preannotate.nms import CapStats
 
     gpus = gpus_per_actor(opts.engine.gpus_per_worker, str(opts.device), cluster)
-    n_actors = max(1, int(cluster.gpus // gpus)) if gpus > 0 else cluster.cpus
+    n_actors = min(max(1, int(cluster.gpus // gpus)) if gpus > 0 else cluster.cpus, max(1, len(inputs)))
     actor_cls = ray.remote(ProposalActor).options(num_gpus=gpus, num_cpus=1 if gpus == 0 else 0.5,
                                                   max_restarts=-1, max_task_retries=-1)
     actor_opts = _for_actor(opts, gpus)
@@ -211,10 +211,11 @@ def gpus_per_actor(asked: float | None, device: str, cluster: Cluster) -> float:
     """--gpus-per-worker, else 1 when the device is CUDA (or auto and the cluster has GPUs), else 0 (CPU actors)."""
     from avsbench_tools.errors import UsageError
 
+    given = f"--gpus-per-worker {asked:g}" if asked is not None else f"--device {device}"
     if asked is None:
         asked = 1.0 if device.startswith("cuda") or (device == "auto" and cluster.gpus > 0) else 0.0
     if asked > 0 and cluster.gpus < asked:
-        raise UsageError(f"--device {device}: {cluster.describe()} has no {asked:g} GPU(s) for a model actor "
+        raise UsageError(f"{given}: {cluster.describe()} has no {asked:g} GPU(s) for a model actor "
                          "(--device cpu runs the actors on CPUs)")
     return asked
 

@@ -1,6 +1,7 @@
 """A real two-node Ray cluster on loopback for the Ray engine tests (one per test run, 1 CPU per node).
 
-`ray_cluster` (session fixture) -> `LoopbackCluster`: a head node started with `ray start --head
+`ray_cluster` -> `LoopbackCluster` (one per test run, `loopback_cluster`; its second node restarted when an
+earlier test killed it): a head node started with `ray start --head
 --node-ip-address 127.0.0.2` and a second node `ray start --address 127.0.0.2:PORT --node-ip-address
 127.0.0.3` (Ray rewrites 127.0.0.1 to the machine's address: other loopback addresses keep every
 connection inside 127.0.0.0/8). `.address` is what `--ray-address` takes; `.kill_second()` kills the
@@ -141,8 +142,16 @@ class LoopbackCluster:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+@pytest.fixture
+def ray_cluster(loopback_cluster):
+    """The session's cluster with both nodes (a test that killed the second leaves it to the next one)."""
+    if len(loopback_cluster.raylets()) < 2:
+        loopback_cluster.start_second()
+    return loopback_cluster
+
+
 @pytest.fixture(scope="session")
-def ray_cluster():
+def loopback_cluster():
     try:
         import ray  # noqa: F401
     except ImportError:

@@ -6,10 +6,13 @@ import json
 import shutil
 import sqlite3
 
+import pytest
 from conftest import run_cli
 from httpserver import MediaServer
 
 from engine.conftest import HEAD_IP, SECOND_IP, digest
+
+pytestmark = pytest.mark.xdist_group("ray")  # the one loopback cluster: every Ray test on one worker
 
 
 def test_ray_collect_equals_local_and_ledger_names_the_node(ray_cluster, world_ms3, tmp_path):

@@ -19,6 +19,7 @@ from avsbench_tools.workspace import open_workspace
 from engine.conftest import SECOND_IP, copy_ws, digest, done_ids, outside_loopback
 
 N_CLIPS = 8
+pytestmark = pytest.mark.xdist_group("ray")  # one loopback cluster per test run: every Ray test on one worker
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +60,10 @@ def _tree(pid: int) -> set[int]:
         return set()
 
 
-def test_ray_sample_is_byte_identical_to_local(ray_cluster, collected_ws, local_sampled, tmp_path):
-    ws = copy_ws(collected_ws, tmp_path / "ws")
-    proc = run_cli("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert f"sample: {N_CLIPS} sampled, 0 already done, 0 failed" in proc.stdout
-    assert "ray: 2 nodes: 127.0.0.2 " in proc.stdout and f"{SECOND_IP} " in proc.stdout, proc.stdout
-    assert digest(ws) == digest(local_sampled)
-    nodes = json.loads(run_cli("status", ws, "--json", check=True).stdout)["nodes"]["sample"]["nodes"]
-    assert set(nodes) == {"127.0.0.2", SECOND_IP} and sum(nodes.values()) == N_CLIPS
-    again = run_cli("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q")
-    assert again.returncode == 0 and "nothing to do: 8 of 8 clips already sampled" in again.stdout
-
-
-def test_ray_run_stays_on_loopback(ray_cluster, collected_ws, tmp_path):
-    """Every TCP/UDP endpoint of the cluster's processes and of the run (driver and its children), taken
-    while the run is in the middle of its work, is inside 127.0.0.0/8."""
+def test_ray_sample_is_byte_identical_to_local_and_stays_on_loopback(ray_cluster, collected_ws, local_sampled,
+                                                                     tmp_path):
+    """The same files and rows as the local engine; and every TCP/UDP endpoint of the cluster's processes and of
+    the run (driver and its children), taken while the run is in the middle of its work, is in 127.0.0.0/8."""
     ws = copy_ws(collected_ws, tmp_path / "ws")
     hold = tmp_path / "hold"
     proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", hold=hold, hold_at=2)
@@ -89,29 +78,13 @@ def test_ray_run_stays_on_loopback(ray_cluster, collected_ws, tmp_path):
     assert proc.returncode == 0, err
     assert conns > 10  # the check looked at a live cluster
     assert bad == []
-
-
-def test_killed_node_work_is_retried_elsewhere(ray_cluster, collected_ws, local_sampled, tmp_path):
-    """The second node's raylet is killed while the run holds (tasks in flight or their results still on that
-    node): Ray runs them again on the head, the stage finishes, nothing is lost or duplicated."""
-    ws = copy_ws(collected_ws, tmp_path / "ws")
-    hold = tmp_path / "hold"
-    proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", hold=hold, hold_at=1)
-    try:
-        _wait_held(hold, proc)
-        ray_cluster.kill_second()
-        hold.unlink()
-        out, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err
-        assert f"sample: {N_CLIPS} sampled, 0 already done, 0 failed" in out
-        assert len(done_ids(ws, "sample")) == N_CLIPS
-        assert digest(ws) == digest(local_sampled)  # each clip once: same frames, rows, no leftovers
-        assert not [p for p in ws.rglob(".tmp-*")]
-    finally:
-        hold.unlink(missing_ok=True)
-        if proc.poll() is None:
-            proc.kill()
-        ray_cluster.start_second()
+    assert f"sample: {N_CLIPS} sampled, 0 already done, 0 failed" in out
+    assert "ray: 2 nodes: 127.0.0.2 " in out and f"{SECOND_IP} " in out, out
+    assert digest(ws) == digest(local_sampled)
+    nodes = json.loads(run_cli("status", ws, "--json", check=True).stdout)["nodes"]["sample"]["nodes"]
+    assert set(nodes) == {"127.0.0.2", SECOND_IP} and sum(nodes.values()) == N_CLIPS
+    again = run_cli("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q")
+    assert again.returncode == 0 and "nothing to do: 8 of 8 clips already sampled" in again.stdout
 
 
 def test_ctrl_c_records_finished_clips_and_leaves_no_worker(ray_cluster, collected_ws, tmp_path):
@@ -154,3 +127,56 @@ def test_unreachable_cluster_is_one_line_naming_it(collected_ws, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "127.0.0.9:9" in lines[0] and lines[0].startswith("avs-tools: error: "), proc.stderr
     assert done_ids(ws, "sample") == []
+
+
+def test_local_ray_for_the_run_stays_on_loopback_and_ctrl_c_leaves_nothing(collected_ws, tmp_path, monkeypatch):
+    """No --ray-address and no RAY_ADDRESS: a Ray started for the run, on a loopback address; Ctrl-C stops it
+    and every process it started."""
+    monkeypatch.setenv("RAY_ADDRESS", "")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ws = copy_ws(collected_ws, tmp_path / "ws")
+    hold = tmp_path / "hold"
+    proc = _start("sample", ws, "--engine", "ray", "-q", hold=hold, hold_at=2)
+    try:
+        _wait_held(hold, proc)
+        started = _tree(proc.pid) - {proc.pid}
+        bad = outside_loopback(started | {proc.pid})
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        hold.unlink(missing_ok=True)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "interrupted: " in err, err
+    assert len(started) >= 3  # gcs_server, raylet, workers...: a real local cluster was looked at
+    assert bad == []
+    end = time.monotonic() + 20
+    alive = [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    while alive and time.monotonic() < end:
+        time.sleep(0.2)
+        alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert 2 <= len(done_ids(ws, "sample")) <= N_CLIPS
+
+
+def test_killed_node_work_is_retried_elsewhere(ray_cluster, collected_ws, local_sampled, tmp_path):
+    """The second node's raylet is killed while the run holds (tasks in flight or their results still on that
+    node): Ray runs them again on the head, the stage finishes, nothing is lost or duplicated. (The next test
+    that asks for the cluster gets its second node back.)"""
+    ws = copy_ws(collected_ws, tmp_path / "ws")
+    hold = tmp_path / "hold"
+    proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", hold=hold, hold_at=1)
+    try:
+        _wait_held(hold, proc)
+        ray_cluster.kill_second()
+        hold.unlink()
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        assert f"sample: {N_CLIPS} sampled, 0 already done, 0 failed" in out
+        assert len(done_ids(ws, "sample")) == N_CLIPS
+        assert digest(ws) == digest(local_sampled)  # each clip once: same frames, rows, no leftovers
+        assert not [p for p in ws.rglob(".tmp-*")]
+    finally:
+        hold.unlink(missing_ok=True)
+        if proc.poll() is None:
+            proc.kill()
