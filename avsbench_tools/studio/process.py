@@ -170,3 +170,79 @@ def orphan_pid(state: dict | None) -> int | None:
     args = cmdline(state["pid"])
     return state["pid"] if "--data-dir" in args and any("label-studio" in a or "label_studio" in a for a in args) \
         else None
+
+
+# -- a migrated database for a new data folder -------------------------------------------------------------
+def _ls_version(binary: Path) -> str:
+    """label-studio's version from its dist-info folder beside the binary, else the binary's size and mtime
+    (a template is only used by the Label Studio that made it)."""
+    for p in sorted(Path(binary).resolve().parent.parent.glob("lib/python*/site-packages/label_studio-*.dist-info")):
+        return p.name[len("label_studio-"):-len(".dist-info")]
+    st = Path(binary).resolve().stat()
+    return f"bin-{st.st_size}-{int(st.st_mtime)}"
+
+
+def _sqlite_copy(src: Path, dst: Path) -> None:
+    """Copy an SQLite database (online backup: a consistent copy) to dst through a temp file and a rename;
+    the copy is private (0600)."""
+    import sqlite3
+
+    tmp = dst.with_name(f".tmp-{os.getpid()}-{dst.name}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as a, \
+                contextlib.closing(sqlite3.connect(tmp)) as b:
+            a.backup(b)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def seed_database(binary: Path, data_dir: Path, env: dict[str, str], timeout: float, say=None) -> str:
+    """Give a new data folder a migrated, empty Label Studio database, so its first start skips the ~100
+    migrations that Label Studio applies to a new database (minutes on a loaded machine).
+
+    The template, `<cache>/label-studio-<version>.sqlite3` (checkpoints.cache_root()), is made once per Label
+    Studio version by `label-studio version` on a scratch data folder (it migrates and exits; no account, no
+    token, nothing of a workspace) and copied from then on. -> "copied", "made" (the template was made now)
+    or "kept" (the folder has its database). `say(text)` is told before a template is made."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from avsbench_tools.checkpoints import cache_root
+
+    db = data_dir / "label_studio.sqlite3"
+    if db.exists():
+        return "kept"
+    cache = cache_root()
+    template = cache / f"label-studio-{_ls_version(binary)}.sqlite3"
+    made = "copied"
+    if not template.is_file():
+        if say:
+            say("first start of this Label Studio version here: migrating a template database once")
+        cache.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".ls-template-", dir=cache))
+        try:
+            run_env = {**env, "LABEL_STUDIO_BASE_DATA_DIR": str(scratch)}
+            for k in ("LABEL_STUDIO_USERNAME", "LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN"):
+                run_env.pop(k, None)  # the template holds no account
+            proc = subprocess.run([str(binary), "version", "--data-dir", str(scratch)], env=run_env, cwd=scratch,
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+            made_db = scratch / "label_studio.sqlite3"
+            if proc.returncode != 0 or not made_db.is_file():
+                return "kept"  # no template: the server migrates its own database as before
+            _sqlite_copy(made_db, template)
+        except (subprocess.TimeoutExpired, OSError):
+            return "kept"
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        made = "made"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _sqlite_copy(template, db)
+    return made

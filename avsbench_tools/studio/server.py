@@ -41,13 +41,14 @@ from avsbench_tools.studio.process import (
     orphan_pid,
     port_free,
     same_folder,
+    seed_database,
 )
 from avsbench_tools.studio.project import previous_port
 
 ENV_BINARY = "AVS_TOOLS_LABEL_STUDIO"
 NOT_INSTALLED = "Label Studio is not installed: run `make studio-install` (or set AVS_TOOLS_LABEL_STUDIO)"
 DEFAULT_USERNAME = "admin@avs-tools.local"
-START_TIMEOUT = 300.0  # a cold start migrates the database: ~30 s on an idle machine, minutes on a loaded one
+START_TIMEOUT = 300.0  # a start: ~15 s (2 cores, load 8); the one migration per Label Studio version: ~2.5 min
 STOP_GRACE = 5.0
 #: Plain variable names that label-studio also reads (it tries LABEL_STUDIO_X, HEARTEX_X, then X):
 #: a stray HOST/PORT/USERNAME in the user's shell must not reach the server.
@@ -321,16 +322,18 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         if not port_free(host, port):
             raise UsageError(f"--port {port}: the port is in use on {host}; choose another or leave --port out")
         url = _url(host, port)
-        first = not (paths.data / "label_studio.sqlite3").exists()
         make_private(paths.data)
         os.chmod(paths.root, 0o700)  # WS/studio: nobody else lists, replaces or reads the token and the login
+        env = _server_env(paths, username, password, token)
+        seeded = seed_database(binary, paths.data, env, timeout,  # a new data dir: a migrated database, copied
+                               lambda text: progress and progress("studio", 0, 1, text))
         argv = [str(binary), "start", "--no-browser", "--internal-host", host, "-p", str(port),
                 "--data-dir", str(paths.data), "--enable-legacy-api-token", "--log-level", "INFO"]
         with open(paths.log, "ab") as log:
             offset = log.tell()
             log.write(f"\n=== avs-tools studio start {time.strftime('%Y-%m-%d %H:%M:%S')} {url} ===\n".encode())
             log.flush()
-            proc = subprocess.Popen(argv, env=_server_env(paths, username, password, token), cwd=paths.data,
+            proc = subprocess.Popen(argv, env=env, cwd=paths.data,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, umask=0o077)  # what it writes stays private
         st = os.stat(paths.data)
@@ -341,7 +344,8 @@ def start_studio(ws, port: int | None = None, host: str = "127.0.0.1", timeout: 
         try:
             if progress:
                 progress("studio", 0, 1, f"starting Label Studio at {url}"
-                         + (" (first start: it creates its database, about 30 s)" if first else ""))
+                         + (" (its database migrated now: about 2 min, once per Label Studio version)"
+                            if seeded == "made" else " (about 15 s; up to 30 s on a loaded machine)"))
             _wait_ready(state, token, paths, timeout, offset)
         except KeyboardInterrupt:
             _stop(proc.pid, paths)
