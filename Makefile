@@ -30,7 +30,7 @@ test: install studio-install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests
 
-demo: install
+demo: install studio-install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash tools/demo.sh $(DEMO)
 
 bench: install

@@ -88,6 +88,10 @@ def _prediction_origin(results: list[dict]) -> list[dict]:
         [r for r in results if r.get("type") == "choices"]
 
 
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}{'' if k == 1 else 's'}"
+
+
 def grow(mask: np.ndarray, px: int) -> np.ndarray:
     """`mask` dilated by `px` pixels (4-neighbour steps), the edit a reviewer makes to an outline too tight."""
     out = np.asarray(mask, bool).copy()
@@ -99,7 +103,7 @@ def grow(mask: np.ndarray, px: int) -> np.ndarray:
 
 def accept(task: dict) -> tuple[dict, list[dict], str]:
     pred = _with_regions(task)[0]
-    return pred, _prediction_origin(pred["result"]), f"accepted unchanged ({len(_brush(pred))} objects)"
+    return pred, _prediction_origin(pred["result"]), f"accepted unchanged ({_n(len(_brush(pred)), 'object')})"
 
 
 def edit(task: dict, px: int = EDIT_GROW_PX) -> tuple[dict, list[dict], str]:
@@ -124,8 +128,9 @@ def delete_silent(task: dict) -> tuple[dict, list[dict], str]:
     from avsbench_tools.studio.convert import flags_to_studio
 
     pred = max(_with_regions(task), key=lambda p: len(_brush(p)))
-    fids = ", ".join(str(_fid(r)) for r in _brush(pred))
-    return pred, flags_to_studio([SILENT]), f"silent second: object(s) {fids} deleted, marked no sounding object"
+    fids = [str(_fid(r)) for r in _brush(pred)]
+    return pred, flags_to_studio([SILENT]), (f"silent second: {'object' if len(fids) == 1 else 'objects'} "
+                                             f"{', '.join(fids)} deleted, marked no sounding object")
 
 
 def relabel(task: dict, labels: list[str]) -> tuple[dict, list[dict], str]:
@@ -138,7 +143,8 @@ def relabel(task: dict, labels: list[str]) -> tuple[dict, list[dict], str]:
     new = labels[(labels.index(old) + 1) % len(labels)] if old in labels else others[0]
     changed = dict(first, origin="prediction-changed", value={**first["value"], "brushlabels": [new]})
     rest = [r for r in _prediction_origin(pred["result"]) if r.get("id") != first.get("id")]
-    return pred, [changed, *rest], f"object {_fid(first)} relabelled {old} -> {new}"
+    return pred, [changed, *rest], (f"object {_fid(first)} relabelled {old} -> {new} (to show the action: the script "
+                                    "does not know the right label)")
 
 
 def plan(tasks: list[dict], silent: dict[str, set[int]], labels: list[str], multi_source: bool) -> list[Decision]:

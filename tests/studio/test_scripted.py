@@ -51,7 +51,7 @@ def test_scripted_annotator_decisions_reach_qa_as_its_own(scripted):
     lines = [x for x in out.splitlines() if x.startswith(f"scripted annotator ({SCRIPTED_EMAIL}): ")]
     acts = {x.split(": ", 1)[1].split()[0]: x for x in lines}
     assert sorted(acts) == ["accept", "delete_silent", "edit", "relabel"], out
-    assert " second 0: silent second: object(s) 0 deleted" in acts["delete_silent"]
+    assert " second 0: silent second: object 0 deleted" in acts["delete_silent"]
     assert "relabelled guitar -> piano" in acts["relabel"]  # the next label of the recipe
     assert "nothing added" in again and "annotation" not in again.replace("nothing added", "")
     secret = path / "studio" / SECRETS_FILE
