@@ -146,3 +146,40 @@ def test_the_whole_frame_is_visible_when_a_task_opens(studio_server, fit_project
                 assert drawn == pytest.approx([left, top, right, bottom], abs=3), (
                     f"{window} {view} {w}x{h}: the frame is drawn at {drawn}, not at its box ({seen[-1]})")
     print("\n".join(seen))
+
+
+def test_the_video_counts_the_clips_frames_and_the_header_names_the_frame(studio_server, tmp_path):
+    """A pushed task: its data carry the clip's frame rate, the header names the frame's number in the clip,
+    and the editor's video counter counts the clip's frames (Label Studio assumes 24 fps without frameRate)."""
+    import re
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from avsbench_tools.workspace import open_workspace
+    from studio.test_serving import pushed_media
+
+    media = pushed_media(studio_server)
+    task = min(media.tasks, key=lambda t: t["data"]["second"])
+    w = open_workspace(media.ws)
+    try:
+        clip = w.catalog.clip(task["data"]["clip_id"])
+    finally:
+        w.close()
+    assert clip.fps and clip.n_frames and task["data"]["fps"] == pytest.approx(clip.fps, abs=1e-3)
+    assert f"the clip's frame {task['data']['frame_index'] + 1} of {clip.n_frames}," in task["data"]["note"]
+    with chromium(window="1366,768") as driver:
+        login(driver, studio_server)
+        driver.get(f"{studio_server.url}/projects/{media.project_id}/data?task={task['id']}")
+        shot = tmp_path / "video-counter.png"
+        try:
+            WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(
+                "const v = document.querySelector('video'); return !!v && v.readyState >= 1 && v.duration > 0"))
+            counter = WebDriverWait(driver, 30).until(lambda d: re.findall(
+                r"(\d+)\s*of\s*(\d+)", d.execute_script("return document.body.innerText")))
+            body = driver.execute_script("return document.body.innerText")
+        finally:
+            driver.save_screenshot(str(shot))
+    assert str(clip.n_frames) in {total for _, total in counter}, (
+        f"the video counter shows {counter}, the clip has {clip.n_frames} frames")
+    assert f"frame {task['data']['frame_index'] + 1} of {clip.n_frames}" in body  # the header, on the page
+    assert "Shift+1 zooms to fit" in body and "Regions list" in body  # the tools line
