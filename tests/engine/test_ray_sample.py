@@ -165,7 +165,9 @@ def test_killed_node_work_is_retried_elsewhere(ray_cluster, collected_ws, local_
     that asks for the cluster gets its second node back.)"""
     ws = copy_ws(collected_ws, tmp_path / "ws")
     hold = tmp_path / "hold"
-    proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", hold=hold, hold_at=1)
+    # --ray-shared-workspace: the nodes share this machine's disk, so the tasks read the clips where they are
+    proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "--ray-shared-workspace",
+                  "-q", hold=hold, hold_at=1)
     try:
         _wait_held(hold, proc)
         ray_cluster.kill_second()
