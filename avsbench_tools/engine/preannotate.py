@@ -7,8 +7,9 @@ per sampled second, never a row per video frame) and, for the backends that trac
 --ray-shared-workspace it gets the workspace path instead. grounded-sam's frames are decoded by CPU
 tasks whose results Ray hands to the actor call, so decoding the next clips overlaps inference on
 this one. The actor returns the ObjectMasks; the driver gates them by audio and stores them (the
-same `_store` as the local engine), so the catalog keeps one writer. An actor on a node that dies is
-restarted elsewhere by Ray and its calls run again (max_restarts/max_task_retries).
+same `_store` as the local engine), so the catalog keeps one writer. When an actor dies (its node did),
+the clips it held go to the other actors, or to a new actor that Ray places where there is room (a
+restarted actor could wait forever for the resources its living peers hold), up to ACTOR_RETRIES times.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from avsbench_tools.engine.stream import stream
 from avsbench_tools.workspace import Workspace
 
 IN_FLIGHT_PER_ACTOR = 2  # a call queued behind the running one: its inputs travel while the model works
+ACTOR_RETRIES = 3  # a clip whose actor died is given to another actor this many times at most
 
 
 class NodeWorkspace:
@@ -163,7 +165,7 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
     gpus = gpus_per_actor(opts.engine.gpus_per_worker, str(opts.device), cluster)
     n_actors = min(max(1, int(cluster.gpus // gpus)) if gpus > 0 else cluster.cpus, max(1, len(inputs)))
     actor_cls = ray.remote(ProposalActor).options(num_gpus=gpus, num_cpus=1 if gpus == 0 else 0.5,
-                                                  max_restarts=-1, max_task_retries=-1)
+                                                  max_restarts=0, max_task_retries=0)
     actor_opts = _for_actor(opts, gpus)
     actors = [actor_cls.remote(actor_opts, backend, ws.recipe) for _ in range(n_actors)]
     decode = ray.remote(load_job_media).options(num_cpus=1) if (backend == "grounded-sam" and gpus > 0) else None
@@ -179,7 +181,26 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
         return actors[i].propose.remote(job, media)
 
     def free(inp) -> None:
-        busy[actor_of.pop(id(inp))] -= 1
+        i = actor_of.pop(id(inp), None)
+        if i in busy:
+            busy[i] -= 1
+
+    tries: dict[int, int] = {}
+
+    def resubmit(inp, exc: BaseException):
+        """The clip's actor died: give it to a living actor, or to a new one (Ray places it); None: give up."""
+        i = actor_of.pop(id(inp), None)
+        if i in busy:
+            del busy[i]  # no more calls to it
+            with contextlib.suppress(Exception):
+                ray.kill(actors[i])
+        tries[id(inp)] = tries.get(id(inp), 0) + 1
+        if tries[id(inp)] > ACTOR_RETRIES:
+            return None
+        if not busy:
+            actors.append(actor_cls.remote(actor_opts, backend, ws.recipe))
+            busy[len(actors) - 1] = 0
+        return submit(inp)
 
     def deliver(inp, got: ClipProposal) -> str:
         free(inp)
@@ -198,7 +219,8 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
         progress("preannotate", res.skipped + res.done + res.failed, res.total, info)
 
     try:
-        stream(inputs, submit, deliver, lost, IN_FLIGHT_PER_ACTOR * n_actors, report, ordered=True)
+        stream(inputs, submit, deliver, lost, IN_FLIGHT_PER_ACTOR * n_actors, report, ordered=True,
+               resubmit=resubmit)
     finally:
         if res.nodes:
             record_nodes(ws.catalog, "preannotate", res.nodes)

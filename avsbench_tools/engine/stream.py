@@ -30,10 +30,11 @@ def _lost_kinds(ray) -> tuple[type, ...]:
 
 def stream(items: Iterable, submit: Callable[[Any], Any], deliver: Callable[[Any, Any], str],
            lost: Callable[[Any, BaseException], str], window: int, report: Callable[[str], None],
-           ordered: bool = False) -> None:
+           ordered: bool = False, resubmit: Callable[[Any, BaseException], Any] | None = None) -> None:
     """`ordered`: results are delivered in the order of `items` (the tasks still run at once, up to
     `window`): rows the driver numbers (mask versions) get the local engine's ids. After Ctrl-C every
-    finished result is delivered, in any order."""
+    finished result is delivered, in any order. `resubmit(item, exc)`: for an item whose worker was lost,
+    a new ref that runs it elsewhere (None: give up, `lost` records it)."""
     import ray
 
     from avsbench_tools.engine.cluster import handlers, restore
@@ -50,6 +51,10 @@ def stream(items: Iterable, submit: Callable[[Any], Any], deliver: Callable[[Any
             value = ray.get(ref)
         except lost_kinds as exc:
             del pending[ref]
+            again = resubmit(item, exc) if resubmit is not None else None
+            if again is not None:
+                pending[again] = item
+                return
             with deferred_interrupt():
                 info = lost(item, exc)
             if show:
