@@ -139,6 +139,11 @@ def _print_report(rep) -> None:
     if f.get("label_problems"):
         typer.echo(f"labels: {f['label_problems']} regions carry a label the clip contradicts, an old category or "
                    "one outside the recipe (avs-tools pull listed them; the object keeps the clip's category)")
+    if rep.silent_masks:
+        shown = ", ".join(f"{m['clip_id']} second {m['second']} {m['category']} ({m['pixels']} px)"
+                          for m in rep.silent_masks[:5])
+        typer.echo(f"silent seconds: {len(rep.silent_masks)} reviewed masks lie in seconds the audio analysis found "
+                   f"silent (look at them again): {shown}{', ...' if len(rep.silent_masks) > 5 else ''}")
     typer.echo(f"masks binarised at alpha >= {rep.alpha_threshold}; several annotators on a frame: the review set "
                f"takes {rep.rule}")
     if rep.by_backend:

@@ -22,7 +22,15 @@ from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.studio import config as cfg
 from avsbench_tools.studio.project import Api, Project, StudioError, document_root, server_name
-from avsbench_tools.studio.push_build import Item, Pred, built, chunks, digest_of, prediction_json, task_json
+from avsbench_tools.studio.push_build import (
+    Item,
+    built,
+    chunks,
+    prediction_json,
+    sound_text,
+    split_silent,
+    task_json,
+)
 
 CHUNK = 100  # tasks per import request
 
@@ -130,13 +138,17 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
 
 # -- the plan: what the catalog says should be on the server ------------------------------------------
 def _plan(ws, clip_ids: list[str]) -> list[Item]:
+    from avsbench_tools.sample import activity_of
+
     cat = ws.catalog
     items = []
+    sources = {s.source_id: s for s in cat.sources()}
     for cid in clip_ids:
         frames = cat.frames(cid)
         clip = cat.clip(cid)
         if not frames or clip is None:
             continue
+        frames = _needed(ws, clip, frames, sources.get(clip.source_id))
         audio = cat.audio(cid)
         sets: dict[str, list[MaskVersion]] = {}
         for v in cat.mask_versions(cid, ["proposal"]):
@@ -144,14 +156,32 @@ def _plan(ws, clip_ids: list[str]) -> list[Item]:
         ordered = sorted(sets.items(), key=lambda kv: min(v.version_id for v in kv[1]))  # oldest set first
         covered = {h: set(cat.mask_set_seconds(cid, "proposal", h) or []) | {v.second for v in vs}
                    for h, vs in ordered}
+        activity = activity_of(ws, cid)
         for f in frames:
-            preds = [Pred(f"{vs[0].backend}:{h}", sorted((v for v in vs if v.second == f.second), key=lambda v: v.fid))
-                     for h, vs in ordered if f.second in covered[h]]
-            for p in preds:
-                p.digest = digest_of(p.versions, clip.category)
+            preds = [p for h, vs in ordered if f.second in covered[h]
+                     for p in split_silent(f"{vs[0].backend}:{h}", f.second,
+                                           sorted((v for v in vs if v.second == f.second), key=lambda v: v.fid),
+                                           clip.category, activity)]
             items.append(Item(cid, f, clip.seconds, audio.wav_path if audio else None, clip.path, clip.category,
-                               preds, fps=clip.fps, n_frames=clip.n_frames))
+                               preds, fps=clip.fps, n_frames=clip.n_frames, sound=sound_text(activity, f.second)))
     return items
+
+
+def _needed(ws, clip, frames: list, src) -> list:
+    """The frames the export will supervise for the clip's current form (completeness.needed_seconds: S4/MS3 by the
+    recipe's split rule, AVSS v1s train the first, v1m/v2 all; a clip without a split yet, all). The form follows
+    the masks the clip shows (reviews, else its newest proposals); while an unreviewed second's classes come from a
+    backend that does not name them (motion), the single/multi-source form is not decided: every frame."""
+    from avsbench_tools import formats
+    from avsbench_tools.completeness import needed_seconds
+    from avsbench_tools.mask_store import shown_masks
+    from avsbench_tools.studio.push_build import names_classes
+
+    masks = shown_masks(ws, clip.clip_id, include_unreviewed=True)
+    if formats.get(ws.recipe.format).semantic and any(v.kind != "review" and not names_classes(v.backend) for v in masks):
+        return frames
+    need = needed_seconds(ws.recipe, clip, len(frames), masks, src)
+    return [f for f in frames if f.second in need] or frames
 
 
 # -- the project ----------------------------------------------------------------------------------------
@@ -326,8 +356,9 @@ def _finish(ws, proj: Project, api: Api, key: str, items: list[Item], res: PushR
         tid = tasks.get((it.clip_id, it.frame.second))
         ok = tid is not None and all((tid, p.model_version) in preds for p in it.preds)
         complete[it.clip_id] = complete.get(it.clip_id, True) and ok
-        if it.preds:
-            newest[it.clip_id] = it.preds[-1].model_version
+        offered = [p for p in it.preds if not p.with_silent]
+        if offered:
+            newest[it.clip_id] = offered[-1].model_version
     versions = sorted(set(newest.values()))
     res.model_versions = versions
     show = versions[0] if len(versions) == 1 else ""

@@ -19,22 +19,34 @@ from avsbench_tools.catalog import Frame, MaskVersion
 from avsbench_tools.errors import AvsError
 from avsbench_tools.studio import config as cfg
 
+# the model version suffix of the apart prediction that includes objects believed silent
+SILENT_SUFFIX = " (includes objects believed silent)"
+SILENT_SCORE = 0.01  # its score: never the prediction an annotator is meant to accept
+UNVERIFIED_SCORE = 0.5  # the highest score of a prediction whose classes no model named (a coin toss, never 100%)
+UNVERIFIED = "class not verified"  # the mark on such regions and in the task header
+
 
 @dataclass
 class Pred:
     model_version: str
     versions: list[MaskVersion]  # the set's objects in this second (may be none: an empty proposal)
     digest: str = ""  # what it carries (objects and their labels): a change (set-category) updates it
+    no_sound: bool = False  # the second is silent: the "no sounding object" choice is pre-set
+    with_silent: bool = False  # the apart prediction: it includes objects believed silent
+    silent_second: bool = False  # the sample stage found the second silent
+    unverified: bool = False  # its backend does not name classes (motion): every label is the clip's category
 
     def row(self, tid: int) -> tuple[int, str, list[int], str]:
         return (tid, self.model_version, [v.version_id for v in self.versions], self.digest)
 
 
-def digest_of(versions: list[MaskVersion], category: str | None) -> str:
+def digest_of(versions: list[MaskVersion], category: str | None, no_sound: bool = False,
+              unverified: bool = False) -> str:
     import hashlib
     import json
 
     body = [(int(v.version_id), int(v.fid), v.category or category) for v in versions]
+    body += ["no-sound"] * no_sound + ["unverified"] * unverified
     return hashlib.sha1(json.dumps(body).encode()).hexdigest()[:16]
 
 
@@ -49,6 +61,57 @@ class Item:
     preds: list[Pred]
     fps: float | None = None  # the clip's frame rate (the task's <Video frameRate>)
     n_frames: int | None = None  # the clip's frame count (the header names the frame's number)
+    sound: str | None = None  # the audio analysis of the second ("silent: +1.0 dB over the floor"), None: unknown
+
+
+def believed_silent(v: MaskVersion, second_silent: bool) -> bool:
+    """An object believed silent in its second: the second is silent, or preannotate's gate said so."""
+    return second_silent or v.sounding is False
+
+
+def split_silent(model_version: str, second: int, versions: list[MaskVersion], category: str | None,
+                 activity) -> list[Pred]:
+    """The predictions of one proposal set in one second, as the audio decides: the one annotators accept holds
+    only the objects believed to sound (in a silent second none, with "no sounding object" pre-set); when some
+    object is believed silent, a second prediction (model version + SILENT_SUFFIX, score SILENT_SCORE) offers
+    every object apart, its silent regions marked "believed silent". activity: the clip's (None: unknown)."""
+    unverified = not all(names_classes(b) for b in {v.backend for v in versions} or {model_version.split(":")[0]})
+    quiet = second_silent(activity, second)
+    sounding = [v for v in versions if not believed_silent(v, quiet)]
+    main = Pred(model_version, sounding, no_sound=quiet, silent_second=quiet, unverified=unverified)
+    main.digest = digest_of(sounding, category, quiet, unverified)
+    out = [main]
+    if len(sounding) < len(versions):
+        apart = Pred(model_version + SILENT_SUFFIX, versions, with_silent=True, silent_second=quiet,
+                     unverified=unverified)
+        apart.digest = digest_of(versions, category, unverified=unverified)
+        out.append(apart)
+    return out
+
+
+def names_classes(backend: str | None) -> bool:
+    """Whether a backend's proposals name their objects' classes: the backend registry's `names_classes`
+    (preannotate.backends); without that registry, every backend but the weight-free motion one."""
+    try:
+        from avsbench_tools.preannotate.backends import REGISTRY
+    except ImportError:
+        return backend is not None and backend != "motion"
+    return backend in REGISTRY and bool(getattr(REGISTRY[backend], "names_classes", True))
+
+
+def second_silent(activity, second: int) -> bool:
+    """The sample stage found this second silent (False when the clip has no activity record)."""
+    if activity is None:
+        return False
+    return not (second < len(activity.active) and bool(activity.active[second]))
+
+
+def sound_text(activity, second: int) -> str | None:
+    """The audio analysis of a second, as the task header states it ("silent: +1.0 dB over the floor")."""
+    if activity is None or second >= len(activity.relative_db):
+        return None
+    state = "silent" if second_silent(activity, second) else "sounding"
+    return f"{state}: {float(activity.relative_db[second]):+.1f} dB over the clip's floor"
 
 
 def built(chunks: Iterator[list], build) -> Iterator[tuple[list, list]]:
@@ -94,6 +157,13 @@ def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
             "frame_index": int(f.frame_index), "width": w, "height": h, "ws_id": ws_id, "note": note}
     if it.fps:
         data["fps"] = round(float(it.fps), 3)
+    if it.sound:
+        data["sound"] = it.sound
+        data["note"] = note = f"{note}. Audio analysis of this second: {it.sound}"
+    if any(p.unverified for p in it.preds):
+        data["classes"] = (f"{UNVERIFIED}: the proposals come from a backend that does not name classes "
+                           "(every object carries the clip's category)")
+        data["note"] = f"{note}. Proposed labels: {UNVERIFIED}"
     return {"data": data, "predictions": [prediction_json(ws, it, p, li, pid) for p in it.preds]}
 
 
@@ -128,11 +198,25 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
         if label not in _labels(li):
             raise AvsError(f"{where}: object {v.fid} has category {label!r}, which is not a label of project {pid}'s "
                            "config (fix the clip's category: avs-tools set-category)")
-        result.append(to_studio(obj, label, (h, w)))
+        region = to_studio(obj, label, (h, w))
+        marks = (["believed silent"] if p.with_silent and believed_silent(v, p.silent_second) else []) + \
+            ([UNVERIFIED] if p.unverified else [])
+        if marks:
+            region["meta"] = {"text": marks}
+        result.append(region)
+    if p.no_sound:
+        from avsbench_tools.catalog.reviews import SILENT
+        from avsbench_tools.studio.convert import flags_to_studio
+
+        result += flags_to_studio([SILENT])
     scores = [min(max(float(v.score), 0.0), 1.0) for v in p.versions if v.score is not None]
     pred = {"model_version": p.model_version, "result": result}
     if scores:
         pred["score"] = min(scores)
+    if p.unverified and result:
+        pred["score"] = min(pred.get("score", 1.0), UNVERIFIED_SCORE)
+    if p.with_silent:
+        pred["score"] = min(pred.get("score", 1.0), SILENT_SCORE)
     errors = li.validate_prediction(pred, return_errors=True)
     if errors:
         first = " ".join(str(errors[0]).split())

@@ -14,6 +14,8 @@
 - time per frame (Label Studio's lead_time, seconds, draft time included);
 - agreement between distinct annotators on one frame (each one's latest annotation): the IoU of each
   pair's masks (all objects of the frame together), and which one the review set took;
+- reviewed masks in seconds the sample stage found silent (`silent_masks`, counted as
+  masks_in_silent_seconds): a mask painted or accepted where the audio analysis hears nothing;
 - the frames the annotators changed most, among those where something changed: lowest IoU between the
   frame's whole proposal and its whole final mask, then most pixels changed.
 """
@@ -87,6 +89,9 @@ class QaReport:
     agreement: dict
     most_changed: list[FrameChange]
     objects: list[ObjectOutcome]
+    # reviewed masks in seconds the sample stage found silent (the audio says nothing sounds there):
+    # [{clip_id, second, fid, category, pixels}], each a mask a reviewer should look at again
+    silent_masks: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """The report as plain JSON (what `qa --json` prints): the same figures the text and HTML show."""
@@ -178,7 +183,16 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
     origins: dict[str, int] = {}
     changes: list[FrameChange] = []
     no_proposal = 0
+    silent_masks = []
     for clip_id, second in sorted(reviewed):
+        if clip_id not in quiet:
+            quiet[clip_id] = _audio_silent(ws, clip_id)
+        if second in quiet[clip_id] and UNUSABLE not in flags.get((clip_id, second), set()):
+            for fid, v in sorted(shown.get((clip_id, second), {}).items()):
+                px = int(np.count_nonzero(masks.get(v.path)))
+                if px:
+                    silent_masks.append({"clip_id": clip_id, "second": second, "fid": fid,
+                                         "category": v.category or "unknown", "pixels": px})
         r = choose(frames.get((clip_id, second), []))
         if r is None:
             no_proposal += 1
@@ -197,8 +211,6 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
         final = shown.get((clip_id, second), {})
         change = FrameChange(clip_id, second, backend, r.annotator, 0.0, 0, [v.path for v in prop.values()],
                              [v.path for v in final.values()], frame_path, sorted(frame_flags))
-        if clip_id not in quiet:
-            quiet[clip_id] = _audio_silent(ws, clip_id)
         silent = "marked" if SILENT in frame_flags else "audio" if second in quiet[clip_id] else None
         for fid in sorted(set(prop) | set(final)):
             o = _outcome(clip_id, second, fid, backend, prop.get(fid), final.get(fid), silent, masks)
@@ -211,10 +223,11 @@ def qa(ws: Workspace, most_changed: int = MOST_CHANGED) -> QaReport:
         change.iou, change.changed_pixels = iou(pu, fu), int(np.count_nonzero(pu ^ fu))
         changes.append(change)
     counts["without_known_proposal"] = no_proposal
+    counts["masks_in_silent_seconds"] = len(silent_masks)
     changes = sorted((c for c in changes if c.changed), key=lambda c: (c.iou, -c.changed_pixels, c.clip_id, c.second))
     return QaReport(counts, CHOICE_RULE, ALPHA_THRESHOLD, _by_backend(objects), _relabels(objects),
                     dict(sorted(origins.items())), _times(reviews, len(reviewed)), _annotators(reviews),
-                    _agreement(frames, masks), changes[:most_changed], objects)
+                    _agreement(frames, masks), changes[:most_changed], objects, silent_masks)
 
 
 def _audio_silent(ws: Workspace, clip_id: str) -> set[int]:

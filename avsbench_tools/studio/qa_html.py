@@ -81,6 +81,7 @@ HEADINGS = {
     "skipped_only": "only skipped", "silent": "no sounding object", "unusable": "unusable",
     "annotations": "annotations submitted", "cancelled": "annotations cancelled",
     "without_known_proposal": "reviewed without a known proposal",
+    "masks_in_silent_seconds": "reviewed masks in seconds the audio found silent",
     "backend": "backend", "category": "category (proposed)", "proposed": "proposed objects",
     "unchanged": "kept unchanged", "kept": "same mask (any label)", "edited": "edited", "relabelled": "relabelled",
     "deleted_silent": "deleted (silent second)", "deleted": "deleted (otherwise)",

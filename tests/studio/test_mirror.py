@@ -44,7 +44,10 @@ class Pushed:
             (self.clip,) = [c.clip_id for c in ws.catalog.clips()]
             self.category = ws.catalog.clip(self.clip).category
             self.tasks = {s: t for (_, s), t in ws.catalog.studio_tasks(self.key).items()}
-            preds = {t: p for (t, _), p in ws.catalog.studio_predictions(self.key).items()}
+            preds = {}  # the prediction holding the object: in a second the audio says is silent, the one apart
+            for (t, _mv), pr in sorted(ws.catalog.studio_predictions(self.key).items(), key=lambda kv: kv[0][1]):
+                if t not in preds or not ws.catalog.prediction_versions(self.key, preds[t]):
+                    preds[t] = pr
             self.preds = {s: preds[t] for s, t in self.tasks.items()}
         finally:
             ws.close()

@@ -50,7 +50,10 @@ def round_trip(studio_server):
         pid = ws.catalog.studio_project(srv.url)
         key = f"{srv.url}#{pid}"
         tasks = ws.catalog.studio_tasks(key)
-        preds = {tid: (p, mv) for (tid, mv), p in ws.catalog.studio_predictions(key).items()}
+        preds = {}  # the prediction holding the object: in a second the audio says is silent, the one apart
+        for (tid, mv), p in sorted(ws.catalog.studio_predictions(key).items(), key=lambda kv: kv[0][1]):
+            if tid not in preds or not ws.catalog.prediction_versions(key, preds[tid][0]):
+                preds[tid] = (p, mv)
         prop = {}
         for (clip, s), tid in tasks.items():
             (v,) = ws.catalog.versions_by_id(ws.catalog.prediction_versions(key, preds[tid][0]))

@@ -28,6 +28,7 @@ from avsbench_tools.mask_store import save_versions
 from avsbench_tools.masks import ObjectMask
 from avsbench_tools.studio.connect import connect
 from avsbench_tools.studio.push import PushOptions, push
+from avsbench_tools.studio.push_build import SILENT_SCORE, SILENT_SUFFIX, UNVERIFIED_SCORE
 from avsbench_tools.workspace import open_workspace
 from studio.conftest import group_processes
 
@@ -101,18 +102,29 @@ def _frames(ws: Path) -> dict[tuple[str, int], object]:
 
 
 def _proposals(ws: Path) -> dict[tuple[str, int, str], dict[int, object]]:
-    """{(clip, second, model_version): {fid: MaskVersion}} of every proposal set (seconds it covers included)."""
+    """{(clip, second, model_version): {fid: MaskVersion}} of every prediction push should send: per proposal
+    set and second covered, the objects believed to sound (the sample stage's activity, preannotate's gate), and
+    when one is believed silent, every object under the model version + SILENT_SUFFIX."""
+    from avsbench_tools.sample import activity_of
+
     w = open_workspace(ws)
     try:
-        out: dict = {}
+        sets: dict = {}
         for c in w.catalog.clips():
             vs = w.catalog.mask_versions(c.clip_id, ["proposal"])
             for v in vs:
-                out.setdefault((c.clip_id, v.second, f"{v.backend}:{v.settings_hash}"), {})[v.fid] = v
+                sets.setdefault((c.clip_id, v.second, f"{v.backend}:{v.settings_hash}"), {})[v.fid] = v
             for h in {v.settings_hash for v in vs}:
                 backend = next(v.backend for v in vs if v.settings_hash == h)
                 for s in w.catalog.mask_set_seconds(c.clip_id, "proposal", h) or []:
-                    out.setdefault((c.clip_id, s, f"{backend}:{h}"), {})
+                    sets.setdefault((c.clip_id, s, f"{backend}:{h}"), {})
+        out: dict = {}
+        for (clip_id, s, mv), objs in sets.items():
+            act = activity_of(w, clip_id)
+            quiet = act is not None and not act.active[s]
+            out[(clip_id, s, mv)] = {f: v for f, v in objs.items() if not quiet and v.sounding is not False}
+            if len(out[(clip_id, s, mv)]) < len(objs):
+                out[(clip_id, s, mv + SILENT_SUFFIX)] = objs
         return out
     finally:
         w.close()
@@ -131,10 +143,13 @@ def _check_predictions(ws: Path, tasks: list[dict]) -> int:
         assert sorted(mvs) == sorted(mv for (c, s, mv) in props if (c, s) == key)
         for p in t["predictions"]:
             objs = props[(*key, p["model_version"])]
-            assert {r["id"] for r in p["result"]} == {f"o{fid}" for fid in objs}
-            scores = [v.score for v in objs.values()]
+            brush = [r for r in p["result"] if r["type"] == "brushlabels"]
+            assert {r["id"] for r in brush} == {f"o{fid}" for fid in objs}
+            apart = p["model_version"].endswith(SILENT_SUFFIX)  # the prediction of objects believed silent
+            scores = [v.score for v in objs.values()] + ([SILENT_SCORE] if apart else []) + \
+                ([UNVERIFIED_SCORE] if brush and p["model_version"].startswith("motion:") else [])
             assert (p["score"] is None) if not scores else p["score"] == pytest.approx(min(scores))
-            for r in p["result"]:
+            for r in brush:
                 v = objs[int(r["id"][1:])]
                 assert (r["from_name"], r["to_name"], r["type"]) == ("mask", "image", "brushlabels")
                 assert (r["original_width"], r["original_height"]) == (f.width, f.height)
@@ -297,7 +312,7 @@ def test_push_then_repush_then_a_new_mask_version(studio_server, built):
         w.close()
     res = _push(ws, server.url, server.api_key)
     assert res.tasks_created == 0 and res.tasks_reused == len(frames)
-    assert res.predictions_sent == len(frames) and res.predictions_skipped == n_sets
+    assert res.predictions_sent == len(_proposals(ws)) - n_sets and res.predictions_skipped == n_sets
     tasks = _server_tasks(server, pid)
     assert _keys(tasks) == sorted(frames) and all(len(t["predictions"]) >= 1 for t in tasks)
     _check_predictions(ws, tasks)
@@ -322,9 +337,11 @@ def test_a_lost_answer_mid_push_then_push_again_makes_no_duplicate(studio_server
     assert "run avs-tools push" in msg and "again" in msg
     pid = _project_id(ws, proxy.url)
     assert len(_rows(ws, "studio_tasks")) == 3 and len(_server_tasks(server, pid)) == 6
+    made = set(_keys(_server_tasks(server, pid)))
     proxy.drop = lambda m, p: False
     res = _push(ws, proxy.url, server.api_key, chunk_size=3)
-    assert res.tasks_adopted == 3 and res.tasks_created == len(frames) - 6 and res.predictions_adopted == 6
+    assert res.tasks_adopted == 3 and res.tasks_created == len(frames) - 6
+    assert res.predictions_adopted == sum((c, s) in made for c, s, _ in _proposals(ws))
     tasks = _server_tasks(server, pid)
     assert _keys(tasks) == sorted(frames)  # every frame once: no duplicate task
     _check_predictions(ws, tasks)  # every (task, model version) once

@@ -43,13 +43,16 @@ def reviewed(studio_server):
     by_second = {t["data"]["second"]: t for t in _tasks(srv, ws_id) if t["data"]["clip_id"] == clip}
     client = srv.client()
 
+    def with_object(second: int) -> dict:  # in a silent second, the prediction apart that holds the silent object
+        (pred,) = [p for p in by_second[second]["predictions"] if any(x["type"] == "brushlabels" for x in p["result"])]
+        return pred
+
     def annotate(second: int, result: list[dict]) -> None:
         t = by_second[second]
-        (pred,) = t["predictions"]
-        client.annotations.create(id=t["id"], result=result, lead_time=5.0, parent_prediction=pred["id"])
+        client.annotations.create(id=t["id"], result=result, lead_time=5.0, parent_prediction=with_object(second)["id"])
 
     def shown(second: int, **value) -> list[dict]:
-        (pred,) = by_second[second]["predictions"]
+        pred = with_object(second)
         assert [x["value"]["brushlabels"] for x in pred["result"]] == [["guitar"]]
         return [dict(x, origin="prediction", value={**x["value"], **value}) for x in pred["result"]]
 
