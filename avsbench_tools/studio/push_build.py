@@ -213,7 +213,7 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
     pred = {"model_version": p.model_version, "result": result}
     if scores:
         pred["score"] = min(scores)
-    if p.unverified and result:
+    if p.unverified and p.versions:
         pred["score"] = min(pred.get("score", 1.0), UNVERIFIED_SCORE)
     if p.with_silent:
         pred["score"] = min(pred.get("score", 1.0), SILENT_SCORE)
