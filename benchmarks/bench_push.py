@@ -96,7 +96,8 @@ def main() -> None:
     from avsbench_tools.studio.config import label_config
     from avsbench_tools.studio.connect import connect
     from avsbench_tools.studio.project import Api
-    from avsbench_tools.studio.push import PushOptions, _interface, _plan, _task, push
+    from avsbench_tools.studio.push import PushOptions, _interface, _plan, push
+    from avsbench_tools.studio.push_build import task_json
     from avsbench_tools.studio.server import start_studio, stop_studio
     from avsbench_tools.workspace import open_workspace
 
@@ -136,7 +137,7 @@ def main() -> None:
             for which in ("naive", "ceiling"):
                 pid = api.create_project(f"bench {which}", f"bench-{which}", label_config(ws.recipe), "").id
                 li = _interface(api.project(pid).label_config)
-                bodies.append((pid, [_task(ws, it, docroot, "bench", li, pid) for it in items]))
+                bodies.append((pid, [task_json(ws, it, docroot, "bench", li, pid) for it in items]))
             (naive_pid, naive_tasks), (ceil_pid, ceil_tasks) = bodies
             client = conn.client()
             n = min(args.naive, len(naive_tasks))
