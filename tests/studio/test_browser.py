@@ -33,8 +33,13 @@ def predicted_mask(task: dict) -> tuple[str, np.ndarray]:
     """(label, bool mask) of the task's first brush region, decoded with the SDK's own decoder."""
     from label_studio_sdk.converter.brush import decode_rle
 
-    (pred,) = task["predictions"]
-    r = next(r for r in pred["result"] if r["type"] == "brushlabels")
+    from avsbench_tools.studio.push_build import SILENT_SUFFIX
+
+    brush = [r for p in task["predictions"] if not p["model_version"].endswith(SILENT_SUFFIX)  # the accepted one
+             for r in p["result"] if r["type"] == "brushlabels"]
+    if not brush:  # a silent second: the accepted prediction holds no region
+        return "", np.zeros((int(task["data"]["height"]), int(task["data"]["width"])), bool)
+    r = brush[0]
     alpha = decode_rle(r["value"]["rle"]).reshape(r["original_height"], r["original_width"], 4)[..., 3]
     return r["value"]["brushlabels"][0], alpha >= 128
 
