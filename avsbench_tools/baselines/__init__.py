@@ -2,3 +2,20 @@
 
 Modules import torch inside functions or at their own import; this package file stays light.
 """
+
+# The names other stages use (release_check), imported on first use (PEP 562) so this package file stays light.
+_HOME = {"SIZE": "data", "ClipDataset": "data", "open_release": "data", "palette_lookup": "data",
+         "read_binary_mask": "data", "read_rgb": "data", "avss_image": "data", "FIXED_VGGISH": "weights",
+         "TrainOptions": "train", "train_baseline": "train", "PredictOptions": "predict",
+         "predict_baseline": "predict", "frame_paths": "predict"}
+# the entry points under names that do not clash with their modules (baselines.train is the module once imported)
+_NAME = {"train_baseline": "train", "predict_baseline": "predict"}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), _NAME.get(name, name))

@@ -131,7 +131,8 @@ def content_fingerprint(data: ReleaseData, splits: tuple[str, ...]) -> dict[str,
     return out
 
 
-def _rgb(path: Path):
+def read_rgb(path: Path):
+    """An image file as PIL RGB."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -152,7 +153,9 @@ def _crop_resize(img, size: int, nearest: bool):
     return img.crop((x1, y1, x1 + size, y1 + size))
 
 
-def _avss_image(img, split: str, nearest: bool):
+def avss_image(img, split: str, nearest: bool):
+    """An AVSS frame or label image at SIZE, as the official code makes it (train: short side + centre crop;
+    else a resize); `nearest` for labels."""
     from PIL import Image
 
     if split == "train":
@@ -256,17 +259,17 @@ class ClipDataset:
         supervised = np.zeros(t, np.float32)
         if s == "avss":
             n = len(it.frames)
-            imgs = [_avss_image(_rgb(p), self.split, nearest=False) for p in it.frames]
+            imgs = [avss_image(read_rgb(p), self.split, nearest=False) for p in it.frames]
             frames = np.zeros((t, 3, self.input_size, self.input_size), np.float32)
             frames[:n] = self._frames(imgs)
             masks = np.zeros((t, SIZE, SIZE), np.int64)
             for k, p in sorted(it.rgb_masks.items()):
-                masks[k] = self._lookup(np.asarray(_avss_image(_rgb(p), self.split, nearest=True)))
+                masks[k] = self._lookup(np.asarray(avss_image(read_rgb(p), self.split, nearest=True)))
                 supervised[k] = 1
             exists[:n] = 1
             logmel = avss_logmel(it.wav)
         else:
-            imgs = [_rgb(p) for p in it.frames]
+            imgs = [read_rgb(p) for p in it.frames]
             bad = next((p for p, im in zip(it.frames, imgs, strict=True) if im.size != (SIZE, SIZE)), None)
             if bad is not None:
                 raise UsageError(f"{bad}: frame is not {SIZE}x{SIZE} (the {s.upper()} loader does not resize)")

@@ -19,7 +19,7 @@ from avsbench_tools.baselines.data import (
 )
 from avsbench_tools.baselines.infer import Runtime, embed_audio, forward, to_device, validate
 from avsbench_tools.baselines.losses import tpavi_loss
-from avsbench_tools.baselines.train import (
+from avsbench_tools.baselines.train_options import (
     OFFICIAL_AVM,
     OFFICIAL_EPOCHS,
     TrainOptions,

@@ -217,7 +217,7 @@ def checkpoint_config(ckpt: Checkpoint | Path, setting: str | None = None):
     """The ModelConfig a checkpoint needs. Ours records it; for an official file it is read off the
     weights (backbone, class count, TPAVI stages, align bias = S4/MS3 vs AVSS); `setting` picks S4 or
     MS3 (same network) and is checked against what the weights say."""
-    from avsbench_tools.baselines.model import ModelConfig
+    from avsbench_tools.baselines.model_config import ModelConfig
 
     ckpt = ckpt if isinstance(ckpt, Checkpoint) else read_checkpoint(ckpt)
     if ckpt.kind == "ours":

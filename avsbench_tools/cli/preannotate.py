@@ -30,6 +30,7 @@ from avsbench_tools.cli.common import (
     say_next,
     stage_run,
 )
+from avsbench_tools.preannotate.backends import backend_help
 
 models_app = App(help="Model checkpoints used by preannotate.", no_args_is_help=True)
 Sam3Ckpt = Annotated[str | None, typer.Option("--sam3", envvar="AVS_TOOLS_SAM3", show_envvar=True,
@@ -44,9 +45,7 @@ app.add_typer(models_app, name="models", short_help="Check configured checkpoint
 def preannotate(
     ctx: typer.Context,
     workspace: WorkspaceArg,
-    backend: Annotated[str | None, typer.Option("--backend", help="grounded-sam, sam3 or motion (default: "
-                                                "grounded-sam when --dino and --sam are configured, else sam3 when "
-                                                "--sam3 is, else motion).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help=backend_help())] = None,
     dino: Dino = None,
     sam: Sam = None,
     sam_type: SamType = None,
@@ -125,39 +124,14 @@ def preannotate(
     say_next(review_hint(workspace), quiet)
 
 
-GROUNDED_ONLY = ("dino", "sam", "sam_type", "prompt", "box_threshold", "text_threshold", "tracker", "sam2",
-                 "redetect_every", "key_second", "batch_size", "precision", "nms_iou", "max_objects", "min_area",
-                 "allow_download")
-
-
-SAM3_IGNORES = ("dino", "sam", "sam_type", "box_threshold", "text_threshold", "tracker", "sam2", "redetect_every",
-                "key_second", "batch_size", "nms_iou")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _note_ignored(ctx: typer.Context, opts) -> None:
-    """Say which options given on the command line cannot take effect with the chosen backend."""
-    from avsbench_tools.preannotate import backend_of
+    """Say which options given on the command line cannot take effect with the chosen backend (its registry
+    entry's notes), and --clap without --audio-tagger."""
+    from avsbench_tools.preannotate.backends import REGISTRY, backend_of
 
-    backend = backend_of(opts)
-    if backend == "motion":
-        if opts.backend == "motion" or not (opts.dino or opts.sam):
-            ignored = [_flag(n) for n in GROUNDED_ONLY if explicit(ctx, n)]
-            if ignored:
-                note(f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with the motion "
-                     "backend (they configure grounded-sam)")
-        if explicit(ctx, "device") and not opts.audio_tagger:
-            note(f"--device {opts.device} has no effect with the motion backend (it runs on the CPU)")
-    elif backend == "sam3":
-        ignored = [_flag(n) for n in SAM3_IGNORES if explicit(ctx, n)]
-        if ignored:
-            note(f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with the sam3 backend "
-                 "(they configure grounded-sam)")
-    elif opts.tracker != "sam2" and explicit(ctx, "sam2"):
-        note("--sam2 has no effect without --tracker sam2")
+    entry = REGISTRY.get(backend_of(opts))  # an unknown --backend: check_options says so
+    for line in entry.notes(opts, lambda name: explicit(ctx, name)) if entry is not None else []:
+        note(line)
     if not opts.audio_tagger and explicit(ctx, "clap"):
         note("--clap has no effect without --audio-tagger clap")
 

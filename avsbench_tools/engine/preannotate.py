@@ -64,7 +64,9 @@ class ClipProposal:
 
 
 def needs_video(backend: str, tracker: str) -> bool:
-    return backend in ("motion", "sam3") or tracker in ("flow", "sam2")
+    from avsbench_tools.preannotate.backends import backend_named
+
+    return backend_named(backend).reads_video(tracker)
 
 
 def job_for(ws: Workspace, inp, backend: str, opts, shared: bool) -> ClipJob:
@@ -96,22 +98,22 @@ def materialised(job: ClipJob, recipe):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_job_media(job: ClipJob, recipe, tracker: str):
-    """grounded-sam's ClipMedia of a clip, on a CPU task (decoding ahead of the actor)."""
-    from avsbench_tools.preannotate.grounded_sam import load_media
+def load_job_media(job: ClipJob, recipe, backend: str, opts):
+    """What the backend reads ahead of a clip (grounded-sam's ClipMedia), on a CPU task (decoding ahead of the actor)."""
+    from avsbench_tools.preannotate.backends import backend_named
 
     with materialised(job, recipe) as nws:
-        return load_media(nws, job.clip, job.frames, tracker)
+        return backend_named(backend).prefetch(nws, job.clip, job.frames, opts)
 
 
 class ProposalActor:
     """Holds the run's models on its device; `propose(job, media)` -> ClipProposal for one clip."""
 
     def __init__(self, opts, backend: str, recipe):
-        from avsbench_tools.preannotate.models import Models
+        from avsbench_tools.preannotate.backends import load_models
 
         self.opts, self.backend, self.recipe = opts, backend, recipe
-        self.models = Models(opts) if (backend in ("grounded-sam", "sam3") or opts.audio_tagger) else None
+        self.models = load_models(opts)
         self.node = node_ip()
 
     def propose(self, job: ClipJob, media=None) -> ClipProposal:
@@ -126,9 +128,8 @@ class ProposalActor:
         return out
 
     def _propose(self, nws: NodeWorkspace, job: ClipJob, media, out: ClipProposal) -> list:
-        from avsbench_tools.preannotate.grounded_sam import prompts_for, propose_grounded_sam
-        from avsbench_tools.preannotate.motion import propose_motion_clip
-        from avsbench_tools.preannotate.sam3 import propose_sam3
+        from avsbench_tools.preannotate.backends import backend_named
+        from avsbench_tools.preannotate.prompts import prompts_for
 
         opts, models, clip = self.opts, self.models, job.clip
         if models is not None and models.clap is not None:  # CLAP per second, as the local engine's _listen
@@ -142,11 +143,7 @@ class ProposalActor:
             out.tags = models.clap.scores(pcm, sr, len(job.frames), prompts_for(nws, clip, opts.prompt))
             act = Activity.from_dict(job.audio.activity) if job.audio.activity else None
             out.heard = heard(out.tags, act.active if act else None, opts.tagger_threshold)
-        if self.backend == "motion":
-            return propose_motion_clip(nws, clip, job.frames)
-        if self.backend == "sam3":
-            return propose_sam3(nws, clip, models.sam3, opts, job.frames)
-        return propose_grounded_sam(nws, clip, models, opts, job.frames, out.heard, media, out.cap)
+        return backend_named(self.backend).propose(nws, clip, job.frames, models, opts, out.heard, media, out.cap)
 
 
 def propose_on_ray(ws: Workspace, inputs: list, backend: str, opts, store: Callable, progress: Callable,
@@ -160,6 +157,7 @@ def propose_on_ray(ws: Workspace, inputs: list, backend: str, opts, store: Calla
 def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> None:
     import ray
 
+    from avsbench_tools.preannotate.backends import backend_named
     from avsbench_tools.preannotate.nms import CapStats
 
     gpus = gpus_per_actor(opts.engine.gpus_per_worker, str(opts.device), cluster)
@@ -168,13 +166,14 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
                                                   max_restarts=0, max_task_retries=0)
     actor_opts = _for_actor(opts, gpus)
     actors = [actor_cls.remote(actor_opts, backend, ws.recipe) for _ in range(n_actors)]
-    decode = ray.remote(load_job_media).options(num_cpus=1) if (backend == "grounded-sam" and gpus > 0) else None
+    prefetches = backend_named(backend).prefetch is not None
+    decode = ray.remote(load_job_media).options(num_cpus=1) if (prefetches and gpus > 0) else None
     busy = {i: 0 for i in range(n_actors)}
     actor_of: dict[int, int] = {}  # id(input) -> the actor its call went to
 
     def submit(inp):
         job = job_for(ws, inp, backend, opts, opts.engine.shared)
-        media = decode.remote(job, ws.recipe, opts.tracker) if decode is not None else None
+        media = decode.remote(job, ws.recipe, backend, actor_opts) if decode is not None else None
         i = min(busy, key=busy.get)  # the actor with the fewest calls queued (Ray places the actors)
         busy[i] += 1
         actor_of[id(inp)] = i

@@ -51,7 +51,7 @@ def sample_bytes(data, clip: Clip, rule: str, fmt: str) -> SampledClip:
     from avsbench_tools.audio.logmel import SAMPLE_RATE, int16_to_examples, pad_examples
     from avsbench_tools.audio.wav import wav_bytes
     from avsbench_tools.media.decode import DecodeError, decode_clip
-    from avsbench_tools.sample import SampleError, encode_image
+    from avsbench_tools.sample.clip import SampleError, encode_image
     from avsbench_tools.sample.outputs import npy_bytes
 
     out = SampledClip(clip.clip_id, node_ip())

@@ -1,6 +1,6 @@
 """preannotate: mask proposals for every sampled frame, so annotators correct instead of drawing.
 
-Backends:
+Backends (the registry, backends.py: a new backend is one module plus one entry there):
   grounded-sam  Grounding DINO boxes from the clip's text prompts -> SAM masks (one image
                 embedding per frame, reused for all its boxes) -> tracking from a key frame.
   motion        weight-free: moving regions from dense optical flow, refined with GrabCut, linked
@@ -14,11 +14,14 @@ hashes, thresholds and tracker. The same settings skip finished clips; new setti
 
 Modules, by concern:
   stage.py         the stage entry `preannotate(ws, opts, progress)`, the loop, audio gating, settings
-  options.py       PreannotateOptions and the check that they can take effect together
+  backends.py      the backend registry (name -> selection, checks, models, settings, proposer, CLI notes);
+                   `Models` (what a run loads); `check_options`
+  options.py       PreannotateOptions (a leaf)
+  prompts.py       a clip's text prompts (`prompts_for`)
   grounded_sam.py  the grounded-sam backend on one clip (detect, segment, track)
   motion.py        the weight-free motion backend
   track.py         key-frame trackers (optical flow, SAM 2) and id matching
-  models.py        Grounding DINO, SAM, SAM 2 loaders; `Models` (what a run loads); `check_models`
+  models.py        Grounding DINO, SAM, SAM 2 loaders; `check_models`
   tagger.py        CLAP per-second audio tagging
   flow.py          optical flow helpers; `decode_frames` reads a clip through media.decode
   nms.py           bounded proposals: class-aware NMS, --max-objects, --min-area
@@ -28,19 +31,20 @@ Modules, by concern:
   gdino_convert.py original Grounding DINO .pth -> transformers (converted once, cached)
 """
 
-from avsbench_tools.preannotate.grounded_sam import SAM2_SIDE, propose_grounded_sam
-from avsbench_tools.preannotate.models import Models, check_models
-from avsbench_tools.preannotate.motion import propose_motion_clip
-from avsbench_tools.preannotate.options import (
-           BACKENDS,
-           TRACKERS,
-           PreannotateOptions,
-           backend_of,
-           check_options,
-)
-from avsbench_tools.preannotate.stage import PreannotateResult, Progress, preannotate, settings_for
-from avsbench_tools.preannotate.track import ANALYSIS_SIDE
+# The public names, imported on first use (PEP 562), so that reading the backend registry (the CLI's --help) does
+# not import the backends' model code.
+_HOME = {"BACKENDS": "backends", "REGISTRY": "backends", "Backend": "backends", "Models": "backends",
+         "backend_named": "backends", "backend_of": "backends", "check_options": "backends",
+         "SAM2_SIDE": "grounded_sam", "propose_grounded_sam": "grounded_sam", "check_models": "models",
+         "propose_motion_clip": "motion", "TRACKERS": "options", "PreannotateOptions": "options",
+         "PreannotateResult": "stage", "Progress": "stage", "preannotate": "stage", "settings_for": "stage",
+         "ANALYSIS_SIDE": "track"}
+__all__ = sorted(_HOME)
 
-__all__ = ["ANALYSIS_SIDE", "BACKENDS", "SAM2_SIDE", "TRACKERS", "Models", "PreannotateOptions",
-           "PreannotateResult", "Progress", "backend_of", "check_models", "check_options", "preannotate", "propose_grounded_sam",
-           "propose_motion_clip", "settings_for"]
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

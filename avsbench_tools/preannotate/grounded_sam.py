@@ -21,25 +21,16 @@ from avsbench_tools.masks import ObjectMask, box_of, from_sam
 from avsbench_tools.preannotate.batching import Segmenter, detect_frames
 from avsbench_tools.preannotate.flow import resize_mask
 from avsbench_tools.preannotate.nms import CapStats, bound_detections, large_enough
+from avsbench_tools.preannotate.prompts import prompts_for
 from avsbench_tools.preannotate.track import ANALYSIS_SIDE, assign_ids, decode_sampled, pick_key_second
 
 if TYPE_CHECKING:
     from avsbench_tools.catalog import Clip
-    from avsbench_tools.preannotate.models import Models
+    from avsbench_tools.preannotate.backends import Models
     from avsbench_tools.preannotate.options import PreannotateOptions
     from avsbench_tools.workspace import Workspace
 
 SAM2_SIDE = 1024  # frames given to SAM 2 (it works at 1024 internally)
-
-
-def prompts_for(ws: Workspace, clip: Clip, prompt: list[str] | None) -> dict[str, str]:
-    """{category: text prompt}: the --prompt texts (matched onto recipe categories), else the clip's
-    category, else every recipe category."""
-    if prompt:
-        return {(ws.recipe.match_category(p) or p): p for p in prompt}
-    if clip.category and clip.category in ws.recipe.categories:
-        return {clip.category: ws.recipe.prompt_for(clip.category)}
-    return dict(ws.recipe.categories)
 
 
 @dataclass

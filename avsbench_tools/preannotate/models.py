@@ -8,7 +8,7 @@ downloaded unless the user passes --allow-download. Supported:
   - SAM: transformers `SamModel` folders (e.g. facebook/sam-vit-base), or the original `.pth`
     checkpoints through the `segment-anything` package (vit_b / vit_l / vit_h).
 The SAM image embedding is computed once per frame (`set_image`) and reused for all its boxes.
-Every transformers checkpoint is a `ModelHandle` (checkpoints.py); `Models` is what one run loads.
+Every transformers checkpoint is a `ModelHandle` (checkpoints.py); what one run loads is `backends.Models`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import numpy as np
 from avsbench_tools.checkpoints import ModelHandle, checkpoint_hash, load_hf, resolve_device, resolve_spec
 from avsbench_tools.errors import AvsError, UsageError, require
 from avsbench_tools.masks import ObjectMask, from_dino
-from avsbench_tools.preannotate.options import PreannotateOptions, backend_of
 from avsbench_tools.preannotate.tagger import load_clap
 
 
@@ -204,26 +203,7 @@ def load_sam2(spec: str, device: str = "cpu", allow_download: bool = False) -> M
                    "Sam2VideoProcessor", device, allow_download)
 
 
-# -- what a run loads ----------------------------------------------------------------------------
-class Models:
-    """The checkpoints one preannotate run needs, loaded once: Grounding DINO and SAM (grounded-sam), SAM 2 for
-    --tracker sam2, SAM 3 for the sam3 backend, CLAP for --audio-tagger clap."""
-
-    def __init__(self, opts: PreannotateOptions):
-        from avsbench_tools.preannotate.sam3 import load_sam3
-
-        backend = backend_of(opts)
-        grounded = backend == "grounded-sam"
-        self.dino = load_dino(opts.dino, opts.device, opts.allow_download) if (grounded and opts.dino) else None
-        self.sam = load_sam(opts.sam, opts.device, opts.allow_download, opts.sam_type) if (
-            grounded and opts.sam) else None
-        self.sam2 = load_sam2(opts.sam2, opts.device, opts.allow_download) if (
-            grounded and opts.tracker == "sam2" and opts.dino) else None
-        self.sam3 = load_sam3(opts.sam3, opts.device, opts.allow_download, opts.precision) if (
-            backend == "sam3") else None
-        self.clap = load_clap(opts.clap, opts.device, opts.allow_download) if opts.audio_tagger == "clap" else None
-
-
+# -- `models check` --------------------------------------------------------------------------------
 def check_models(dino: str | None, sam: str | None, device: str = "cpu", sam_type: str | None = None,
                  allow_download: bool = False, clap: str | None = None, sam3: str | None = None) -> list[dict]:
     """[{role, spec, loads, device, detail}] for each configured checkpoint (never raises for a bad one);

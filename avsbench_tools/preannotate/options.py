@@ -1,12 +1,10 @@
-"""The preannotate stage's options, and the check that they can take effect together."""
+"""The preannotate stage's options (a leaf: the backends registry, backends.py, checks that they can take effect
+together)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from avsbench_tools.errors import UsageError
-
-BACKENDS = ("grounded-sam", "motion", "sam3")
 TRACKERS = ("flow", "sam2", "none")
 PRECISIONS = ("fp32", "bf16")
 
@@ -32,7 +30,7 @@ MIN_AREA = 0.001
 class PreannotateOptions:
     """`avs-tools preannotate` options (checkpoints are local paths or ids in the local HF cache)."""
 
-    backend: str | None = None  # None: grounded-sam when --dino and --sam are given, else motion
+    backend: str | None = None  # a backends.REGISTRY name; None: chosen by the checkpoints given (backends.backend_of)
     dino: str | None = None
     sam: str | None = None
     sam_type: str | None = None
@@ -57,55 +55,3 @@ class PreannotateOptions:
     sam3: str | None = None  # SAM 3 video checkpoint for --backend sam3 (one model: detection and tracking)
     engine: object = None  # engine.EngineOptions; None: the local engine (--engine ray: avsbench_tools.engine)
 
-
-def backend_of(opts: PreannotateOptions) -> str:
-    """--backend, else grounded-sam when both --dino and --sam are given, else sam3 when --sam3 is, else the
-    weight-free motion backend."""
-    return opts.backend or ("grounded-sam" if (opts.dino and opts.sam) else "sam3" if opts.sam3 else "motion")
-
-
-def check_options(opts: PreannotateOptions) -> str:
-    """The backend these options select, or a one-line UsageError for options that cannot work together."""
-    backend = backend_of(opts)
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
-    if opts.backend is None and bool(opts.dino) != bool(opts.sam):
-        given, other = ("--dino (or AVS_TOOLS_DINO)", "--sam") if opts.dino else ("--sam (or AVS_TOOLS_SAM)", "--dino")
-        raise UsageError(f"{given} alone cannot take effect: grounded-sam needs {other} too "
-                         "(or --backend motion for the weight-free backend)")
-    if opts.tracker not in TRACKERS:
-        raise UsageError(f"--tracker {opts.tracker}: expected one of {', '.join(TRACKERS)}")
-    if backend == "grounded-sam" and not (opts.dino and opts.sam):
-        raise UsageError("--backend grounded-sam needs --dino and --sam (local checkpoints)")
-    if opts.tracker == "sam2" and backend == "grounded-sam" and not opts.sam2:
-        raise UsageError("--tracker sam2 needs --sam2 (a transformers Sam2VideoModel checkpoint)")
-    if backend == "sam3" and not opts.sam3:
-        raise UsageError("--backend sam3 needs --sam3 (a transformers Sam3VideoModel checkpoint, e.g. facebook/sam3)")
-    if not 0 <= opts.box_threshold <= 1 or not 0 <= opts.text_threshold <= 1:
-        raise UsageError("--box-threshold and --text-threshold must be in [0, 1]")
-    if opts.batch_size < 1:
-        raise UsageError(f"--batch-size {opts.batch_size}: must be at least 1")
-    if not 0 < opts.nms_iou <= 1:
-        raise UsageError(f"--nms-iou {opts.nms_iou}: must be in (0, 1] (1 keeps every box but exact duplicates)")
-    if opts.max_objects < 1:
-        raise UsageError(f"--max-objects {opts.max_objects}: must be at least 1")
-    if not 0 <= opts.min_area < 1:
-        raise UsageError(f"--min-area {opts.min_area}: a fraction of the frame, in [0, 1)")
-    if opts.precision not in PRECISIONS:
-        raise UsageError(f"--precision {opts.precision}: expected one of {', '.join(PRECISIONS)}")
-    if opts.precision == "bf16" and backend == "grounded-sam":
-        _check_bf16_device(opts.device)
-    if opts.audio_tagger not in (None, "clap"):
-        raise UsageError(f"--audio-tagger {opts.audio_tagger}: expected clap")
-    if opts.audio_tagger == "clap" and not opts.clap:
-        raise UsageError("--audio-tagger clap needs --clap (a local CLAP checkpoint)")
-    return backend
-
-
-def _check_bf16_device(device: str) -> None:
-    """bf16 autocast is for CUDA: on a CPU it is slower than fp32 (no bf16 matrix units on most), so refuse."""
-    from avsbench_tools.checkpoints import resolve_device
-
-    if not resolve_device(device).startswith("cuda"):
-        raise UsageError(f"--precision bf16 needs a CUDA device (--device {device} runs on the CPU, where bf16 "
-                         "autocast is slower than fp32); use --precision fp32")

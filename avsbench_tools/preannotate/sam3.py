@@ -95,7 +95,7 @@ def decode_plan(path, plan: list[int], max_side: int = SAM3_SIDE) -> list[np.nda
 def propose_sam3(ws: Workspace, clip: Clip, sam3: Sam3, opts: PreannotateOptions, frames_info: list) -> list[ObjectMask]:
     """Object masks with stable fids for every sampled frame of a clip (frames_info: its catalog Frame records)."""
     from avsbench_tools.media.decode import open_video
-    from avsbench_tools.preannotate.grounded_sam import prompts_for
+    from avsbench_tools.preannotate.prompts import prompts_for
 
     prompts = prompts_for(ws, clip, opts.prompt)  # {category: text}
     category_of = {p: c for c, p in prompts.items()}

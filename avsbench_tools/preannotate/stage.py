@@ -17,13 +17,11 @@ from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.fsutil import remove_stale_temps
 from avsbench_tools.mask_store import save_versions, versions_done
 from avsbench_tools.masks import ObjectMask
-from avsbench_tools.preannotate.grounded_sam import ClipMedia, load_media, prompts_for, propose_grounded_sam
-from avsbench_tools.preannotate.models import Models
-from avsbench_tools.preannotate.motion import motion_settings, propose_motion_clip
+from avsbench_tools.preannotate.backends import Models, backend_named, check_options, load_models
 from avsbench_tools.preannotate.nms import CapStats
-from avsbench_tools.preannotate.options import PreannotateOptions, check_options
+from avsbench_tools.preannotate.options import PreannotateOptions
 from avsbench_tools.preannotate.prefetch import Behind, Prefetcher
-from avsbench_tools.preannotate.sam3 import propose_sam3, sam3_settings
+from avsbench_tools.preannotate.prompts import prompts_for
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.workspace import Workspace
 
@@ -48,19 +46,7 @@ class PreannotateResult:
 def settings_for(opts: PreannotateOptions, backend: str, models: Models | None, prompts_mode: str) -> dict:
     """What identifies a proposal set: backend, model ids and hashes, thresholds, tracker, tagger."""
     s = {"backend": backend, "version": 1, "audio_gating": "sample-activity", "prompts": prompts_mode}
-    if backend == "grounded-sam":
-        s.update({"box_threshold": opts.box_threshold, "text_threshold": opts.text_threshold,
-                  "nms_iou": opts.nms_iou, "max_objects": opts.max_objects, "min_area": opts.min_area,
-                  "precision": opts.precision,
-                  "dino": {"id": models.dino.name, "sha256": models.dino.sha},
-                  "sam": {"id": models.sam.name, "sha256": models.sam.sha}, "tracker": opts.tracker,
-                  "redetect_every": opts.redetect_every, "key_second": opts.key_second})
-        if models.sam2 is not None:
-            s["sam2"] = {"id": models.sam2.name, "sha256": models.sam2.sha}
-    elif backend == "sam3":
-        s.update(sam3_settings(opts, models.sam3))
-    else:
-        s.update(motion_settings())
+    s.update(backend_named(backend).settings(opts, models))
     if models is not None and models.clap is not None:
         s["audio_tagger"] = {"kind": "clap", "id": models.clap.name, "sha256": models.clap.sha,
                              "threshold": opts.tagger_threshold}
@@ -149,24 +135,21 @@ def _listen(ws: Workspace, inp: _ClipInputs, models: Models, opts: PreannotateOp
 
 
 def _propose(ws: Workspace, inp: _ClipInputs, backend: str, models: Models | None,
-             opts: PreannotateOptions, media: ClipMedia | None = None, cap: CapStats | None = None) -> list[ObjectMask]:
+             opts: PreannotateOptions, media=None, cap: CapStats | None = None) -> list[ObjectMask]:
     if models is not None and models.clap is not None:
         _listen(ws, inp, models, opts)
-    if backend == "motion":
-        return propose_motion_clip(ws, inp.clip, inp.frames)
-    if backend == "sam3":
-        return propose_sam3(ws, inp.clip, models.sam3, opts, inp.frames)
-    return propose_grounded_sam(ws, inp.clip, models, opts, inp.frames, inp.heard, media, cap)
+    return backend_named(backend).propose(ws, inp.clip, inp.frames, models, opts, inp.heard, media, cap)
 
 
-PREFETCH_CLIPS = 2  # clips whose frames are read ahead of the models (grounded-sam)
+PREFETCH_CLIPS = 2  # clips whose frames are read ahead of the models (a backend with a prefetch: grounded-sam)
 
 
 def _loader(ws: Workspace, backend: str, opts: PreannotateOptions):
     """What the loader thread reads ahead for a clip (None: the backend reads its own input)."""
-    if backend != "grounded-sam":
+    prefetch = backend_named(backend).prefetch
+    if prefetch is None:
         return None
-    return lambda inp: load_media(ws, inp.clip, inp.frames, opts.tracker)
+    return lambda inp: prefetch(ws, inp.clip, inp.frames, opts)
 
 
 def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, state: dict) -> PreannotateResult:
@@ -175,8 +158,7 @@ def _preannotate(ws: Workspace, opts: PreannotateOptions, progress: Progress, st
     state["clips"] = len(ids)
     ray = opts.engine is not None and opts.engine.ray  # the Ray engine's actors load their own models;
     # the driver loads them on its CPU only to identify them (settings)
-    models = Models(replace(opts, device="cpu") if ray else opts) if (
-        backend in ("grounded-sam", "sam3") or opts.audio_tagger) else None
+    models = load_models(replace(opts, device="cpu") if ray else opts)
     prompts_mode = "cli:" + "|".join(opts.prompt) if opts.prompt else "recipe"
     settings = settings_for(opts, backend, models, prompts_mode)
     remove_stale_temps(ws.path("masks"))  # temporaries of a killed run (the workspace lock says none is running)

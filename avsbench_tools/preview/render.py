@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,18 @@ from avsbench_tools.preview.marks import (
 )
 from avsbench_tools.preview.png import SOFTWARE
 from avsbench_tools.preview.sheet import DPI, ClipView, Sheet, layout, read_clip
-from avsbench_tools.preview.stage import PreviewResult
 from avsbench_tools.workspace import Workspace
+
+
+@dataclass
+class PreviewResult:
+    """Where the PNG went and what it shows."""
+
+    path: Path
+    clip_id: str
+    masks_requested: bool = False
+    objects: int = 0  # object masks drawn
+    silent: list[int] = field(default_factory=list)  # seconds marked silent
 
 
 def render_preview(ws: Workspace, clip_id: str, masks: bool = False) -> tuple[bytes, PreviewResult]:

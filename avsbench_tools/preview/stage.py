@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from avsbench_tools.errors import UsageError
 from avsbench_tools.fsutil import atomic_write_bytes
 from avsbench_tools.preview.png import check_preview_out
+from avsbench_tools.preview.render import PreviewResult, render_preview
 from avsbench_tools.workspace import Workspace
-
-
-@dataclass
-class PreviewResult:
-    """Where the PNG went and what it shows."""
-
-    path: Path
-    clip_id: str
-    masks_requested: bool = False
-    objects: int = 0  # object masks drawn
-    silent: list[int] = field(default_factory=list)  # seconds marked silent
 
 
 def _choose_clip(ws: Workspace, clip_id: str | None) -> str:
@@ -46,8 +35,6 @@ def preview_clip(ws: Workspace, clip_id: str | None = None, out: Path | None = N
     WS/previews/<clip>.png, with `masks` WS/previews/<clip>-masks.png), atomically; with `masks`, outline the latest mask of each object.
     Only reads the workspace (no lock needed). An existing `out` is replaced only when it is an
     earlier preview (its text chunk says so)."""
-    from avsbench_tools.preview.render import render_preview
-
     clip_id = _choose_clip(ws, clip_id)
     if out is not None:
         out = check_preview_out(out)

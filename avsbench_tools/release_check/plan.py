@@ -67,7 +67,7 @@ def make_plan(o: ReleaseCheckOptions, device: str) -> Plan:
 
 
 def train_options(plan: Plan, o: ReleaseCheckOptions, no_audio: bool):
-    from avsbench_tools.baselines.train import TrainOptions
+    from avsbench_tools.baselines import TrainOptions
 
     return TrainOptions(backbone=plan.backbone, epochs=MAX_EPOCHS, batch=plan.batch, lr=plan.lr, seed=o.seed,
                         device=plan.device, no_audio=no_audio, visual_weights=o.visual_weights,

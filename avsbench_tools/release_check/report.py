@@ -92,7 +92,7 @@ def overlay_strip(data, split: str, run_dir: Path, name: str, height: int = 160)
     strip, a sentence naming the colours), or None without frames."""
     from PIL import Image
 
-    from avsbench_tools.baselines.predict import frame_paths
+    from avsbench_tools.baselines import frame_paths
 
     it = next((i for i in data.items(split) if i.name == name), None)
     if it is None:

@@ -69,7 +69,7 @@ def _from_log(run: Path, why: str) -> dict:
 def _train(root: Path, setting: str, run: Path, name: str, o: ReleaseCheckOptions, plan: Plan,
            epochs: int | None, progress: Progress) -> dict:
     """Train (or continue) the run; -> trained.json's content."""
-    from avsbench_tools.baselines.train import train
+    from avsbench_tools.baselines import train_baseline as train
 
     topts = train_options(plan, o, no_audio=name == "no-audio")
     if epochs is not None:  # the no-audio run trains as many epochs as the audio run did, budget or not
@@ -97,7 +97,8 @@ def _train(root: Path, setting: str, run: Path, name: str, o: ReleaseCheckOption
 def run_one(root: Path, setting: str, out: Path, name: str, o: ReleaseCheckOptions, plan: Plan, split: str,
             epochs: int | None, progress: Progress) -> RunSummary:
     """Train one run within its budget (or reuse what a former try kept, see the module), predict `split`."""
-    from avsbench_tools.baselines.predict import PredictOptions, predict
+    from avsbench_tools.baselines import PredictOptions
+    from avsbench_tools.baselines import predict_baseline as predict
 
     run = out / "runs" / name
     run.parent.mkdir(exist_ok=True)

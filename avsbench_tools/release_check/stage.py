@@ -155,7 +155,7 @@ def _check(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, plan: Plan, 
 
 def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, plan: Plan, summary: dict,
                      progress: Progress) -> CheckReport:
-    from avsbench_tools.baselines.data import ClipDataset, open_release
+    from avsbench_tools.baselines import ClipDataset, open_release
     from avsbench_tools.release_check.report import write_report
     from avsbench_tools.release_check.trivial import trivial_scores
 
@@ -204,7 +204,7 @@ def verdicts(audio: dict, silent: dict, trivial: dict, clips: int, split: str, e
 
 def _encoder(vggish: Path | None) -> str:
     """What the audio features came from, as the report names it."""
-    from avsbench_tools.baselines.weights import FIXED_VGGISH
+    from avsbench_tools.baselines import FIXED_VGGISH
 
     if vggish:
         from avsbench_tools.checkpoints import checkpoint_hash

@@ -11,21 +11,21 @@ from __future__ import annotations
 import numpy as np
 
 from avsbench_tools import metrics
-from avsbench_tools.baselines.data import SIZE, ClipDataset
+from avsbench_tools.baselines import SIZE, ClipDataset
 from avsbench_tools.progress import Progress
 
 
 def _labels(ds: ClipDataset, progress: Progress, what: str) -> list[np.ndarray]:
     """The annotated frames' masks of a split ([n, 224, 224] per clip), read as the loader reads them."""
-    from avsbench_tools.baselines.data import palette_lookup, read_binary_mask
+    from avsbench_tools.baselines import palette_lookup, read_binary_mask
 
     out = []
     if ds.setting == "avss":
-        from avsbench_tools.baselines.data import _avss_image, _rgb
+        from avsbench_tools.baselines import avss_image, read_rgb
 
         lookup = palette_lookup(ds.data.num_classes)
         for i, it in enumerate(ds.items):
-            out.append(np.stack([lookup(np.asarray(_avss_image(_rgb(p), ds.split, True)))
+            out.append(np.stack([lookup(np.asarray(avss_image(read_rgb(p), ds.split, True)))
                                  for _, p in sorted(it.rgb_masks.items())]))
             progress(what, i + 1, len(ds.items), it.name)
         return out

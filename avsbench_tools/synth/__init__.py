@@ -25,11 +25,11 @@ from avsbench_tools.synth.render import (
     SynthCategory,
     SynthClip,
     SynthParams,
-    render_clip,
     scene_categories,
     shape_mask,
     video_id,
 )
+from avsbench_tools.synth.scene import render_clip
 from avsbench_tools.synth.world import (
     KIND,
     WORLD_NAMES,

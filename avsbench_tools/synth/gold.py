@@ -15,7 +15,8 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.fsutil import atomic_dir
-from avsbench_tools.synth.render import SynthParams, render_clip, scene_categories, video_id
+from avsbench_tools.synth.render import SynthParams, scene_categories, video_id
+from avsbench_tools.synth.scene import render_clip
 
 
 def recipe_text(p: SynthParams) -> str:

@@ -108,7 +108,7 @@ def shape_mask(shape: str, size: int) -> np.ndarray:
     return m
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def random_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     c0, c1 = rng.integers(40, 120, 3), rng.integers(60, 160, 3)
     gy = np.linspace(0, 1, h)[:, None, None]
     gx = np.linspace(0, 1, w)[None, :, None]
@@ -119,7 +119,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 @dataclass
-class _Obj:
+class SceneObject:
     oid: int
     cat: SynthCategory
     size: int
@@ -130,7 +130,7 @@ class _Obj:
     distractor: bool
 
 
-def _trajectory(rng: np.random.Generator, n: int, w: int, h: int, s: int) -> np.ndarray:
+def random_trajectory(rng: np.random.Generator, n: int, w: int, h: int, s: int) -> np.ndarray:
     x, y = rng.uniform(0, w - s), rng.uniform(0, h - s)
     speed = rng.uniform(0.6, 1.8) * min(w, h) / 240.0
     ang = rng.uniform(0, 2 * np.pi)
@@ -218,7 +218,7 @@ def _gate(schedule: list[int], n: int, sr: int = AUDIO_RATE) -> np.ndarray:
 
 
 # -- expressions -----------------------------------------------------------------------------
-def _expressions(objs: list[_Obj], w: int, rng: np.random.Generator) -> tuple[dict[int, list[str]], list[str]]:
+def _expressions(objs: list[SceneObject], w: int, rng: np.random.Generator) -> tuple[dict[int, list[str]], list[str]]:
     out: dict[int, list[str]] = {o.oid: [] for o in objs}
     onsets = {o.oid: next((s for s, v in enumerate(o.sounding) if v), None) for o in objs}
     offsets = {o.oid: max((s for s, v in enumerate(o.sounding) if v), default=None) for o in objs}
@@ -267,12 +267,9 @@ class SynthClip:
     audio: np.ndarray  # float32 [N, 2] at AUDIO_RATE
 
 
-def render_clip(p: SynthParams, index: int) -> SynthClip:
-    """Clip `index` of the world `p`: frames, instance maps, audio and truth (deterministic in seed and index)."""
-    if p.scene == "tones":
-        from avsbench_tools.synth.tones import render_tones_clip
-
-        return render_tones_clip(p, index)
+def render_shapes_clip(p: SynthParams, index: int) -> SynthClip:
+    """Clip `index` of a "shapes" world (scene.render_clip picks the scene): frames, instance maps, audio and truth
+    (deterministic in seed and index)."""
     rng = np.random.default_rng([p.seed, index])
     w, h, n_frames = p.width, p.height, p.seconds * p.fps
     n_obj = int(rng.integers(1, 4))
@@ -281,16 +278,16 @@ def render_clip(p: SynthParams, index: int) -> SynthClip:
     objs = []
     for i, cat in enumerate(cats):
         s = int(rng.uniform(0.24, 0.34) * min(w, h))
-        sprite, tex = _sprite(cat, s)
-        objs.append(_Obj(i + 1, cat, s, sprite, tex, _trajectory(rng, n_frames, w, h, s), sched[i], distractor[i]))
+        sprite, tex = make_sprite(cat, s)
+        objs.append(SceneObject(i + 1, cat, s, sprite, tex, random_trajectory(rng, n_frames, w, h, s), sched[i], distractor[i]))
     z_order = [objs[i] for i in rng.permutation(n_obj)]
-    bg = _background(rng, h, w)
-    frames, inst = _draw(z_order, bg, n_frames)
-    audio = _mix(objs, p.seconds * AUDIO_RATE, w, rng)
-    return _clip(p, index, objs, z_order, frames, inst, audio, rng)
+    bg = random_background(rng, h, w)
+    frames, inst = draw_frames(z_order, bg, n_frames)
+    audio = mix_audio(objs, p.seconds * AUDIO_RATE, w, rng)
+    return assemble_clip(p, index, objs, z_order, frames, inst, audio, rng)
 
 
-def _sprite(cat: SynthCategory, s: int) -> tuple[np.ndarray, np.ndarray]:
+def make_sprite(cat: SynthCategory, s: int) -> tuple[np.ndarray, np.ndarray]:
     """An object's mask and its texture (the category colour with faint diagonal stripes), s x s."""
     sprite = shape_mask(cat.shape, s)
     yy, xx = np.mgrid[0:s, 0:s]
@@ -299,7 +296,7 @@ def _sprite(cat: SynthCategory, s: int) -> tuple[np.ndarray, np.ndarray]:
     return sprite, tex
 
 
-def _draw(z_order: list[_Obj], bg: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def draw_frames(z_order: list[SceneObject], bg: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Frames uint8 [F, H, W, 3] and instance maps uint8 [F, H, W]: objects painted back to front."""
     h, w = bg.shape[:2]
     frames = np.empty((n_frames, h, w, 3), dtype=np.uint8)
@@ -317,7 +314,7 @@ def _draw(z_order: list[_Obj], bg: np.ndarray, n_frames: int) -> tuple[np.ndarra
     return frames, inst
 
 
-def _mix(objs: list[_Obj], n_audio: int, w: int, rng: np.random.Generator) -> np.ndarray:
+def mix_audio(objs: list[SceneObject], n_audio: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """Stereo audio [N, 2]: each non-distractor object's sound, gated per second, panned by its mean x."""
     audio = np.zeros((n_audio, 2))
     for o in objs:
@@ -332,7 +329,7 @@ def _mix(objs: list[_Obj], n_audio: int, w: int, rng: np.random.Generator) -> np
     return audio
 
 
-def _clip(p: SynthParams, index: int, objs: list[_Obj], z_order: list[_Obj], frames: np.ndarray, inst: np.ndarray,
+def assemble_clip(p: SynthParams, index: int, objs: list[SceneObject], z_order: list[SceneObject], frames: np.ndarray, inst: np.ndarray,
           audio: np.ndarray, rng: np.random.Generator) -> SynthClip:
     """The clip with its truth (objects, schedule, expressions)."""
     w, h, n_frames = p.width, p.height, p.seconds * p.fps

@@ -25,15 +25,15 @@ import numpy as np
 from avsbench_tools.synth.render import (
     AUDIO_RATE,
     TONE_CATEGORIES,
+    SceneObject,
     SynthClip,
     SynthParams,
-    _background,
-    _clip,
-    _draw,
-    _mix,
-    _Obj,
-    _sprite,
-    _trajectory,
+    assemble_clip,
+    draw_frames,
+    make_sprite,
+    mix_audio,
+    random_background,
+    random_trajectory,
 )
 
 OBJECTS = 3  # one of each tone colour
@@ -51,7 +51,7 @@ def _apart(rng: np.random.Generator, sizes: list[int], n_frames: int, w: int, h:
     """Slow trajectories whose objects never overlap much (centres at least 0.9 x the mean size apart), so
     the sounding object is seldom hidden; the last draw is kept if none of `tries` keeps them apart."""
     for _ in range(tries):
-        trajs = [_trajectory(rng, n_frames, w, h, s) for s in sizes]
+        trajs = [random_trajectory(rng, n_frames, w, h, s) for s in sizes]
         slow = min(1.0, SLOW / fps)
         trajs = [t[0] + slow * (t - t[0]) for t in trajs]  # between the start and a valid position: inside
         centres = [t + s / 2 for t, s in zip(trajs, sizes, strict=True)]
@@ -73,10 +73,10 @@ def render_tones_clip(p: SynthParams, index: int) -> SynthClip:
     trajs = _apart(rng, sizes, n_frames, w, h, p.fps)
     objs = []
     for i, cat in enumerate(cats):
-        sprite, tex = _sprite(cat, sizes[i])
-        objs.append(_Obj(i + 1, cat, sizes[i], sprite, tex, trajs[i], sched[i], False))
+        sprite, tex = make_sprite(cat, sizes[i])
+        objs.append(SceneObject(i + 1, cat, sizes[i], sprite, tex, trajs[i], sched[i], False))
     z_order = [objs[i] for i in rng.permutation(n_obj)]
-    bg = _background(rng, h, w)
-    frames, inst = _draw(z_order, bg, n_frames)
-    audio = _mix(objs, p.seconds * AUDIO_RATE, w, rng)
-    return _clip(p, index, objs, z_order, frames, inst, audio, rng)
+    bg = random_background(rng, h, w)
+    frames, inst = draw_frames(z_order, bg, n_frames)
+    audio = mix_audio(objs, p.seconds * AUDIO_RATE, w, rng)
+    return assemble_clip(p, index, objs, z_order, frames, inst, audio, rng)

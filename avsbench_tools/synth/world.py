@@ -40,7 +40,8 @@ from avsbench_tools.fsutil import (
 )
 from avsbench_tools.progress import Progress
 from avsbench_tools.synth.gold import recipe_text, write_gold
-from avsbench_tools.synth.render import AUDIO_RATE, SCENES, SynthParams, render_clip, video_id
+from avsbench_tools.synth.render import AUDIO_RATE, SCENES, SynthParams, video_id
+from avsbench_tools.synth.scene import render_clip
 
 KIND = "synth-world"  # the kind in the marker of a folder synth wrote
 WORLD_NAMES = {"videos", "truth", "gold", "recipe.toml", "world.json", "urls.txt", MARKER}
