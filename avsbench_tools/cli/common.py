@@ -100,13 +100,6 @@ def say_next(command: str, quiet: bool = False) -> None:
         typer.echo(f"next: {command}")
 
 
-def report_failures(failures: Sequence[tuple[str, str]], workspace, shown: int = 5) -> None:
-    """Print `item: reason` for the first few failures, then where to see the rest (stderr)."""
-    for item, reason in failures[:shown]:
-        typer.echo(f"  failed: {item}: {reason}", err=True)
-    if len(failures) > shown:
-        typer.echo(f"  and {len(failures) - shown} more: avs-tools status {workspace} --failures", err=True)
-
 def release_format(release, fmt: str | None) -> str:
     """--format, else the format the release's own marker names (see formats.of_release); else a one-line error."""
     from avsbench_tools import formats
@@ -160,6 +153,13 @@ def collect_hint(workspace, recipe_path=None, recipe_name: str | None = None) ->
         return f"avs-tools collect {w} --world WORLD  (the folder avs-tools synth wrote)"
     return f"avs-tools collect {w} --local DIR (or --urls FILE, --csv FILE, --keywords TEXT)"
 
+
+def report_failures(failures: Sequence[tuple[str, str]], workspace, shown: int = 5) -> None:
+    """Print `item: reason` for the first few failures, then where to see the rest (stderr)."""
+    for item, reason in failures[:shown]:
+        typer.echo(f"  failed: {item}: {reason}", err=True)
+    if len(failures) > shown:
+        typer.echo(f"  and {len(failures) - shown} more: avs-tools status {workspace} --failures", err=True)
 
 
 def fail_when_none_done(failures: Sequence[tuple[str, str]], workspace, none_done: bool, what: str) -> None:

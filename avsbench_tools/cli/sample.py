@@ -20,6 +20,7 @@ from avsbench_tools.cli.common import (
     explicit,
     fail_when_none_done,
     note,
+    q,
     say_next,
     stage_run,
 )
@@ -71,4 +72,4 @@ def sample(
             typer.echo(nodes_summary(res.nodes))
     fail_when_none_done(res.failures, workspace, none_done=bool(res.todo) and res.sampled == 0, what="sampled")
     if res.skipped + res.sampled:
-        say_next(f"avs-tools preannotate {workspace}  (or look first: avs-tools preview {workspace})", quiet)
+        say_next(f"avs-tools preannotate {q(workspace)}  (or look first: avs-tools preview {q(workspace)})", quiet)

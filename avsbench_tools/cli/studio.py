@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from avsbench_tools.cli import App, app
-from avsbench_tools.cli.common import WorkspaceArg, json_flag, print_json, say_next
+from avsbench_tools.cli.common import WorkspaceArg, json_flag, print_json, q, say_next
 
 StudioUrl = Annotated[str | None, typer.Option(
     "--url", help="Label Studio URL (default: $LABEL_STUDIO_URL, else the workspace's own server).")]
@@ -74,7 +74,7 @@ def start(
         typer.echo(f"  note: server.json named pid {info.orphan_pid}, a Label Studio serving another data folder "
                    "(not this workspace's): it was left running", err=True)
     _login_lines(info)
-    say_next(f"avs-tools push {workspace}")
+    say_next(f"avs-tools push {q(workspace)}")
 
 
 @studio_app.command(short_help="Stop the workspace's Label Studio server (idempotent).")
@@ -99,12 +99,12 @@ def status(workspace: WorkspaceArg, as_json: StatusJson = False) -> None:
     if st["running"]:
         typer.echo(f"Label Studio is running at {st['url']}")
         typer.echo(f"  API token: in {st['token_file']}")
-        say_next(f"avs-tools push {workspace}")
+        say_next(f"avs-tools push {q(workspace)}")
         return
     if st.get("moved_from"):
         typer.echo(f"Label Studio (pid {st['pid']}) was started when the workspace was at {st['moved_from']} and "
                    "cannot work from here: `avs-tools studio start` restarts it, `avs-tools studio stop` stops it")
-        say_next(f"avs-tools studio start {workspace}")
+        say_next(f"avs-tools studio start {q(workspace)}")
         return
     state = server_state(workspace)
     if state is not None:
@@ -114,4 +114,4 @@ def status(workspace: WorkspaceArg, as_json: StatusJson = False) -> None:
     if st.get("orphan_pid") is not None:
         typer.echo(f"  note: server.json names pid {st['orphan_pid']}, a Label Studio serving another data folder "
                    f"(not this workspace's): stop it with `kill {st['orphan_pid']}` if nothing else uses it")
-    say_next(f"avs-tools studio start {workspace}")
+    say_next(f"avs-tools studio start {q(workspace)}")
