@@ -71,7 +71,7 @@ def test_full_size_model_shapes_and_gradients(backbone, expected):
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone=backbone, setting="ms3"))
     assert any("no " in w and "trains from scratch" in w for w in model.warnings)
-    assert any("VGGish" in w and "RANDOM" in w for w in model.warnings)
+    assert any("no VGGish weights" in w and "fixed He-normal" in w for w in model.warnings)
     assert sum(p.numel() for p in model.trainable_parameters()) == expected
     model.train()
     assert not model.vggish.training and model.visual.training
