@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[models,studio,test,publish,ray]"
 	$(PY) tools/ensure_torchvision.py
+	$(PY) tools/ensure_torchcodec.py || echo "make install: torchcodec does not load (see above): the Audio feature of datasets will not decode"
 	touch $(STAMP)
 
 # Label Studio 1.23.x pins ~1 GB of packages: it gets its own virtual environment (.studio-venv).

@@ -3,9 +3,9 @@ and its croissant.json validates with mlcroissant (0 errors) and reads its recor
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ def _files(folder, table, split):
 
 
 @pytest.mark.parametrize("fmt", ["avss", "avsbench-s4"])
-def test_load_dataset_decodes_images_and_audio_bytes(fmt, gold_releases, published, tmp_path):
+def test_load_dataset_decodes_images_and_audio(fmt, gold_releases, published, tmp_path):
     import soundfile
     from datasets import Audio, load_dataset
     from PIL import Image
@@ -57,13 +57,16 @@ def test_load_dataset_decodes_images_and_audio_bytes(fmt, gold_releases, publish
                          cache_dir=str(tmp_path / "cache"))
     assert clips[splits[0]].features["audio"].sampling_rate == 16000
     for s in splits:
-        # datasets' own audio decoding needs torchcodec, whose PyPI wheel is built for CUDA torch: the WAV
-        # bytes are read with soundfile instead (the Hub's viewer plays them as they are)
-        for row in clips[s].cast_column("audio", Audio(decode=False)):
+        # decoded by the Audio feature (torchcodec; on a CPU torch relinked by tools/ensure_torchcodec.py)
+        for row, raw in zip(clips[s], clips[s].cast_column("audio", Audio(decode=False)), strict=True):
             it = items[row["clip"]]
-            pcm, rate = soundfile.read(io.BytesIO(row["audio"]["bytes"]), dtype="int16", always_2d=True)
-            ref, rate2 = soundfile.read(it.wav, dtype="int16", always_2d=True)
-            assert rate == rate2 == 16000 and np.array_equal(pcm, ref)
+            decoded = row["audio"].get_all_samples()
+            ref, rate = soundfile.read(it.wav, dtype="float32", always_2d=True)
+            assert decoded.sample_rate == rate == 16000
+            got = decoded.data.numpy().T  # [samples, channels], as soundfile gives
+            assert got.shape == ref.shape and np.abs(got - ref).max() <= 1 / 32768, it.name
+            # and the stored bytes are the release's WAV, byte for byte
+            assert raw["audio"]["bytes"] == Path(it.wav).read_bytes()
             if it.pkl is not None:
                 import torch  # noqa: F401 - the pickles hold torch tensors
 
