@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from avsbench_tools import formats
 
 
-def _source_subset(src) -> str | None:
+def source_subset(src) -> str | None:
     """The AVSS subset a source is known to belong to (a synthetic world's clip records it), else None."""
     try:
         label = json.loads(src.info_json).get("avss_label") if src is not None and src.info_json else None
@@ -37,7 +37,7 @@ def needed_seconds(recipe, clip, seconds: int, masks: Iterable, src=None) -> set
 
     cats = {m.category or clip.category for m in masks if (m.sounding is None or bool(m.sounding))
             and (m.category or clip.category)}
-    label = _source_subset(src) or avss_label(seconds, len(cats))
+    label = source_subset(src) or avss_label(seconds, len(cats))
     return set(supervised_seconds(label, clip.split, seconds))
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from avsbench_tools import formats
 from avsbench_tools.audio.wav import read_wav
 from avsbench_tools.catalog.reviews import UNUSABLE
-from avsbench_tools.completeness import needed_seconds
+from avsbench_tools.completeness import needed_seconds, source_subset
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.export.card import card, release_warnings
 from avsbench_tools.export.output import (
@@ -67,17 +67,6 @@ def _image(ws: Workspace, rel: str) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(ws.path(rel)).convert("RGB"))
-
-
-def _source_subset(src) -> str | None:
-    """The AVSS subset (v1s/v1m/v2) collect recorded for the source (a synthetic world's clip), else None."""
-    import json
-
-    try:
-        label = json.loads(src.info_json).get("avss_label") if src is not None and src.info_json else None
-    except (ValueError, AttributeError):
-        return None
-    return label if label in ("v1s", "v1m", "v2") else None
 
 
 def _video_key(src) -> str:
@@ -129,7 +118,7 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
         f, [v.to_object_mask(ws.root) for v in versions], name=names[clip.clip_id], video_id=_video_key(src),
         start=float(clip.start), split=clip.split, frames=[_image(ws, fr.path) for fr in frames], pcm=pcm,
         logmel=np.load(ws.path(audio.logmel_path)), category=clip.category, expressions=texts,
-        null_expressions=nulls, recipe=ws.recipe, avss_label=_source_subset(src))
+        null_expressions=nulls, recipe=ws.recipe, avss_label=source_subset(src))
     if notes.uncategorised:
         res.uncategorised.append(clip.clip_id)
     res.objects += notes.objects
