@@ -8,14 +8,15 @@ from typing import Annotated
 import typer
 
 from avsbench_tools.cli import app
-from avsbench_tools.cli.common import FormatOrMarker, Quiet, ReleaseArg, release_format, say_next
-
-
-def q(path) -> str:
-    """A path quoted for a POSIX shell, as `next:` lines print them."""
-    import shlex
-
-    return shlex.quote(str(path))
+from avsbench_tools.cli.common import (
+    FormatOrMarker,
+    Quiet,
+    ReleaseArg,
+    q,
+    release_format,
+    say_next,
+    stage_run,
+)
 
 
 @app.command(short_help="A release as Hugging Face Parquet + Croissant.  e.g. avs-tools publish rel -f avss --out hf")
@@ -47,12 +48,10 @@ def publish(
     check_release(release, fmt)
     with contextlib.ExitStack() as stack:
         ws = None
-        if workspace is not None:
-            from avsbench_tools.workspace import open_workspace
-
-            ws = open_workspace(workspace)
-            stack.callback(ws.close)
-        progress = stack.enter_context(bars(quiet))
+        if workspace is None:
+            progress = stack.enter_context(bars(quiet))
+        else:  # read only: the workspace's provenance; no writer lock taken
+            ws, progress = stack.enter_context(stage_run(workspace, quiet=quiet))
         res = run(release, fmt, out, force=force, ws=ws, shard_bytes=shard_mb * 1024 * 1024, progress=progress)
     splits = ", ".join(f"{k} {v}" for k, v in sorted(res.splits.items()))
     typer.echo(f"publish: {res.clips} clips ({splits}), {res.frames} frame rows, {res.other_files} other files -> "

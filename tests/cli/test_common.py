@@ -18,9 +18,9 @@ from avsbench_tools.cli.common import stage_run
 from avsbench_tools.errors import UsageError, WorkspaceBusy
 from avsbench_tools.workspace import init_workspace, open_workspace
 
-PIPELINE = ["init", "status", "clips", "synth", "collect", "set-category", "sample", "preview", "preannotate",
-            "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate", "baseline",
-            "release-check"]
+PIPELINE = ["init", "status", "clips", "backup", "synth", "collect", "set-category", "sample", "preview",
+            "preannotate", "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate",
+            "baseline", "release-check", "publish", "unpublish"]
 USAGE = {"init": "WORKSPACE", "status": "WORKSPACE", "clips": "WORKSPACE", "synth": "OUT",
          "collect": "WORKSPACE", "set-category": "WORKSPACE", "sample": "WORKSPACE", "preview": "WORKSPACE",
          "preannotate": "WORKSPACE", "models check": "", "export": "WORKSPACE OUT", "validate": "RELEASE",
@@ -140,7 +140,8 @@ def test_every_command_declares_the_shared_options_the_same_way():
     assert [v[2] for v in seen["--sam"]] == ["AVS_TOOLS_SAM"]
     assert {n for n, c in _commands().items() if any(p.name == "quiet" for p in c.params)} == {
         "collect", "set-category", "sample", "preannotate", "export", "synth", "validate", "stats", "evaluate",
-        "push", "pull", "qa", "baseline train", "baseline eval", "baseline predict", "release-check"}
+        "push", "pull", "qa", "baseline train", "baseline eval", "baseline predict", "release-check", "publish",
+        "unpublish"}
 
 
 def test_checkpoints_fall_back_to_their_environment_variables():
