@@ -107,6 +107,8 @@ def release_format(release, fmt: str | None) -> str:
 
     if fmt:
         return fmt
+    if not Path(release).is_dir():
+        raise UsageError(f"{release}: no such folder" if not Path(release).exists() else f"{release}: not a folder")
     found = formats.of_release(release)
     if found is None:
         raise UsageError(f"{release}: no avs-tools marker names its format; pass --format ({', '.join(formats.names())})")
