@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CODE = "import torchcodec; from torchcodec.decoders import AudioDecoder"
+CODE = "import torch, torchvision, torchcodec; from torchcodec.decoders import AudioDecoder"  # torchvision first, as in the tests
 
 
 def _works() -> subprocess.CompletedProcess:

@@ -28,12 +28,18 @@ nm -D --defined-only "$TORCH_LIB"/*.so 2>/dev/null | awk '{print $3}' | sort -u 
 echo 'libcudart.so.13 { global: *; };' > "$tmp/cudart.map"
 gcc -shared -fPIC -O2 -Wl,-soname,libcudart.so.13 -Wl,--version-script="$tmp/cudart.map" -o "$LIBS/libcudart.so.13" "$tmp/cudart.c"
 # torch symbols the extensions take from libtorch_cuda (absent from a CPU torch): each returns an error
+# They live in a library of their own name, added to each extension's needs: a libtorch_cuda.so stub that
+# torchvision's relink loaded first (same soname) would otherwise hide them.
 comm -23 <(grep -iE '^aoti_torch.*cuda' "$tmp/undef") "$tmp/torch" \
   | while read -r s; do echo "int $s(void){ return 1; }"; done > "$tmp/torch_cuda.c"
-gcc -shared -fPIC -O2 -Wl,-soname,libtorch_cuda.so -o "$LIBS/libtorch_cuda.so" "$tmp/torch_cuda.c"
+gcc -shared -fPIC -O2 -Wl,-soname,libtorchcodec_cpu_stubs.so -o "$LIBS/libtorchcodec_cpu_stubs.so" "$tmp/torch_cuda.c"
+gcc -shared -fPIC -Wl,-soname,libtorch_cuda.so -o "$LIBS/libtorch_cuda.so" -x c /dev/null
 gcc -shared -fPIC -Wl,-soname,libc10_cuda.so -o "$LIBS/libc10_cuda.so" -x c /dev/null
 gcc -shared -fPIC -Wl,-soname,libnvrtc.so.13 -o "$LIBS/libnvrtc.so.13" -x c /dev/null
 for so in "$TC"/*.so; do
+  if ! "$PATCHELF" --print-needed "$so" | grep -qx 'libtorchcodec_cpu_stubs.so'; then
+    "$PATCHELF" --add-needed libtorchcodec_cpu_stubs.so "$so"
+  fi
   "$PATCHELF" --set-rpath '$ORIGIN:$ORIGIN/../torchcodec.libs:$ORIGIN/../torch/lib' "$so"
 done
-"$PY" -c 'import torchcodec; from torchcodec.decoders import AudioDecoder; print("torchcodec", torchcodec.__version__, "CPU decoders OK")'
+"$PY" -c 'import torch, torchvision, torchcodec; from torchcodec.decoders import AudioDecoder; print("torchcodec", torchcodec.__version__, "CPU decoders OK")'
