@@ -8,11 +8,11 @@ are the frames and clips tables' scalar columns; the RAI fields say what the cat
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from pathlib import Path
 
 from avsbench_tools import formats
+from avsbench_tools.fsutil import sha256_file
 
 CONFORMS_TO = ["http://mlcommons.org/croissant/1.1", "http://mlcommons.org/croissant/RAI/1.0"]
 LICENCE_URL = "https://creativecommons.org/licenses/by-nc/4.0/"
@@ -55,14 +55,6 @@ CLIP_FIELDS = [
     ("licence", "sc:Text", "The source video's licence."),
     ("source_url", "sc:Text", "Where the source video is."),
 ]
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _record_set(table: str, fields: list, key: list[str], description: str) -> dict:
@@ -134,7 +126,7 @@ def croissant(rel, res, out: Path, facts: dict) -> dict:
     """The Croissant document of the folder `out` publish is writing (its shards must be written)."""
     f = formats.get(rel.fmt)
     files = [{"@type": "cr:FileObject", "@id": s, "name": s, "contentUrl": s, "encodingFormat": "application/x-parquet",
-              "sha256": _sha256(out / s)} for s in res.shards if not s.startswith("data/files/")]
+              "sha256": sha256_file(out / s)} for s in res.shards if not s.startswith("data/files/")]
     sets = [{"@type": "cr:FileSet", "@id": f"{t}-parquet", "name": f"{t}-parquet", "encodingFormat":
              "application/x-parquet", "includes": f"data/{t}/*.parquet",
              "description": f"The {t} table, one shard or more per split."} for t in ("frames", "clips")]

@@ -13,13 +13,13 @@ complete; Ctrl-C leaves the output as it was.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from avsbench_tools import formats
 from avsbench_tools.errors import AvsError, Interrupted, UsageError
 from avsbench_tools.fsutil import atomic_dir, check_output_dir, read_marker, write_marker
+from avsbench_tools.fsutil import sha256_file as _sha256
 from avsbench_tools.progress import Progress
 from avsbench_tools.publish import tables
 from avsbench_tools.publish.shards import SHARD_BYTES, ShardWriter, arrow_schema, read_rows
@@ -133,14 +133,6 @@ def _manifest(root: Path) -> str:
         if p.is_file() and p.name != MANIFEST:
             lines.append(f"{_sha256(p)}  {p.relative_to(root).as_posix()}")
     return "\n".join(lines) + "\n"
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _safe(rel: str | None, where: Path) -> PurePosixPath:
