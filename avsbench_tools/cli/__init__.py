@@ -114,6 +114,7 @@ from avsbench_tools.cli import preview as _preview  # noqa: E402,F401
 from avsbench_tools.cli import publish as _publish  # noqa: E402,F401
 from avsbench_tools.cli import pull as _pull  # noqa: E402,F401
 from avsbench_tools.cli import push as _push  # noqa: E402,F401
+from avsbench_tools.cli import qa as _qa  # noqa: E402,F401
 from avsbench_tools.cli import release as _release  # noqa: E402,F401
 from avsbench_tools.cli import sample as _sample  # noqa: E402,F401
 from avsbench_tools.cli import studio as _studio  # noqa: E402,F401
