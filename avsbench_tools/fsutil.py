@@ -187,11 +187,87 @@ def check_output_dir(out: Path, *, kind: str, force: bool, protected: Iterable[P
     return res
 
 
+CLAIMS = ".avs-tools-files"  # what the command wrote in its folder: one relative path a line, appended first
 MANIFEST = "SHA256SUMS"  # the checksum list a release folder (export, publish) holds of every file in it
 
 
+def read_claims(folder: Path) -> set[str] | None:
+    """The paths a command recorded in its folder's `.avs-tools-files` (outdir.claim), or None without one."""
+    try:
+        text = (Path(folder) / CLAIMS).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    return {line for line in text.splitlines() if line}
+
+
+def foreign_entry(folder: Path) -> str | None:
+    """The first thing in an avs-tools output folder that avs-tools did not write (a path relative to
+    it), or None. A sub-folder carrying its own marker is judged by its own record; temporaries
+    (.tmp-*) are ours. A folder without a record (an older avs-tools) holds nothing known: its first
+    entry is returned."""
+    folder = Path(folder)
+    claims = read_claims(folder)
+    if claims is None:
+        for p in sorted(folder.iterdir()):
+            if p.name != MARKER:
+                return p.name
+        return None
+    trees = tuple(c for c in claims if c.endswith("/"))
+    known = set()  # every claimed path and the folders on the way to it
+    for c in claims:
+        p = Path(c.rstrip("/"))
+        known.add(p.as_posix())
+        known.update(a.as_posix() for a in p.parents)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(folder).as_posix()
+        empty = not dirnames and not filenames
+        if rel_dir != "." and rel_dir.startswith(trees):
+            dirnames[:] = []
+            continue
+        dirnames.sort()
+        for d in list(dirnames):
+            sub = here / d
+            rel = sub.relative_to(folder).as_posix()
+            if d.startswith(TMP_PREFIX) or f"{rel}/" in trees:
+                dirnames.remove(d)
+            elif read_marker(sub) is not None:
+                dirnames.remove(d)
+                inner = foreign_entry(sub)
+                if inner is not None:
+                    return f"{rel}/{inner}"
+            elif sub.is_symlink():
+                return rel
+        for f in sorted(filenames):
+            rel = (here / f).relative_to(folder).as_posix()
+            if f.startswith(TMP_PREFIX) or (here == folder and f in (MARKER, CLAIMS)):
+                continue
+            if rel not in claims:
+                return rel
+        if rel_dir != "." and empty and rel_dir not in known:
+            return rel_dir + "/"
+    return None
+
+
+def exchange_folders(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _record_name(folder: Path) -> str:
-    return ".avs-tools-files" if (Path(folder) / ".avs-tools-files").is_file() else MANIFEST
+    return CLAIMS if (Path(folder) / CLAIMS).is_file() else MANIFEST
 
 
 def _not_written_by_us(folder: Path) -> str | None:
@@ -199,9 +275,7 @@ def _not_written_by_us(folder: Path) -> str | None:
     command that records what it writes (outdir.claim), else the SHA256SUMS of a release; None when it
     has neither (the caller's own rule decides then, e.g. export's legacy releases)."""
     folder = Path(folder)
-    if (folder / ".avs-tools-files").is_file():
-        from avsbench_tools.outdir import foreign_entry  # outdir builds on this module
-
+    if (folder / CLAIMS).is_file():
         return foreign_entry(folder)
     try:
         text = (folder / MANIFEST).read_text(encoding="utf-8")
@@ -255,8 +329,6 @@ def atomic_dir(path: Path, kind: str | None = None, **marker_info) -> Iterator[P
             write_marker(tmp, kind, **marker_info)
         old = None
         if path.exists():
-            from avsbench_tools.outdir import exchange_folders  # outdir builds on this module
-
             if exchange_folders(tmp, path):  # one atomic step: OUT is never missing, even under kill -9
                 return  # the earlier folder now lies at `tmp`, removed below
             old = path.with_name(f"{TMP_PREFIX}old-{os.getpid()}-{path.name}")

@@ -7,7 +7,8 @@ complete (Ctrl-C, an error or kill -9 before that leave the earlier output whole
 
 --force replaces only what avs-tools wrote: every command records, before writing them, the paths it
 writes in its folder (`claim`, the `.avs-tools-files` list); a folder holding anything else (a user's
-NOTES.txt, a data folder) is refused in one line naming it.
+NOTES.txt, a data folder) is refused in one line naming it. Reading that record (`read_claims`,
+`foreign_entry`) and the atomic exchange (`exchange_folders`) live in fsutil, which this module builds on.
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from avsbench_tools.errors import UsageError
-from avsbench_tools.fsutil import MARKER, TMP_PREFIX, check_output_dir, read_marker, write_marker
+from avsbench_tools.fsutil import (
+    CLAIMS,
+    MARKER,
+    TMP_PREFIX,
+    check_output_dir,
+    exchange_folders,
+    foreign_entry,
+    read_claims,
+    read_marker,
+    write_marker,
+)
 
-CLAIMS = ".avs-tools-files"  # what the command wrote in its folder: one relative path a line, appended first
 _claimed: dict[Path, set[str]] = {}
 
 
@@ -38,7 +48,7 @@ def claim(folder: Path, *rels: str | Path) -> None:
     if not new:
         return
     if not seen:
-        known = _read_claims(folder)
+        known = read_claims(folder)
         if known is None:  # a folder of an older avs-tools (no record at all): a partial record would mislead
             return
         seen.update(known)
@@ -48,63 +58,6 @@ def claim(folder: Path, *rels: str | Path) -> None:
     with open(folder / CLAIMS, "a", encoding="utf-8") as fh:
         fh.write("".join(f"{r}\n" for r in new))
     seen.update(new)
-
-
-def _read_claims(folder: Path) -> set[str] | None:
-    try:
-        text = (Path(folder) / CLAIMS).read_text(encoding="utf-8")
-    except (OSError, ValueError):
-        return None
-    return {line for line in text.splitlines() if line}
-
-
-def foreign_entry(folder: Path) -> str | None:
-    """The first thing in an avs-tools output folder that avs-tools did not write (a path relative to
-    it), or None. A sub-folder carrying its own marker is judged by its own record; temporaries
-    (.tmp-*) are ours. A folder without a record (an older avs-tools) holds nothing known: its first
-    entry is returned."""
-    folder = Path(folder)
-    claims = _read_claims(folder)
-    if claims is None:
-        for p in sorted(folder.iterdir()):
-            if p.name != MARKER:
-                return p.name
-        return None
-    trees = tuple(c for c in claims if c.endswith("/"))
-    known = set()  # every claimed path and the folders on the way to it
-    for c in claims:
-        p = Path(c.rstrip("/"))
-        known.add(p.as_posix())
-        known.update(a.as_posix() for a in p.parents)
-    for dirpath, dirnames, filenames in os.walk(folder):
-        here = Path(dirpath)
-        rel_dir = here.relative_to(folder).as_posix()
-        empty = not dirnames and not filenames
-        if rel_dir != "." and rel_dir.startswith(trees):
-            dirnames[:] = []
-            continue
-        dirnames.sort()
-        for d in list(dirnames):
-            sub = here / d
-            rel = sub.relative_to(folder).as_posix()
-            if d.startswith(TMP_PREFIX) or f"{rel}/" in trees:
-                dirnames.remove(d)
-            elif read_marker(sub) is not None:
-                dirnames.remove(d)
-                inner = foreign_entry(sub)
-                if inner is not None:
-                    return f"{rel}/{inner}"
-            elif sub.is_symlink():
-                return rel
-        for f in sorted(filenames):
-            rel = (here / f).relative_to(folder).as_posix()
-            if f.startswith(TMP_PREFIX) or (here == folder and f in (MARKER, CLAIMS)):
-                continue
-            if rel not in claims:
-                return rel
-        if rel_dir != "." and empty and rel_dir not in known:
-            return rel_dir + "/"
-    return None
 
 
 @contextlib.contextmanager
@@ -132,23 +85,6 @@ def hold_interrupts() -> Iterator[None]:
         if got:
             signum, frame = got[0]
             saved[signum](signum, frame)
-
-
-def exchange_folders(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -247,7 +183,7 @@ def prepare_output_dir(out: Path, *, kind: str, force: bool, keep: bool = False,
     if res.is_dir() and any(res.iterdir()):
         if keep:
             return OutputDir(res, res, kind, False)
-        if _read_claims(res) is None:
+        if read_claims(res) is None:
             raise UsageError(f"{what} {out}: was written by an older avs-tools that did not record the files it "
                              "wrote, so --force cannot tell them from yours; delete it yourself if nothing of yours "
                              "is in it, or name a new folder")

@@ -68,7 +68,7 @@ def merge_own_projects(db: sqlite3.Connection, root: Path) -> dict[str, int]:
             if pid is None:
                 continue
             latest = pid
-            _rekey(db, f"{url}#{int(pid)}", f"{own}#{int(pid)}", out)
+            rekey_project(db, f"{url}#{int(pid)}", f"{own}#{int(pid)}", out)
             db.execute("DELETE FROM meta WHERE key=?", (PROJECT_META + url,))
             out["projects"] += 1
         if latest is not None:
@@ -78,7 +78,7 @@ def merge_own_projects(db: sqlite3.Connection, root: Path) -> dict[str, int]:
     return out
 
 
-def _rekey(db: sqlite3.Connection, old: str, new: str, out: dict[str, int]) -> None:
+def rekey_project(db: sqlite3.Connection, old: str, new: str, out: dict[str, int]) -> None:
     """Move the rows of project key `old` to `new` (also `Catalog.merge_studio_project`)."""
     # reviews: one row per (project, annotation): the newest pull of it wins
     for r in db.execute("SELECT annotation_id, ls_updated_at, pulled_at FROM studio_reviews WHERE project_key=?",

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable
 
 from avsbench_tools.catalog.base import CatalogBase
-from avsbench_tools.catalog.migrate_v4 import OWN_PREFIX, PROJECT_META, WS_ID_META
+from avsbench_tools.catalog.migrate_v4 import OWN_PREFIX, PROJECT_META, WS_ID_META, rekey_project
 from avsbench_tools.catalog.records import now
 
 
@@ -109,11 +109,9 @@ class StudioMethods(CatalogBase):
         """Move every row of project `old_key` to `new_key` (the same project of the same server, reached under
         another name), in one transaction; of two rows of one annotation the newest pull is kept. Returns the
         duplicates dropped."""
-        from avsbench_tools.catalog.migrate_v4 import _rekey
-
         out = {"duplicates": 0}
         with self.tx() as db:
-            _rekey(db, old_key, new_key, out)
+            rekey_project(db, old_key, new_key, out)
         return out["duplicates"]
 
     def studio_project_keys(self, server: str) -> list[str]:

@@ -122,8 +122,7 @@ def world_index(world: Path, recipe) -> dict[str, WorldVideo]:
     test -> test_s), category = the object that sounds in the most seconds (ties: lowest id)."""
     from avsbench_tools.recipe import parse_recipe
     from avsbench_tools.splits import ratio_split
-    from avsbench_tools.synth import SynthParams, load_truth, recipe_text, video_id
-    from avsbench_tools.synth.gold import avss_subset
+    from avsbench_tools.synth import SynthParams, avss_subset, load_truth, recipe_text, video_id
 
     world = Path(world)
     wj = world / "world.json"

@@ -162,7 +162,8 @@ def release_check_negatives(root: Path, fmt: str, setting: str, out: Path, check
                             vggish: Path | None, device: str, progress) -> dict | None:
     """For `release-check`: predict every negative set of the release with the audio run's checkpoint and score
     it; None when the release has no negative sets."""
-    from avsbench_tools.baselines.predict import PredictOptions, predict
+    from avsbench_tools.baselines import PredictOptions
+    from avsbench_tools.baselines import predict_baseline as predict
 
     roots = negative_roots(root, fmt)
     if not roots:

@@ -87,7 +87,7 @@ def _qa_ious(ws, clip_ids: set[str]) -> dict[tuple[str, int], float]:
     """{(clip, second): IoU of the whole proposal with the whole reviewed mask} from the studio QA."""
     if not clip_ids or not ws.catalog.studio_reviews(sorted(clip_ids)):
         return {}
-    from avsbench_tools.studio.qa import qa
+    from avsbench_tools.studio import qa_report as qa
 
     rep = qa(ws, most_changed=10**9)
     return {(c.clip_id, c.second): round(float(c.iou), 4) for c in rep.most_changed if c.clip_id in clip_ids}
@@ -131,7 +131,7 @@ def release_facts(ws, info: dict[str, ClipInfo], card: str) -> dict:
 
 def _agreement(ws) -> dict | None:
     """Agreement between annotators of the same frame (the studio QA's pairs of distinct annotators)."""
-    from avsbench_tools.studio.qa import qa
+    from avsbench_tools.studio import qa_report as qa
 
     a = qa(ws, most_changed=0).agreement
     return {"frames": a.get("frames"), "pairs": a.get("pairs"), "mean_iou": a.get("mean_iou")}

@@ -87,7 +87,7 @@ def _prepare(out: Path, stamp: dict, force: bool, protected=()):
                              "to replace it or name another folder")
         keep = True
     dest = prepare_output_dir(out, kind=KIND, force=force, keep=keep, protected=protected, what="--out")
-    from avsbench_tools.stats.report import PLOT_NAMES
+    from avsbench_tools.stats import PLOT_NAMES
 
     dest.claim("check.json", "stats.html", "index.html", "report.json", "runs", "overlays",
                *(f"stats_plots/{n}" for n in PLOT_NAMES))

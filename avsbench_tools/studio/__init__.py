@@ -26,3 +26,4 @@ from avsbench_tools.studio.push import PushOptions, PushResult  # noqa: E402
 from avsbench_tools.studio.review_set import CHOICE_RULE  # noqa: E402
 from avsbench_tools.studio.pull import PullOptions, PullResult, store_tasks  # noqa: E402
 from avsbench_tools.studio.qa import QaReport  # noqa: E402
+from avsbench_tools.studio.qa import qa as qa_report  # noqa: E402 - qa(ws) for other stages (publish)

@@ -93,7 +93,7 @@ def names_classes(backend: str | None) -> bool:
     """Whether a backend's proposals name their objects' classes: the backend registry's `names_classes`
     (preannotate.backends); without that registry, every backend but the weight-free motion one."""
     try:
-        from avsbench_tools.preannotate.backends import REGISTRY
+        from avsbench_tools.preannotate import REGISTRY
     except ImportError:
         return backend is not None and backend != "motion"
     return backend in REGISTRY and bool(getattr(REGISTRY[backend], "names_classes", True))

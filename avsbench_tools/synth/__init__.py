@@ -8,6 +8,7 @@
 
 from avsbench_tools import formats
 from avsbench_tools.synth.gold import (
+    avss_subset,
     gold_clips,
     gold_name,
     main_category,
@@ -44,7 +45,7 @@ GOLD_FORMATS = formats.names()  # every release format has a gold release
 
 __all__ = [
     "AUDIO_RATE", "BY_NAME", "CATEGORIES", "GOLD_FORMATS", "KIND", "SCENES", "TONE_CATEGORIES", "WORLD_NAMES",
-    "SynthCategory", "SynthClip", "SynthParams", "check_world_dir", "gold_clips", "gold_name", "is_legacy_world",
+    "SynthCategory", "SynthClip", "SynthParams", "avss_subset", "check_world_dir", "gold_clips", "gold_name", "is_legacy_world",
     "load_instances", "load_truth", "main_category", "recipe_text", "render_clip", "scene_categories", "shape_mask",
     "synthesize", "truth_masks", "video_id", "world_splits", "write_gold",
 ]
