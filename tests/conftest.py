@@ -1,35 +1,21 @@
-"""Shared fixtures: generated media is made once per test run (session scope)."""
+"""Shared fixtures: generated media is made once per test run (session scope) and only read by the tests
+(a test that changes a world or release copies it first). Helpers are in tests/helpers (import them from
+there, never from a conftest)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import REAL_METADATA
 
 # A shell without job control starts its background jobs with SIGINT ignored, and an ignored signal is
 # inherited by every child: pytest run that way (and its xdist workers, and the CLIs they start) would drop
 # the SIGINTs of the Ctrl-C tests. Python's own handler is put back; children then start with SIGINT live.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-REPO = Path(__file__).resolve().parent.parent
-REAL_METADATA = REPO / "tests" / "data" / "real-metadata"  # copied from ../shared (see its README)
-
-
-def run_cli(*args: str, check: bool = False, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
-    """Run the real `avs-tools` entry point in a subprocess."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
-    env.update(kw.pop("env", {}))
-    proc = subprocess.run([sys.executable, "-m", "avsbench_tools", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"avs-tools {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
-
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
@@ -71,6 +57,26 @@ def world_10s(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("world") / "refavs"
     synthesize(out, SynthParams(clips=3, seconds=10, width=160, height=120, seed=3, gold="ref-avs"))
     return out
+
+
+@pytest.fixture(scope="session")
+def gold_s4(tmp_path_factory) -> Path:
+    """The gold release (world/gold) of 6 S4 clips of 5 s at 96x64 (seed 11)."""
+    from avsbench_tools.synth import SynthParams, synthesize
+
+    out = tmp_path_factory.mktemp("s4") / "world"
+    synthesize(out, SynthParams(clips=6, seconds=5, width=96, height=64, seed=11, gold="avsbench-s4"))
+    return out / "gold"
+
+
+@pytest.fixture(scope="session")
+def gold_avss(tmp_path_factory) -> Path:
+    """The gold release (world/gold) of 4 AVSS clips of 5 s at 96x64 (seed 5)."""
+    from avsbench_tools.synth import SynthParams, synthesize
+
+    out = tmp_path_factory.mktemp("avss") / "world"
+    synthesize(out, SynthParams(clips=4, seconds=5, width=96, height=64, seed=5, gold="avss"))
+    return out / "gold"
 
 
 @pytest.fixture(scope="session")

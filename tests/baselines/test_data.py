@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from worlds import make_world
 
 from avsbench_tools.baselines.data import (
     ClipDataset,
@@ -21,6 +20,7 @@ from avsbench_tools.baselines.data import (
     palette_lookup,
 )
 from avsbench_tools.errors import UsageError
+from tests.helpers.worlds import make_world
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

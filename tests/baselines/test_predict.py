@@ -10,11 +10,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 from PIL import Image
-from worlds import he_vggish, make_world
 
 from avsbench_tools.release import read_release
+from tests.helpers import run_cli
+from tests.helpers.worlds import he_vggish, make_world
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

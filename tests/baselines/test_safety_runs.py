@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from worlds import he_vggish, make_world
+
+from tests.helpers import run_cli
+from tests.helpers.worlds import he_vggish, make_world
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

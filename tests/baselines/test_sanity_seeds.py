@@ -16,8 +16,9 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from worlds import make_world
+
+from tests.helpers import run_cli
+from tests.helpers.worlds import make_world
 
 SEEDS = (41, 42, 43)  # no other test renders these worlds
 

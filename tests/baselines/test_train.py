@@ -15,8 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from conftest import run_cli
-from worlds import he_vggish, make_world
+
+from tests.helpers import run_cli
+from tests.helpers.worlds import he_vggish, make_world
 
 TINY = ["--backbone", "resnet18", "--input-size", "64", "--batch", "2", "--device", "cpu", "--seed", "5"]
 

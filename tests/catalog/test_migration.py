@@ -14,12 +14,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.catalog import Catalog, schema
 from avsbench_tools.errors import UsageError
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.workspace import list_clips, open_workspace, workspace_status
+from tests.helpers import run_cli
 
 DATA = Path(__file__).parent / "data"
 FINGERPRINTS_V1 = ("CREATE TABLE IF NOT EXISTS fingerprints(clip_id TEXT PRIMARY KEY, frames TEXT NOT NULL, "

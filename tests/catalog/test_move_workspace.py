@@ -14,11 +14,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from conftest import REPO, run_cli
-
 from avsbench_tools.catalog import Catalog
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.synth import SynthParams, synthesize
+from tests.helpers import REPO, run_cli
 
 
 def _text_values(catalog: Path) -> list[str]:

@@ -8,11 +8,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.catalog import Catalog, schema
 from avsbench_tools.catalog.studio import project_key
 from avsbench_tools.recipe import load_recipe
+from tests.helpers import run_cli
 
 DATA = Path(__file__).parent / "data"
 T = "2025-01-01T00:00:00Z"

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_help_lists_every_stage_with_an_example():

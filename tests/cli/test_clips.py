@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cli
-from media_factory import make_video
-
 from avsbench_tools.catalog import Clip, Source
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.workspace import init_workspace
+from tests.helpers import run_cli
+from tests.helpers.media_factory import make_video
 
 STAGES = ["collect", "sample", "preannotate", "push", "pull", "export"]
 

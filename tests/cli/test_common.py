@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import run_cli
 
 from avsbench_tools.cli import app, run
 from avsbench_tools.cli.common import stage_run
 from avsbench_tools.errors import UsageError, WorkspaceBusy
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
 
 PIPELINE = ["init", "status", "clips", "backup", "synth", "collect", "set-category", "sample", "preview",
             "preannotate", "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate",

@@ -15,42 +15,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
-from conftest import run_cli
-from media_factory import make_video
 
-from avsbench_tools.catalog import Clip, Source
 from avsbench_tools.errors import Interrupted
 from avsbench_tools.sample import SampleOptions, sample
-from avsbench_tools.workspace import deferred_interrupt, init_workspace, open_workspace
+from avsbench_tools.workspace import deferred_interrupt, open_workspace
+from tests.helpers import run_cli
+from tests.helpers.interrupt import clip_workspace, ctrl_c, start_cli, wait_for
 
 STOP_LIMIT_S = 5.0  # the target is ~2 s; two loaded cores get some slack
 MSG = re.compile(r"interrupted: (\d+) done, (\d+) left; run the same command to resume")
 
 
-def _workspace(root: Path, recipe: str, n: int, seconds: int, w: int = 320, h: int = 240) -> Path:
-    """A workspace with n clips (copies of one real video: sampling them is real work each time)."""
-    video = make_video(root / "one.mp4", seconds=seconds, w=w, h=h)
-    ws, _ = init_workspace(root / "ws", recipe)
-    for i in range(n):
-        cid = f"c{i:02d}"
-        shutil.copy(video, ws.path("clips", f"{cid}.mp4"))
-        ws.catalog.add_source_if_new(Source(source_id=f"local-{cid}", kind="local", path=str(root / f"{cid}.mp4")))
-        ws.catalog.add_clip(Clip(clip_id=cid, source_id=f"local-{cid}", start=0, seconds=seconds,
-                                 path=f"clips/{cid}.mp4"))
-    ws.close()
-    return root / "ws"
-
-
 @pytest.fixture(scope="module")
 def ws24(tmp_path_factory) -> Path:
-    return _workspace(tmp_path_factory.mktemp("i24"), "ref-avs", 24, 10, w=640, h=360)
+    return clip_workspace(tmp_path_factory.mktemp("i24"), "ref-avs", 24, 10, w=640, h=360)
 
 
 @pytest.fixture(scope="module")
 def ws_sampled(tmp_path_factory) -> Path:
-    d = _workspace(tmp_path_factory.mktemp("ip"), "avsbench-s4", 6, 5)
+    d = clip_workspace(tmp_path_factory.mktemp("ip"), "avsbench-s4", 6, 5)
     run_cli("sample", d, "-q", check=True)
     return d
 
@@ -65,46 +49,6 @@ def _count(ws: Path, stage: str) -> int:
         db.close()
 
 
-def _start(*args, hold: Path | None = None, hold_at: int = 0) -> subprocess.Popen:
-    """The CLI in its own process group; with `hold`, the stage pauses in its progress report from `hold_at`
-    clips done while that file exists (cli/progress.py, test-only), so the test never races the machine."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
-    if hold is not None:
-        hold.touch()
-        env.update(AVS_TOOLS_TEST_HOLD=str(hold), AVS_TOOLS_TEST_HOLD_AT=str(hold_at))
-    return subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, args)], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def _wait_for(cond, proc: subprocess.Popen, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert proc.poll() is None, f"finished before the test could interrupt it: {proc.communicate()}"
-        assert time.monotonic() < end, "no progress"
-        time.sleep(0.03)
-
-
-def _ctrl_c(proc: subprocess.Popen) -> tuple[int, str, str, float]:
-    """SIGINT to the process group; (rc, stdout, stderr, seconds to exit); asserts nothing is left in the group."""
-    t0 = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    took = time.monotonic() - t0
-    left = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(p.info["pid"]) == proc.pid:
-                left.append(p.info["pid"])
-        except (ProcessLookupError, psutil.Error):
-            pass
-    assert not left, f"processes left in the group: {left}"
-    return proc.returncode, out, err, took
-
-
 def _numbers(err: str) -> tuple[int, int]:
     m = MSG.search(err)
     assert m, err
@@ -116,9 +60,9 @@ def test_ctrl_c_during_sample_records_every_finished_clip_and_resumes(tmp_path, 
     ws = tmp_path / "ws"
     shutil.copytree(ws24, ws)
     hold = tmp_path / "hold"
-    proc = _start("sample", ws, "-q", "-j", "2", hold=hold, hold_at=3)
-    _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)  # held with 3 clips done
-    rc, out, err, took = _ctrl_c(proc)
+    proc = start_cli("sample", ws, "-q", "-j", "2", hold=hold, hold_at=3)
+    wait_for(lambda: (tmp_path / "hold.held").exists(), proc)  # held with 3 clips done
+    rc, out, err, took = ctrl_c(proc)
     assert rc == 130 and took < STOP_LIMIT_S, (rc, took, err)
     done, left = _numbers(err)
     assert done + left == 24 and done >= 3 and left >= 1, err
@@ -155,9 +99,9 @@ def test_ctrl_c_during_preannotate_records_finished_clips_and_resumes(tmp_path, 
     ws = tmp_path / "ws"
     shutil.copytree(ws_sampled, ws)
     hold = tmp_path / "hold"
-    proc = _start("preannotate", ws, "-q", "--backend", "motion", hold=hold, hold_at=2)
-    _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)  # held with 2 clips done
-    rc, out, err, took = _ctrl_c(proc)
+    proc = start_cli("preannotate", ws, "-q", "--backend", "motion", hold=hold, hold_at=2)
+    wait_for(lambda: (tmp_path / "hold.held").exists(), proc)  # held with 2 clips done
+    rc, out, err, took = ctrl_c(proc)
     assert rc == 130 and took < STOP_LIMIT_S, (rc, took, err)
     done, left = _numbers(err)
     assert done + left == 6 and done >= 2 and left >= 1, err
@@ -178,9 +122,9 @@ def test_ctrl_c_during_preannotate_records_finished_clips_and_resumes(tmp_path, 
 def test_a_second_run_on_a_busy_workspace_is_refused(tmp_path, ws24):
     ws = tmp_path / "ws"
     shutil.copytree(ws24, ws)
-    proc = _start("sample", ws, "-q", "-j", "1", hold=tmp_path / "hold")  # held at its first report
+    proc = start_cli("sample", ws, "-q", "-j", "1", hold=tmp_path / "hold")  # held at its first report
     try:
-        _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
+        wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
         assert b"sample" in (ws / ".lock").read_bytes()
         for cmd in (("sample", ws, "-q"), ("preannotate", ws, "-q")):
             r = run_cli(*cmd)
@@ -192,7 +136,7 @@ def test_a_second_run_on_a_busy_workspace_is_refused(tmp_path, ws24):
         assert run_cli("status", ws, "--json").returncode == 0
         assert run_cli("clips", ws, "--json").returncode == 0
     finally:
-        rc, _, err, _ = _ctrl_c(proc)
+        rc, _, err, _ = ctrl_c(proc)
     assert rc == 130 and MSG.search(err)
     assert _lock_free(ws)  # released when the process ended
 
@@ -203,7 +147,7 @@ def test_vggish_embedding_loop_stops_on_ctrl_c_and_resumes(tmp_path):
 
     weights = tmp_path / "vggish.pth"
     torch.save(_vgg(postprocess=False).eval().state_dict(), weights)
-    wsdir = _workspace(tmp_path, "avsbench-s4", 4, 5, w=96, h=64)
+    wsdir = clip_workspace(tmp_path, "avsbench-s4", 4, 5, w=96, h=64)
     ws = open_workspace(wsdir, lock="sample")
     assert sample(ws, SampleOptions(jobs=1)).sampled == 4
     calls = []
@@ -251,6 +195,6 @@ def test_a_ctrl_c_no_stage_handles_still_prints_a_line():
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
-    rc, _, err, took = _ctrl_c(proc)
+    rc, _, err, took = ctrl_c(proc)
     assert rc == 130 and took < STOP_LIMIT_S
     assert err.strip() == "interrupted; finished work is kept: run the same command to resume"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REAL_METADATA, run_cli
+
+from tests.helpers import REAL_METADATA, run_cli
 
 
 @pytest.fixture(scope="module")

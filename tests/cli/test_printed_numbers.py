@@ -6,14 +6,11 @@ as empty masks."""
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
-sys.path.insert(0, str(Path(__file__).parent / "baselines"))
-from worlds import make_world  # noqa: E402 - tests/baselines/worlds.py
+from tests.helpers import run_cli
+from tests.helpers.worlds import make_world
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cli
-
 from avsbench_tools.catalog import Catalog, Clip, Source
 from avsbench_tools.cli import app
 from avsbench_tools.workspace import init_workspace, workspace_status
+from tests.helpers import run_cli
 
 SHOWN = ["collect", "sample", "preannotate", "push", "pull", "export"]
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from conftest import run_cli
+
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,9 @@ import fcntl
 import os
 import sqlite3
 
-from conftest import run_cli
-from media_factory import make_video
-
 from avsbench_tools.recipe import load_recipe
+from tests.helpers import run_cli
+from tests.helpers.media_factory import make_video
 
 
 def _db(ws, sql, args=()):

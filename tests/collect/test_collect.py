@@ -15,9 +15,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import REAL_METADATA, run_cli
-from httpserver import MediaServer
-from media_factory import make_video, read_counter
 
 from avsbench_tools.collect import (
     CollectOptions,
@@ -29,6 +26,9 @@ from avsbench_tools.collect import (
 )
 from avsbench_tools.media import probe
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import REAL_METADATA, run_cli
+from tests.helpers.httpserver import MediaServer
+from tests.helpers.media_factory import make_video, read_counter
 
 
 @pytest.fixture
@@ -292,7 +292,7 @@ def test_bad_options_are_usage_errors(tmp_path):
 
 
 def test_frame_counter_roundtrip():
-    from media_factory import counter_frame
+    from tests.helpers.media_factory import counter_frame
 
     assert [read_counter(counter_frame(i, 160, 120)) for i in (0, 1, 77, 200)] == [0, 1, 77, 200]
     assert np.asarray(counter_frame(3, 160, 120)).shape == (120, 160, 3)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import run_cli
-from httpserver import MediaServer
-from media_factory import make_video
 
 from avsbench_tools.collect import CollectOptions, collect, is_permanent
 from avsbench_tools.media import ffmpeg_exe, probe
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
+from tests.helpers.httpserver import MediaServer
+from tests.helpers.media_factory import make_video
 
 
 @pytest.fixture

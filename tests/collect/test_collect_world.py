@@ -8,11 +8,11 @@ import json
 import shutil
 
 import pytest
-from conftest import run_cli
-from httpserver import MediaServer
 
 from avsbench_tools.release import read_release
 from avsbench_tools.synth import SynthParams, synthesize
+from tests.helpers import run_cli
+from tests.helpers.httpserver import MediaServer
 
 
 @pytest.fixture(scope="module")

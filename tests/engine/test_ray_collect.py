@@ -7,10 +7,10 @@ import shutil
 import sqlite3
 
 import pytest
-from conftest import run_cli
-from httpserver import MediaServer
 
 from engine.conftest import HEAD_IP, SECOND_IP, digest
+from tests.helpers import run_cli
+from tests.helpers.httpserver import MediaServer
 
 pytestmark = pytest.mark.xdist_group("ray")  # the one loopback cluster: every Ray test on one worker
 

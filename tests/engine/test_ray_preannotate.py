@@ -7,14 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from tiny_models import tiny_dino, tiny_hf_sam
 
 from avsbench_tools.engine import EngineOptions
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
 from engine.conftest import copy_ws, digest, done_ids
+from tests.helpers import run_cli
+from tests.helpers.tiny_models import tiny_dino, tiny_hf_sam
 
 torch = pytest.importorskip("torch")  # the models extra, installed by make install
 CLIP = "sy011000002_0"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
 from engine.conftest import SECOND_IP, copy_ws, digest, done_ids, outside_loopback
+from tests.helpers import run_cli
 
 N_CLIPS = 8
 pytestmark = pytest.mark.xdist_group("ray")  # one loopback cluster per test run: every Ray test on one worker

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from studio.pull_support import brush, build_workspace, cli, frame_choice, rect
 
-from avsbench_tools.export import CARD, export
+from avsbench_tools.export import CARD, ExportOptions, export
 from avsbench_tools.mask_store import load_mask
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.workspace import open_workspace
+from tests.helpers.studio_tasks import brush, build_workspace, cli, frame_choice, rect
 
 KEY = "http://127.0.0.1:5#1"
 
@@ -88,7 +88,7 @@ def test_include_unreviewed_fills_only_the_frames_nobody_reviewed(reviewed, tmp_
     path, (a, b, c), review, silent, proposals = reviewed
     ws = open_workspace(path)
     try:
-        res = export(ws, tmp_path / "rel", include_unreviewed=True)
+        res = export(ws, tmp_path / "rel", ExportOptions(include_unreviewed=True))
     finally:
         ws.close()
     assert res.clips == 2 and res.skipped_partial == [] and res.skipped_unusable == {c: [3]}
@@ -117,7 +117,7 @@ def test_refavs_expressions_from_the_review_and_null_expressions_reach_the_relea
     words in two frames is one object), null expressions set for the clip become test_n-style rows."""
     import csv
 
-    from studio.pull_support import text
+    from tests.helpers.studio_tasks import text
 
     path = build_workspace(tmp_path, clips=1, seconds=10, category="guitar")
     ws = open_workspace(path)

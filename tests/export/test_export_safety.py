@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.catalog import Source
 from avsbench_tools.collect import CollectOptions, collect
@@ -24,6 +23,7 @@ from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, synthesize
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
 
 
 def _build(root: Path, clips: int, seconds: int, seed: int, *, stages=("collect", "sample", "preannotate")) -> Path:

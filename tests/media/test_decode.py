@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from media_factory import make_video, read_counter
 
 from avsbench_tools.media import decode_clip as decode_clip_from_media
 from avsbench_tools.media.decode import (
@@ -17,6 +16,7 @@ from avsbench_tools.media.decode import (
     read_frames,
 )
 from avsbench_tools.preannotate.flow import decode_frames
+from tests.helpers.media_factory import make_video, read_counter
 
 
 def _counter(img: np.ndarray, rotation: int) -> int:

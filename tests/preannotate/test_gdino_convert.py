@@ -8,8 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from tiny_models import bert_tokenizer_cache, dino_to_original, tiny_dino_original, tiny_hf_sam, tiny_orig_sam
+
+from tests.helpers import run_cli
+from tests.helpers.tiny_models import (
+    bert_tokenizer_cache,
+    dino_to_original,
+    tiny_dino_original,
+    tiny_hf_sam,
+    tiny_orig_sam,
+)
 
 torch = pytest.importorskip("torch")
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the CLI children too: a shared 2-core box is far faster single-threaded

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.mask_store import latest_masks, load_mask
 from avsbench_tools.masks import iou
 from avsbench_tools.preannotate.motion import BORDER_SIDES, border_contact, is_scenery, motion_settings
 from avsbench_tools.preannotate.track import ids_summary
 from avsbench_tools.workspace import open_workspace
+from tests.helpers import run_cli
 
 REF = Path(__file__).resolve().parent.parent / "data" / "bigbuckbunny"
 IOU_BAR = 0.75  # per sounding second; measured 0.86, 0.89, 0.94 (seconds 2, 3, 4) on the 2-core dev box

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from tiny_models import tiny_hf_sam
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.masks import ObjectMask
 from avsbench_tools.preannotate.nms import CapStats, bound_detections, large_enough
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import init_workspace
+from tests.helpers import run_cli
+from tests.helpers.tiny_models import tiny_hf_sam
 
 pytest.importorskip("torchvision")
 

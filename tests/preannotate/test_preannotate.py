@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from tiny_models import tiny_clap, tiny_dino, tiny_hf_sam, tiny_orig_sam, tiny_sam2
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.mask_store import latest_masks, load_mask
@@ -21,6 +19,8 @@ from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, load_instances, load_truth, synthesize
 from avsbench_tools.timing import sampled_frame_indices
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
+from tests.helpers.tiny_models import tiny_clap, tiny_dino, tiny_hf_sam, tiny_orig_sam, tiny_sam2
 
 torch = pytest.importorskip("torch")  # the models extra, installed by make install
 

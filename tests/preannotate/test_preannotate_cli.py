@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from tiny_models import tiny_hf_sam, tiny_sam3
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.mask_store import load_mask
@@ -17,6 +15,8 @@ from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.preannotate import sam3 as sam3_backend
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
+from tests.helpers.tiny_models import tiny_hf_sam, tiny_sam3
 
 torch = pytest.importorskip("torch")
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the CLI children too: a shared 2-core box is far faster single-threaded

@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from conftest import run_cli
-from tiny_models import tiny_dino, tiny_hf_sam
 
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.masks import iou
@@ -36,6 +34,8 @@ from avsbench_tools.preannotate.prefetch import Behind, Prefetcher
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, render_clip
 from avsbench_tools.workspace import init_workspace
+from tests.helpers import run_cli
+from tests.helpers.tiny_models import tiny_dino, tiny_hf_sam
 
 torch = pytest.importorskip("torch")  # the models extra
 PROMPTS = {"guitar": "red circle", "dog": "orange triangle"}

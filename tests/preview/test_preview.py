@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 
 from avsbench_tools.collect import CollectOptions, collect
@@ -31,6 +30,7 @@ from avsbench_tools.preview import (
 )
 from avsbench_tools.sample import Activity, SampleOptions, activity_of, sample
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
 
 
 def _umask022():

@@ -38,7 +38,7 @@ def published(gold_releases, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def s4_workspace(tmp_path_factory) -> Path:
     """A 6-clip S4 workspace: synth -> init -> collect --world -> sample -> preannotate (motion)."""
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     d = tmp_path_factory.mktemp("s4ws")
     run_cli("synth", d / "world", "--gold", "avsbench-s4", "--clips", "6", "--size", "96x72", "-q", check=True)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 
 from avsbench_tools.publish.metrics_negative import frame_fpr, harmonic, summarise, verdict
 from avsbench_tools.publish.negatives import write_negative_sets
 from avsbench_tools.release import read_release
+from tests.helpers import run_cli
 
 FMT = "avsbench-s4"
 

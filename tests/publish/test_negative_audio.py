@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 
 from avsbench_tools.audio.logmel import int16_to_examples, pad_examples
 from avsbench_tools.audio.wav import read_wav
 from avsbench_tools.release import read_release
+from tests.helpers import run_cli
 
 FMT = "avsbench-s4"
 

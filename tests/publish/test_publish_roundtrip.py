@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.publish import publish, unpublish
 from avsbench_tools.release import read_release
+from tests.helpers import run_cli
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL_METADATA, run_cli
 from PIL import Image
 
 from avsbench_tools import metrics
@@ -24,6 +23,7 @@ from avsbench_tools.splits import assign_splits
 from avsbench_tools.synth import SynthParams, synthesize
 from avsbench_tools.validate import validate_release
 from avsbench_tools.workspace import init_workspace
+from tests.helpers import REAL_METADATA, REPO, run_cli
 
 FORMATS = {"avsbench-s4": 5, "avsbench-ms3": 5, "avss": 5, "ref-avs": 10}
 
@@ -33,7 +33,7 @@ def exports(tmp_path_factory) -> dict[str, Path]:
     """Each format: synth world -> init -> collect (yt-dlp from loopback) -> sample -> preannotate -> export."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    sys.path.insert(0, str(REPO / "tools"))
     from serve import start
 
     out = {}

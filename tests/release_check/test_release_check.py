@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import look_at_report
-from conftest import run_cli
 
-sys.path.insert(0, str(Path(__file__).parent / "baselines"))
-from worlds import he_vggish, make_world  # noqa: E402 - tests/baselines/worlds.py
+from tests.helpers import run_cli
+from tests.helpers.browser import look_at_report
+from tests.helpers.worlds import he_vggish, make_world
 
 
 @pytest.fixture(scope="module")

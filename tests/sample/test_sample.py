@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from media_factory import make_video, read_counter
 from PIL import Image
 
 from avsbench_tools.audio.wav import read_wav
@@ -20,6 +18,8 @@ from avsbench_tools.sample import SampleOptions, decode_clip, sample, sound_acti
 from avsbench_tools.synth import load_truth
 from avsbench_tools.timing import sampled_frame_indices
 from avsbench_tools.workspace import init_workspace, open_workspace
+from tests.helpers import run_cli
+from tests.helpers.media_factory import make_video, read_counter
 
 NTSC = Fraction(30000, 1001)
 

@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import numpy as np
-from media_factory import make_video
 from PIL import Image
 
 from avsbench_tools.audio.wav import read_wav
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.media.decode import iter_frames
 from avsbench_tools.workspace import init_workspace
+from tests.helpers.media_factory import make_video
 
 
 def test_the_names_other_modules_import_are_there():

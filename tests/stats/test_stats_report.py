@@ -14,26 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL_METADATA, run_cli
 from PIL import Image
 
 from avsbench_tools.release import read_release
 from avsbench_tools.stats import compute_stats, make_figures
-from avsbench_tools.synth import SynthParams, synthesize
-
-
-@pytest.fixture(scope="module")
-def gold_s4(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("s4") / "world"
-    synthesize(out, SynthParams(clips=6, seconds=5, width=96, height=64, seed=11, gold="avsbench-s4"))
-    return out / "gold"
-
-
-@pytest.fixture(scope="module")
-def gold_avss(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("avss") / "world"
-    synthesize(out, SynthParams(clips=4, seconds=5, width=96, height=64, seed=5, gold="avss"))
-    return out / "gold"
+from tests.helpers import REAL_METADATA, run_cli
 
 
 def _stats(root: Path, fmt: str, out: Path, *extra, **kw):

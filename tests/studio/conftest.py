@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import run_cli  # tests/conftest.py (this file is `studio.conftest`: tests/studio is a package)
+
+from tests.helpers import run_cli
 
 TEMPLATE_FORMAT = 1  # bump when the template's layout changes
 START_TIMEOUT = 900

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import chromium
 
 from studio.test_serving import pushed_media
+from tests.helpers.browser import chromium
 
 WAIT_S = 240  # the editor on a machine loaded by other jobs
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import chromium
 
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.studio import config as cfg
 from studio.test_browser import WAIT_S, login
+from tests.helpers.browser import chromium
 
 SIZES = ((320, 240), (1280, 720))
 WINDOWS = ("1366,768", "1920,1080")

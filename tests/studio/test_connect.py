@@ -8,11 +8,11 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.errors import UsageError
 from avsbench_tools.studio.connect import NO_SERVER, Connection, StudioUnreachable, connect
 from studio.conftest import make_user, sdk_client
+from tests.helpers import run_cli
 
 WRONG = "0123456789abcdef" * 2 + "01234567"  # 40 hex digits, as a real token
 

@@ -16,7 +16,7 @@ import pytest
 from avsbench_tools.masks import ObjectMask, box_of
 from avsbench_tools.studio.convert import flags_from_studio, flags_to_studio, from_studio, to_studio
 from avsbench_tools.studio.rle import decode, encode
-from studio.pull_support import rle_of_alpha, soft_alpha
+from tests.helpers.studio_tasks import rle_of_alpha, soft_alpha
 
 
 def _rect(shape, x0, y0, x1, y1) -> np.ndarray:

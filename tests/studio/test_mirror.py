@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from avsbench_tools.workspace import open_workspace
-from studio.pull_support import brush, build_workspace, cli, rect
+from tests.helpers.studio_tasks import brush, build_workspace, cli, rect
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from studio.conftest import copy_template, sdk_client
-from studio.pull_support import build_workspace, cli
+from tests.helpers.studio_tasks import build_workspace, cli
 
 pytestmark = pytest.mark.xdist_group("studio")
 

@@ -15,7 +15,7 @@ from avsbench_tools.studio.convert import from_studio
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.studio.review_set import CHOICE_RULE, choose
 from avsbench_tools.workspace import open_workspace
-from studio.pull_support import (
+from tests.helpers.studio_tasks import (
     H,
     W,
     brush,

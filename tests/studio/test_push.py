@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.errors import AvsError
 from avsbench_tools.mask_store import save_versions
@@ -31,6 +30,7 @@ from avsbench_tools.studio.push import PushOptions, push
 from avsbench_tools.studio.push_build import SILENT_SCORE, SILENT_SUFFIX, UNVERIFIED_SCORE
 from avsbench_tools.workspace import open_workspace
 from studio.conftest import group_processes
+from tests.helpers import run_cli
 
 
 # -- the workspace ----------------------------------------------------------------------------------------

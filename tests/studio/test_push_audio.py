@@ -21,8 +21,8 @@ from avsbench_tools.studio.push_build import (
 )
 from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
-from studio.pull_support import cli
 from studio.test_push import _push, _server_tasks, built, fresh  # noqa: F401 (built: the shared fixture)
+from tests.helpers.studio_tasks import cli
 
 
 def _v(fid: int, second: int, sounding: bool | None) -> MaskVersion:
@@ -128,7 +128,7 @@ def test_push_sends_only_the_frames_the_export_supervises(studio_server):
     when the clip's form changes (here its split), the next push sends the newly needed frames and nothing twice."""
     import sqlite3
 
-    from studio.pull_support import build_workspace
+    from tests.helpers.studio_tasks import build_workspace
 
     srv = studio_server
     root = srv.ws / "s4-first"

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import look_at_report
 
 from avsbench_tools.mask_store import load_mask
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
-from studio.pull_support import brush, build_workspace, cli, frame_choice, rect
+from tests.helpers.browser import look_at_report
+from tests.helpers.studio_tasks import brush, build_workspace, cli, frame_choice, rect
 
 KEY = "http://127.0.0.1:9#3"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from avsbench_tools.workspace import open_workspace
-from studio.pull_support import build_workspace, cli, frame_choice
+from tests.helpers.studio_tasks import build_workspace, cli, frame_choice
 
 
 def _tasks(srv, ws_id: str) -> list[dict]:

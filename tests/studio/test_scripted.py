@@ -14,7 +14,7 @@ import pytest
 from avsbench_tools.masks import ObjectMask
 from avsbench_tools.studio.convert import from_studio, to_studio
 from avsbench_tools.studio.scripted import SCRIPTED_EMAIL, SECRETS_FILE, plan
-from studio.pull_support import build_workspace, cli
+from tests.helpers.studio_tasks import build_workspace, cli
 
 SCRIPTED = ["-m", "avsbench_tools.studio.scripted"]
 

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import run_cli
 
 from studio.conftest import START_TIMEOUT, copy_template, group_processes, start_from_template
+from tests.helpers import run_cli
 
 
 def _mode(p: Path) -> int:

@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from avsbench_tools.studio.process import alive, group_alive, kill_group
 from studio.conftest import START_TIMEOUT, copy_template, group_processes
+from tests.helpers import run_cli
 
 STATE = {"url": "http://127.0.0.1:9", "host": "127.0.0.1", "port": 9, "username": "x", "document_root": "/"}
 

@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from conftest import run_cli
 
 from avsbench_tools.workspace import open_workspace
+from tests.helpers import run_cli
 
 WS_NAME = "a-media"  # the workspace under the server's document root
 MEDIA_KEYS = ("image", "audio", "video")

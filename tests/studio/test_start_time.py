@@ -14,9 +14,9 @@ import sqlite3
 import time
 
 import pytest
-from conftest import run_cli
 
 from studio.conftest import require_label_studio
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.xdist_group("studio")
 

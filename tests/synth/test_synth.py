@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import run_cli
 
 from avsbench_tools.fsutil import MARKER
 from avsbench_tools.media import probe
 from avsbench_tools.synth import CATEGORIES, SynthParams, load_instances, load_truth, render_clip
+from tests.helpers import run_cli
 
 
 def _digest_tree(root: Path, skip_suffix=(".mp4",)) -> dict[str, str]:

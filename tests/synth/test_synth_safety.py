@@ -8,9 +8,8 @@ import subprocess
 import sys
 import time
 
-from conftest import run_cli
-
 from avsbench_tools.fsutil import MARKER, read_marker
+from tests.helpers import run_cli
 
 TINY = ["--clips", "2", "--seconds", "5", "--size", "64x64", "--seed", "3"]
 

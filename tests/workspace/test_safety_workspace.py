@@ -13,16 +13,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from test_interrupt import _ctrl_c, _start, _wait_for, _workspace
 
-DATA = Path(__file__).parent / "catalog" / "data"
+from tests.helpers import run_cli
+from tests.helpers.interrupt import clip_workspace, ctrl_c, start_cli, wait_for
+
+DATA = Path(__file__).parent.parent / "catalog" / "data"
 
 
 @pytest.fixture(scope="module")
 def ws6(tmp_path_factory) -> Path:
     """An S4 workspace with 6 collected clips (the media a lost catalog leaves behind)."""
-    return _workspace(tmp_path_factory.mktemp("ws6"), "avsbench-s4", 6, 5, w=160, h=120)
+    return clip_workspace(tmp_path_factory.mktemp("ws6"), "avsbench-s4", 6, 5, w=160, h=120)
 
 
 @pytest.fixture
@@ -105,31 +106,31 @@ def test_non_utf8_user_files_are_one_line(ws, tmp_path):
 
 def test_deleting_the_lock_file_lets_no_second_writer_in(ws, tmp_path):
     """rm WS/.lock while a stage runs: the next writer is still refused (the lock is on the folder)."""
-    proc = _start("sample", ws, "-q", "-j", "1", hold=tmp_path / "hold")
+    proc = start_cli("sample", ws, "-q", "-j", "1", hold=tmp_path / "hold")
     try:
-        _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
+        wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
         (ws / ".lock").unlink()
         for cmd in (("sample", ws, "-q"), ("set-category", ws, "--clip", "c00", "--category", "guitar")):
             line = _one_line(run_cli(*cmd))
             assert "is busy" in line and "WS/.lock file was deleted" in line, line
         assert proc.poll() is None, "the first run ended: the refusal was not tested against a running stage"
     finally:
-        rc, _, err, _ = _ctrl_c(proc)
+        rc, _, err, _ = ctrl_c(proc)
     assert rc == 130, err
 
 
 def test_backup_then_restore_a_lost_catalog(ws, tmp_path):
     """avs-tools backup WS DEST (online: while a stage holds the workspace), then a lost catalog is restored
     from it as the error says."""
-    proc = _start("sample", ws, "-q", "-j", "1", hold=tmp_path / "hold")
+    proc = start_cli("sample", ws, "-q", "-j", "1", hold=tmp_path / "hold")
     try:
-        _wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
+        wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
         dest = tmp_path / "my backup"
         r = run_cli("backup", ws, dest)
         assert r.returncode == 0, r.stderr
         assert "backup: 6 clips" in r.stdout and "'" + str(dest / "catalog-backup.sqlite") + "'" in r.stdout
     finally:
-        _ctrl_c(proc)
+        ctrl_c(proc)
     copy = sqlite3.connect(dest / "catalog-backup.sqlite")
     assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert copy.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 6

@@ -7,10 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import run_cli
-
 from avsbench_tools.catalog import STAGES, Catalog, Clip, Source
 from avsbench_tools.workspace import init_workspace, open_workspace, workspace_status
+from tests.helpers import run_cli
 
 
 def test_init_is_idempotent_and_status_json_has_every_stage(tmp_path):
