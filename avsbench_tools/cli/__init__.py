@@ -108,6 +108,7 @@ from avsbench_tools.cli import backup as _backup  # noqa: E402,F401
 from avsbench_tools.cli import baseline as _baseline  # noqa: E402,F401
 from avsbench_tools.cli import categories as _categories  # noqa: E402,F401
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
+from avsbench_tools.cli import evaluate as _evaluate  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401
 from avsbench_tools.cli import preview as _preview  # noqa: E402,F401
@@ -115,10 +116,12 @@ from avsbench_tools.cli import publish as _publish  # noqa: E402,F401
 from avsbench_tools.cli import pull as _pull  # noqa: E402,F401
 from avsbench_tools.cli import push as _push  # noqa: E402,F401
 from avsbench_tools.cli import qa as _qa  # noqa: E402,F401
-from avsbench_tools.cli import release as _release  # noqa: E402,F401
+from avsbench_tools.cli import release_check as _release_check  # noqa: E402,F401
 from avsbench_tools.cli import sample as _sample  # noqa: E402,F401
+from avsbench_tools.cli import stats as _stats  # noqa: E402,F401
 from avsbench_tools.cli import studio as _studio  # noqa: E402,F401
 from avsbench_tools.cli import synth as _synth  # noqa: E402,F401
+from avsbench_tools.cli import validate as _validate  # noqa: E402,F401
 from avsbench_tools.cli import workspace as _workspace  # noqa: E402,F401
 
 

@@ -1,12 +1,11 @@
-"""avs-tools baseline train / eval / predict / describe, and avs-tools release-check.
+"""avs-tools baseline train / eval / predict / describe.
 
-Options only: the work is in avsbench_tools.baselines (train, eval, predict, describe) and
-avsbench_tools.release_check. Nothing heavy is imported at module level.
+Options only: the work is in avsbench_tools.baselines (train, eval, predict, describe). Nothing heavy is
+imported at module level.
 """
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,19 @@ import typer
 from typer.core import TyperGroup
 
 from avsbench_tools.cli import App, app
-from avsbench_tools.cli.common import Format, Json, Quiet, ReleaseArg, note, print_json, say_next
+from avsbench_tools.cli.common import (
+    Backbone,
+    Device,
+    Json,
+    Quiet,
+    ReleaseArg,
+    Vggish,
+    Visual,
+    print_json,
+    q,
+    say_next,
+    warn,
+)
 
 baseline_app = App(cls=TyperGroup, help="The bundled TPAVI baseline (AVSBench): train it on an export, score it, "
                    "run a checkpoint on a release, count its parameters.", no_args_is_help=True)
@@ -22,25 +33,6 @@ app.add_typer(baseline_app, name="baseline",
               short_help="Train / score the TPAVI baseline.  e.g. avs-tools baseline train rel --setting ms3 --out run")
 
 Setting = Annotated[str, typer.Option("--setting", help="s4, ms3 or avss (the release layout it reads).")]
-Device = Annotated[str, typer.Option("--device", help="Where models run: auto, cpu or cuda[:N].")]
-Vggish = Annotated[Path | None, typer.Option("--vggish-weights", help="torchvggish weights (vggish-10086976.pth); "
-                                             "without them the frozen audio encoder is random (loud warning).")]
-Visual = Annotated[Path | None, typer.Option("--visual-weights", help="ImageNet weights of the visual encoder "
-                                             "(torchvision ResNet, official pvt_v2_b5.pth); without them it trains "
-                                             "from scratch (loud warning).")]
-Backbone = Annotated[str | None, typer.Option("--backbone", help="resnet50 (default), pvt_v2_b5, or resnet18 "
-                                              "(small, for CPU sanity runs).")]
-
-
-def _q(p) -> str:
-    return shlex.quote(str(p))
-
-
-def _warn(lines) -> None:
-    for w in lines:
-        typer.echo(w if w.startswith("WARNING") else f"WARNING: {w}", err=True)
-
-
 @baseline_app.command(short_help="Train on an exported release.  e.g. avs-tools baseline train rel --setting ms3 --out run")
 def train(
     release: ReleaseArg,
@@ -100,14 +92,14 @@ def train(
                          device=device, amp=amp, channels_last=channels_last, no_audio=no_audio,
                          keep_epochs=keep_epochs, resume=resume, force=force)
     with bars(quiet) as progress:
-        res = run(release, setting, out, opts, progress=progress, warn=lambda w: _warn([w]))
-    _warn(res.warnings)  # again at the end, where it is seen
+        res = run(release, setting, out, opts, progress=progress, warn=lambda w: warn([w]))
+    warn(res.warnings)  # again at the end, where it is seen
     why = f"; stopped at the {res.stopped}" if res.stopped else ""
     best = f"best val mIoU {res.best_miou:.4f} at epoch {res.best_epoch}" if res.best_miou is not None else "not validated"
     since = f" (resumed after epoch {res.resumed_from})" if res.resumed_from else ""
     typer.echo(f"baseline train: {setting} {res.epochs_done}/{res.epochs} epochs{since}, {best}{why} -> {out} "
                f"(log.csv, curves.png, best.pt, last.pt)")
-    say_next(f"avs-tools baseline eval {_q(out)} --split test", quiet)
+    say_next(f"avs-tools baseline eval {q(out)} --split test", quiet)
 
 
 @baseline_app.command(name="eval", short_help="Official metrics of a run on a split.  e.g. avs-tools baseline eval run --split test")
@@ -128,21 +120,21 @@ def eval_(
 
     with bars(quiet or as_json) as progress:
         res = evaluate_run(run, split, checkpoint, device, vggish_weights, progress)
-    _warn(res.warnings)
+    warn(res.warnings)
     if print_json(res.scores, as_json):
         return
     s = res.scores
     typer.echo(f"baseline eval: {s['format']} {'/'.join(s['splits'])}: {s['frames']} frames ({s['clips']} clips), "
                f"checkpoint {res.checkpoint.name}; predictions in {res.predictions}")
     _scores(s, res.official_float, s["format"], f" -> {Path(run) / f'eval_{split}.json'}")
-    say_next(f"avs-tools evaluate --format {s['format']} --gt {_q(res.release)} --pred {_q(res.predictions)} "
+    say_next(f"avs-tools evaluate --format {s['format']} --gt {q(res.release)} --pred {q(res.predictions)} "
              f"--split {split}", quiet)
 
 
 def _scores(saved: dict, floats: dict | None, fmt: str, where: str = "") -> None:
     """evaluate's lines for the saved masks, then the float-logit figures under their own protocol's name."""
     from avsbench_tools.baselines.eval import FLOAT_PROTOCOL
-    from avsbench_tools.cli.release import metric_lines
+    from avsbench_tools.cli.evaluate import metric_lines
 
     for line in metric_lines(saved):
         typer.echo(line)
@@ -183,7 +175,7 @@ def predict(
                           binary=binary, all_logits=all_logits, no_audio=no_audio, force=force)
     with bars(quiet) as progress:
         res = run(release, setting, out, opts, progress=progress)
-    _warn(res.warnings)
+    warn(res.warnings)
     typer.echo(f"baseline predict: {res.clips} clips of {split} ({res.predicted} predicted, {res.skipped} already "
                f"there) -> {res.out} (masks in the release layout, {res.logits.name})")
     from avsbench_tools.baselines.data import setting_format
@@ -197,7 +189,7 @@ def predict(
     else:
         typer.echo(f"  not scored: {why}")
 
-    say_next(f"avs-tools evaluate --format {setting_format(setting)} --gt {_q(release)} --pred {_q(out)} "
+    say_next(f"avs-tools evaluate --format {setting_format(setting)} --gt {q(release)} --pred {q(out)} "
              f"--split {split}", quiet)
 
 
@@ -218,43 +210,3 @@ def describe(
     for name, count, official in rows:
         shown = "-" if official is None else f"{official:,}"
         typer.echo(f"{name:<40} {count:>14,} {shown:>16}")
-
-
-@app.command(name="release-check", short_help="Is a release learnable, does audio help?  e.g. avs-tools "
-             "release-check rel --format avsbench-ms3 --out check")
-def release_check(
-    release: ReleaseArg,
-    fmt: Format,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (index.html, report.json, stats.html, "
-                                      "runs/).")],
-    budget: Annotated[float | None, typer.Option("--budget", help="Seconds of training in all (both runs; "
-                                                 "default: 240 on CPU, 1200 on CUDA).")] = None,
-    device: Device = "auto",
-    backbone: Backbone = None,
-    visual_weights: Visual = None,
-    vggish_weights: Vggish = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an earlier release-check in --out (only a folder "
-                                        "release-check wrote, holding nothing else; swapped in when complete).")]
-    = False,
-    as_json: Json = False,
-    quiet: Quiet = False,
-) -> None:
-    """validate + stats + a short baseline run scaled to the hardware, with and without audio: index.html and
-    report.json say whether the release is learnable (beats all-empty, all-full and the mean training mask),
-    whether audio helps, per-category scores and the worst categories and clips with overlays."""
-    from avsbench_tools.cli.progress import bars
-    from avsbench_tools.release_check import ReleaseCheckOptions, check_release_learnable
-
-    opts = ReleaseCheckOptions(budget=budget, device=device, backbone=backbone, visual_weights=visual_weights,
-                               vggish_weights=vggish_weights, force=force)
-    with bars(quiet or as_json) as progress:
-        rep = check_release_learnable(release, fmt, out, opts, progress=progress)
-    if print_json(rep.summary, as_json):
-        return
-    _warn(rep.warnings)
-    for line in rep.lines():
-        typer.echo(line)
-    if rep.validation_problems:
-        note(f"validate found {rep.validation_problems} problems: run avs-tools validate {_q(release)} --format {fmt}")
-        raise typer.Exit(1)
-    say_next(f"open {_q(Path(out) / 'index.html')}", quiet)

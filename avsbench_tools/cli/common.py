@@ -70,6 +70,15 @@ def json_flag(shape: str = "") -> type:
 
 Json = json_flag("a JSON object")
 
+# the TPAVI baseline's options: avs-tools baseline train/eval/predict and release-check
+Vggish = Annotated[Path | None, typer.Option("--vggish-weights", help="torchvggish weights (vggish-10086976.pth); "
+                                             "without them the frozen audio encoder is random (loud warning).")]
+Visual = Annotated[Path | None, typer.Option("--visual-weights", help="ImageNet weights of the visual encoder "
+                                             "(torchvision ResNet, official pvt_v2_b5.pth); without them it trains "
+                                             "from scratch (loud warning).")]
+Backbone = Annotated[str | None, typer.Option("--backbone", help="resnet50 (default), pvt_v2_b5, or resnet18 "
+                                              "(small, for CPU sanity runs).")]
+
 
 # -- running a stage ---------------------------------------------------------------------------------
 @contextlib.contextmanager
@@ -193,3 +202,9 @@ def explicit(ctx: typer.Context, name: str) -> bool:
     take effect speak only of what was typed."""
     src = ctx.get_parameter_source(name)
     return src is not None and src.name in ("COMMANDLINE", "PROMPT")
+
+
+def warn(lines) -> None:
+    """Print warnings on stderr, each starting with WARNING (the baseline's and release-check's loud ones)."""
+    for w in lines:
+        typer.echo(w if w.startswith("WARNING") else f"WARNING: {w}", err=True)

@@ -1,8 +1,7 @@
-"""avs-tools validate / stats / evaluate."""
+"""avs-tools evaluate (and the score lines `baseline eval` / `baseline predict` print)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,96 +10,10 @@ import typer
 from avsbench_tools.cli import app
 from avsbench_tools.cli.common import (
     Format,
-    FormatOrMarker,
     Json,
     Quiet,
-    ReleaseArg,
-    json_flag,
     print_json,
-    q,
-    release_format,
-    say_next,
 )
-
-ValidateJson = json_flag('{"problems": [{"path", "problem"}], "warnings": [...]}')
-
-
-@app.command(short_help="Check a release (ours or official).  e.g. avs-tools validate out --format avss")
-def validate(
-    release: ReleaseArg,
-    fmt: FormatOrMarker = None,
-    max_print: Annotated[int, typer.Option("--max-print", help="Problems printed (all are counted).")] = 50,
-    as_json: ValidateJson = False,
-    quiet: Quiet = False,
-) -> None:
-    """Every file the loaders open exists and decodes; sizes, values, metadata, splits. Exit 1 on problems.
-
-    Warnings (most masks empty, one category or 'unknown', identical expressions, clips with no
-    sounding frame, a split with no clips) are printed as `warning: ...` and do not fail the run."""
-    from avsbench_tools.cli.progress import bars
-    from avsbench_tools.release import check_release
-    from avsbench_tools.validate import validate_release
-
-    fmt = release_format(release, fmt)
-    check_release(release, fmt)  # a path problem is one line, before any progress bar
-    with bars(quiet or as_json) as progress:
-        rep = validate_release(release, fmt, progress=progress)
-    if as_json:
-        typer.echo(json.dumps({"format": rep.fmt, "root": rep.root, "rows": rep.items, "splits": rep.splits,
-                               "files_checked": rep.files_checked,
-                               "problems": [{"path": p, "problem": q} for p, q in rep.problems],
-                               "warnings": rep.warnings}, indent=1))
-        if rep.problems:
-            raise typer.Exit(1)
-        return
-    for path, problem in rep.problems[:max_print]:
-        typer.echo(f"{path}: {problem}")
-    if len(rep.problems) > max_print:
-        typer.echo(f"... and {len(rep.problems) - max_print} more")
-    for w in rep.warnings:
-        typer.echo(f"warning: {w}")
-    splits = ", ".join(f"{k} {v}" for k, v in sorted(rep.splits.items()))
-    n_missing = sum(1 for _, p in rep.problems if p == "missing")
-    typer.echo(f"validate: {rep.fmt} release {rep.root}: {rep.items} rows ({splits}), {rep.files_checked} files checked, "
-               f"{len(rep.problems)} problems ({n_missing} missing files), {len(rep.warnings)} warnings")
-    if rep.problems:
-        raise typer.Exit(1)
-    say_next(f"avs-tools stats {q(release)} --format {fmt} --out report.html", quiet)
-
-
-@app.command(short_help="The papers' statistics as HTML.  e.g. avs-tools stats out --format ref-avs --out report.html")
-def stats(
-    release: ReleaseArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML report file (PNG plots are embedded and written to "
-                                      "<name>_plots/ beside it). Replaces only a report avs-tools stats wrote.")],
-    fmt: FormatOrMarker = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Also print the numbers as JSON.")] = False,
-    quiet: Quiet = False,
-) -> None:
-    """Warnings, the release beside the published figures, videos per category and split, annotated frames,
-    objects, sounding objects per frame, mask areas, expressions."""
-    from avsbench_tools.cli.progress import bars
-    from avsbench_tools.release import check_release
-    from avsbench_tools.stats import check_report_paths, compute_stats, write_report
-
-    fmt = release_format(release, fmt)
-    check_release(release, fmt)
-    check_report_paths(out)  # before the work: a path problem is one line, at once
-    with bars(quiet) as progress:
-        st = compute_stats(release, fmt, progress=progress)
-    path = write_report(st, out)
-    if as_json:
-        typer.echo(json.dumps({k: v for k, v in st.items() if not k.startswith("_")}, indent=1))
-    for w in st["warnings"]:
-        typer.echo(f"warning: {w}")
-    missing = f"; media absent for {st['media_missing_rows']} rows (metadata counts only)" if st["media_missing_rows"] else ""
-    prov = st.get("provenance")
-    review = (f"; object masks: {prov['proposals']} of {prov['masks']} ({100 * prov['share_unreviewed']:.0f}%) "
-              f"unreviewed proposals, {prov['reviewed']} human-reviewed ({prov['card']})" if prov else "")
-    typer.echo(f"stats: {st['rows']} rows, {st['videos']} videos{missing}{review}, {len(st['warnings'])} warnings "
-               f"-> {path}")
-    say_next(f"avs-tools evaluate --format {fmt} --gt {q(release)} --pred PREDICTIONS "
-             "(a folder with your model's masks at the release's mask paths)", quiet)
 
 
 def metric_lines(res: dict) -> list[str]:
