@@ -55,6 +55,9 @@ Sam2 = Annotated[str | None, typer.Option("--sam2", envvar="AVS_TOOLS_SAM2", sho
 SamType = Annotated[str | None, typer.Option("--sam-type", help="vit_b, vit_l or vit_h for a .pth whose name "
                                                                 "does not say.")]
 # where a stage's work runs (avsbench_tools.engine): collect, sample and preannotate
+Sam3Ckpt = Annotated[str | None, typer.Option("--sam3", envvar="AVS_TOOLS_SAM3", show_envvar=True,
+                                              help="SAM 3 video checkpoint for the sam3 backend: a transformers "
+                                              "folder or a cached id (e.g. facebook/sam3).")]
 Engine = Annotated[str, typer.Option("--engine", help="local (this machine) or ray (a Ray cluster: --ray-address).")]
 RayAddress = Annotated[str | None, typer.Option("--ray-address", help="--engine ray: HOST:PORT of a running cluster "
                                                 "(ray start --head). Default: RAY_ADDRESS, else a local Ray for "

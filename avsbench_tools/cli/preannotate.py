@@ -1,13 +1,12 @@
-"""avs-tools preannotate / models check."""
+"""avs-tools preannotate."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from avsbench_tools.cli import App, app
+from avsbench_tools.cli import app
 from avsbench_tools.cli.common import (
     AllowDownload,
     Clap,
@@ -20,24 +19,17 @@ from avsbench_tools.cli.common import (
     RayShared,
     Sam,
     Sam2,
+    Sam3Ckpt,
     SamType,
     WorkspaceArg,
     explicit,
     fail_when_none_done,
-    json_flag,
     note,
     review_hint,
     say_next,
     stage_run,
 )
 from avsbench_tools.preannotate.backends import backend_help
-
-models_app = App(help="Model checkpoints used by preannotate.", no_args_is_help=True)
-Sam3Ckpt = Annotated[str | None, typer.Option("--sam3", envvar="AVS_TOOLS_SAM3", show_envvar=True,
-                                              help="SAM 3 video checkpoint for the sam3 backend: a transformers "
-                                              "folder or a cached id (e.g. facebook/sam3).")]
-ModelsJson = json_flag("a JSON list of {role, spec, loads, device, detail}")
-app.add_typer(models_app, name="models", short_help="Check configured checkpoints.  e.g. avs-tools models check --sam sam.pth")
 
 
 @app.command(short_help="Mask proposals (Grounded-SAM + tracking, SAM 3, or weight-free motion).  "
@@ -134,28 +126,3 @@ def _note_ignored(ctx: typer.Context, opts) -> None:
         note(line)
     if not opts.audio_tagger and explicit(ctx, "clap"):
         note("--clap has no effect without --audio-tagger clap")
-
-
-@models_app.command("check")
-def models_check(
-    dino: Dino = None,
-    sam: Sam = None,
-    sam_type: SamType = None,
-    clap: Clap = None,
-    sam3: Sam3Ckpt = None,
-    device: Device = "auto",
-    allow_download: AllowDownload = False,
-    as_json: ModelsJson = False,
-) -> None:
-    """List the configured checkpoints, whether each loads, and on which device. Exit 1 if one fails."""
-    from avsbench_tools.preannotate import check_models
-
-    rows = check_models(dino, sam, device, sam_type, allow_download, clap, sam3)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            state = "ok" if r["loads"] else ("-" if r["spec"] is None else "FAILED")
-            typer.echo(f"{r['role']:5} {state:6} {r['device'] or '':6} {r['spec'] or '(none)'}  {r['detail']}")
-    if any(r["spec"] and not r["loads"] for r in rows):
-        raise typer.Exit(1)

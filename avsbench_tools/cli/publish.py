@@ -1,4 +1,4 @@
-"""avs-tools publish / unpublish."""
+"""avs-tools publish."""
 
 from __future__ import annotations
 
@@ -57,23 +57,3 @@ def publish(
     typer.echo(f"publish: {res.clips} clips ({splits}), {res.frames} frame rows, {res.other_files} other files -> "
                f"{res.out}: {len(res.shards)} Parquet shards, {res.bytes / 1e6:.1f} MB, README.md, croissant.json")
     say_next(f"avs-tools unpublish {q(res.out)} --out RELEASE  (the official tree back, byte for byte)", quiet)
-
-
-@app.command(short_help="The official tree back from a published folder.  e.g. avs-tools unpublish hf --out rel")
-def unpublish(
-    folder: Annotated[Path, typer.Argument(metavar="DIR", help="A folder avs-tools publish wrote.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Release root to create.", show_default=False)],
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT when it is a release avs-tools wrote.")] = False,
-    quiet: Quiet = False,
-) -> None:
-    """Write the release tree the Parquet shards hold, byte for byte, checked against the release's SHA256SUMS."""
-    from avsbench_tools.cli.progress import bars
-    from avsbench_tools.publish import published_format
-    from avsbench_tools.publish import unpublish as run
-
-    fmt = published_format(folder)
-    with bars(quiet) as progress:
-        res = run(folder, out, force=force, progress=progress)
-    checked = f", {res.checked} checked against its SHA256SUMS" if res.checked else ""
-    typer.echo(f"unpublish: {res.files} files -> {res.out} [{fmt}]{checked}")
-    say_next(f"avs-tools validate {q(res.out)} --format {fmt}", quiet)
