@@ -8,9 +8,9 @@ import sqlite3
 
 import pytest
 
-from engine.conftest import HEAD_IP, SECOND_IP, digest
 from tests.helpers import run_cli
 from tests.helpers.httpserver import MediaServer
+from tests.helpers.ray_cluster import HEAD_IP, SECOND_IP, digest
 
 pytestmark = pytest.mark.xdist_group("ray")  # the one loopback cluster: every Ray test on one worker
 

@@ -12,8 +12,8 @@ from avsbench_tools.engine import EngineOptions
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
-from engine.conftest import copy_ws, digest, done_ids
 from tests.helpers import run_cli
+from tests.helpers.ray_cluster import copy_ws, digest, done_ids
 from tests.helpers.tiny_models import tiny_dino, tiny_hf_sam
 
 torch = pytest.importorskip("torch")  # the models extra, installed by make install

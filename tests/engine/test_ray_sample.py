@@ -15,8 +15,8 @@ import pytest
 
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
-from engine.conftest import SECOND_IP, copy_ws, digest, done_ids, outside_loopback
 from tests.helpers import run_cli
+from tests.helpers.ray_cluster import SECOND_IP, copy_ws, digest, done_ids, outside_loopback
 
 N_CLIPS = 8
 pytestmark = pytest.mark.xdist_group("ray")  # one loopback cluster per test run: every Ray test on one worker

@@ -1,2 +1,2 @@
-"""Label Studio tests. A package, so that tests/studio/conftest.py is imported as `studio.conftest` and
-does not replace the top-level `conftest` module that other tests import (`from conftest import run_cli`)."""
+"""Label Studio tests. A package, so that tests/studio/conftest.py is imported as `studio.conftest` and does
+not replace tests/conftest.py; helpers are imported from tests/helpers (studio_server, studio_tasks)."""

@@ -11,8 +11,8 @@ import pytest
 
 from avsbench_tools.errors import UsageError
 from avsbench_tools.studio.connect import NO_SERVER, Connection, StudioUnreachable, connect
-from studio.conftest import make_user, sdk_client
 from tests.helpers import run_cli
+from tests.helpers.studio_server import make_user, sdk_client
 
 WRONG = "0123456789abcdef" * 2 + "01234567"  # 40 hex digits, as a real token
 
@@ -120,7 +120,7 @@ def test_resolution_order(studio_server, tmp_path, no_env):
 
 
 def test_a_stopped_workspace_server_is_not_used(studio_template, tmp_path, no_env):
-    from studio.conftest import copy_template
+    from tests.helpers.studio_server import copy_template
 
     ws = tmp_path / "ws"
     run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)

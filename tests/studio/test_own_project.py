@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from studio.conftest import copy_template, sdk_client
+from tests.helpers.studio_server import copy_template, sdk_client
 from tests.helpers.studio_tasks import build_workspace, cli
 
 pytestmark = pytest.mark.xdist_group("studio")

@@ -18,7 +18,7 @@ from avsbench_tools.studio.connect import connect
 from avsbench_tools.studio.pull import PullOptions, pull
 from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
-from studio.conftest import make_user, sdk_client
+from tests.helpers.studio_server import make_user, sdk_client
 from tests.helpers.studio_tasks import build_workspace, cli, frame_choice, rect, rle_of_alpha, soft_alpha
 
 

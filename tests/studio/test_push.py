@@ -29,8 +29,8 @@ from avsbench_tools.studio.connect import connect
 from avsbench_tools.studio.push import PushOptions, push
 from avsbench_tools.studio.push_build import SILENT_SCORE, SILENT_SUFFIX, UNVERIFIED_SCORE
 from avsbench_tools.workspace import open_workspace
-from studio.conftest import group_processes
 from tests.helpers import run_cli
+from tests.helpers.studio_server import group_processes
 
 
 # -- the workspace ----------------------------------------------------------------------------------------

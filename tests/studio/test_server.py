@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from studio.conftest import START_TIMEOUT, copy_template, group_processes, start_from_template
 from tests.helpers import run_cli
+from tests.helpers.studio_server import START_TIMEOUT, copy_template, group_processes, start_from_template
 
 
 def _mode(p: Path) -> int:

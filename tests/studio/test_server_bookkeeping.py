@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from avsbench_tools.studio.process import alive, group_alive, kill_group
-from studio.conftest import START_TIMEOUT, copy_template, group_processes
 from tests.helpers import run_cli
+from tests.helpers.studio_server import START_TIMEOUT, copy_template, group_processes
 
 STATE = {"url": "http://127.0.0.1:9", "host": "127.0.0.1", "port": 9, "username": "x", "document_root": "/"}
 
@@ -87,7 +87,7 @@ def test_secrets_stay_private_under_umask_0_and_a_moved_workspace_keeps_its_serv
         assert dbs and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in dbs)
         assert token.encode() in (data / "label_studio.sqlite3").read_bytes()  # it is there, privately
         # the server writes while it runs (a project, a task, the API log): still nothing readable holds a secret
-        from studio.conftest import sdk_client
+        from tests.helpers.studio_server import sdk_client
 
         client = sdk_client(json.loads((ws / "studio" / "server.json").read_text())["url"], token)
         # a server without any project: the serving check borrows a scratch project and leaves none

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from studio.conftest import require_label_studio
 from tests.helpers import run_cli
+from tests.helpers.studio_server import require_label_studio
 
 pytestmark = pytest.mark.xdist_group("studio")
 

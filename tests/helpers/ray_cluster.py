@@ -1,0 +1,183 @@
+"""A real two-node Ray cluster on loopback (`LoopbackCluster`, see tests/engine/conftest.py for the
+fixtures) and what the Ray engine tests compare: workspace digests, finished clip ids."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+HEAD_IP, SECOND_IP = "127.0.0.2", "127.0.0.3"
+RAY = str(Path(sys.executable).with_name("ray"))
+# no usage report; no token authentication (a token in ~/.ray from another Ray must not change the tests)
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           # a killed node is declared dead after 3 missed health checks of 1 s (Ray: 5 of 3 s)
+           "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+ENV = {**os.environ, **RAY_ENV, "RAY_ADDRESS": ""}
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def is_loopback(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback or addr.is_unspecified
+
+
+def outside_loopback(pids) -> list[tuple]:
+    """(pid, name, local, remote) of every inet connection of `pids` that leaves 127.0.0.0/8."""
+    bad = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            name = p.name()
+            conns = p.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for c in conns:
+            for addr in (c.laddr, c.raddr):
+                if addr and not is_loopback(addr.ip):
+                    bad.append((pid, name, c.laddr, c.raddr))
+    return bad
+
+
+class LoopbackCluster:
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="avsray-", dir="/tmp"))  # short: Ray's unix sockets live here
+        self.port = free_port(HEAD_IP)
+        self.address = f"{HEAD_IP}:{self.port}"
+
+    def _ray(self, *args: str) -> None:
+        proc = subprocess.run([RAY, "start", *args, "--num-cpus", "1", "--disable-usage-stats"], env=ENV,
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+    def start(self) -> LoopbackCluster:
+        self._ray("--head", "--node-ip-address", HEAD_IP, "--port", str(self.port), "--include-dashboard=false",
+                  "--temp-dir", str(self.tmp))
+        self.start_second()
+        return self
+
+    def start_second(self) -> None:
+        self._ray("--address", self.address, "--node-ip-address", SECOND_IP, "--temp-dir", str(self.tmp))
+        self.wait_nodes(2)
+
+    def wait_nodes(self, n: int, timeout: float = 60) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if len(self.raylets()) == n:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the loopback cluster did not reach {n} raylets")
+
+    def roots(self) -> list[psutil.Process]:
+        """The cluster's own daemons (their command lines name its temp folder)."""
+        out = []
+        for p in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if any(str(self.tmp) in a for a in (p.info["cmdline"] or [])):
+                    out.append(p)
+        return out
+
+    def processes(self) -> set[int]:
+        """Every process of the cluster: its daemons and all their descendants (workers, agents)."""
+        pids: set[int] = set()
+        for p in self.roots():
+            pids.add(p.pid)
+            with contextlib.suppress(psutil.Error):
+                pids.update(c.pid for c in p.children(recursive=True))
+        return pids
+
+    def raylets(self, ip: str | None = None) -> list[psutil.Process]:
+        out = []
+        for p in self.roots():
+            with contextlib.suppress(psutil.Error):
+                cmd = p.cmdline()
+                if cmd and Path(cmd[0]).name == "raylet" and (ip is None or f"--node_ip_address={ip}" in cmd):
+                    out.append(p)
+        return out
+
+    def kill_second(self) -> int:
+        """SIGKILL the second node's raylet; returns its pid."""
+        (raylet,) = self.raylets(SECOND_IP)
+        raylet.send_signal(signal.SIGKILL)
+        return raylet.pid
+
+    def stop(self) -> None:
+        procs = []
+        for pid in self.processes():
+            with contextlib.suppress(psutil.Error):
+                procs.append(psutil.Process(pid))
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(procs, timeout=10)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def copy_ws(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst
+
+
+def digest(ws: Path) -> tuple[dict, dict]:
+    """({file: sha256} of frames/audio/masks/clips, {table: sorted rows}) with timestamps (*_at columns)
+    and the Ray engine's own meta key left out: what must be equal between the engines."""
+    import hashlib
+    import sqlite3
+
+    files = {str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for sub in ("frames", "audio", "masks", "clips", "sources") for p in sorted((ws / sub).rglob("*"))
+             if p.is_file()}
+    db = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        rows = {}
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+            cols = [c[1] for c in db.execute(f"PRAGMA table_info({table})") if not c[1].endswith("_at")]
+            got = db.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
+            if table == "meta":
+                got = [r for r in got if r[0] not in ("engine.nodes", "initialised")]  # a time
+            if table == "failures":  # the Ray engine's ledger rows name the node (a host name): left out
+                at = cols.index("payload")
+                got = [(*r[:at], _without_node(r[at]), *r[at + 1:]) for r in got]
+            rows[table] = sorted(map(repr, got))
+    finally:
+        db.close()
+    return files, rows
+
+
+def _without_node(payload: str | None) -> str | None:
+    import json
+
+    if not payload:
+        return payload
+    value = json.loads(payload)
+    value.pop("node", None)
+    return json.dumps(value, sort_keys=True)
+
+
+def done_ids(ws: Path, stage: str) -> list[str]:
+    import sqlite3
+
+    db = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        return sorted(r[0] for r in db.execute("SELECT clip_id FROM stage_status WHERE stage=? AND status='done'",
+                                               (stage,)))
+    finally:
+        db.close()
