@@ -72,12 +72,12 @@ def build(ws_dir: Path, n: int) -> None:
 
 def child(ws_dir: str, out: str) -> None:
     """Runs in its own process: export, then print seconds and peak RSS."""
-    from avsbench_tools.export import export
+    from avsbench_tools.export import ExportOptions, export
     from avsbench_tools.workspace import open_workspace
 
     ws = open_workspace(Path(ws_dir))
     t0 = time.perf_counter()
-    res = export(ws, Path(out), "avsbench-ms3", include_unreviewed=True)
+    res = export(ws, Path(out), ExportOptions(fmt="avsbench-ms3", include_unreviewed=True))
     dt = time.perf_counter() - t0
     print(json.dumps({"seconds": dt, "clips": res.clips, "files": res.files,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -35,12 +35,12 @@ def child(what: str, src: str, out: str) -> None:
     t0 = time.perf_counter()
     info: dict = {}
     if what == "export":
-        from avsbench_tools.export import export
+        from avsbench_tools.export import ExportOptions, export
         from avsbench_tools.workspace import open_workspace
 
         ws = open_workspace(Path(src))
         t0 = time.perf_counter()
-        res = export(ws, Path(out), FMT, include_unreviewed=True)
+        res = export(ws, Path(out), ExportOptions(fmt=FMT, include_unreviewed=True))
         info = {"clips": res.clips}
     elif what == "publish":
         from avsbench_tools.publish import publish

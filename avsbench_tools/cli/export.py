@@ -34,6 +34,7 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export frames, masks, audio, log-mel and metadata in the exact official layout, plus a card and checksums."""
+    from avsbench_tools.export import ExportOptions
     from avsbench_tools.export import export as run
 
     if split is not None and not split.strip():
@@ -46,8 +47,9 @@ def export(
     if kinds and fmt:
         check_format(fmt)
     with stage_run(workspace, lock="export", quiet=quiet) as (ws, progress):
-        res = run(ws, out, fmt, split, include_unreviewed, force, seed, list(unseen or []) or None, progress=progress,
-                  negative_audio=kinds or None, negative_seed=seed)
+        opts = ExportOptions(fmt=fmt, split=split, include_unreviewed=include_unreviewed, force=force, seed=seed,
+                             unseen=list(unseen or []) or None, negative_audio=kinds or None, negative_seed=seed)
+        res = run(ws, out, opts, progress=progress)
     for note in res.notes:
         typer.echo(f"avs-tools: note: {note}", err=True)
     fixes = {"template": "; the dataset card says so (write the expressions in the studio, then export again)",

@@ -24,6 +24,7 @@ from avsbench_tools.catalog.reviews import UNUSABLE
 from avsbench_tools.completeness import needed_seconds, source_subset
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.export.card import card, release_warnings
+from avsbench_tools.export.options import ExportOptions
 from avsbench_tools.export.output import (
     CARD,
     KIND,
@@ -256,22 +257,22 @@ def _in_split(ws: Workspace, f: formats.ReleaseFormat, clips: list, split: str) 
     return chosen
 
 
-def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None = None,
-           include_unreviewed: bool = False, force: bool = False, seed: int | None = None,
-           unseen: list[str] | None = None, progress: Progress | None = None,
-           negative_audio: list[str] | None = None, negative_seed: int | None = None) -> ExportResult:
-    """Write the workspace's release in `fmt` (default: the recipe's) to OUT, with its card and SHA256SUMS.
+def export(ws: Workspace, out: Path, opts: ExportOptions | None = None,
+           progress: Progress | None = None) -> ExportResult:
+    """Write the workspace's release in `opts.fmt` (default: the recipe's) to OUT, with its card and SHA256SUMS.
 
-    `seed` None means the workspace's split seed (0 for a first export); clips get their split here the
+    `opts.seed` None means the workspace's split seed (0 for a first export); clips get their split here the
     first time and keep it. Records export 'done' for every exported clip. Raises UsageError (nothing to
     export, bad OUT/format/split) before any work, Interrupted on Ctrl-C (OUT and the catalog untouched)."""
+    opts = opts or ExportOptions()
+    split, include_unreviewed, force, seed = opts.split, opts.include_unreviewed, opts.force, opts.seed
     progress = progress or (lambda *a: None)
-    fmt = fmt or ws.recipe.format
+    fmt = opts.fmt or ws.recipe.format
     f = _check_request(ws, fmt, split)
     given = Path(out)
     out = _check_out(ws, given, force)
     sampled, pre = _usable(ws, include_unreviewed)
-    seed, notes = _draw_splits(ws, seed, unseen, len(sampled), given)
+    seed, notes = _draw_splits(ws, seed, opts.unseen, len(sampled), given)
     every = [c for c in ws.catalog.clips() if c.clip_id in sampled]
     clips = _in_split(ws, f, every, split) if split else every
     sources = {s.source_id: s for s in ws.catalog.sources()}
@@ -296,11 +297,11 @@ def export(ws: Workspace, out: Path, fmt: str | None = None, split: str | None =
                     raise UsageError(f"nothing to export from {ws.root}{f' (split {split})' if split else ''}: no "
                                      f"clip has reviewed masks (review them, or pass --include-unreviewed){why}")
                 w.close()
-                if negative_audio:  # negative-audio copies of the test clips (avsbench_tools.publish.negatives)
+                if opts.negative_audio:  # negative-audio copies of the test clips (avsbench_tools.publish.negatives)
                     from avsbench_tools.publish.negatives import write_negative_sets
 
-                    res.notes += write_negative_sets(tmp, fmt, negative_audio, seed if negative_seed is None
-                                                     else negative_seed, ws.recipe).notes
+                    res.notes += write_negative_sets(tmp, fmt, opts.negative_audio, seed if opts.negative_seed is None
+                                                     else opts.negative_seed, ws.recipe).notes
                 res.warnings = release_warnings(res)
                 (tmp / CARD).write_text(card(ws, res, include_unreviewed, exported, sources), encoding="utf-8")
                 # the marker is part of the release: written before the manifest, so SHA256SUMS lists it
