@@ -6,7 +6,18 @@ splits: every frame), and the subset follows from the sounding categories of the
 (release_clip's rule: two or more make a 5 s clip v1m). So reviews of seconds 0, 2, 4 of an AVSS
 train clip that show two classes make it v1m, which needs all five frames: the clip is not reviewed
 until seconds 1 and 3 are. A clip without a split yet (splits are drawn by the first export) needs
-every frame. `pull` (stage "pull" done/partial), `status`, `qa` and `export` all count with this rule.
+every frame. `pull` (stage "pull" done/partial), `status`, `qa`, `push` and `export` all count with this rule.
+
+Unverified classes never decide a clip's form (`clip_form`). A backend that cannot name classes (the registry's
+`names_classes` is False: motion) labels every object with the clip's category, so its proposals say nothing of
+how many classes sound. An AVSS clip's form comes, in order, from the subset its source states (`source_subset`),
+its length (10 s: v2), then the sounding classes of its reviews and of class-naming proposals (two or more: v1m);
+when fewer than two verified classes are known and some sounding mask is an unverified proposal, the form is
+unknown: it needs every frame (push sends them all), and export leaves the clip out (counted, with a note and a
+line in the card; `validate` and `stats` warn from the release's marker) rather than file it under v1s or v1m on a
+guess, unless its reviews alone complete it (then the unverified proposals, all outside the frames it
+supervises, are dropped). A release's v1s/v1m folders are what evaluations split by: a multi-source clip filed as
+v1s (train: one supervised frame) would mislabel both subsets.
 """
 
 from __future__ import annotations
@@ -27,18 +38,89 @@ def source_subset(src) -> str | None:
     return label if label in ("v1s", "v1m", "v2") else None
 
 
-def needed_seconds(recipe, clip, seconds: int, masks: Iterable, src=None) -> set[int]:
-    """The seconds (0..seconds-1) that the exported form of `clip` supervises, given the masks it would be
-    exported with (objects with .category, .sounding; their sounding categories decide an AVSS subset)."""
+def class_verified(m) -> bool:
+    """A mask whose class someone named: a review, or a proposal of a backend that names classes
+    (preannotate's registry; motion does not: its objects carry the clip's category)."""
+    if getattr(m, "kind", "review") == "review":
+        return True
+    from avsbench_tools.preannotate import REGISTRY
+
+    backend = getattr(m, "backend", None)
+    return backend in REGISTRY and REGISTRY[backend].names_classes
+
+
+@dataclass
+class ClipForm:
+    """The exported form of a clip: its AVSS subset (None for the other formats, or unknown), the seconds it
+    supervises, the masks it is built from, and whether the form is unknown (unverified classes could change it)."""
+
+    label: str | None
+    needed: set[int]
+    masks: list
+    unknown: bool = False
+
+
+def _sounding_cats(masks, category) -> set[str]:
+    return {m.category or category for m in masks if (m.sounding is None or bool(m.sounding))
+            and (m.category or category)}
+
+
+def _avss_label(seconds: int, masks, src, category) -> str | None:
+    """The AVSS subset the masks decide (see the module docstring), None when unverified classes leave it open."""
+    from avsbench_tools.writers.avss import avss_label
+
+    stated = source_subset(src)
+    if stated or avss_label(seconds, 0) == "v2":
+        return stated or "v2"
+    verified = _sounding_cats([m for m in masks if class_verified(m)], category)
+    if len(verified) >= 2:
+        return "v1m"
+    if any(not class_verified(m) for m in masks if (m.sounding is None or bool(m.sounding))):
+        return None
+    return avss_label(seconds, len(verified))
+
+
+def clip_form(recipe, clip, seconds: int, masks: Iterable, src=None, reviewed: Iterable[int] = ()) -> ClipForm:
+    """The exported form of `clip` with the masks it would be exported with (objects with .category, .sounding,
+    and for mask versions .kind, .backend): S4/MS3/Ref-AVS by the recipe's split rule, AVSS by `_avss_label`.
+    reviewed: the clip's reviewed seconds (an unknown form falls back to what its verified masks decide when its
+    reviews cover every frame that form supervises)."""
+    masks = list(masks)
     f = formats.get(recipe.format)
     if not f.semantic:
-        return {s for s in recipe.annotated_seconds(clip.split, seconds) if s < seconds}
-    from avsbench_tools.writers.avss import avss_label, supervised_seconds
+        return ClipForm(None, {s for s in recipe.annotated_seconds(clip.split, seconds) if s < seconds}, masks)
+    from avsbench_tools.writers.avss import supervised_seconds
 
-    cats = {m.category or clip.category for m in masks if (m.sounding is None or bool(m.sounding))
-            and (m.category or clip.category)}
-    label = source_subset(src) or avss_label(seconds, len(cats))
-    return set(supervised_seconds(label, clip.split, seconds))
+    label = _avss_label(seconds, masks, src, clip.category)
+    if label is None:
+        kept = [m for m in masks if class_verified(m)]
+        alt = _avss_label(seconds, kept, src, clip.category)
+        need = set(supervised_seconds(alt, clip.split, seconds))
+        reviewed = set(reviewed)
+        if reviewed and need <= reviewed:
+            return ClipForm(alt, need, kept)
+        return ClipForm(None, set(range(seconds)), masks, unknown=True)
+    return ClipForm(label, set(supervised_seconds(label, clip.split, seconds)), masks)
+
+
+def needed_seconds(recipe, clip, seconds: int, masks: Iterable, src=None, reviewed: Iterable[int] = ()) -> set[int]:
+    """The seconds (0..seconds-1) that the exported form of `clip` supervises, given the masks it would be
+    exported with (`clip_form`; an unknown form: every second)."""
+    return clip_form(recipe, clip, seconds, masks, src, reviewed).needed
+
+
+def form_unknown_warning(n: int) -> str:
+    """The warning on AVSS clips an export left out because unverified classes leave v1s/v1m open (export's card
+    and stderr; validate and stats say it from the release's marker)."""
+    return (f"{n} clip{'s' if n != 1 else ''} left out because {'their' if n != 1 else 'its'} single/multi-source form "
+            "(v1s or v1m) would rest on classes no model named (proposals of a backend that labels every object "
+            "with the clip's category)")
+
+
+def unverified_warning(n: int, of: int) -> str:
+    """The warning on exported clips that hold proposals of a backend that does not name classes."""
+    return (f"{n} of {of} clips hold unreviewed proposals whose classes no model named (every object labelled "
+            "with the clip's category)")
 
 
 @dataclass

@@ -6,7 +6,8 @@ the annotated-frame rules per split must hold. Each problem names its path.
 
 Warnings (`release_warnings`, shared with stats) flag a release that loads but is probably not
 what its author meant: most masks empty, a single category or `unknown`, identical expressions,
-clips with no sounding frame, an expected split with no clips. They never change the exit code.
+clips with no sounding frame, an expected split with no clips, and (from the marker of a release export wrote,
+`provenance_warnings`) clips left out or exported with classes no model named. They never change the exit code.
 """
 
 from __future__ import annotations
@@ -109,6 +110,28 @@ def release_warnings(rel: Release, survey: MaskSurvey | None) -> list[str]:
         if s not in present:
             out.append(f"split {s} has no clips")
     return out
+
+
+def provenance_warnings(root: Path) -> list[str]:
+    """What the marker export writes beside its release (at `root` or its parent) records of unverified classes:
+    AVSS clips left out because no verified class decides their single/multi-source form, clips exported with
+    proposals whose classes no model named. [] for a release without our marker (an official download)."""
+    from avsbench_tools.completeness import form_unknown_warning, unverified_warning
+    from avsbench_tools.fsutil import read_marker
+
+    for folder in (Path(root), Path(root).parent):
+        m = read_marker(folder)
+        if m is None or m.get("kind") != "release":
+            continue
+        out = []
+        unknown, unverified = m.get("form_unknown") or [], m.get("unverified_classes") or []
+        if unknown:
+            out.append(f"{form_unknown_warning(len(unknown))}, e.g. {unknown[0]} (the export's marker)")
+        if unverified:
+            out.append(f"{unverified_warning(len(unverified), int(m.get('clips') or 0))}, e.g. {unverified[0]} "
+                       "(the export's marker)")
+        return out
+    return []
 
 
 @dataclass
@@ -276,7 +299,7 @@ def validate_release(root: Path, fmt: str, progress: Progress | None = None) -> 
             _pkl(it.pkl, rep, len(it.frames))
         progress("validating", i + 1, len(rel.items), it.name)
     _folders_without_rows(rel, rep)
-    rep.warnings = release_warnings(rel, rep.survey)
+    rep.warnings = release_warnings(rel, rep.survey) + provenance_warnings(Path(rel.root))
     return rep
 
 

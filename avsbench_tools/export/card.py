@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avsbench_tools import formats
+from avsbench_tools.completeness import form_unknown_warning, unverified_warning
 from avsbench_tools.export.output import MANIFEST
 from avsbench_tools.workspace import Workspace
 
@@ -36,7 +37,17 @@ def release_warnings(res) -> dict[str, str]:
         else:
             out["category"] = (f"{n} clip{'s' if n != 1 else ''} with objects of no category: exported as 'object' "
                                "(expression 'the object')")
+    if res.form_unknown:
+        n = len(res.form_unknown)
+        out["form"] = form_unknown_warning(n)
+    if res.unverified_classes:
+        out["unverified"] = unverified_warning(len(res.unverified_classes), res.clips)
     return out
+
+
+def provenance_counts(res) -> dict:
+    """What the release's marker records of its unverified classes, for validate and stats."""
+    return {"form_unknown": list(res.form_unknown), "unverified_classes": list(res.unverified_classes)}
 
 
 def review_lines(res) -> list[str]:
@@ -79,6 +90,13 @@ def card(ws: Workspace, res, include_unreviewed: bool, clips, sources) -> str:
                      f"of {res.objects}")
     if res.uncategorised:
         lines.append(f"- clips without a known category: {len(res.uncategorised)}")
+    if res.form_unknown:
+        lines.append(f"- clips left out because unverified classes leave their single/multi-source form (v1s or v1m) "
+                     f"open: {len(res.form_unknown)} ({', '.join(res.form_unknown)}). Rule: a clip's form is decided "
+                     "by the subset its source states, its length, or classes a reviewer or a class-naming model gave; "
+                     "never by a backend that labels every object with the clip's category")
+    if res.unverified_classes:
+        lines.append(f"- clips with unreviewed proposals of unverified classes: {len(res.unverified_classes)}")
     backends = ws.catalog.backend_counts()
     lines += [f"- mask versions by backend: {', '.join(f'{b}: {n}' for b, n in backends.items()) or 'none'}"]
     lines += ["", "## Licences and attribution", "",

@@ -21,9 +21,9 @@ import numpy as np
 from avsbench_tools import formats
 from avsbench_tools.audio.wav import read_wav
 from avsbench_tools.catalog.reviews import UNUSABLE
-from avsbench_tools.completeness import needed_seconds, source_subset
+from avsbench_tools.completeness import class_verified, clip_form
 from avsbench_tools.errors import Interrupted, UsageError
-from avsbench_tools.export.card import card, release_warnings
+from avsbench_tools.export.card import card, provenance_counts, release_warnings
 from avsbench_tools.export.options import ExportOptions
 from avsbench_tools.export.output import (
     CARD,
@@ -52,6 +52,8 @@ class ExportResult:
     skipped_partial: list[str] = field(default_factory=list)  # clips with only some frames reviewed (left out)
     skipped_unusable: dict[str, list[int]] = field(default_factory=dict)  # clip -> seconds marked unusable
     filled_seconds: int = 0  # unreviewed frames of partly reviewed clips filled with proposals
+    form_unknown: list[str] = field(default_factory=list)  # AVSS clips left out: unverified classes leave v1s/v1m open
+    unverified_classes: list[str] = field(default_factory=list)  # clips exported with proposals of unverified classes
     from_proposals: int = 0  # masks taken from unreviewed proposals
     from_reviews: int = 0
     template_expressions: int = 0  # Ref-AVS objects without a studio expression: "the <category>"
@@ -87,9 +89,13 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
         res.skipped_unusable[clip.clip_id] = unusable
         return None
     reviewed = reviewed_seconds(ws, clip.clip_id)
-    # the frames the exported form supervises (completeness.py: an AVSS clip whose masks show two classes is v1m)
-    needed = needed_seconds(ws.recipe, clip, len(frames), shown_masks(ws, clip.clip_id, include_unreviewed),
-                            src) & {fr.second for fr in frames}
+    # the frames the exported form supervises (completeness.py: an AVSS clip whose masks show two classes is v1m;
+    # unverified classes never decide it: an unknown form leaves the clip out, counted)
+    form = clip_form(ws.recipe, clip, len(frames), shown_masks(ws, clip.clip_id, include_unreviewed), src, reviewed)
+    if form.unknown:
+        res.form_unknown.append(clip.clip_id)
+        return None
+    needed = form.needed & {fr.second for fr in frames}
     missing = needed - reviewed
     fill = include_unreviewed and clip.clip_id in preannotated
     if missing and not fill:
@@ -98,7 +104,9 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
         else:
             res.skipped_unannotated += 1
         return None
-    versions = shown_masks(ws, clip.clip_id, include_unreviewed)  # a reviewed frame shows its review only
+    versions = form.masks  # shown_masks: a reviewed frame shows its review only
+    if any(not class_verified(v) for v in versions):
+        res.unverified_classes.append(clip.clip_id)
     if reviewed:
         res.filled_seconds += len(missing)
     for v in versions:
@@ -119,7 +127,7 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
         f, [v.to_object_mask(ws.root) for v in versions], name=names[clip.clip_id], video_id=_video_key(src),
         start=float(clip.start), split=clip.split, frames=[_image(ws, fr.path) for fr in frames], pcm=pcm,
         logmel=np.load(ws.path(audio.logmel_path)), category=clip.category, expressions=texts,
-        null_expressions=nulls, recipe=ws.recipe, avss_label=source_subset(src))
+        null_expressions=nulls, recipe=ws.recipe, avss_label=form.label)
     if notes.uncategorised:
         res.uncategorised.append(clip.clip_id)
     res.objects += notes.objects
@@ -137,7 +145,17 @@ def _left_out(res: ExportResult, include_unreviewed: bool) -> list[str]:
     if res.skipped_unusable:
         out.append(f"{len(res.skipped_unusable)} clips left out because a frame was marked 'unusable frame' in review "
                    f"({', '.join(list(res.skipped_unusable)[:5])}{', ...' if len(res.skipped_unusable) > 5 else ''})")
+    if res.form_unknown:
+        out.append(form_unknown_line(res.form_unknown))
     return out
+
+
+def form_unknown_line(clips: list[str]) -> str:
+    """The note on AVSS clips left out because unverified classes leave their single/multi-source form open."""
+    return (f"{len(clips)} clips left out because their single/multi-source form (v1s or v1m) would rest on classes no "
+            f"model named ({', '.join(clips[:5])}{', ...' if len(clips) > 5 else ''}): their proposals come from a "
+            "backend that labels every object with the clip's category; review them (push sends all their frames), "
+            "or pre-annotate with a backend that names classes")
 
 
 def release_names(clips, sources, fmt: str, every=None) -> dict[str, str]:
@@ -293,9 +311,11 @@ def export(ws: Workspace, out: Path, opts: ExportOptions | None = None,
                     progress("exporting", i + 1, len(clips), c.clip_id)
                 res.notes += _left_out(res, include_unreviewed)
                 if res.clips == 0:
-                    why = "" if not (res.skipped_partial or res.skipped_unusable) else f" ({'; '.join(res.notes[-2:])})"
+                    left = [n for n in (res.skipped_partial, res.skipped_unusable, res.form_unknown) if n]
+                    why = "" if not left else f" ({'; '.join(res.notes[-len(left):])})"
+                    hint = "" if include_unreviewed else " (review them, or pass --include-unreviewed)"
                     raise UsageError(f"nothing to export from {ws.root}{f' (split {split})' if split else ''}: no "
-                                     f"clip has reviewed masks (review them, or pass --include-unreviewed){why}")
+                                     f"clip has reviewed masks{hint}{why}")
                 w.close()
                 if opts.negative_audio:  # negative-audio copies of the test clips (avsbench_tools.publish.negatives)
                     from avsbench_tools.publish.negatives import write_negative_sets
@@ -305,7 +325,8 @@ def export(ws: Workspace, out: Path, opts: ExportOptions | None = None,
                 res.warnings = release_warnings(res)
                 (tmp / CARD).write_text(card(ws, res, include_unreviewed, exported, sources), encoding="utf-8")
                 # the marker is part of the release: written before the manifest, so SHA256SUMS lists it
-                write_marker(tmp, KIND, format=fmt, recipe=ws.recipe.name, clips=res.clips)
+                write_marker(tmp, KIND, format=fmt, recipe=ws.recipe.name, clips=res.clips,
+                             **provenance_counts(res))
                 (tmp / MANIFEST).write_text(manifest(tmp), encoding="utf-8")
                 res.files = sum(len(files) for _, _, files in os.walk(tmp))
                 guard.deferring = True  # complete: a Ctrl-C from here on lets it be put in place

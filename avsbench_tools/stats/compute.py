@@ -19,7 +19,13 @@ import numpy as np
 from avsbench_tools import formats
 from avsbench_tools.progress import Progress
 from avsbench_tools.release import Item, read_release
-from avsbench_tools.validate import MaskSurvey, clip_key, refavs_category, release_warnings
+from avsbench_tools.validate import (
+    MaskSurvey,
+    clip_key,
+    provenance_warnings,
+    refavs_category,
+    release_warnings,
+)
 
 MAX_MASKS = 4000  # mask files read for the mask statistics (whole clips, evenly spread over the release)
 SOUNDING_LABEL = {  # by the format's mask kind
@@ -177,7 +183,7 @@ def _mask_stats(st: dict, rel, fmt: str, progress: Progress) -> None:
     if per_frame:
         st["sounding_per_frame"] = dict(sorted(per_frame.items()))
         st["sounding_per_frame_label"] = SOUNDING_LABEL[f.masks]
-    st["warnings"] = release_warnings(rel, survey if read else None)
+    st["warnings"] = release_warnings(rel, survey if read else None) + provenance_warnings(Path(rel.root))
     prov = provenance(Path(rel.root))
     if prov is not None:
         st["provenance"] = prov

@@ -171,16 +171,13 @@ def _needed(ws, clip, frames: list, src) -> list:
     """The frames the export will supervise for the clip's current form (completeness.needed_seconds: S4/MS3 by the
     recipe's split rule, AVSS v1s train the first, v1m/v2 all; a clip without a split yet, all). The form follows
     the masks the clip shows (reviews, else its newest proposals); while an unreviewed second's classes come from a
-    backend that does not name them (motion), the single/multi-source form is not decided: every frame."""
-    from avsbench_tools import formats
+    backend that does not name them (motion), the single/multi-source form is not decided: every frame (export's
+    rule, completeness.clip_form)."""
     from avsbench_tools.completeness import needed_seconds
-    from avsbench_tools.mask_store import shown_masks
-    from avsbench_tools.studio.push_build import names_classes
+    from avsbench_tools.mask_store import reviewed_seconds, shown_masks
 
     masks = shown_masks(ws, clip.clip_id, include_unreviewed=True)
-    if formats.get(ws.recipe.format).semantic and any(v.kind != "review" and not names_classes(v.backend) for v in masks):
-        return frames
-    need = needed_seconds(ws.recipe, clip, len(frames), masks, src)
+    need = needed_seconds(ws.recipe, clip, len(frames), masks, src, reviewed_seconds(ws, clip.clip_id))
     return [f for f in frames if f.second in need] or frames
 
 
