@@ -104,15 +104,10 @@ def test_no_import_cycles():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-# Loops closed through function-level imports that are left (modules outside this change; issue #23 item 4):
-# each must go, and this list with it. A new loop, or one of these gone, fails the test.
-LEFT = [["avsbench_tools.completeness", "avsbench_tools.mask_store", "avsbench_tools.workspace"]]
-
-
 def test_no_import_cycles_through_function_level_imports():
     mods = _modules()
     graph = {n: _imports(n, p, mods, everywhere=True) for n, p in mods.items()}
-    assert sorted(_cycles(graph)) == LEFT
+    assert _cycles(graph) == []
     # a function-level import closes a loop; a type-only one does not
     tree = ast.parse("import os\nif TYPE_CHECKING:\n    import a\ndef f():\n    import b\n")
     names = {a.name for n in _walk_runtime(tree) if isinstance(n, ast.Import) for a in n.names}

@@ -106,9 +106,11 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 # Each stage's file registers its commands (the help lists them in PIPELINE order, whatever the order here).
 from avsbench_tools.cli import backup as _backup  # noqa: E402,F401
 from avsbench_tools.cli import baseline as _baseline  # noqa: E402,F401
+from avsbench_tools.cli import clips as _clips  # noqa: E402,F401
 from avsbench_tools.cli import collect as _collect  # noqa: E402,F401
 from avsbench_tools.cli import evaluate as _evaluate  # noqa: E402,F401
 from avsbench_tools.cli import export as _export  # noqa: E402,F401
+from avsbench_tools.cli import init as _init  # noqa: E402,F401
 from avsbench_tools.cli import models as _models  # noqa: E402,F401
 from avsbench_tools.cli import preannotate as _preannotate  # noqa: E402,F401
 from avsbench_tools.cli import preview as _preview  # noqa: E402,F401
@@ -120,11 +122,11 @@ from avsbench_tools.cli import release_check as _release_check  # noqa: E402,F40
 from avsbench_tools.cli import sample as _sample  # noqa: E402,F401
 from avsbench_tools.cli import set_category as _set_category  # noqa: E402,F401
 from avsbench_tools.cli import stats as _stats  # noqa: E402,F401
+from avsbench_tools.cli import status as _status  # noqa: E402,F401
 from avsbench_tools.cli import studio as _studio  # noqa: E402,F401
 from avsbench_tools.cli import synth as _synth  # noqa: E402,F401
 from avsbench_tools.cli import unpublish as _unpublish  # noqa: E402,F401
 from avsbench_tools.cli import validate as _validate  # noqa: E402,F401
-from avsbench_tools.cli import workspace as _workspace  # noqa: E402,F401
 
 
 def _debugging() -> bool:

@@ -211,3 +211,12 @@ def warn(lines) -> None:
     """Print warnings on stderr, each starting with WARNING (the baseline's and release-check's loud ones)."""
     for w in lines:
         typer.echo(w if w.startswith("WARNING") else f"WARNING: {w}", err=True)
+
+
+def stages_with_a_command() -> list[str]:
+    """The catalog's stages that this build has a command for (status never shows a stage you cannot run)."""
+    from avsbench_tools.catalog import STAGES
+    from avsbench_tools.cli import app
+
+    names = {(c.name or c.callback.__name__).replace("_", "-") for c in app.registered_commands if c.callback}
+    return [s for s in STAGES if s in names]

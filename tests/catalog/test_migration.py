@@ -18,7 +18,8 @@ import pytest
 from avsbench_tools.catalog import Catalog, schema
 from avsbench_tools.errors import UsageError
 from avsbench_tools.recipe import load_recipe
-from avsbench_tools.workspace import list_clips, open_workspace, workspace_status
+from avsbench_tools.workspace import open_workspace
+from avsbench_tools.ws_status import list_clips, workspace_status
 from tests.helpers import run_cli
 
 DATA = Path(__file__).parent / "data"

@@ -6,7 +6,8 @@ import json
 
 from avsbench_tools.catalog import Catalog, Clip, Source
 from avsbench_tools.cli import app
-from avsbench_tools.workspace import init_workspace, workspace_status
+from avsbench_tools.workspace import init_workspace
+from avsbench_tools.ws_status import workspace_status
 from tests.helpers import run_cli
 
 SHOWN = ["collect", "sample", "preannotate", "push", "pull", "export"]
@@ -100,7 +101,7 @@ def test_status_reads_an_older_catalog_without_the_column(tmp_path):
 
 def test_next_step_follows_the_label_studio_round_trip(tmp_path):
     """After preannotate: push (or export unreviewed); after push: pull; after pull: export."""
-    from avsbench_tools.cli.workspace import _next_step
+    from avsbench_tools.cli.status import _next_step
 
     ws, _ = init_workspace(tmp_path / "ws", "avsbench-s4")
     ws.catalog.upsert_source(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))

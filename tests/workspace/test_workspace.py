@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from avsbench_tools.catalog import STAGES, Catalog, Clip, Source
-from avsbench_tools.workspace import init_workspace, open_workspace, workspace_status
+from avsbench_tools.workspace import init_workspace, open_workspace
+from avsbench_tools.ws_status import workspace_status
 from tests.helpers import run_cli
 
 
@@ -144,7 +145,7 @@ def test_paths_are_stored_relative_to_the_workspace(tmp_path, monkeypatch):
 def test_status_and_clips_of_a_moved_workspace(tmp_path):
     import shutil
 
-    from avsbench_tools.workspace import list_clips
+    from avsbench_tools.ws_status import list_clips
 
     (tmp_path / "a").mkdir()
     ws, _ = init_workspace(tmp_path / "a" / "ws", "avsbench-s4")

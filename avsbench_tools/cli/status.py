@@ -1,4 +1,4 @@
-"""avs-tools init / status / clips."""
+"""avs-tools status."""
 
 from __future__ import annotations
 
@@ -9,42 +9,16 @@ import typer
 
 from avsbench_tools.cli import app
 from avsbench_tools.cli.common import (
-    NewWorkspaceArg,
     WorkspaceArg,
     collect_hint,
     json_flag,
     print_json,
     q,
-    say_next,
+    stages_with_a_command,
 )
 
 FAILURES_SHOWN = 5
 StatusJson = json_flag("{recipe, clips, stages: {stage: {done, failed, pending}}, failures: [...]}")
-ClipsJson = json_flag("a list of {clip, category, source, start, seconds, split, "
-                      "stages: {stage: done|failed|pending}}")
-
-
-def _stages_with_a_command() -> list[str]:
-    """The catalog's stages that this build has a command for (status never shows a stage you cannot run)."""
-    from avsbench_tools.catalog import STAGES
-
-    names = {(c.name or c.callback.__name__).replace("_", "-") for c in app.registered_commands if c.callback}
-    return [s for s in STAGES if s in names]
-
-
-@app.command(short_help="Create a workspace for a recipe.  e.g. avs-tools init ws --recipe avsbench-s4")
-def init(
-    workspace: NewWorkspaceArg,
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="A bundled recipe name (avsbench-s4, avsbench-ms3, "
-                                        "avss, ref-avs) or a path to a recipe .toml.")],
-) -> None:
-    """Create a workspace (catalog + frozen recipe). Re-running with the same recipe is a no-op."""
-    from avsbench_tools.workspace import init_workspace
-
-    ws, created = init_workspace(workspace, recipe)
-    ws.close()
-    typer.echo(f"{'created' if created else 'already initialised'}: workspace {workspace} (recipe {ws.recipe.name})")
-    say_next(collect_hint(workspace, recipe if recipe.endswith(".toml") else None, ws.recipe.name))
 
 
 def _next_step(workspace: Path, st: dict) -> str | None:
@@ -58,7 +32,7 @@ def _next_step(workspace: Path, st: dict) -> str | None:
             return f"avs-tools {stage} {w}"
     push, pull = stages.get("push"), stages.get("pull")
     if push and pull and push["done"] and pull["pending"]:  # sent to Label Studio, not all reviewed yet
-        from avsbench_tools.workspace import list_clips
+        from avsbench_tools.ws_status import list_clips
 
         partly = sum(1 for c in list_clips(workspace, ["pull"]) if c["stages"]["pull"] == "partial")
         if partly or pull["done"]:  # a pull has brought reviews: the rest is waiting for annotators
@@ -85,9 +59,9 @@ def status(
     = False,
 ) -> None:
     """Show per-stage progress and the failure ledger of a workspace (read-only: never waits for a running stage)."""
-    from avsbench_tools.workspace import workspace_status
+    from avsbench_tools.ws_status import workspace_status
 
-    st = workspace_status(workspace, _stages_with_a_command())
+    st = workspace_status(workspace, stages_with_a_command())
     if print_json(st, as_json):
         return
     from rich.console import Console
@@ -121,25 +95,3 @@ def status(
     step = _next_step(workspace, st)
     if step:
         typer.echo(f"next: {step}")
-
-
-@app.command(short_help="List the clips with their source and stage states.  e.g. avs-tools clips ws --json")
-def clips(workspace: WorkspaceArg, as_json: ClipsJson = False) -> None:
-    """One row per clip: category, source (URL, or the file name of a local file), length, split, stage states."""
-    from avsbench_tools.workspace import list_clips
-
-    rows = list_clips(workspace, _stages_with_a_command())
-    if print_json(rows, as_json):
-        return
-    if not rows:
-        typer.echo(f"no clips in {workspace} yet: run {collect_hint(workspace)}", err=True)
-        return
-    stages = list(rows[0]["stages"])
-    table = [["clip", "category", "source", "seconds", "split", *stages]]
-    for r in rows:
-        table.append([r["clip"], r["category"] or "-", r["source"] or "-", str(r["seconds"]), r["split"] or "-",
-                      *(r["stages"][s] for s in stages)])
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:  # plain aligned columns: nothing cut, easy to grep
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    typer.echo(f"{len(rows)} clips", err=True)
