@@ -196,11 +196,9 @@ class MaskVersion:
 
     def load(self, root: Path):
         """The mask as a bool array [H, W], read from `root / path`."""
-        import numpy as np
-        from PIL import Image
+        from avsbench_tools.pngfast import read_png
 
-        with Image.open(Path(root) / self.path) as im:
-            return np.asarray(im) > 0
+        return read_png(Path(root) / self.path) > 0
 
     def to_object_mask(self, root: Path):
         """This version as the pipeline's mask type, `masks.ObjectMask`, with its mask loaded."""

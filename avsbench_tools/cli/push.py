@@ -23,7 +23,17 @@ def push(
              "the workspace's own server, else found by asking the server for one of the workspace's frames).")] = None,
     clip: Clips = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=5000,
-                                            help="Tasks per import request.")] = 100,
+                                            help="Tasks per import request (the first requests are smaller, so the "
+                                                 "server starts while the next ones are built).")] = 100,
+    overlap: Annotated[float | None, typer.Option(
+        "--overlap", metavar="F",
+        help="Give a fraction F (0 to 1, whole percents) of the frames to two annotators, through the project's "
+             "overlap settings (Label Studio picks the frames); qa reports their agreement per category. 0: one "
+             "annotator per frame. Default: leave the project's setting.")] = None,
+    order: Annotated[bool, typer.Option(
+        "--order", help="Import the new frames by need of a human, highest first: low proposal score, a mask that "
+                        "changed most from the previous second, a second near the silence threshold (task field "
+                        "'priority', 0-100, sortable in the Data Manager; the label stream follows it).")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Create (or reuse) the workspace's Label Studio project and send one task per sampled frame, with the
@@ -34,7 +44,8 @@ def push(
     from avsbench_tools.studio.push import push as run
 
     opts = PushOptions(clips=list(clip or []) or None, chunk_size=chunk_size,
-                       document_root=str(document_root) if document_root else None)
+                       document_root=str(document_root) if document_root else None, overlap=overlap, order=order)
+    opts.check()  # before the workspace is opened
     with stage_run(workspace, lock="push", quiet=quiet) as (ws, progress):
         conn = connect(ws, url, api_key)
         res = run(ws, conn, opts, progress=progress)
@@ -52,6 +63,12 @@ def push(
     if res.tasks_adopted or res.predictions_adopted:
         note(f"{res.tasks_adopted} tasks and {res.predictions_adopted} predictions made by an interrupted push "
              "were found on the server and recorded (not sent again)")
+    if res.overlap_percent is not None:
+        typer.echo(f"push: {res.overlap_percent}% of the project's tasks go to two annotators (Label Studio's overlap "
+                   "cohort)" if res.overlap_percent else "push: one annotator per task (no overlap)")
+    if res.ordered:
+        typer.echo(f"push: {res.ordered} new tasks imported by priority, highest first (task field 'priority'; "
+                   "sequential sampling)")
     for text in res.notes:
         note(text)
     say_next(f"avs-tools pull {q(workspace)}  (after annotating in the browser at {res.url}/projects/{res.project_id})",

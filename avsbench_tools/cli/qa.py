@@ -94,8 +94,15 @@ def _print_report(rep) -> None:
                    f"median {_num(t['median_s'])} s per annotation, {_num(t['total_s'])} s in all)")
     a = rep.agreement
     if a["frames"]:
-        typer.echo(f"agreement (different annotators): mean IoU {_num(a['mean_iou'], '.3f')} over {a['pairs']} pairs "
-                   f"on {a['frames']} frames")
+        typer.echo(f"agreement (different annotators; frames annotated by two or more: {a['frames']}): mean IoU "
+                   f"{_num(a['mean_iou'], '.3f')} over {a['pairs']} pairs")
+        for c in a.get("by_category", []):
+            typer.echo(f"  {c['category']:<16} mean IoU {_num(c['mean_iou'], '.3f')} (lowest {_num(c['min_iou'], '.3f')})"
+                       f" over {c['pairs']} pairs")
+        for flag, n in a.get("flags", {}).items():
+            if n["pairs"]:
+                typer.echo(f"  flag {flag!r}: set alike in {n['both'] + n['neither']} of {n['pairs']} pairs "
+                           f"({n['both']} both, {n['disagree']} only one)")
     if rep.most_changed:
         typer.echo("changed most:")
     for c in rep.most_changed[:5]:

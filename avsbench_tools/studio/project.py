@@ -20,9 +20,11 @@ from avsbench_tools.errors import AvsError, UsageError
 MARKER = "avs-tools workspace "  # + ws_id, in the project's description: finds a project whose id was lost
 TITLE_MAX = 50  # Label Studio's limit on a project title
 SAMPLING = "Uncertainty sampling"  # lowest prediction score first (of the project's model_version)
+SEQUENTIAL = "Sequential sampling"  # the Data Manager's order (push --order imports by priority)
 STORAGE_DIRS = ("frames", "audio", "clips")  # what tasks point at; never WS itself (WS/studio holds secrets)
 BULK_TIMEOUT = 600.0
 PER_TASK_COST = 20  # one request per task costs about as much as listing this many predictions
+FIRST_CHUNK = 10  # the first import request's tasks: the server starts while the next chunks are built
 
 
 class StudioError(AvsError):
@@ -41,6 +43,9 @@ class Project:
     description: str = ""
     instructions: str = ""
     created: bool = False
+    maximum_annotations: int = 1
+    overlap_cohort_percentage: int = 100
+    sampling: str = ""
 
     def is_ours(self, ws_id: str) -> bool:
         """Whether this project (whose id the catalog recorded) is still this workspace's: not when its
@@ -63,7 +68,7 @@ class Api:
         dropped connection become a one-line StudioError."""
         import httpx
 
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        content = body if isinstance(body, bytes) or body is None else encode(body)
         headers = {"Content-Type": "application/json"} if content is not None else None
         try:
             r = self._http.request(path, method=method, params=params, content=content, headers=headers,
@@ -204,13 +209,15 @@ class Api:
             out.setdefault((int(p["task"]), str(p.get("model_version") or "")), []).append(int(p["id"]))
         return out
 
-    def import_tasks(self, pid: int, tasks: list[dict]) -> list[int]:
-        """Create tasks (with their predictions) in one request; their ids, in order."""
+    def import_tasks(self, pid: int, tasks: list[dict] | bytes, n: int | None = None) -> list[int]:
+        """Create tasks (with their predictions) in one request; their ids, in order. `tasks`: the task dicts,
+        or their JSON array already encoded (`encode`) with `n` tasks in it."""
+        n = len(tasks) if n is None else n
         d = self.request("POST", f"api/projects/{int(pid)}/import", tasks, params={"return_task_ids": "true"},
-                         what=f"importing {len(tasks)} tasks", timeout=BULK_TIMEOUT)
+                         what=f"importing {n} tasks", timeout=BULK_TIMEOUT)
         ids = [int(i) for i in (d or {}).get("task_ids", [])]
-        if len(ids) != len(tasks):
-            raise StudioError(f"Label Studio at {self.url} created {len(ids)} of {len(tasks)} tasks in one import")
+        if len(ids) != n:
+            raise StudioError(f"Label Studio at {self.url} created {len(ids)} of {n} tasks in one import")
         return ids
 
     def update_prediction(self, pid: int, task_id: int, prediction_id: int, prediction: dict) -> None:
@@ -219,10 +226,59 @@ class Api:
         self.request("PATCH", f"api/predictions/{int(prediction_id)}/",
                      {**prediction, "project": int(pid), "task": int(task_id)}, what=f"updating prediction {prediction_id}")
 
-    def import_predictions(self, pid: int, predictions: list[dict]) -> None:
-        """Add predictions (each with its "task") to existing tasks, in one request."""
+    def import_predictions(self, pid: int, predictions: list[dict] | bytes, n: int | None = None) -> None:
+        """Add predictions (each with its "task") to existing tasks, in one request (`predictions`: dicts, or their
+        JSON array already encoded, `n` of them)."""
+        n = len(predictions) if n is None else n
         self.request("POST", f"api/projects/{int(pid)}/import/predictions", predictions,
-                     what=f"importing {len(predictions)} predictions", timeout=BULK_TIMEOUT)
+                     what=f"importing {n} predictions", timeout=BULK_TIMEOUT)
+
+
+def encode(body: Any) -> bytes:
+    """A request body as compact JSON bytes (push encodes a chunk in its build thread, off the request's path)."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def ramped(seq: list, n: int):
+    """`seq` in chunks of FIRST_CHUNK, twice that, ... up to `n` items: the server gets its first request after
+    a few tasks are built (and imports it while the next, larger chunk is built), then chunks of `n`."""
+    i, size = 0, max(1, min(FIRST_CHUNK, n))
+    while i < len(seq):
+        yield seq[i:i + size]
+        i += size
+        size = min(max(1, n), 2 * size)
+
+
+class CheckedInterface:
+    """The project's LabelInterface, whose prediction check skips what cannot be wrong: a brush region's RLE is
+    our encoder's list of byte values (studio/rle.py), so the SDK's walk over every value in Python (a third
+    of the client's time) is done once per shape of prediction on a one-byte stand-in; everything else a
+    prediction holds (labels, tags, types, choices, scores, meta) is checked as before, and the server checks
+    the whole prediction again on import."""
+
+    def __init__(self, li):
+        self._li = li
+        self._seen: dict[str, list] = {}
+
+    def __getattr__(self, name):
+        return getattr(self._li, name)
+
+    def validate_prediction(self, pred: dict, return_errors: bool = False):
+        import json
+
+        def stand_in(r: dict) -> dict:
+            v = r.get("value")
+            rle = v.get("rle") if isinstance(v, dict) else None
+            if not (isinstance(rle, list) and rle and all(type(x) is int and 0 <= x <= 255 for x in rle[:8])):
+                return r
+            return {**r, "value": {**v, "rle": [rle[0]]}}
+
+        skeleton = {**pred, "result": [stand_in(r) for r in pred.get("result") or []]}
+        key = json.dumps(skeleton, sort_keys=True, default=str)
+        if key not in self._seen:
+            self._seen[key] = self._li.validate_prediction(skeleton, return_errors=True) or []
+        errors = self._seen[key]
+        return errors if return_errors else not errors
 
 
 def server_name(conn, ws_id: str) -> str:
@@ -285,7 +341,11 @@ def _project(d: dict) -> Project:
                    task_number=int(d.get("task_number") or 0),
                    prediction_number=int(d.get("total_predictions_number") or 0),
                    model_version=d.get("model_version") or None, description=d.get("description") or "",
-                   instructions=d.get("expert_instruction") or "")
+                   instructions=d.get("expert_instruction") or "",
+                   maximum_annotations=int(d.get("maximum_annotations") or 1),
+                   overlap_cohort_percentage=int(d.get("overlap_cohort_percentage") if d.get("overlap_cohort_percentage")
+                                                 is not None else 100),
+                   sampling=d.get("sampling") or "")
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -21,18 +21,27 @@ from avsbench_tools.catalog.studio import project_key
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.studio import config as cfg
-from avsbench_tools.studio.project import Api, Project, StudioError, document_root, server_name
+from avsbench_tools.studio.campaign import priorities, settings
+from avsbench_tools.studio.project import (
+    Api,
+    CheckedInterface,
+    Project,
+    StudioError,
+    document_root,
+    encode,
+    ramped,
+    server_name,
+)
 from avsbench_tools.studio.push_build import (
     Item,
     built,
-    chunks,
     prediction_json,
     sound_text,
     split_silent,
     task_json,
 )
 
-CHUNK = 100  # tasks per import request
+CHUNK = 100  # tasks per import request (the largest; the first requests are smaller: project.ramped)
 
 
 @dataclass
@@ -40,11 +49,22 @@ class PushOptions:
     """clips: only these clip ids (default: every sampled clip). chunk_size: tasks per import request.
     document_root: the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: known for the
     workspace's own server, else found by asking the server for a frame under each folder from the
-    workspace upwards)."""
+    workspace upwards). overlap: the fraction of frames Label Studio gives to two annotators (None: leave the
+    project's setting). order: new tasks by need of a human, highest first (studio/priority.py)."""
 
     clips: list[str] | None = None
     chunk_size: int = CHUNK
     document_root: str | None = None
+    overlap: float | None = None
+    order: bool = False
+
+    def check(self) -> None:
+        """A one-line UsageError for an option out of range (before anything is asked of the server)."""
+        import math
+
+        if self.overlap is not None and not (math.isfinite(self.overlap) and 0.0 <= self.overlap <= 1.0):
+            raise UsageError(f"--overlap {self.overlap}: expected a fraction of the frames from 0 to 1 (e.g. 0.1: one "
+                             "frame in ten goes to two annotators)")
 
 
 @dataclass
@@ -62,6 +82,8 @@ class PushResult:
     predictions_skipped: int = 0
     predictions_adopted: int = 0
     predictions_updated: int = 0  # predictions whose objects or labels changed (set-category), updated in place
+    overlap_percent: int | None = None  # the project's overlap cohort (% of tasks for 2 annotators) when --overlap
+    ordered: int = 0  # new tasks imported by priority (--order)
     model_versions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -69,6 +91,7 @@ class PushResult:
 def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = None) -> PushResult:
     """Push the workspace to the Label Studio server of `conn` (studio.connect). See the module doc."""
     opts = opts or PushOptions()
+    opts.check()
     progress = progress or no_progress
     cat = ws.catalog
     ids = [ws.resolve_clip(c) for c in opts.clips] if opts.clips else cat.clip_ids_done("sample")
@@ -85,9 +108,20 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     proj = _project(ws, api, ws_id, server, res)
     key = project_key(server, proj.id)
     docroot = document_root(ws, conn, api, opts.document_root, items[0].frame.path)
-    li = _interface(proj.label_config)
+    li = CheckedInterface(_interface(proj.label_config))
     tasks, preds = _reconcile(ws, api, proj, key, ws_id, items, res)
     todo_new = [it for it in items if (it.clip_id, it.frame.second) not in tasks]
+    extra: dict[tuple[str, int], dict] = {}
+    if opts.order and todo_new:
+        progress("pushing", 0, len(todo_new), "ranking frames by need of a human")
+        extra = priorities(ws, items)
+        todo_new.sort(key=lambda it: (-extra[(it.clip_id, it.frame.second)]["priority"], it.clip_id, it.frame.second))
+        res.ordered = len(todo_new)
+
+    def task(it: Item) -> dict:
+        t = task_json(ws, it, docroot, ws_id, li, proj.id)
+        t["data"].update(extra.get((it.clip_id, it.frame.second), {}))
+        return t
     todo_more = [(tasks[(it.clip_id, it.frame.second)], it, p) for it in items
                  if (it.clip_id, it.frame.second) in tasks for p in it.preds
                  if (tasks[(it.clip_id, it.frame.second)], p.model_version) not in preds]
@@ -98,9 +132,9 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     pending: list[tuple[int, str, list[int], str]] = []
     try:
         progress("pushing", done, total, "")
-        for chunk, body in built(chunks(todo_new, opts.chunk_size),
-                                  lambda ch: [task_json(ws, it, docroot, ws_id, li, proj.id) for it in ch]):
-            new_ids = api.import_tasks(proj.id, body)
+        for chunk, body in built(ramped(todo_new, opts.chunk_size),
+                                  lambda ch: encode([task(it) for it in ch])):
+            new_ids = api.import_tasks(proj.id, body, len(chunk))
             made = list(zip(chunk, new_ids, strict=True))
             cat.save_studio_tasks(key, [(it.clip_id, it.frame.second, tid) for it, tid in made])
             for it, tid in made:
@@ -111,10 +145,10 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
             done += len(chunk)
             progress("pushing", done, total, chunk[-1].clip_id)
         def more(ch):
-            return [{"task": tid, **prediction_json(ws, it, p, li, proj.id)} for tid, it, p in ch]
+            return encode([{"task": tid, **prediction_json(ws, it, p, li, proj.id)} for tid, it, p in ch])
 
-        for chunk, body in built(chunks(todo_more, opts.chunk_size), more):
-            api.import_predictions(proj.id, body)
+        for chunk, body in built(ramped(todo_more, opts.chunk_size), more):
+            api.import_predictions(proj.id, body, len(chunk))
             pending += [p.row(tid) for tid, _, p in chunk]
             res.predictions_sent += len(chunk)
             done += len(chunk)
@@ -132,6 +166,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
                           "to finish (nothing is duplicated)") from None
     if api.task_number(proj.id) != len(cat.studio_tasks(key)):  # an import of an interrupted push landed late
         _reconcile_tasks(ws, api, proj.id, key, ws_id, res)
+    settings(api, proj, opts, res)
     _finish(ws, proj, api, key, items, res)
     return res
 

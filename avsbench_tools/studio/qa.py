@@ -12,8 +12,11 @@
 - per backend and category: those counts, and the mean IoU over kept and edited objects only (a
   deletion is a decision about the object, not a bad outline); a relabel table per category;
 - time per frame (Label Studio's lead_time, seconds, draft time included);
-- agreement between distinct annotators on one frame (each one's latest annotation): the IoU of each
-  pair's masks (all objects of the frame together), and which one the review set took;
+- agreement between distinct annotators on one frame (each one's latest annotation; `push --overlap F` has
+  Label Studio give a fraction F of the frames to two annotators), on exactly the frames annotated by two or
+  more: the IoU of each pair's masks (all objects of the frame together), per category the mean IoU of that
+  category's masks, the share of pairs that set each frame flag (silent, unusable) alike, and which annotation
+  the review set took;
 - reviewed masks in seconds the sample stage found silent (`silent_masks`, counted as
   masks_in_silent_seconds): a mask painted or accepted where the audio analysis hears nothing;
 - the frames the annotators changed most, among those where something changed: lowest IoU between the
@@ -317,8 +320,25 @@ def _who(r: StudioReview) -> str:
     return f"user {r.annotator_id}" if r.annotator_id is not None else f"annotation {r.annotation_id}"
 
 
+def _category_ious(a: StudioReview, b: StudioReview, shape: tuple[int, int], masks: _Masks) -> dict[str, float]:
+    """{category: IoU of a's and b's masks of that category} for every category either painted (0 where one did
+    not paint it)."""
+    out = {}
+    for cat in sorted({g.get("category") or "unknown" for g in a.regions + b.regions}):
+        ua, ub = ([g["path"] for g in r.regions if (g.get("category") or "unknown") == cat] for r in (a, b))
+        ma, mb = masks.union(ua, shape), masks.union(ub, shape)
+        if ma.any() or mb.any():
+            out[cat] = float(iou(ma, mb))
+    return out
+
+
 def _agreement(frames: dict[tuple[str, int], list[StudioReview]], masks: _Masks) -> dict:
+    """Agreement on the frames annotated by two or more annotators (each one's latest submitted annotation),
+    computed on exactly those frames: per pair the IoU of the whole frame, per category the IoU of that category's
+    masks (a category one of them did not paint counts 0), and whether the two set each frame flag alike."""
     rows, ious = [], []
+    per_cat: dict[str, list[float]] = {}
+    flag_pairs = {flag: [0, 0, 0] for flag in (SILENT, UNUSABLE)}  # pairs that agree: both set, neither; disagree
     for (clip_id, second), rs in sorted(frames.items()):
         latest: dict[str, StudioReview] = {}
         for r in rs:
@@ -329,12 +349,25 @@ def _agreement(frames: dict[tuple[str, int], list[StudioReview]], masks: _Masks)
         sub = sorted(latest.values(), key=lambda r: r.annotation_id)
         shape, _ = masks.frame(clip_id, second)
         unions = {r.annotation_id: masks.union([g["path"] for g in r.regions], shape) for r in sub}
-        pairs = [{"a": _who(a), "b": _who(b), "iou": _rnd(iou(unions[a.annotation_id], unions[b.annotation_id]))}
-                 for a, b in combinations(sub, 2)]
+        pairs = []
+        for a, b in combinations(sub, 2):
+            cats = _category_ious(a, b, shape, masks)
+            for cat, v in cats.items():
+                per_cat.setdefault(cat, []).append(v)
+            for flag, n in flag_pairs.items():
+                both = (flag in a.flags, flag in b.flags)
+                n[0 if all(both) else 1 if not any(both) else 2] += 1
+            pairs.append({"a": _who(a), "b": _who(b), "iou": _rnd(iou(unions[a.annotation_id], unions[b.annotation_id])),
+                          "by_category": {c: _rnd(v) for c, v in cats.items()},
+                          "flags": {f: [f in a.flags, f in b.flags] for f in flag_pairs}})
         ious += [p["iou"] for p in pairs]
         chosen = choose(rs)
         rows.append({"clip_id": clip_id, "second": second, "annotators": [_who(r) for r in sub], "pairs": pairs,
                      "mean_iou": _rnd(statistics.fmean(p["iou"] for p in pairs)),
                      "chosen": _who(chosen), "chosen_annotation": chosen.annotation_id})
+    by_category = [{"category": c, "pairs": len(v), "mean_iou": _rnd(statistics.fmean(v)),
+                    "min_iou": _rnd(min(v))} for c, v in sorted(per_cat.items())]
+    flags = {f: {"pairs": sum(n), "both": n[0], "neither": n[1], "disagree": n[2],
+                 "agreement": _rnd((n[0] + n[1]) / sum(n)) if sum(n) else None} for f, n in flag_pairs.items()}
     return {"frames": len(rows), "pairs": len(ious), "mean_iou": _rnd(statistics.fmean(ious)) if ious else None,
-            "rule": CHOICE_RULE, "per_frame": rows}
+            "by_category": by_category, "flags": flags, "rule": CHOICE_RULE, "per_frame": rows}

@@ -167,7 +167,7 @@ def test_qa_cli_json_text_and_html(scene, tmp_path):
     row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["motion", "guitar"])
     assert row[2:] == ["8", "1", "2", "3", "2", "2", "1", "0", f"{guitar['mean_iou']:.3f}"], row
     assert "relabelled: guitar -> piano 2" in out
-    assert "agreement (different annotators): mean IoU" in out
+    assert "agreement (different annotators; frames annotated by two or more: 1): mean IoU" in out
     foreign = tmp_path / "notes.html"
     foreign.write_text("my own notes")
     r = cli("qa", path, "--html", foreign)
