@@ -1,5 +1,8 @@
 """set-category: change the category of clips already collected, and everything derived from it.
 
+The rows change through the catalog's table access for this module, `catalog/categories.py`
+(`Catalog.recategorise_many`); this module reads the pairs, checks them and reports.
+
 A clip's category is set at collect time (--category, --category-from-folder, a CSV label, a
 world). When it was wrong or missing, `set_categories` puts it right in one transaction
 (`Catalog.recategorise_many`):

@@ -3,7 +3,7 @@
 The exported form decides which frames carry a mask: S4/MS3/Ref-AVS by the recipe's `[annotate]`
 rule per split; AVSS by the subset the clip lands in (v1s train: frame 0 only; v1m, v2 and the other
 splits: every frame), and the subset follows from the sounding categories of the masks exported
-(release_clip's rule: two or more make a 5 s clip v1m). So reviews of seconds 0, 2, 4 of an AVSS
+(masks_to_clip's rule: two or more make a 5 s clip v1m). So reviews of seconds 0, 2, 4 of an AVSS
 train clip that show two classes make it v1m, which needs all five frames: the clip is not reviewed
 until seconds 1 and 3 are. A clip without a split yet (splits are drawn by the first export) needs
 every frame. `pull` (stage "pull" done/partial), `status`, `qa`, `push` and `export` all count with this rule.

@@ -36,7 +36,7 @@ import numpy as np
 from avsbench_tools import formats, metrics
 from avsbench_tools.errors import UsageError
 from avsbench_tools.progress import Progress
-from avsbench_tools.release import Item, Release, check_release, read_release
+from avsbench_tools.release_reader import Item, Release, check_release, read_release
 
 REFAVS_SIZE = formats.get("ref-avs").eval_size  # Ref-AVS scores everything at its official 256x256
 SINGLE_CHANNEL = ("L", "P", "1", "I;16", "I;16L", "I;16B", "I")

@@ -9,7 +9,7 @@ stats, export and synth all look formats up here instead of listing names.
 
 Adding a format: one `ReleaseFormat(...)` entry in `FORMATS` below, a writer class in
 `avsbench_tools/writers/<module>.py` (a `ReleaseWriter` subclass: `add(ReleaseClip)`, `close()`), and a
-reader function `read_<x>(base: Path) -> Release` in `avsbench_tools/release.py`; both are named in the
+reader function `read_<x>(base: Path) -> Release` in `avsbench_tools/release_reader.py`; both are named in the
 entry as "module:attribute" and imported only when used.
 """
 
@@ -98,7 +98,7 @@ FORMATS: dict[str, ReleaseFormat] = {f.name: f for f in (
         clip_seconds=(5,), sampling="end-of-second", masks="binary", frame_format="png", frame_size=(224, 224),
         train_annotation="first", multi_source=False, logmel=True, splits=_TRAIN_VAL_TEST,
         export_splits=_TRAIN_VAL_TEST, writer="avsbench_tools.writers.avsbench_s4:S4Writer",
-        reader="avsbench_tools.release:read_s4", metadata="s4_meta_data.csv", inner="Single-source",
+        reader="avsbench_tools.release_reader:read_s4", metadata="s4_meta_data.csv", inner="Single-source",
         category_column="category",
         media_dirs=(("s4_data/visual_frames/*/*/*", ""),), clip_names="video", official_batch=4 * 5,
         published={"videos": 4932, "splits": {"train": 3452, "val": 740, "test": 740}, "categories": 23}),
@@ -107,7 +107,7 @@ FORMATS: dict[str, ReleaseFormat] = {f.name: f for f in (
         clip_seconds=(5,), sampling="end-of-second", masks="binary", frame_format="png", frame_size=(224, 224),
         train_annotation="all", multi_source=True, logmel=True, splits=_TRAIN_VAL_TEST,
         export_splits=_TRAIN_VAL_TEST, writer="avsbench_tools.writers.avsbench_ms3:MS3Writer",
-        reader="avsbench_tools.release:read_ms3", metadata="ms3_meta_data.csv", inner="Multi-sources",
+        reader="avsbench_tools.release_reader:read_ms3", metadata="ms3_meta_data.csv", inner="Multi-sources",
         media_dirs=(("ms3_data/visual_frames/*", ""),), clip_names="clip", official_batch=4 * 5,
         published={"videos": 424, "splits": {"train": 296, "val": 64, "test": 64}}),
     ReleaseFormat(
@@ -115,7 +115,7 @@ FORMATS: dict[str, ReleaseFormat] = {f.name: f for f in (
         clip_seconds=(5, 10), sampling="end-of-second", masks="semantic", frame_format="jpg", frame_size=None,
         train_annotation="first", multi_source=True, logmel=False, splits=_TRAIN_VAL_TEST,
         export_splits=_TRAIN_VAL_TEST, writer="avsbench_tools.writers.avss:AVSSWriter",
-        reader="avsbench_tools.release:read_avss", metadata="metadata.csv", category_column="a_obj",
+        reader="avsbench_tools.release_reader:read_avss", metadata="metadata.csv", category_column="a_obj",
         media_dirs=(("v1s/*", "frames"), ("v1m/*", "frames"), ("v2/*", "frames")), clip_names="video",
         published={"videos": 11356, "splits": {"train": 8498, "val": 1304, "test": 1554},
                    "categories": 70, "categories_note": "70 classes + background"}),
@@ -124,7 +124,7 @@ FORMATS: dict[str, ReleaseFormat] = {f.name: f for f in (
         clip_seconds=(10,), sampling="first-of-second", masks="per-object", frame_format="jpg", frame_size=None,
         train_annotation="all", multi_source=True, logmel=False, splits=("train", "val", "test_s", "test_u", "test_n"),
         export_splits=("train", "val", "test", "test_s", "test_u"), writer="avsbench_tools.writers.refavs:RefAVSWriter",
-        reader="avsbench_tools.release:read_refavs", metadata="metadata.csv", media_dirs=(("media/*", "frames"),),
+        reader="avsbench_tools.release_reader:read_refavs", metadata="metadata.csv", media_dirs=(("media/*", "frames"),),
         clip_names="clip", test_split="test_s", unseen_split="test_u", official_batch=4 * 10, eval_size=(256, 256),
         published={"videos": 4002, "expressions": 20261, "categories": 51, "categories_note": "48 sounding + 3 silent",
                    "words_mean": "about 8", "words_max": "about 22"}),

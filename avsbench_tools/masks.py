@@ -2,7 +2,7 @@
 
 `ObjectMask` is the in-memory type every backend produces and every consumer reads: Grounding DINO
 boxes (`from_dino`), SAM masks (`from_sam`), tracked masks (the tracker sets `tracked`), Label Studio
-brush results (`studio/convert.py`, both directions) and the release writers (`release_clip`).
+brush results (`studio/convert.py`, both directions) and the release writers (`masks_to_clip`).
 Stored, a mask is a catalog `MaskVersion` (`MaskVersion.from_object_mask` / `.to_object_mask`); the
 storage and the rule of which masks a clip shows are in `mask_store.py`.
 """

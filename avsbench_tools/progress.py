@@ -2,7 +2,7 @@
 
 `progress(stage, done, total, info)`: `stage` names the bar ("sampling", "exporting", ...), `done`
 of `total` items are finished, `info` is a short free text (the current clip id). Library code only
-calls it; the CLI draws the bars (`avsbench_tools.cli.progress.bars`).
+calls it; the CLI draws the bars (`avsbench_tools.cli.bars.bars`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Leak-free splits, assigned once per workspace and stored in the catalog (clips.split).
+"""Leak-free splits, assigned once per workspace and stored in the catalog (clips.split) through its table
+access for this module, `catalog/splits.py` (set_splits, fingerprints).
 
 `ratio_split` (deterministic largest-remainder allocation in a seeded order) is shared with the
 synthetic world's gold release; `assign_splits` draws a workspace's splits with it.

@@ -20,7 +20,7 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.progress import Progress
-from avsbench_tools.release import Item, Release, read_release
+from avsbench_tools.release_reader import Item, Release, read_release
 
 EXPECTED_SPLITS = {f.name: f.splits for f in formats.FORMATS.values()}  # the splits of a complete release
 

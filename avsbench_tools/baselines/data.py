@@ -1,7 +1,7 @@
 """Training data for the TPAVI baseline, read ONLY from an exported release through the official layouts.
 
 A baseline run that trains proves the export is self-sufficient: nothing here reads the workspace.
-Paths come from `avsbench_tools.release` (the official loaders' path logic, quirks included), and each
+Paths come from `avsbench_tools.release_reader` (the official loaders' path logic, quirks included), and each
 clip is loaded as the official AVSBench loaders load it:
 
 - S4 / MS3: 5 frames of 224x224 PNG, ImageNet-normalised, no resize and no augmentation; masks read
@@ -27,7 +27,7 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
-from avsbench_tools.release import Item, Release, read_release
+from avsbench_tools.release_reader import Item, Release, read_release
 
 SETTING_FORMATS = {"s4": "avsbench-s4", "ms3": "avsbench-ms3", "avss": "avss"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -11,11 +11,11 @@ writes no SQL; `tx()` and `query()` are internal.
     base.py        connection, transactions, meta, schema creation, migration on open
     schema.py      SCHEMA (every table), SCHEMA_VERSION, the upgrade from older catalogs
     core.py        sources, clips, stage status (one record of "done" per clip and stage), the ledger
-    media.py       sampled frames and audio (the sample stage)
-    masks.py       mask versions, finished mask sets, objects, expressions
-    splits.py      split assignment, fingerprints
-    categories.py  changing a clip's category and what derives from it
-    studio.py      Label Studio: the project per server, pushed tasks and predictions
+    sampled.py     sampled frames and audio (the sample stage)
+    mask_versions.py  mask versions, finished mask sets, objects, expressions
+    splits.py      split assignment, fingerprints (table access for splits.py)
+    categories.py  changing a clip's category and what derives from it (table access for categories.py)
+    studio.py      Label Studio: the project per server, pushed tasks and predictions (table access for studio/)
     reviews.py     Label Studio: pulled annotations, frame flags, review sets, the pull cursor
 """
 
@@ -24,8 +24,8 @@ from __future__ import annotations
 from avsbench_tools.catalog.base import CatalogBase
 from avsbench_tools.catalog.categories import CategoryMethods
 from avsbench_tools.catalog.core import CoreMethods
-from avsbench_tools.catalog.masks import MaskMethods
-from avsbench_tools.catalog.media import MediaMethods
+from avsbench_tools.catalog.mask_versions import MaskMethods
+from avsbench_tools.catalog.sampled import MediaMethods
 from avsbench_tools.catalog.records import (
     STAGES,
     AudioRecord,

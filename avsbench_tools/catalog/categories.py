@@ -1,4 +1,5 @@
-"""Changing a collected clip's category and everything derived from it (the set-category command)."""
+"""Changing a collected clip's category and everything derived from it, in one transaction: the catalog's table
+access for `categories.py` (the set-category command's stage)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Split assignment and the clip fingerprints that keep near-duplicates in one split."""
+"""Split assignment and the clip fingerprints that keep near-duplicates in one split: the catalog's table access
+for `splits.py` (which draws the splits)."""
 
 from __future__ import annotations
 

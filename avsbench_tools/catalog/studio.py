@@ -1,5 +1,7 @@
 """What `push` records about a Label Studio project: its tasks and the predictions sent to them.
 
+The catalog's table access for the `studio/` package (push, pull and qa call these methods; no SQL there).
+
 A server is named by its URL, except the workspace's own server (`avs-tools studio start`), whose port
 may change between starts: it is named "ws:<ws_id>" (`own_server`). A project is named by its key
 "<server name>#<project id>" (never a token), so the own server's project keeps its key at any port.

@@ -81,7 +81,7 @@ def train(
     on val every epoch; best.pt is the epoch with the best validation mIoU."""
     from avsbench_tools.baselines.config import merge_options
     from avsbench_tools.baselines.train import train as run
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
 
     given = {"backbone": backbone, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed, "avm": avm,
              "visual_weights": visual_weights, "vggish_weights": vggish_weights, "input_size": input_size,
@@ -116,7 +116,7 @@ def eval_(
     """Predict SPLIT with the run's checkpoint into RUN/predictions/SPLIT (the release's mask layout) and score
     those files with `avs-tools evaluate`'s code; --json prints the same keys as `evaluate --json`."""
     from avsbench_tools.baselines.eval import evaluate_run
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
 
     with bars(quiet or as_json) as progress:
         res = evaluate_run(run, split, checkpoint, device, vggish_weights, progress)
@@ -169,7 +169,7 @@ def predict(
     of logits before the sigmoid (AVSS: the winning class's logit, and <name>__class the class map)."""
     from avsbench_tools.baselines.predict import PredictOptions
     from avsbench_tools.baselines.predict import predict as run
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
 
     opts = PredictOptions(checkpoint=checkpoint, split=split, vggish_weights=vggish_weights, device=device,
                           binary=binary, all_logits=all_logits, no_audio=no_audio, force=force)

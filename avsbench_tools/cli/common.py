@@ -93,7 +93,7 @@ def stage_run(workspace: Path, lock: str | None = None, quiet: bool = False) -> 
             res = sample(ws, opts, progress=progress)
 
     The bars are drawn from the first report on, so an error before any work prints only its line."""
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
     from avsbench_tools.workspace import open_workspace
 
     ws = open_workspace(workspace, lock=lock)

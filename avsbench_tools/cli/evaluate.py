@@ -51,15 +51,15 @@ def evaluate(
 
     Predictions are read at the exact path of each ground-truth mask under PRED, never by file name;
     RGB images, wrong sizes and out-of-range values are refused with the first offending path."""
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
     from avsbench_tools.evaluate import check_args
     from avsbench_tools.evaluate import evaluate as run
 
     check_args(fmt, gt, pred)  # path problems: one line, before any progress bar
     with bars(quiet) as progress:
         res = run(fmt, gt, pred, split, batch_size, progress=progress, allow_missing=allow_missing)
-        from avsbench_tools.publish.metrics_negative import evaluate_negatives
-        from avsbench_tools.publish.metrics_negative import lines as negative_lines
+        from avsbench_tools.negative_audio import evaluate_negatives
+        from avsbench_tools.negative_audio import lines as negative_lines
 
         neg = evaluate_negatives(fmt, gt, pred, res, allow_missing)  # the release's negative-audio sets, if any
         if neg is not None:

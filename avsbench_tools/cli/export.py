@@ -41,7 +41,7 @@ def export(
         from avsbench_tools.errors import UsageError
 
         raise UsageError('--split "": name a split (train, val, test), or leave --split out to export every split')
-    from avsbench_tools.publish.negatives import check_format, parse_kinds
+    from avsbench_tools.negative_audio import check_format, parse_kinds
 
     kinds = parse_kinds(negative_audio)
     if kinds and fmt:

@@ -36,9 +36,9 @@ def publish(
     licence, source), README.md with the Hub's YAML header, croissant.json (Croissant 1.1 + RAI), SHA256SUMS."""
     import contextlib
 
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
     from avsbench_tools.publish import publish as run
-    from avsbench_tools.release import check_release
+    from avsbench_tools.release_reader import check_release
 
     if out is None:
         from avsbench_tools.errors import UsageError

@@ -51,7 +51,7 @@ def release_check(
     """validate + stats + a short baseline run scaled to the hardware, with and without audio: index.html and
     report.json say whether the release is learnable (beats all-empty, all-full and the mean training mask),
     whether audio helps, per-category scores and the worst categories and clips with overlays."""
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
     from avsbench_tools.release_check import ReleaseCheckOptions, check_release_learnable
 
     opts = ReleaseCheckOptions(budget=budget, device=device, backbone=backbone, visual_weights=visual_weights,

@@ -30,8 +30,8 @@ def stats(
 ) -> None:
     """Warnings, the release beside the published figures, videos per category and split, annotated frames,
     objects, sounding objects per frame, mask areas, expressions."""
-    from avsbench_tools.cli.progress import bars
-    from avsbench_tools.release import check_release
+    from avsbench_tools.cli.bars import bars
+    from avsbench_tools.release_reader import check_release
     from avsbench_tools.stats import check_report_paths, compute_stats, write_report
 
     fmt = release_format(release, fmt)

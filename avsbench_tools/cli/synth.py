@@ -41,7 +41,7 @@ def synth(
     quiet: Quiet = False,
 ) -> None:
     """Render coloured shapes that move, occlude and make their own sounds, as H.264/AAC MP4s."""
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
     from avsbench_tools.synth import SynthParams, synthesize
 
     w, h = _size(size)

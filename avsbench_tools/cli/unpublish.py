@@ -19,7 +19,7 @@ def unpublish(
     quiet: Quiet = False,
 ) -> None:
     """Write the release tree the Parquet shards hold, byte for byte, checked against the release's SHA256SUMS."""
-    from avsbench_tools.cli.progress import bars
+    from avsbench_tools.cli.bars import bars
     from avsbench_tools.publish import published_format
     from avsbench_tools.publish import unpublish as run
 

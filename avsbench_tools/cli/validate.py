@@ -33,8 +33,8 @@ def validate(
 
     Warnings (most masks empty, one category or 'unknown', identical expressions, clips with no
     sounding frame, a split with no clips) are printed as `warning: ...` and do not fail the run."""
-    from avsbench_tools.cli.progress import bars
-    from avsbench_tools.release import check_release
+    from avsbench_tools.cli.bars import bars
+    from avsbench_tools.release_reader import check_release
     from avsbench_tools.validate import validate_release
 
     fmt = release_format(release, fmt)

@@ -4,7 +4,7 @@ OUT is the release root the way the official downloads unpack (`OUT/Single-sourc
 `OUT/Multi-sources/...` for MS3, `OUT/metadata.csv` etc. for AVSS and Ref-AVS).
 
     options.py ExportOptions: what `avs-tools export` sets
-    stage.py   export(ws, out, opts, progress): checks, splits, each clip's masks -> release_clip -> the format's writer
+    stage.py   export(ws, out, opts, progress): checks, splits, each clip's masks -> masks_to_clip -> the format's writer
     card.py    DATASET_CARD.md: warnings, counts, provenance, licences
     output.py  what OUT may be (markers, protected paths, SHA256SUMS) and Ctrl-C while writing it
 """

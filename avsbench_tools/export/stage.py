@@ -5,7 +5,7 @@ stands in for the frames no one reviewed, and the card says how many). A clip is
 at all: one whose frames are only partly reviewed is left out (and counted) unless --include-unreviewed
 lets its proposals fill the rest; one with a frame marked "unusable frame" in review is always left
 out, since every official layout holds a fixed number of frames per clip. Each clip's masks go through
-`release_clip` (the same function synth's gold release uses) into the format's writer. Everything is
+`masks_to_clip` (the same function synth's gold release uses) into the format's writer. Everything is
 written into a temporary folder beside OUT that replaces OUT only when complete; Ctrl-C removes the
 temporary folder and leaves OUT and the catalog as they were.
 """
@@ -38,7 +38,7 @@ from avsbench_tools.export.output import (
 from avsbench_tools.fsutil import atomic_dir, check_output_dir, read_marker, write_marker
 from avsbench_tools.mask_store import reviewed_seconds, shown_masks
 from avsbench_tools.progress import Progress
-from avsbench_tools.release_clip import release_clip
+from avsbench_tools.masks_to_clip import masks_to_clip
 from avsbench_tools.workspace import Workspace
 from avsbench_tools.writers import ReleaseClip, open_writer
 
@@ -123,7 +123,7 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
             else:
                 texts.setdefault(e.fid, []).append(e.text)
     pcm, _ = read_wav(ws.path(audio.wav_path))
-    rc, notes = release_clip(
+    rc, notes = masks_to_clip(
         f, [v.to_object_mask(ws.root) for v in versions], name=names[clip.clip_id], video_id=_video_key(src),
         start=float(clip.start), split=clip.split, frames=[_image(ws, fr.path) for fr in frames], pcm=pcm,
         logmel=np.load(ws.path(audio.logmel_path)), category=clip.category, expressions=texts,
@@ -161,7 +161,7 @@ def form_unknown_line(clips: list[str]) -> str:
 def release_names(clips, sources, fmt: str, every=None) -> dict[str, str]:
     """Release names: the source video id where it has one clip here (S4 style), else the clip id. AVSS:
     `<video>_<n>`, n the clip's number among the video's clips in `every` (default `clips`) by start, which
-    a multi-source (v1m) clip keeps as its uid and vid, as the official metadata has them (release_clip
+    a multi-source (v1m) clip keeps as its uid and vid, as the official metadata has them (masks_to_clip
     names v1s/v2 clips <video>_<start_ms>_<end_ms> itself)."""
     per_video: dict[str, int] = {}
     for c in clips:
@@ -317,8 +317,8 @@ def export(ws: Workspace, out: Path, opts: ExportOptions | None = None,
                     raise UsageError(f"nothing to export from {ws.root}{f' (split {split})' if split else ''}: no "
                                      f"clip has reviewed masks{hint}{why}")
                 w.close()
-                if opts.negative_audio:  # negative-audio copies of the test clips (avsbench_tools.publish.negatives)
-                    from avsbench_tools.publish.negatives import write_negative_sets
+                if opts.negative_audio:  # negative-audio copies of the test clips (avsbench_tools.negative_audio.sets)
+                    from avsbench_tools.negative_audio import write_negative_sets
 
                     res.notes += write_negative_sets(tmp, fmt, opts.negative_audio, seed if opts.negative_seed is None
                                                      else opts.negative_seed, ws.recipe).notes

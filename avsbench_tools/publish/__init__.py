@@ -1,4 +1,4 @@
-"""publish: a release as Hugging Face Parquet + README + Croissant, and back (unpublish); negative-audio sets.
+"""publish: a release as Hugging Face Parquet + README + Croissant, and back (unpublish).
 
     tables.py      the rows: frames, clips, other files (every file of the tree in exactly one row)
     shards.py      Parquet shards carrying the `datasets` features

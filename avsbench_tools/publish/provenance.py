@@ -67,7 +67,7 @@ def clip_info(ws, rel, top: Path) -> dict[str, ClipInfo]:
 
 def _candidates(c, name: str | None, src) -> list[str]:
     """The names export may have given clip `c`: release_names' (S4, MS3, Ref-AVS, AVSS v1m) and the AVSS
-    v1s/v2 uid <video>_<start_ms>_<end_ms> that release_clip makes."""
+    v1s/v2 uid <video>_<start_ms>_<end_ms> that masks_to_clip makes."""
     key = (src.video_id if src is not None and src.video_id else None) or (src.source_id if src else "unknown")
     s = int(round(float(c.start) * 1000))
     return [n for n in (name, f"{key}_{s}_{s + int(c.seconds) * 1000}") if n]

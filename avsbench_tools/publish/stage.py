@@ -64,7 +64,7 @@ def publish(release: Path, fmt: str, out: Path, force: bool = False, ws=None, sh
 
     `ws` (an open Workspace, optional) adds what only the catalog knows: per-frame provenance, licences."""
     from avsbench_tools.publish import croissant, hub, provenance
-    from avsbench_tools.release import read_release
+    from avsbench_tools.release_reader import read_release
 
     progress = progress or (lambda *a: None)
     top = Path(release)

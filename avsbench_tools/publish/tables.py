@@ -23,7 +23,7 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
-from avsbench_tools.release import Item, Release
+from avsbench_tools.release_reader import Item, Release
 
 AUDIO_RATE = 16000
 

@@ -162,7 +162,7 @@ def write_report(out: Path, summary: dict, ctx: dict) -> None:
                  for n, t in summary["trivial"].items()]
         parts.append(f"<h2>Scores on the {_esc(split)} split</h2>"
                      + _table(["predictor", "mIoU", "F (official)", "F (batch-free)", "epochs", "best val mIoU"], rows))
-        from avsbench_tools.publish.metrics_negative import html_section
+        from avsbench_tools.negative_audio import html_section
 
         parts += html_section(summary.get("negative_audio"))  # negative-audio sets, when the release has them
         parts.append("<h2>Training curves</h2>")

@@ -57,7 +57,7 @@ class CheckReport:
             out.append(f"  {name:<18} mIoU {r['miou']:.4f}  F {r['fscore']:.4f}")
         out.append(f"learnable: {s['learnable']['verdict']} ({s['learnable']['why']})")
         out.append(f"audio helps: {s['audio_helps']['verdict']} ({s['audio_helps']['why']})")
-        from avsbench_tools.publish.metrics_negative import lines as negative_lines
+        from avsbench_tools.negative_audio import lines as negative_lines
 
         out += negative_lines(s.get("negative_audio"))
         out.append(f"report: {self.out / 'index.html'}, {self.out / 'report.json'}")
@@ -101,7 +101,7 @@ def check_release_learnable(release: Path, fmt: str, out: Path, opts: ReleaseChe
     """Run the whole check (see the module); -> the report (also written to OUT)."""
     from avsbench_tools import formats
     from avsbench_tools.checkpoints import resolve_device
-    from avsbench_tools.release import check_release
+    from avsbench_tools.release_reader import check_release
 
     o = opts or ReleaseCheckOptions()
     progress = progress or (lambda *a: None)
@@ -177,7 +177,7 @@ def _train_and_score(root: Path, fmt: str, out: Path, o: ReleaseCheckOptions, pl
                             len(data.items(split)), split, summary["audio_encoder"], audio.epochs))
     for t in summary["trivial"].values():
         t.pop("clip_stats", None)  # used for the spread only: not in report.json
-    from avsbench_tools.publish.metrics_negative import release_check_negatives
+    from avsbench_tools.negative_audio import release_check_negatives
 
     run_dir = out / "runs" / "audio"  # the audio run predicts the negative-audio sets (avsbench_tools.publish)
     neg = release_check_negatives(root, fmt, setting, run_dir / "predictions", run_dir / (

@@ -18,7 +18,7 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.progress import Progress
-from avsbench_tools.release import Item, read_release
+from avsbench_tools.release_reader import Item, read_release
 from avsbench_tools.validate import (
     MaskSurvey,
     clip_key,

@@ -3,7 +3,7 @@
     render.py  the scene: categories (shape, colour, sound), motion, schedule, expressions, render_clip
     tones.py   the "tones" scene: same-shape objects, each colour its own tone; only audio says which sounds
     world.py   writing a world: videos, truth, recipe, marker, resume (`synthesize`)
-    gold.py    the world's recipe and its gold release in an official layout (through release_clip)
+    gold.py    the world's recipe and its gold release in an official layout (through masks_to_clip)
 """
 
 from avsbench_tools import formats

@@ -1,6 +1,6 @@
 """The recipe of a synthetic world and its gold release: the world's exact ground truth in an official layout.
 
-The gold release goes through the same `release_clip` as `export`, from `ObjectMask`s made of the
+The gold release goes through the same `masks_to_clip` as `export`, from `ObjectMask`s made of the
 world's instance maps (one per object and sampled second, `sounding` from the schedule), so a gold
 release and an export of the same masks cannot differ in what their mask files hold.
 """
@@ -89,7 +89,7 @@ def gold_clips(out: Path, params: SynthParams, recipe) -> Iterator:
 
     from avsbench_tools.audio.logmel import int16_to_examples, pad_examples
     from avsbench_tools.audio.wav import float_to_int16
-    from avsbench_tools.release_clip import release_clip
+    from avsbench_tools.masks_to_clip import masks_to_clip
     from avsbench_tools.timing import sampled_frame_indices
 
     f = formats.get(params.fmt)
@@ -100,7 +100,7 @@ def gold_clips(out: Path, params: SynthParams, recipe) -> Iterator:
         idx = sampled_frame_indices(recipe.sampling, params.fps, t["n_frames"], params.seconds)
         pcm = float_to_int16(resample_poly(c.audio.astype(np.float64), 160, 441, axis=0))
         logmel = pad_examples(int16_to_examples(pcm, 16000), params.seconds)
-        rc, _ = release_clip(f, truth_masks(t, c.instances[idx]), name=gold_name(f, c.vid, params.seconds),
+        rc, _ = masks_to_clip(f, truth_masks(t, c.instances[idx]), name=gold_name(f, c.vid, params.seconds),
                              video_id=c.vid, start=0.0, split=splits[c.vid], frames=[c.frames[k] for k in idx],
                              pcm=pcm, logmel=logmel, category=main_category(t),
                              expressions={o["fid"]: o["expressions"] for o in t["objects"]},

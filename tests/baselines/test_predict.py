@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from tests.helpers import run_cli
 from tests.helpers.worlds import he_vggish, make_world
 

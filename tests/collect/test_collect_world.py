@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from avsbench_tools.synth import SynthParams, synthesize
 from tests.helpers import run_cli
 from tests.helpers.httpserver import MediaServer

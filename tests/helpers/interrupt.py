@@ -1,5 +1,5 @@
 """Driving a stage that runs in a real subprocess: start the CLI in its own process group, optionally held
-at a given number of finished clips (AVS_TOOLS_TEST_HOLD / _AT, read by cli/progress.py, test-only), wait
+at a given number of finished clips (AVS_TOOLS_TEST_HOLD / _AT, read by cli/bars.py, test-only), wait
 for a condition, and send Ctrl-C to the group."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def clip_workspace(root: Path, recipe: str, n: int, seconds: int, w: int = 320, 
 
 def start_cli(*args, hold: Path | None = None, hold_at: int = 0) -> subprocess.Popen:
     """The CLI in its own process group; with `hold`, the stage pauses in its progress report from `hold_at`
-    clips done while that file exists (cli/progress.py, test-only), so the test never races the machine."""
+    clips done while that file exists (cli/bars.py, test-only), so the test never races the machine."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
     if hold is not None:
         hold.touch()

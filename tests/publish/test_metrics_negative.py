@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avsbench_tools.publish.metrics_negative import frame_fpr, harmonic, summarise, verdict
-from avsbench_tools.publish.negatives import write_negative_sets
-from avsbench_tools.release import read_release
+from avsbench_tools.negative_audio import frame_fpr, harmonic, summarise, verdict
+from avsbench_tools.negative_audio import write_negative_sets
+from avsbench_tools.release_reader import read_release
 from tests.helpers import run_cli
 
 FMT = "avsbench-s4"

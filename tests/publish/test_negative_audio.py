@@ -14,7 +14,7 @@ from PIL import Image
 
 from avsbench_tools.audio.logmel import int16_to_examples, pad_examples
 from avsbench_tools.audio.wav import read_wav
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from tests.helpers import run_cli
 
 FMT = "avsbench-s4"
@@ -99,7 +99,7 @@ def test_negative_sets_of_ms3_and_avss(fmt, setting, gold_releases, tmp_path):
     import shutil
 
     from avsbench_tools.baselines.data import ClipDataset, open_release
-    from avsbench_tools.publish.negatives import write_negative_sets
+    from avsbench_tools.negative_audio import write_negative_sets
     from avsbench_tools.recipe import load_recipe
 
     rel = tmp_path / "rel"

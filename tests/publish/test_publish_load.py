@@ -31,7 +31,7 @@ def test_load_dataset_decodes_images_and_audio(fmt, gold_releases, published, tm
     from datasets import Audio, load_dataset
     from PIL import Image
 
-    from avsbench_tools.release import read_release
+    from avsbench_tools.release_reader import read_release
 
     folder = published[fmt]
     rel = read_release(gold_releases[fmt], fmt)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from avsbench_tools.publish import publish, unpublish
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from tests.helpers import run_cli
 
 
@@ -119,7 +119,7 @@ def test_publish_with_workspace_carries_provenance(s4_workspace, tmp_path):
 
 
 def test_provenance_finds_avss_uids():
-    """An AVSS v1s/v2 clip is released as <video>_<start_ms>_<end_ms> (release_clip), a v1m clip under the
+    """An AVSS v1s/v2 clip is released as <video>_<start_ms>_<end_ms> (masks_to_clip), a v1m clip under the
     name export gives it: publish --workspace matches a release clip to its catalog clip by either."""
     from avsbench_tools.catalog import Clip, Source
     from avsbench_tools.publish.provenance import _candidates

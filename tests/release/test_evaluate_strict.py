@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from tests.helpers import run_cli
 
 

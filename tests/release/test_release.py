@@ -17,7 +17,7 @@ from avsbench_tools import metrics
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.media import ffmpeg_exe
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.splits import assign_splits
 from avsbench_tools.synth import SynthParams, synthesize

@@ -1,4 +1,4 @@
-"""release_clip: one clip's ObjectMasks -> the ReleaseClip of each mask kind; export and gold share it."""
+"""masks_to_clip: one clip's ObjectMasks -> the ReleaseClip of each mask kind; export and gold share it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from avsbench_tools.fsutil import atomic_write_bytes
 from avsbench_tools.mask_store import mask_png
 from avsbench_tools.masks import ObjectMask
 from avsbench_tools.recipe import load_recipe
-from avsbench_tools.release_clip import release_clip
+from avsbench_tools.masks_to_clip import masks_to_clip
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, load_instances, load_truth, synthesize, truth_masks
 from avsbench_tools.workspace import init_workspace
@@ -33,7 +33,7 @@ def _clip(fmt, masks, seconds=3, **kw):
     frames = [np.zeros((H, W, 3), np.uint8) for _ in range(seconds)]
     args = dict(name="vid_1", video_id="vid", start=2.0, split="train", frames=frames, pcm=np.zeros((10, 1), np.int16))
     args.update(kw)
-    return release_clip(fmt, masks, recipe=load_recipe("avss"), **args)
+    return masks_to_clip(fmt, masks, recipe=load_recipe("avss"), **args)
 
 
 # object 0: a guitar sounding in seconds 0 and 1 (second 1: verdict unknown), silent in 2
@@ -104,7 +104,7 @@ def _sums(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("fmt,seconds,seed", [("avsbench-ms3", 5, 7), ("avss", 5, 5), ("ref-avs", 10, 3)])
 def test_an_export_of_the_worlds_truth_is_its_gold_release(tmp_path, fmt, seconds, seed):
     """A workspace whose reviewed masks and expressions are the world's exact truth exports the gold release's
-    masks and metadata byte for byte: export and gold go through the same release_clip. (Frames and audio
+    masks and metadata byte for byte: export and gold go through the same masks_to_clip. (Frames and audio
     differ: the workspace decodes the world's H.264/AAC videos.)"""
     world = tmp_path / "world"
     synthesize(world, SynthParams(clips=3, seconds=seconds, width=96, height=64, seed=seed, gold=fmt))

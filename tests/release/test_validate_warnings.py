@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from avsbench_tools.validate import EXPECTED_SPLITS
 from tests.helpers import run_cli
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avsbench_tools.release import read_release
+from avsbench_tools.release_reader import read_release
 from avsbench_tools.stats import compute_stats, make_figures
 from tests.helpers import REAL_METADATA, run_cli
 

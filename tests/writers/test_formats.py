@@ -14,7 +14,7 @@ from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
 from avsbench_tools.evaluate import evaluate
 from avsbench_tools.recipe import FRAME_FORMATS, SAMPLING_RULES, load_recipe, parse_recipe
-from avsbench_tools.release import Item, Release, check_release, read_release
+from avsbench_tools.release_reader import Item, Release, check_release, read_release
 from avsbench_tools.stats import PUBLISHED
 from avsbench_tools.synth import SynthParams, recipe_text, synthesize
 from avsbench_tools.validate import EXPECTED_SPLITS, validate_release
@@ -117,7 +117,7 @@ def toy():
 
 
 def test_a_new_format_is_one_entry_plus_its_writer_and_reader(toy, tmp_path):
-    """Registered at run time, it reaches recipes, synth's gold release (through release_clip), the reader,
+    """Registered at run time, it reaches recipes, synth's gold release (through masks_to_clip), the reader,
     validate and evaluate; nothing else was told about it."""
     world = tmp_path / "world"
     synthesize(world, SynthParams(clips=4, seconds=5, width=96, height=64, seed=2, gold="toy-binary"))

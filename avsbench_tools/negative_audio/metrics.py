@@ -21,7 +21,7 @@ import numpy as np
 
 from avsbench_tools import formats
 from avsbench_tools.errors import UsageError
-from avsbench_tools.publish.negatives import FOLDER, KINDS, negative_roots
+from avsbench_tools.negative_audio.sets import FOLDER, KINDS, negative_roots
 
 FPR_OK = 0.05  # an FPR at or under this on every negative set: the model does not segment silent objects
 VERDICT_MIN_FRAMES = 25  # fewer negative frames than this: no verdict (numbers still given)
@@ -56,7 +56,7 @@ def _read_pred(path: Path, semantic: bool) -> np.ndarray:
 def set_fpr(neg_root: Path, fmt: str, pred_base: Path, allow_missing: bool = False) -> dict:
     """{fpr, frames, missing} of one negative set whose predictions lie under pred_base at the mask paths
     relative to the set's release root (a missing prediction is an error, or an empty mask when allowed)."""
-    from avsbench_tools.release import read_release
+    from avsbench_tools.release_reader import read_release
 
     f = formats.get(fmt)
     rel = read_release(neg_root, fmt)

@@ -43,7 +43,7 @@ def is_sounding(o: ObjectMask) -> bool:
     return o.sounding is None or bool(o.sounding)
 
 
-def release_clip(fmt: str | formats.ReleaseFormat, masks: Iterable[ObjectMask], *, name: str, video_id: str,
+def masks_to_clip(fmt: str | formats.ReleaseFormat, masks: Iterable[ObjectMask], *, name: str, video_id: str,
                  start: float, split: str, frames: Sequence[np.ndarray], pcm: np.ndarray,
                  logmel: np.ndarray | None = None, category: str | None = None,
                  expressions: Mapping[int, Sequence[str]] | None = None, null_expressions: Sequence[str] = (),

@@ -13,7 +13,7 @@
     OUT/negative-audio/manifest.json   the seed, the kinds, and each copy's pairing
 
 The same seed gives the same bytes. AVSBench-Robust (2025) showed that models segment the salient
-object whatever the audio says; these sets measure that (avsbench_tools.publish.metrics_negative).
+object whatever the audio says; these sets measure that (avsbench_tools.negative_audio.metrics).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def write_negative_sets(root: Path, fmt: str, kinds: list[str], seed: int, recip
 
     from avsbench_tools.audio.logmel import SAMPLE_RATE, int16_to_examples, pad_examples
     from avsbench_tools.audio.wav import read_wav
-    from avsbench_tools.release import read_release
+    from avsbench_tools.release_reader import read_release
     from avsbench_tools.writers import ReleaseClip, open_writer
 
     check_format(fmt)
