@@ -25,7 +25,6 @@ from avsbench_tools.catalog.base import CatalogBase
 from avsbench_tools.catalog.categories import CategoryMethods
 from avsbench_tools.catalog.core import CoreMethods
 from avsbench_tools.catalog.mask_versions import MaskMethods
-from avsbench_tools.catalog.sampled import MediaMethods
 from avsbench_tools.catalog.records import (
     STAGES,
     AudioRecord,
@@ -41,6 +40,7 @@ from avsbench_tools.catalog.records import (
     now,
 )
 from avsbench_tools.catalog.reviews import ClipReviews, ReviewMethods, StudioReview
+from avsbench_tools.catalog.sampled import MediaMethods
 from avsbench_tools.catalog.schema import SCHEMA, SCHEMA_VERSION
 from avsbench_tools.catalog.splits import SplitMethods
 from avsbench_tools.catalog.studio import StudioMethods

@@ -37,8 +37,8 @@ from avsbench_tools.export.output import (
 )
 from avsbench_tools.fsutil import atomic_dir, check_output_dir, read_marker, write_marker
 from avsbench_tools.mask_store import reviewed_seconds, shown_masks
-from avsbench_tools.progress import Progress
 from avsbench_tools.masks_to_clip import masks_to_clip
+from avsbench_tools.progress import Progress
 from avsbench_tools.workspace import Workspace
 from avsbench_tools.writers import ReleaseClip, open_writer
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avsbench_tools.negative_audio import frame_fpr, harmonic, summarise, verdict
-from avsbench_tools.negative_audio import write_negative_sets
+from avsbench_tools.negative_audio import frame_fpr, harmonic, summarise, verdict, write_negative_sets
 from avsbench_tools.release_reader import read_release
 from tests.helpers import run_cli
 

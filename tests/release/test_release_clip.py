@@ -14,8 +14,8 @@ from avsbench_tools.export import export
 from avsbench_tools.fsutil import atomic_write_bytes
 from avsbench_tools.mask_store import mask_png
 from avsbench_tools.masks import ObjectMask
-from avsbench_tools.recipe import load_recipe
 from avsbench_tools.masks_to_clip import masks_to_clip
+from avsbench_tools.recipe import load_recipe
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, load_instances, load_truth, synthesize, truth_masks
 from avsbench_tools.workspace import init_workspace
