@@ -1,12 +1,14 @@
-"""`collect` on Ray: each source's download, check and cut run as one task on some node (Ray spreads
-them, so each node fetches from its own address); the task returns the source file and the cut
-clips as bytes, and the driver writes them and their catalog rows (one writer).
+"""`collect` on Ray Data: each source's download, check and cut run as one task (a `map` with Ray's
+SPREAD scheduling, so the sources are spread over the nodes and each node fetches from its own
+address); the task returns the source file and the cut clips as bytes, and the driver writes them
+and their catalog rows (one writer).
 
 Per node, the local engine's rules: a task retries a transient error with the same backoff
 (`--retries`), sleeps `--sleep` after each download before taking the next source, and after 3
 connection failures to one host the same worker process (per node) records that host's other
 sources as network failures at once. A failure's ledger row records the node it happened on.
-A `--local` source's file goes to the task as bytes (or by path with --ray-shared-workspace).
+A `--local` source's file goes to the task as bytes, read by a Ray Data map on the driver's node (or
+by path with --ray-shared-workspace). A task whose node died runs again elsewhere (TASK_RETRIES).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from avsbench_tools.catalog import Clip, Source, now
 from avsbench_tools.engine.cluster import ray_cluster
 from avsbench_tools.engine.nodes import record_nodes
 from avsbench_tools.engine.sample import TASK_RETRIES
-from avsbench_tools.engine.stream import stream
 from avsbench_tools.fsutil import atomic_write_bytes
 from avsbench_tools.workspace import Workspace
 
@@ -130,50 +131,60 @@ def _fetch(out: FetchedSource, src: Source, data, opts, recipe, nws: _NodeWs) ->
         out.clips.append((cid, float(start), c.width, c.height, c.n_frames, int(c.has_audio), dst.read_bytes()))
 
 
+def fetch_job(job, opts, recipe) -> FetchedSource:
+    """The task of one source (Ray Data map, spread over the nodes): a `--local` file's bytes (read on the
+    driver's node) or shared path, or nothing (a download from this node's address)."""
+    from avsbench_tools.engine.cluster import node_ip
+
+    src, path = job.item
+    if job.error is not None:
+        return FetchedSource(src.source_id, node_ip(), error=(job.error, str(path), "error", False))
+    return fetch_source(src, job.data(path) if path is not None else None, opts, recipe)
+
+
 def collect_on_ray(ws: Workspace, opts, res, todo: list[Source], progress) -> None:
     """Process `todo` on Ray, writing each finished source's files and rows as its result arrives.
     Ctrl-C: finished sources stay recorded, the rest are cancelled, Interrupted(done, left)."""
+    from avsbench_tools.engine import data
     from avsbench_tools.errors import Interrupted
 
     kinds = {s.kind for s in todo}
     stage = "copying" if kinds == {"local"} else "downloading" if "local" not in kinds else "fetching"
     counts = {"done": 0, "failed": 0, "cuts": 0}
     seconds, fps = opts.seconds or ws.recipe.default_seconds, opts.fps or ws.recipe.fps
-    with ray_cluster(opts.engine) as _cluster:
-        import ray
+    task_opts = dataclasses.replace(opts, engine=None)
+    shared = opts.engine.shared or "local" not in kinds  # downloads read nothing of the workspace
 
-        task = ray.remote(fetch_source).options(num_cpus=1, max_retries=TASK_RETRIES, scheduling_strategy="SPREAD")
-        task_opts = dataclasses.replace(opts, engine=None)
+    def job(src: Source):
+        path = str(ws.path(src.path)) if src.kind == "local" else None
+        return data.Job((src, path), [path] if path is not None else [])
 
-        def submit(src: Source):
-            data = None
-            if src.kind == "local":
-                p = ws.path(src.path)
-                data = str(p) if opts.engine.shared else p.read_bytes()
-            return task.remote(src, data, task_opts, ws.recipe)
+    def build(ds):
+        return data.tasks(data.on_driver(ds, shared), fetch_job, TASK_RETRIES, opts=task_opts, recipe=ws.recipe)
 
-        def deliver(src: Source, got: FetchedSource) -> str:
-            if got.error is not None:
-                _failed(ws, res, src, got.error, got.node)
-                counts["failed"] += 1
-            else:
-                counts["cuts"] += _store(ws, res, src, got, seconds, fps)
-                counts["done"] += 1
-            res.nodes[got.node] = res.nodes.get(got.node, 0) + 1
-            return f"done {counts['done']} / failed {counts['failed']} ({got.node})"
-
-        def lost(src: Source, exc: BaseException) -> str:
-            _failed(ws, res, src, (f"lost on the Ray cluster: {type(exc).__name__}", "", "error", False), "")
+    def deliver(src: Source, got: FetchedSource) -> str:
+        if got.error is not None:
+            _failed(ws, res, src, got.error, got.node)
             counts["failed"] += 1
-            return f"done {counts['done']} / failed {counts['failed']}"
+        else:
+            counts["cuts"] += _store(ws, res, src, got, seconds, fps)
+            counts["done"] += 1
+        res.nodes[got.node] = res.nodes.get(got.node, 0) + 1
+        return f"done {counts['done']} / failed {counts['failed']} ({got.node})"
 
-        def report(info: str) -> None:
-            progress(stage, counts["done"] + counts["failed"], len(todo), info)
-            if counts["cuts"]:
-                progress("cutting", counts["cuts"], counts["cuts"], f"{counts['cuts']} clips cut")
+    def lost(src: Source, why: str) -> str:
+        _failed(ws, res, src, (why, "", "error", False), "")
+        counts["failed"] += 1
+        return f"done {counts['done']} / failed {counts['failed']}"
 
+    def report(info: str) -> None:
+        progress(stage, counts["done"] + counts["failed"], len(todo), info)
+        if counts["cuts"]:
+            progress("cutting", counts["cuts"], counts["cuts"], f"{counts['cuts']} clips cut")
+
+    with ray_cluster(opts.engine):
         try:
-            stream(todo, submit, deliver, lost, 2 * _cluster.cpus, report)
+            data.run(todo, job, build, deliver, lost, report)
         except KeyboardInterrupt:
             done = counts["done"] + counts["failed"]
             raise Interrupted(done, len(todo) - done) from None

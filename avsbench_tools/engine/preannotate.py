@@ -1,15 +1,19 @@
-"""`preannotate` on Ray: one model-holding actor per GPU (or per CPU without GPUs), results to the driver.
+"""`preannotate` on Ray Data: `map_batches` with a callable class, one model-holding actor per GPU (or per
+CPU without GPUs), results streamed to the driver.
 
-Each actor loads the run's checkpoints once (`Models(opts)` on its own device) and proposes masks for
-one clip per call. A call gets only what the clip's proposal reads: its sampled frames (one entry
-per sampled second, never a row per video frame) and, for the backends that track through the video
-(motion, sam3, grounded-sam's flow and SAM 2 trackers), the clip file; CLAP also gets the WAV. With
---ray-shared-workspace it gets the workspace path instead. grounded-sam's frames are decoded by CPU
-tasks whose results Ray hands to the actor call, so decoding the next clips overlaps inference on
-this one. The actor returns the ObjectMasks; the driver gates them by audio and stores them (the
-same `_store` as the local engine), so the catalog keeps one writer. When an actor dies (its node did),
-the clips it held go to the other actors, or to a new actor that Ray places where there is room (a
-restarted actor could wait forever for the resources its living peers hold), up to ACTOR_RETRIES times.
+Each actor of the pool (`concurrency` = the cluster's GPUs / --gpus-per-worker, `num_gpus` =
+--gpus-per-worker) loads the run's checkpoints once (`Models(opts)` on its own device) and proposes
+masks for one clip per batch (a clip is the unit the proposal tracks through; --batch-size stays the
+frames per model pass inside it, as locally). A row gets only what the clip's proposal reads: its
+sampled frames (one entry per sampled second, never a row per video frame) and, for the backends
+that track through the video (motion, sam3, grounded-sam's flow and SAM 2 trackers), the clip file;
+CLAP also gets the WAV; read by a Ray Data map on the driver's node, or in place with
+--ray-shared-workspace. grounded-sam's frames are decoded by a CPU map ahead of the actors, so
+decoding the next clips overlaps inference on this one. The actor returns the ObjectMasks; the
+driver gates them by audio and stores them in the clips' order (the same `_store` as the local
+engine), so the catalog keeps one writer. An actor that dies (its node did) is not restarted (a
+restarted actor could wait forever for the resources its living peers hold): its clips run again
+in a new pass whose actors Ray places where there is room, up to ACTOR_RETRIES times.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ from pathlib import Path
 
 from avsbench_tools.engine.cluster import Cluster, node_ip, ray_cluster
 from avsbench_tools.engine.nodes import record_nodes
-from avsbench_tools.engine.stream import stream
+from avsbench_tools.engine.sample import TASK_RETRIES
 from avsbench_tools.workspace import Workspace
 
-IN_FLIGHT_PER_ACTOR = 2  # a call queued behind the running one: its inputs travel while the model works
-ACTOR_RETRIES = 3  # a clip whose actor died is given to another actor this many times at most
+ACTOR_RETRIES = 3  # a clip whose actor died runs again in a new pass (new actors) this many times at most
 
 
 class NodeWorkspace:
@@ -43,13 +46,17 @@ class NodeWorkspace:
 
 @dataclass
 class ClipJob:
-    """One clip's inputs for an actor: its records and {relative path: bytes} (or a shared root)."""
+    """One clip's inputs for an actor: its records and the workspace-relative files it reads under `root`
+    (the driver's workspace; read there by a Ray Data map, or in place when every node shares it)."""
 
     clip: object
     frames: list
     audio: object
-    files: dict[str, bytes] | None
-    shared_root: str | None = None
+    rels: list[str]
+    root: str
+
+    def paths(self) -> list[str]:
+        return [str(Path(self.root, rel)) for rel in self.rels]
 
 
 @dataclass
@@ -69,45 +76,48 @@ def needs_video(backend: str, tracker: str) -> bool:
     return backend_named(backend).reads_video(tracker)
 
 
-def job_for(ws: Workspace, inp, backend: str, opts, shared: bool) -> ClipJob:
-    """The inputs of one clip, read by the driver (or named, when every node shares the workspace)."""
-    if shared:
-        return ClipJob(inp.clip, inp.frames, inp.audio, None, str(ws.root))
+def job_for(ws: Workspace, inp, backend: str, opts):
+    """The Job of one clip: what its proposal reads (only the sampled frames, the clip file for the backends
+    that track through the video, the WAV for CLAP), read on the driver's node or in place when shared."""
+    from avsbench_tools.engine.data import Job
+
     rels = [f.path for f in inp.frames]
     if needs_video(backend, opts.tracker):
         rels.append(inp.clip.path)
     if opts.audio_tagger and inp.audio is not None:
         rels.append(inp.audio.wav_path)
-    return ClipJob(inp.clip, inp.frames, inp.audio, {rel: ws.path(rel).read_bytes() for rel in rels})
+    cj = ClipJob(inp.clip, inp.frames, inp.audio, rels, str(ws.root))
+    return Job(cj, cj.paths())
 
 
 @contextlib.contextmanager
-def materialised(job: ClipJob, recipe):
+def materialised(job, recipe):
     """A NodeWorkspace holding the job's files (a scratch folder removed after), or the shared one."""
-    if job.shared_root is not None:
-        yield NodeWorkspace(Path(job.shared_root), recipe)
+    cj: ClipJob = job.item
+    if job.files is None:
+        yield NodeWorkspace(Path(cj.root), recipe)
         return
     tmp = Path(tempfile.mkdtemp(prefix="avs-ray-"))
     try:
-        for rel, data in job.files.items():
+        for rel, path in zip(cj.rels, cj.paths(), strict=True):
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(data)
+            dst.write_bytes(job.files[path])
         yield NodeWorkspace(tmp, recipe)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_job_media(job: ClipJob, recipe, backend: str, opts):
+def load_job_media(job, recipe, backend: str, opts):
     """What the backend reads ahead of a clip (grounded-sam's ClipMedia), on a CPU task (decoding ahead of the actor)."""
     from avsbench_tools.preannotate.backends import backend_named
 
     with materialised(job, recipe) as nws:
-        return backend_named(backend).prefetch(nws, job.clip, job.frames, opts)
+        return backend_named(backend).prefetch(nws, job.item.clip, job.item.frames, opts)
 
 
 class ProposalActor:
-    """Holds the run's models on its device; `propose(job, media)` -> ClipProposal for one clip."""
+    """Held by each actor of the pool: the run's models on its device; `propose(job)` -> ClipProposal."""
 
     def __init__(self, opts, backend: str, recipe):
         from avsbench_tools.preannotate.backends import load_models
@@ -116,13 +126,17 @@ class ProposalActor:
         self.models = load_models(opts)
         self.node = node_ip()
 
-    def propose(self, job: ClipJob, media=None) -> ClipProposal:
+    def propose(self, job) -> ClipProposal:
         from avsbench_tools.preannotate.nms import CapStats
 
-        out = ClipProposal(job.clip.clip_id, self.node, cap=CapStats())
+        out = ClipProposal(job.item.clip.clip_id, self.node, cap=CapStats())
+        if job.error is not None:  # reading its inputs (or decoding them ahead) failed
+            kind, _, text = job.error.partition(": ")
+            out.error = (kind, text)
+            return out
         try:
             with materialised(job, self.recipe) as nws:
-                out.objs = self._propose(nws, job, media, out)
+                out.objs = self._propose(nws, job.item, job.media, out)
         except (OSError, ValueError) as exc:
             out.error = (type(exc).__name__, str(exc))
         return out
@@ -155,54 +169,25 @@ def propose_on_ray(ws: Workspace, inputs: list, backend: str, opts, store: Calla
 
 
 def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> None:
-    import ray
-
+    from avsbench_tools.engine import data
     from avsbench_tools.preannotate.backends import backend_named
     from avsbench_tools.preannotate.nms import CapStats
 
     gpus = gpus_per_actor(opts.engine.gpus_per_worker, str(opts.device), cluster)
     n_actors = min(max(1, int(cluster.gpus // gpus)) if gpus > 0 else cluster.cpus, max(1, len(inputs)))
-    actor_cls = ray.remote(ProposalActor).options(num_gpus=gpus, num_cpus=1 if gpus == 0 else 0.5,
-                                                  max_restarts=0, max_task_retries=0)
     actor_opts = _for_actor(opts, gpus)
-    actors = [actor_cls.remote(actor_opts, backend, ws.recipe) for _ in range(n_actors)]
-    prefetches = backend_named(backend).prefetch is not None
-    decode = ray.remote(load_job_media).options(num_cpus=1) if (prefetches and gpus > 0) else None
-    busy = {i: 0 for i in range(n_actors)}
-    actor_of: dict[int, int] = {}  # id(input) -> the actor its call went to
+    decodes = backend_named(backend).prefetch is not None and gpus > 0
+    shared = opts.engine.shared
 
-    def submit(inp):
-        job = job_for(ws, inp, backend, opts, opts.engine.shared)
-        media = decode.remote(job, ws.recipe, backend, actor_opts) if decode is not None else None
-        i = min(busy, key=busy.get)  # the actor with the fewest calls queued (Ray places the actors)
-        busy[i] += 1
-        actor_of[id(inp)] = i
-        return actors[i].propose.remote(job, media)
-
-    def free(inp) -> None:
-        i = actor_of.pop(id(inp), None)
-        if i in busy:
-            busy[i] -= 1
-
-    tries: dict[int, int] = {}
-
-    def resubmit(inp, exc: BaseException):
-        """The clip's actor died: give it to a living actor, or to a new one (Ray places it); None: give up."""
-        i = actor_of.pop(id(inp), None)
-        if i in busy:
-            del busy[i]  # no more calls to it
-            with contextlib.suppress(Exception):
-                ray.kill(actors[i])
-        tries[id(inp)] = tries.get(id(inp), 0) + 1
-        if tries[id(inp)] > ACTOR_RETRIES:
-            return None
-        if not busy:
-            actors.append(actor_cls.remote(actor_opts, backend, ws.recipe))
-            busy[len(actors) - 1] = 0
-        return submit(inp)
+    def build(ds):
+        ds = data.on_driver(ds, shared)
+        if decodes:  # grounded-sam's frames decoded by CPU tasks, so decoding overlaps inference
+            ds = data.with_media(ds, load_job_media, TASK_RETRIES, recipe=ws.recipe, backend=backend,
+                                 opts=actor_opts)
+        return data.actors(ds, ProposalActor, (actor_opts, backend, ws.recipe), "propose", n_actors, gpus,
+                           num_cpus=1 if gpus == 0 else 0.5, batch_size=1)
 
     def deliver(inp, got: ClipProposal) -> str:
-        free(inp)
         inp.tags, inp.heard = got.tags, got.heard
         # a failure is recorded as locally: "<exception type>: <text>"
         outcome = type(got.error[0], (Exception,), {})(got.error[1]) if got.error is not None else got.objs
@@ -210,22 +195,18 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
         res.nodes[got.node] = res.nodes.get(got.node, 0) + 1
         return f"{info} ({got.node})"
 
-    def lost(inp, exc: BaseException) -> str:
-        free(inp)
-        return store(inp, ValueError(f"lost on the Ray cluster: {type(exc).__name__}"), CapStats())
+    def lost(inp, why: str) -> str:
+        return store(inp, ValueError(why), CapStats())
 
     def report(info: str) -> None:
         progress("preannotate", res.skipped + res.done + res.failed, res.total, info)
 
     try:
-        stream(inputs, submit, deliver, lost, IN_FLIGHT_PER_ACTOR * n_actors, report, ordered=True,
-               resubmit=resubmit)
+        data.run(inputs, lambda inp: job_for(ws, inp, backend, opts), build, deliver, lost, report, ordered=True,
+                 passes=1 + ACTOR_RETRIES)
     finally:
         if res.nodes:
             record_nodes(ws.catalog, "preannotate", res.nodes)
-        for a in actors:
-            with contextlib.suppress(Exception):
-                ray.kill(a)
 
 
 def gpus_per_actor(asked: float | None, device: str, cluster: Cluster) -> float:

@@ -1,11 +1,12 @@
-"""`sample` on Ray: one CPU task per clip; the task returns the clip's file bytes, the driver writes them.
+"""`sample` on Ray Data: one CPU task per clip (a `map` Ray spreads over the nodes); the task returns the
+clip's file bytes, the driver writes them.
 
-A task gets the clip's bytes (through Ray's object store) or, with --ray-shared-workspace, its path
-on storage all nodes share; it decodes once (media.decode, as the local engine) and returns the
+A task gets the clip's bytes (read by a Ray Data map on the driver's node, sent through Ray's object
+store) or, with --ray-shared-workspace, its path on storage all nodes share; it decodes once (media.decode, as the local engine) and returns the
 encoded frames, WAV, log-mel and activity as bytes plus the rows' metadata. The driver writes the
 files (temp + rename) and commits the clip's rows and 'done' in one transaction as each result
 arrives, so the outputs are the local engine's, byte for byte, and a node that dies mid-clip leaves
-nothing (Ray runs its task again elsewhere).
+nothing (Ray runs its task again elsewhere, up to TASK_RETRIES times).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from avsbench_tools.catalog import AudioRecord, Clip, Frame
 from avsbench_tools.engine.cluster import Cluster, node_ip, ray_cluster
 from avsbench_tools.engine.nodes import record_nodes
 from avsbench_tools.engine.options import EngineOptions
-from avsbench_tools.engine.stream import stream
 from avsbench_tools.errors import Interrupted
 from avsbench_tools.fsutil import atomic_write_bytes
 from avsbench_tools.progress import Progress
@@ -133,18 +133,28 @@ def sample_on_ray(ws: Workspace, todo: list[Clip], settings: dict, engine: Engin
         _run(ws, todo, settings, engine, progress, res, cluster)
 
 
+def sample_job(job, rule: str, fmt: str) -> SampledClip:
+    """The CPU task of one clip (Ray Data map): its bytes, read on the driver's node, or its shared path."""
+    clip, path = job.item
+    if job.error is not None:
+        return SampledClip(clip.clip_id, node_ip(), error=job.error)
+    return sample_bytes(job.data(path), clip, rule, fmt)
+
+
 def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions, progress: Progress, res,
          cluster: Cluster) -> None:
-    import ray
+    from avsbench_tools.engine import data
 
-    task = ray.remote(sample_bytes).options(num_cpus=1, max_retries=TASK_RETRIES, scheduling_strategy="SPREAD")
     rule, fmt = ws.recipe.sampling, ws.recipe.frame_format
     total = res.total
     n = [res.skipped]
 
-    def submit(c: Clip):
-        data = str(ws.path(c.path)) if engine.shared else ws.path(c.path).read_bytes()
-        return task.remote(data, c, rule, fmt)
+    def job(c: Clip):
+        path = str(ws.path(c.path))
+        return data.Job((c, path), [path])
+
+    def build(ds):
+        return data.tasks(data.on_driver(ds, engine.shared), sample_job, TASK_RETRIES, rule=rule, fmt=fmt)
 
     def deliver(c: Clip, got: SampledClip) -> str:
         if got.error is not None:
@@ -158,10 +168,9 @@ def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions,
         n[0] += 1
         return f"{c.clip_id} ({got.node})"
 
-    def lost(c: Clip, exc: BaseException) -> str:
-        reason = f"lost on the Ray cluster after {TASK_RETRIES} retries: {type(exc).__name__}"
-        ws.catalog.fail("sample", c.clip_id, reason, detail=c.path, settings=settings)
-        res.failures.append((c.clip_id, reason))
+    def lost(c: Clip, why: str) -> str:
+        ws.catalog.fail("sample", c.clip_id, why, detail=c.path, settings=settings)
+        res.failures.append((c.clip_id, why))
         n[0] += 1
         return f"{c.clip_id} lost"
 
@@ -176,7 +185,7 @@ def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions,
     gone = {c.clip_id for c in missing}
     todo = [c for c in todo if c.clip_id not in gone]
     try:
-        stream(todo, submit, deliver, lost, 2 * cluster.cpus, report)
+        data.run(todo, job, build, deliver, lost, report)
     except KeyboardInterrupt:
         left = len(todo) - res.sampled - len(res.failures) + len(missing)
         raise Interrupted(res.skipped + res.sampled, left,

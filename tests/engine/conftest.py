@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.ray_cluster import RAY_ENV, LoopbackCluster
+from tests.helpers.ray_cluster import HEAD_IP, RAY_ENV, LoopbackCluster, copy_ws
 
 
 @pytest.fixture
@@ -50,6 +50,30 @@ def loopback_cluster():
                 os.environ[k] = v
 
 
+@pytest.fixture(scope="session")
+def ray_driver(loopback_cluster):
+    """This test process joined to the session's cluster as one Ray driver (one job for the whole session, so
+    its worker processes start once and stay warm for every in-process run; the stages' `ray_cluster()` use
+    this connection as it is). Disconnected at the end of the session, before the cluster stops."""
+    import logging
+
+    import ray
+
+    ray.init(address=loopback_cluster.address, _node_ip_address=HEAD_IP, log_to_driver=False,
+             logging_level=logging.ERROR)
+    try:
+        yield loopback_cluster
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def on_cluster(ray_driver, ray_cluster):
+    """The session's cluster with both nodes, this process its driver: run stages in-process with
+    `EngineOptions("ray")` (no CLI start-up, warm workers)."""
+    return ray_cluster
+
+
 # -- workspaces ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def collected_ws(tmp_path_factory) -> Path:
@@ -66,3 +90,20 @@ def collected_ws(tmp_path_factory) -> Path:
     finally:
         ws.close()
     return base / "ws"
+
+
+@pytest.fixture(scope="session")
+def sampled_ws(collected_ws, tmp_path_factory) -> Path:
+    """`collected_ws` sampled by the local engine (-j 2): what every Ray run of sample must equal, and the
+    input of the preannotate tests; copy it."""
+    from avsbench_tools.sample import SampleOptions, sample
+    from avsbench_tools.workspace import open_workspace
+
+    base = copy_ws(collected_ws, tmp_path_factory.mktemp("sampled") / "ws")
+    ws = open_workspace(base, lock="sample")
+    try:
+        res = sample(ws, SampleOptions(jobs=2))
+    finally:
+        ws.close()
+    assert res.sampled == 8
+    return base

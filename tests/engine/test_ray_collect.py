@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,30 +16,77 @@ from tests.helpers.ray_cluster import HEAD_IP, SECOND_IP, digest
 pytestmark = pytest.mark.xdist_group("ray")  # the one loopback cluster: every Ray test on one worker
 
 
-def test_ray_collect_equals_local_and_ledger_names_the_node(ray_cluster, world_ms3, tmp_path):
-    www = tmp_path / "www"
-    shutil.copytree(world_ms3 / "videos", www / "videos")
-    srv = MediaServer(www)
+@pytest.fixture(scope="module")
+def served(world_ms3, tmp_path_factory):
+    """The world's videos on the loopback HTTP server (the first answers 404: a failure for good), their URL
+    list, and the workspace the local engine collects from it (-j 2): what every Ray run must equal."""
+    base = tmp_path_factory.mktemp("served")
+    shutil.copytree(world_ms3 / "videos", base / "www" / "videos")
+    srv = MediaServer(base / "www")
     try:
         names = (world_ms3 / "urls.txt").read_text().split()
-        srv.modes[names[0]] = "404"  # one source fails for good: its ledger row must say where
-        urls = tmp_path / "urls.txt"
+        srv.modes[names[0]] = "404"
+        urls = base / "urls.txt"
         urls.write_text("".join(srv.url(n) + "\n" for n in names))
-        local, on_ray = tmp_path / "local", tmp_path / "ray"
-        for ws in (local, on_ray):
-            run_cli("init", ws, "--recipe", world_ms3 / "recipe.toml", check=True)
+        local = base / "local"
+        run_cli("init", local, "--recipe", world_ms3 / "recipe.toml", check=True)
         run_cli("collect", local, "--urls", urls, "--world", world_ms3, "--any-license", "-j", "2", "-q", check=True)
-        proc = run_cli("collect", on_ray, "--urls", urls, "--world", world_ms3, "--any-license", "--engine", "ray",
-                       "--ray-address", ray_cluster.address, "--retries", "0", "-q", timeout=300)
+        yield SimpleNamespace(srv=srv, names=names, urls=urls, local=local)
     finally:
         srv.close()
+
+
+def test_ray_collect_equals_local_and_ledger_names_the_node(ray_cluster, served, world_ms3, tmp_path):
+    on_ray = tmp_path / "ray"
+    run_cli("init", on_ray, "--recipe", world_ms3 / "recipe.toml", check=True)
+    proc = run_cli("collect", on_ray, "--urls", served.urls, "--world", world_ms3, "--any-license", "--engine", "ray",
+                   "--ray-address", ray_cluster.address, "--retries", "0", "-q", timeout=300)
     assert proc.returncode == 0, proc.stderr
+    names = served.names
     assert f"collect: {len(names) - 1} new clips" in proc.stdout and "1 rejected (permanent)" in proc.stdout
     assert "ray: " in proc.stdout and " sources" in proc.stdout, proc.stdout
-    assert digest(on_ray) == digest(local)  # source files, clips and rows (the node in the ledger left out)
+    assert digest(on_ray) == digest(served.local)  # source files, clips and rows (the node in the ledger left out)
     db = sqlite3.connect(on_ray / "catalog.sqlite")
     (payload,) = db.execute("SELECT payload FROM failures WHERE stage='collect'").fetchone()
     db.close()
     assert json.loads(payload)["node"] in (HEAD_IP, SECOND_IP)
     nodes = json.loads(run_cli("status", on_ray, "--json", check=True).stdout)["nodes"]["collect"]["nodes"]
     assert sum(nodes.values()) == len(names)
+
+
+def test_killed_node_downloads_are_retried_elsewhere(on_cluster, served, world_ms3, tmp_path):
+    """The second node's raylet is killed while downloads run on it (the server trickles the videos, about 4 s
+    each; the kill comes when the first source, the 404, is stored): Ray runs its tasks again on the head,
+    collect finishes, and the workspace equals the local engine's: every source and clip once, nothing lost,
+    no temporary left. In this process (the session's driver), with the CLI's options."""
+    from avsbench_tools.collect import CollectOptions, collect
+    from avsbench_tools.engine import EngineOptions
+    from avsbench_tools.workspace import open_workspace
+
+    ws_dir = tmp_path / "ray"
+    run_cli("init", ws_dir, "--recipe", world_ms3 / "recipe.toml", check=True)
+    ok = served.names[1:]
+    served.srv.slow_rate = max(1, max((world_ms3 / n).stat().st_size for n in ok) // 4)
+    killed = []
+
+    def kill_at_first(stage, done, total, info=""):
+        if done >= 1 and not killed:
+            killed.append(on_cluster.kill_second())
+
+    for n in ok:
+        served.srv.modes[n] = "slow"
+    before = dict(served.srv.gets)
+    ws = open_workspace(ws_dir, lock="collect")
+    try:
+        res = collect(ws, CollectOptions(urls=served.urls, world=world_ms3, any_license=True, retries=0,
+                                         require_category=True, engine=EngineOptions("ray")), progress=kill_at_first)
+    finally:
+        ws.close()
+        for n in ok:
+            served.srv.modes.pop(n, None)
+    assert killed
+    assert (res.new_clips, res.rejected, res.failed) == (len(ok), 1, 0)
+    assert digest(ws_dir) == digest(served.local)
+    assert not [p for p in ws_dir.rglob(".tmp-*")] and not [p for p in ws_dir.rglob("*.part")]
+    gets = {n: served.srv.gets.get(n, 0) - before.get(n, 0) for n in ok}
+    assert all(g >= 1 for g in gets.values()), gets

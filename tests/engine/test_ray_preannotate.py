@@ -10,7 +10,6 @@ import pytest
 
 from avsbench_tools.engine import EngineOptions
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
-from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import run_cli
 from tests.helpers.ray_cluster import copy_ws, digest, done_ids
@@ -18,53 +17,72 @@ from tests.helpers.tiny_models import tiny_dino, tiny_hf_sam
 
 torch = pytest.importorskip("torch")  # the models extra, installed by make install
 CLIP = "sy011000002_0"
-CLIPS = 2  # the weight-free motion backend (the one that runs without checkpoints) is about 5 s a clip here
+CLIPS = 3  # the weight-free motion backend (the one that runs without checkpoints) is about 5 s a clip here
 
 
 pytestmark = pytest.mark.xdist_group("ray")  # the one loopback cluster: every Ray test on one worker
 
 
-def test_ray_preannotate_equals_local(ray_cluster, collected_ws, tmp_path):
-    base = copy_ws(collected_ws, tmp_path / "base")
-    ws = open_workspace(base, lock="sample")
+@pytest.fixture(scope="module")
+def motion_local(sampled_ws, tmp_path_factory):
+    """CLIPS clips proposed by the weight-free motion backend with the local engine: (ids, workspace, result)."""
+    ws_dir = copy_ws(sampled_ws, tmp_path_factory.mktemp("motion") / "ws")
+    ws = open_workspace(ws_dir, lock="preannotate")
     try:
-        sample(ws, SampleOptions(jobs=2))
         ids = sorted(c.clip_id for c in ws.catalog.clips())[:CLIPS]
-    finally:
-        ws.close()
-    local, on_ray = copy_ws(base, tmp_path / "local"), copy_ws(base, tmp_path / "ray")
-    ws = open_workspace(local, lock="preannotate")
-    try:
         res = preannotate(ws, PreannotateOptions(backend="motion", clips=ids))
     finally:
         ws.close()
     assert res.done == CLIPS and res.masks > 0
-    clip_args = [a for c in ids for a in ("--clip", c)]
-    proc = run_cli("preannotate", on_ray, "--backend", "motion", *clip_args, "--engine", "ray", "--ray-address",
-                   ray_cluster.address, "-q", timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert f"preannotate (motion): {CLIPS} clips proposed ({res.masks} masks)" in proc.stdout
-    assert "ray: 2 nodes: " in proc.stdout, proc.stdout  # one actor per CPU here (no GPU): both nodes work
+    return ids, ws_dir, res
+
+
+def _motion_on_ray(ws_dir: Path, ids: list[str], progress=None):
+    """preannotate --backend motion --engine ray in this process (the session's driver)."""
+    ws = open_workspace(ws_dir, lock="preannotate")
+    try:
+        return preannotate(ws, PreannotateOptions(backend="motion", clips=ids, engine=EngineOptions("ray")),
+                           progress=progress)
+    finally:
+        ws.close()
+
+
+def test_ray_preannotate_equals_local(on_cluster, sampled_ws, motion_local, tmp_path):
+    """A pool of CPU actors (Ray Data map_batches, one per CPU here: no GPU) on both nodes, the local engine's
+    masks and rows byte for byte (stored in the clips' order)."""
+    ids, local, want = motion_local
+    on_ray = copy_ws(sampled_ws, tmp_path / "ray")
+    res = _motion_on_ray(on_ray, ids)
+    assert (res.done, res.failed, res.masks) == (CLIPS, 0, want.masks)
+    assert set(res.nodes) == {"127.0.0.2", "127.0.0.3"}, res.nodes  # one actor per node: both worked
     assert done_ids(on_ray, "preannotate") == ids
     assert digest(on_ray) == digest(local)
     nodes = json.loads(run_cli("status", on_ray, "--json", check=True).stdout)["nodes"]["preannotate"]["nodes"]
     assert sum(nodes.values()) == CLIPS
 
 
-@pytest.fixture(scope="module")
-def sampled_ws(collected_ws, tmp_path_factory) -> Path:
-    base = copy_ws(collected_ws, tmp_path_factory.mktemp("sampled") / "ws")
-    ws = open_workspace(base, lock="sample")
-    try:
-        sample(ws, SampleOptions(jobs=2))
-    finally:
-        ws.close()
-    return base
+def test_killed_node_actor_clips_run_again(on_cluster, sampled_ws, motion_local, tmp_path):
+    """The second node's raylet is killed when the first clip is stored: the actor there dies with the clip it
+    held; that clip runs again in a new pass (an actor Ray places on the head), the stage finishes, every
+    clip once, the masks and rows the local engine's (the clips stored in their order)."""
+    ids, local, want = motion_local
+    on_ray = copy_ws(sampled_ws, tmp_path / "ray")
+    killed = []
+
+    def kill_at_first(stage, done, total, info=""):
+        if done >= 1 and not killed:
+            killed.append(on_cluster.kill_second())
+
+    res = _motion_on_ray(on_ray, ids, kill_at_first)
+    assert killed
+    assert (res.done, res.failed, res.masks) == (CLIPS, 0, want.masks)
+    assert done_ids(on_ray, "preannotate") == ids
+    assert digest(on_ray) == digest(local)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs CUDA (a GPU machine)")])])
-def test_ray_grounded_sam_actors_equal_local(ray_cluster, sampled_ws, tmp_path, device, torch_one_thread):
+def test_ray_grounded_sam_actors_equal_local(on_cluster, sampled_ws, tmp_path, device, torch_one_thread):
     """grounded-sam (tiny random-weight checkpoints in the real formats) in model actors, fed only the sampled
     frames (--tracker none): the local engine's masks and rows, byte for byte. Both in this process (the
     driver joins the cluster here); one torch thread locally, as Ray gives an actor that reserves one CPU
@@ -74,7 +92,7 @@ def test_ray_grounded_sam_actors_equal_local(ray_cluster, sampled_ws, tmp_path, 
                               box_threshold=0.0, text_threshold=0.0, max_objects=2, device=device, clips=[CLIP])
     local, on_ray = copy_ws(sampled_ws, tmp_path / "local"), copy_ws(sampled_ws, tmp_path / "ray")
     results = {}
-    for ws_dir, engine in ((local, None), (on_ray, EngineOptions("ray", ray_cluster.address,
+    for ws_dir, engine in ((local, None), (on_ray, EngineOptions("ray", on_cluster.address,
                                                                    gpus_per_worker=1.0 if device == "cuda" else None))):
         ws = open_workspace(ws_dir, lock="preannotate")
         try:

@@ -5,96 +5,76 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from avsbench_tools.engine import EngineOptions, nodes_summary
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import run_cli
-from tests.helpers.ray_cluster import SECOND_IP, copy_ws, digest, done_ids, outside_loopback
+from tests.helpers.ray_cluster import (
+    HEAD_IP,
+    SECOND_IP,
+    copy_ws,
+    digest,
+    done_ids,
+    outside_loopback,
+    start_cli,
+    tree,
+    wait_held,
+)
 
 N_CLIPS = 8
 pytestmark = pytest.mark.xdist_group("ray")  # one loopback cluster per test run: every Ray test on one worker
 
 
-@pytest.fixture(scope="module")
-def local_sampled(collected_ws, tmp_path_factory) -> Path:
-    """The same workspace sampled by the local engine (-j 2): what every Ray run must equal."""
-    ws_dir = copy_ws(collected_ws, tmp_path_factory.mktemp("local") / "ws")
+def _sample(ws_dir: Path, progress=None, shared: bool = False):
+    """sample --engine ray in this process (the session's driver: its workers are warm)."""
     ws = open_workspace(ws_dir, lock="sample")
     try:
-        res = sample(ws, SampleOptions(jobs=2))
+        return sample(ws, SampleOptions(engine=EngineOptions("ray", shared=shared)), progress=progress)
     finally:
         ws.close()
-    assert res.sampled == N_CLIPS
-    return ws_dir
 
 
-def _start(*args, hold: Path | None = None, hold_at: int = 0) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
-    if hold is not None:
-        hold.touch()
-        env.update(AVS_TOOLS_TEST_HOLD=str(hold), AVS_TOOLS_TEST_HOLD_AT=str(hold_at))
-    return subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, args)], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def _wait_held(hold: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while not hold.with_name(hold.name + ".held").exists():
-        assert proc.poll() is None, f"finished before it was held: {proc.communicate()}"
-        assert time.monotonic() < end, "the run never reached its hold"
-        time.sleep(0.05)
-
-
-def _tree(pid: int) -> set[int]:
-    try:
-        p = psutil.Process(pid)
-        return {pid} | {c.pid for c in p.children(recursive=True)}
-    except psutil.Error:
-        return set()
-
-
-def test_ray_sample_is_byte_identical_to_local_and_stays_on_loopback(ray_cluster, collected_ws, local_sampled,
+def test_ray_sample_is_byte_identical_to_local_and_stays_on_loopback(on_cluster, collected_ws, sampled_ws,
                                                                      tmp_path):
     """The same files and rows as the local engine; and every TCP/UDP endpoint of the cluster's processes and of
-    the run (driver and its children), taken while the run is in the middle of its work, is in 127.0.0.0/8."""
+    the driver, taken while the run is in the middle of its work, is in 127.0.0.0/8."""
     ws = copy_ws(collected_ws, tmp_path / "ws")
-    hold = tmp_path / "hold"
-    proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", hold=hold, hold_at=2)
-    try:
-        _wait_held(hold, proc)
-        pids = ray_cluster.processes() | _tree(proc.pid)
-        bad = outside_loopback(pids)
-        conns = sum(len(psutil.Process(p).net_connections(kind="inet")) for p in pids if psutil.pid_exists(p))
-    finally:
-        hold.unlink(missing_ok=True)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert conns > 10  # the check looked at a live cluster
-    assert bad == []
-    assert f"sample: {N_CLIPS} sampled, 0 already done, 0 failed" in out
-    assert "ray: 2 nodes: 127.0.0.2 " in out and f"{SECOND_IP} " in out, out
-    assert digest(ws) == digest(local_sampled)
+    seen = {}
+
+    def midway(stage, done, total, info=""):
+        if done >= 2 and not seen:
+            pids = on_cluster.processes() | {os.getpid()}
+            seen["bad"] = outside_loopback(pids)
+            seen["conns"] = sum(len(psutil.Process(p).net_connections(kind="inet")) for p in pids
+                                if psutil.pid_exists(p))
+
+    res = _sample(ws, midway)
+    assert seen["conns"] > 10  # the check looked at a live cluster
+    assert seen["bad"] == []
+    assert (res.sampled, res.skipped, res.failures) == (N_CLIPS, 0, [])
+    assert set(res.nodes) == {HEAD_IP, SECOND_IP}, res.nodes  # Ray spread the tasks over both nodes
+    assert nodes_summary(res.nodes).startswith("ray: 2 nodes: 127.0.0.2 ")
+    assert digest(ws) == digest(sampled_ws)
     nodes = json.loads(run_cli("status", ws, "--json", check=True).stdout)["nodes"]["sample"]["nodes"]
-    assert set(nodes) == {"127.0.0.2", SECOND_IP} and sum(nodes.values()) == N_CLIPS
-    again = run_cli("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q")
-    assert again.returncode == 0 and "nothing to do: 8 of 8 clips already sampled" in again.stdout
+    assert nodes == res.nodes
+    again = _sample(ws)
+    assert (again.sampled, again.skipped) == (0, N_CLIPS)
 
 
 def test_ctrl_c_records_finished_clips_and_leaves_no_worker(ray_cluster, collected_ws, tmp_path):
     ws = copy_ws(collected_ws, tmp_path / "ws")
     before = ray_cluster.processes()
     hold = tmp_path / "hold"
-    proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", hold=hold, hold_at=2)
+    proc = start_cli("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "-q", hold=hold, hold_at=2)
     try:
-        _wait_held(hold, proc)
-        started = (ray_cluster.processes() | _tree(proc.pid)) - before - {proc.pid}
+        wait_held(hold, proc)
+        started = (ray_cluster.processes() | tree(proc.pid)) - before - {proc.pid}
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -136,10 +116,10 @@ def test_local_ray_for_the_run_stays_on_loopback_and_ctrl_c_leaves_nothing(colle
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     ws = copy_ws(collected_ws, tmp_path / "ws")
     hold = tmp_path / "hold"
-    proc = _start("sample", ws, "--engine", "ray", "-q", hold=hold, hold_at=2)
+    proc = start_cli("sample", ws, "--engine", "ray", "-q", hold=hold, hold_at=2)
     try:
-        _wait_held(hold, proc)
-        started = _tree(proc.pid) - {proc.pid}
+        wait_held(hold, proc)
+        started = tree(proc.pid) - {proc.pid}
         bad = outside_loopback(started | {proc.pid})
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -159,26 +139,21 @@ def test_local_ray_for_the_run_stays_on_loopback_and_ctrl_c_leaves_nothing(colle
     assert 2 <= len(done_ids(ws, "sample")) <= N_CLIPS
 
 
-def test_killed_node_work_is_retried_elsewhere(ray_cluster, collected_ws, local_sampled, tmp_path):
-    """The second node's raylet is killed while the run holds (tasks in flight or their results still on that
-    node): Ray runs them again on the head, the stage finishes, nothing is lost or duplicated. (The next test
-    that asks for the cluster gets its second node back.)"""
+def test_killed_node_work_is_retried_elsewhere(on_cluster, collected_ws, sampled_ws, tmp_path):
+    """The second node's raylet is killed once the first clip is stored (its tasks in flight, or their results
+    still on that node): Ray runs them again on the head, the stage finishes, nothing is lost or duplicated.
+    --ray-shared-workspace: the tasks read the clips in place (the nodes share this machine's disk). (The next
+    test that asks for the cluster gets its second node back.)"""
     ws = copy_ws(collected_ws, tmp_path / "ws")
-    hold = tmp_path / "hold"
-    # --ray-shared-workspace: the nodes share this machine's disk, so the tasks read the clips where they are
-    proc = _start("sample", ws, "--engine", "ray", "--ray-address", ray_cluster.address, "--ray-shared-workspace",
-                  "-q", hold=hold, hold_at=1)
-    try:
-        _wait_held(hold, proc)
-        ray_cluster.kill_second()
-        hold.unlink()
-        out, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err
-        assert f"sample: {N_CLIPS} sampled, 0 already done, 0 failed" in out
-        assert len(done_ids(ws, "sample")) == N_CLIPS
-        assert digest(ws) == digest(local_sampled)  # each clip once: same frames, rows, no leftovers
-        assert not [p for p in ws.rglob(".tmp-*")]
-    finally:
-        hold.unlink(missing_ok=True)
-        if proc.poll() is None:
-            proc.kill()
+    killed = []
+
+    def kill_at_first(stage, done, total, info=""):
+        if done >= 1 and not killed:
+            killed.append(on_cluster.kill_second())
+
+    res = _sample(ws, kill_at_first, shared=True)
+    assert killed
+    assert (res.sampled, res.failures) == (N_CLIPS, [])
+    assert len(done_ids(ws, "sample")) == N_CLIPS
+    assert digest(ws) == digest(sampled_ws)  # each clip once: same frames, rows, no leftovers
+    assert not [p for p in ws.rglob(".tmp-*")]

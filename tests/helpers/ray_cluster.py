@@ -181,3 +181,31 @@ def done_ids(ws: Path, stage: str) -> list[str]:
                                                (stage,)))
     finally:
         db.close()
+
+
+def start_cli(*args, hold: Path | None = None, hold_at: int = 0) -> subprocess.Popen:
+    """`avs-tools ARGS` in its own session (a Ctrl-C goes to its group), held at its progress report whose
+    `done` reaches `hold_at` for as long as `hold` exists (AVS_TOOLS_TEST_HOLD)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    if hold is not None:
+        hold.touch()
+        env.update(AVS_TOOLS_TEST_HOLD=str(hold), AVS_TOOLS_TEST_HOLD_AT=str(hold_at))
+    return subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, args)], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_held(hold: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while not hold.with_name(hold.name + ".held").exists():
+        assert proc.poll() is None, f"finished before it was held: {proc.communicate()}"
+        assert time.monotonic() < end, "the run never reached its hold"
+        time.sleep(0.05)
+
+
+def tree(pid: int) -> set[int]:
+    """The process and all its descendants."""
+    try:
+        p = psutil.Process(pid)
+        return {pid} | {c.pid for c in p.children(recursive=True)}
+    except psutil.Error:
+        return set()
