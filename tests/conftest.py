@@ -17,13 +17,31 @@ from tests.helpers import REAL_METADATA
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n N --dist loadgroup` every test that talks to the Label Studio server runs on one
-    worker, so one server (a session fixture, about a minute to start) serves them all."""
+    """Under `pytest -n N --dist loadgroup` (make test):
+    - every test that talks to the Label Studio server runs on one worker, so one server (a session fixture,
+      about a minute to start) serves them all (group "studio"; the Ray tests mark their group "ray");
+    - every other test module is a group of its own: its tests run on one worker, so a module-scoped fixture
+      (a synthetic world, a trained run, an export) is built once, not once per worker that got one of its
+      tests (plain --dist load hands tests out one by one).
+    pytest-xdist (3.8) groups by renaming a test `<nodeid>@<group>` through `item._nodeid`; pytest 9 reads a
+    node's id from `item._id`, so the rename is applied there after xdist's hook (without it --dist loadgroup
+    silently hands out every test alone: each worker then starts its own server and cluster)."""
     for item in items:
         if "studio_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("studio"))
+        elif item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group(module.removeprefix("tests/").removesuffix(".py")))
+    result = yield
+    for item in items:
+        renamed = item.__dict__.get("_nodeid")
+        if renamed and hasattr(item, "_id") and str(item._id) != renamed:
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(renamed)
+    return result
 
 
 @pytest.fixture(scope="module")
