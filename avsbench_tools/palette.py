@@ -39,15 +39,6 @@ def hex_to_rgb(colour: str) -> tuple[int, int, int]:
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
-def min_delta_e(colours) -> float:
-    """The least CIE76 distance between two of `colours` ("#rrggbb"); inf for fewer than two."""
-    lab = srgb_to_lab([hex_to_rgb(c) for c in colours])
-    if len(lab) < 2:
-        return float("inf")
-    d = np.sqrt(((lab[:, None, :] - lab[None, :, :]) ** 2).sum(-1))
-    return float(d[np.triu_indices(len(lab), 1)].min())
-
-
 @lru_cache(maxsize=8)
 def distinct_palette(n: int) -> tuple[str, ...]:
     """n colours ("#rrggbb"): VOC palette entries 1..n where each is MIN_DELTA_E from those before it and

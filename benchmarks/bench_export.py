@@ -51,7 +51,7 @@ def build(ws_dir: Path, n: int) -> None:
     for i in range(n):
         fr, mk, wav, lm = protos[i % 8]
         cid = f"bench{i:05d}_0"
-        cat.upsert_source(Source(f"src{i}", "url", url=f"http://127.0.0.1/{i}.mp4", video_id=f"bench{i:05d}",
+        cat.add_source_if_new(Source(f"src{i}", "url", url=f"http://127.0.0.1/{i}.mp4", video_id=f"bench{i:05d}",
                                  status="done"))
         cat.add_clip(Clip(cid, f"src{i}", 0.0, 5, f"clips/{cid}.mp4", "guitar", 25.0, 320, 240, 125, 1, created_at=t))
         frames, masks = [], []

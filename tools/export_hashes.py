@@ -5,7 +5,8 @@
 For each format: a synthetic world (its gold release written by synth) -> init -> collect --world ->
 sample -> preannotate (the default, weight-free backend) -> export --include-unreviewed, and its test split
 alone (with negative-audio copies but for Ref-AVS). Writes {format: {relative path: sha256}} for the gold release and the
-export, so two runs (before and after a change) can be compared with `diff`.
+export, so two runs (before and after a change) can be compared with `diff`. Every file is hashed as written,
+but the marker's written_at time (and the marker's line in SHA256SUMS, which lists it).
 """
 
 from __future__ import annotations
@@ -23,8 +24,22 @@ FORMATS = {"avsbench-s4": 5, "avsbench-ms3": 5, "avss": 5, "ref-avs": 10}
 CLI = [sys.executable, "-m", "avsbench_tools"]
 
 
+MARKER = ".avs-tools-output"  # holds the time it was written (written_at): hashed without it
+
+
+def _bytes(p: Path) -> bytes:
+    data = p.read_bytes()
+    if p.name == MARKER:
+        info = json.loads(data)
+        info.pop("written_at", None)
+        return json.dumps(info, sort_keys=True).encode()
+    if p.name == "SHA256SUMS":  # lists the marker's sha256: hashed without that line
+        return b"".join(line for line in data.splitlines(keepends=True) if not line.rstrip().endswith(MARKER.encode()))
+    return data
+
+
 def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+    return {str(p.relative_to(root)): hashlib.sha256(_bytes(p)).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
@@ -41,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--work")
+    ap.add_argument("--hash-only", action="store_true", help="only hash the exports already in --work")
     ap.add_argument("--code", help="run the package of this source tree (e.g. a `git archive` of the commit before)")
     a = ap.parse_args()
     if a.code:
@@ -49,6 +65,9 @@ def main() -> None:
     res: dict[str, dict[str, str]] = {}
     for fmt, seconds in FORMATS.items():
         d = work / fmt
+        if a.hash_only:
+            res.update({f"{fmt}/{k}": _tree(d / ("world/gold" if k == "gold" else k)) for k in ("gold", "release", "test")})
+            continue
         d.mkdir(parents=True, exist_ok=True)
         _run("synth", d / "world", "--clips", 4, "--seconds", seconds, "--size", "160x120", "--seed", 5,
              "--gold", fmt, "-q")

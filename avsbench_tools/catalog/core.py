@@ -23,16 +23,6 @@ class CoreMethods(CatalogBase):
     """Sources, clips, stage status and the failure ledger."""
 
     # -- sources ------------------------------------------------------------------------------------
-    def upsert_source(self, src: Source) -> None:
-        """Insert a source, or replace every field of the source with the same id."""
-        d = asdict(src)
-        cols = ", ".join(d)
-        marks = ", ".join("?" for _ in d)
-        updates = ", ".join(f"{k}=excluded.{k}" for k in d if k != "source_id")
-        with self.tx() as db:
-            db.execute(f"INSERT INTO sources({cols}) VALUES({marks}) ON CONFLICT(source_id) DO UPDATE SET {updates}",
-                       tuple(d.values()))
-
     def add_source_if_new(self, src: Source) -> bool:
         """Insert a source unless its id is known. True if it was new."""
         d = asdict(src)
@@ -100,17 +90,6 @@ class CoreMethods(CatalogBase):
         return int(self._one("SELECT COUNT(*) FROM clips")[0])
 
     # -- stage status -------------------------------------------------------------------------------
-    def set_stage(self, clip_id: str, stage: str, status: str, reason: str | None = None,
-                  settings: dict | None = None) -> None:
-        """Set a clip's status in a stage (attempts counts every write)."""
-        with self.tx() as db:
-            write_stage(db, clip_id, stage, status, reason, settings)
-
-    def stage_of(self, clip_id: str, stage: str) -> StageState | None:
-        """A clip's state in a stage, or None if the stage never ran on it."""
-        row = self._one("SELECT * FROM stage_status WHERE clip_id=? AND stage=?", (clip_id, stage))
-        return StageState.from_row(row) if row else None
-
     def stage_states(self, stage: str | None = None) -> list[StageState]:
         """Every stage record (or one stage's), by clip id then stage."""
         if stage:

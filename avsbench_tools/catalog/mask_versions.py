@@ -71,21 +71,7 @@ class MaskMethods(CatalogBase):
         return [from_row(ObjectRecord, r) for r in self.query(
             "SELECT * FROM objects WHERE clip_id=? ORDER BY fid", (clip_id,))]
 
-    def save_objects(self, clip_id: str, objects: Iterable[ObjectRecord]) -> None:
-        """Replace a clip's objects, in one transaction."""
-        rows = [(clip_id, int(o.fid), o.category, o.label) for o in objects]
-        with self.tx() as db:
-            db.execute("DELETE FROM objects WHERE clip_id=?", (clip_id,))
-            db.executemany("INSERT INTO objects(clip_id, fid, category, label) VALUES(?, ?, ?, ?)", rows)
-
     def expressions(self, clip_id: str) -> list[Expression]:
         """A clip's referring expressions, by n."""
         return [Expression.from_row(r) for r in self.query(
             "SELECT * FROM expressions WHERE clip_id=? ORDER BY n", (clip_id,))]
-
-    def save_expressions(self, clip_id: str, expressions: Iterable[Expression]) -> None:
-        """Replace a clip's referring expressions, in one transaction."""
-        rows = [(clip_id, int(e.n), e.fid, e.text, int(bool(e.is_null))) for e in expressions]
-        with self.tx() as db:
-            db.execute("DELETE FROM expressions WHERE clip_id=?", (clip_id,))
-            db.executemany("INSERT INTO expressions(clip_id, n, fid, text, is_null) VALUES(?, ?, ?, ?, ?)", rows)

@@ -2,7 +2,7 @@
 
   stage.py    the stage entry `sample(ws, opts, progress)`, its options and result, `embed_workspace`
   clip.py     one clip: decode (media.decode), write frames/WAV/log-mel/activity, record it
-  outputs.py  where a sampled clip's files live, and reading them back (`sampled_frames`, `activity_of`)
+  outputs.py  where a sampled clip's files live, and reading them back (`activity_of`)
 Decoding is `avsbench_tools.media.decode`; sound activity is `avsbench_tools.audio.activity`.
 """
 
@@ -16,7 +16,7 @@ from avsbench_tools.sample.clip import (
     sample_clip,
     sample_settings,
 )
-from avsbench_tools.sample.outputs import activity_of, audio_paths, frame_path, sampled_frames
+from avsbench_tools.sample.outputs import activity_of, audio_paths, frame_path
 from avsbench_tools.sample.stage import (
     GRACE_S,
     Progress,
@@ -29,4 +29,4 @@ from avsbench_tools.sample.stage import (
 __all__ = ["GRACE_S", "JPEG_QUALITY", "Activity", "DecodedClip", "Progress", "SampleError", "SampleOptions",
            "SampleResult", "SampleStopped", "SampledFrame", "activity_of", "audio_paths", "choose_frames",
            "decode_clip", "embed_workspace", "encode_image", "frame_path", "sample", "sample_clip",
-           "sample_settings", "sampled_frames", "sound_activity"]
+           "sample_settings", "sound_activity"]

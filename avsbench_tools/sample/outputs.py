@@ -36,10 +36,3 @@ def activity_of(ws: Workspace, clip_id: str) -> Activity | None:
     if rec is None or not rec.activity:
         return None
     return Activity.from_dict(rec.activity)
-
-
-def sampled_frames(ws: Workspace, clip_id: str) -> list[dict]:
-    """[{second, frame_index, pts, path, width, height}] of a sampled clip, by second (`ws.catalog.frames`
-    gives the same as Frame records)."""
-    return [{"second": f.second, "frame_index": f.frame_index, "pts": f.pts, "path": f.path, "width": f.width,
-             "height": f.height} for f in ws.catalog.frames(clip_id)]

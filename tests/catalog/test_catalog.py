@@ -23,6 +23,7 @@ from avsbench_tools.catalog import (
     StageState,
 )
 from avsbench_tools.errors import UsageError
+from tests.helpers.catalog_rows import put_expressions, put_objects, put_stage, stage_of
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def cat(tmp_path):
 
 
 def _clips(cat, n=3, source="s1"):
-    cat.upsert_source(Source(source_id=source, kind="url", url=f"https://example.org/{source}.mp4"))
+    cat.add_source_if_new(Source(source_id=source, kind="url", url=f"https://example.org/{source}.mp4"))
     for i in range(n):
         cat.add_clip(Clip(clip_id=f"{source}_{i}", source_id=source, start=5.0 * i, seconds=5,
                           path=f"clips/{source}_{i}.mp4", category="dog_barking"))
@@ -96,9 +97,7 @@ def test_sources(cat):
     assert cat.add_source_if_new(a) is True
     assert cat.add_source_if_new(Source(source_id="a", kind="url", title="other")) is False
     assert cat.source("a").title == "A" and cat.source("missing") is None
-    cat.upsert_source(Source(source_id="a", kind="url", title="A2", status="downloaded"))
-    assert cat.source("a").title == "A2" and cat.source("a").url is None  # upsert replaces every field
-    cat.upsert_source(Source(source_id="b", kind="local", path="/videos/b.mp4"))
+    cat.add_source_if_new(Source(source_id="b", kind="local", path="/videos/b.mp4"))
     assert [s.source_id for s in cat.sources()] == ["a", "b"]
     assert [s.source_id for s in cat.sources("pending")] == ["b"]
     cat.set_source_status("b", "failed", "HTTP 404", fetched_at="2024-01-01T00:00:00Z")
@@ -126,19 +125,19 @@ def test_clips(cat):
     assert (c.start, c.seconds, c.path, c.category) == (5.0, 5, "clips/s1_1.mp4", "dog_barking") and c.created_at
     assert cat.clip("nope") is None
     assert cat.clip_ids_for_source("s1") == ["s1_0", "s1_1", "s1_2"]
-    assert cat.stage_of("s1_0", "collect").status == "done"  # add_clip records collect done
+    assert stage_of(cat, "s1_0", "collect").status == "done"  # add_clip records collect done
 
 
 # -- stages and ledger ------------------------------------------------------------------------------
 def test_stage_status_and_counts(cat):
     _clips(cat, 4)
-    assert cat.stage_of("s1_0", "sample") is None
-    cat.set_stage("s1_0", "sample", "done", settings={"fps": 1})
-    cat.set_stage("s1_1", "sample", "failed", reason="corrupt")
-    cat.set_stage("s1_1", "sample", "failed", reason="still corrupt")
-    st = cat.stage_of("s1_0", "sample")
+    assert stage_of(cat, "s1_0", "sample") is None
+    put_stage(cat, "s1_0", "sample", "done", settings={"fps": 1})
+    put_stage(cat, "s1_1", "sample", "failed", reason="corrupt")
+    put_stage(cat, "s1_1", "sample", "failed", reason="still corrupt")
+    st = stage_of(cat, "s1_0", "sample")
     assert isinstance(st, StageState) and st.settings == {"fps": 1} and st.attempts == 1 and st.reason is None
-    st1 = cat.stage_of("s1_1", "sample")
+    st1 = stage_of(cat, "s1_1", "sample")
     assert (st1.status, st1.attempts, st1.reason, st1.settings) == ("failed", 2, "still corrupt", None)
     cat.finish("sample", "s1_3", {"fps": 1})
     assert cat.clip_ids_done("sample") == ["s1_0", "s1_3"]
@@ -150,29 +149,29 @@ def test_stage_status_and_counts(cat):
     assert counts["export"] == {"done": 0, "failed": 0, "pending": 4}
     cat.finish_many("export", ["s1_0", "s1_3"], {"fmt": "avss", "out": "/tmp/r"})
     assert cat.clip_ids_done("export") == ["s1_0", "s1_3"]
-    assert cat.stage_of("s1_3", "export").settings == {"fmt": "avss", "out": "/tmp/r"}
+    assert stage_of(cat, "s1_3", "export").settings == {"fmt": "avss", "out": "/tmp/r"}
     cat.finish_many("export", ["s1_0"])
-    assert cat.stage_of("s1_0", "export").attempts == 2
+    assert stage_of(cat, "s1_0", "export").attempts == 2
 
 
 def test_fail_finish_and_ledger(cat):
     _clips(cat, 2)
     cat.fail("sample", "s1_0", "no audio stream", detail="clips/s1_0.mp4", permanent=True, settings={"fps": 1})
-    st = cat.stage_of("s1_0", "sample")
+    st = stage_of(cat, "s1_0", "sample")
     assert (st.status, st.reason, st.settings) == ("failed", "no audio stream", {"fps": 1})
     [f] = cat.failures("sample")
     assert (f.item, f.reason, f.detail, f.permanent, f.attempts, f.resolved) == (
         "s1_0", "no audio stream", "clips/s1_0.mp4", 1, 1, 0)
     cat.fail("collect", "https://example.org/x.mp4", "HTTP 404", payload={"kind": "error"})
-    assert cat.stage_of("https://example.org/x.mp4", "collect") is None  # not a clip: the ledger row only
+    assert stage_of(cat, "https://example.org/x.mp4", "collect") is None  # not a clip: the ledger row only
     cat.record_failure("collect", "https://example.org/x.mp4", "HTTP 500")
     fx = cat.failures("collect")[0]
     assert (fx.attempts, fx.reason, fx.payload, fx.permanent) == (2, "HTTP 500", '{"kind": "error"}', 0)
     cat.record_failure("preannotate", "s1_1", "CUDA out of memory")
-    assert cat.stage_of("s1_1", "preannotate") is None  # record_failure writes the ledger row only
+    assert stage_of(cat, "s1_1", "preannotate") is None  # record_failure writes the ledger row only
     assert {f.item for f in cat.failures()} == {"s1_0", "s1_1", "https://example.org/x.mp4"}
     cat.finish("sample", "s1_0", {"fps": 1})
-    assert cat.stage_of("s1_0", "sample").status == "done" and cat.failures("sample") == []
+    assert stage_of(cat, "s1_0", "sample").status == "done" and cat.failures("sample") == []
     assert [f.resolved for f in cat.failures("sample", include_resolved=True)] == [1]
     cat.resolve_failure("collect", "https://example.org/x.mp4")
     assert [f.item for f in cat.failures()] == ["s1_1"]
@@ -212,7 +211,7 @@ def test_save_sample_frames_audio_and_embedding(cat):
     a = cat.audio("s1_0")
     assert a == AudioRecord("s1_0", "audio/s1_0.wav", "audio/s1_0.logmel.npy", 16000, 1, 5, act, None)
     assert cat.clip_ids_done("sample") == ["s1_0"] and cat.failures() == []
-    assert cat.stage_of("s1_0", "sample").settings == {"fps": 1}
+    assert stage_of(cat, "s1_0", "sample").settings == {"fps": 1}
     cat.set_embedding("s1_0", "audio/s1_0.vggish.npy#abc")
     # a re-sample replaces frames and audio, keeps the embedding marker
     cat.save_sample("s1_0", _frames("s1_0", 3, "b"), AudioRecord("s1_0", "audio/w2.wav", "audio/l2.npy", 16000, 2, 3,
@@ -221,7 +220,7 @@ def test_save_sample_frames_audio_and_embedding(cat):
     a = cat.audio("s1_0")
     assert (a.wav_path, a.channels, a.activity, a.embedding_path) == ("audio/w2.wav", 2, None,
                                                                       "audio/s1_0.vggish.npy#abc")
-    assert cat.stage_of("s1_0", "sample").attempts == 2
+    assert stage_of(cat, "s1_0", "sample").attempts == 2
     cat.set_embedding("s1_0", None)
     assert cat.audio("s1_0").embedding_path is None
     cat.save_sample("s1_1", _frames("s1_1", 1), AudioRecord("s1_1", "w", "l"), {})
@@ -235,7 +234,7 @@ def test_save_sample_is_one_transaction(cat):
     with pytest.raises(sqlite3.IntegrityError):
         cat.save_sample("s1_0", bad, AudioRecord("s1_0", "w2", "l2"), {"v": 2})
     assert [f.path for f in cat.frames("s1_0")] == ["frames/s1_0/0.jpg", "frames/s1_0/1.jpg"]
-    assert cat.audio("s1_0").wav_path == "w" and cat.stage_of("s1_0", "sample").settings == {"v": 1}
+    assert cat.audio("s1_0").wav_path == "w" and stage_of(cat, "s1_0", "sample").settings == {"v": 1}
 
 
 # -- masks ------------------------------------------------------------------------------------------
@@ -320,17 +319,17 @@ def test_mask_sets_replace_only_their_own_rows(cat, tmp_path):
 def test_objects_and_expressions(cat):
     _clips(cat, 2)
     assert cat.objects("s1_0") == [] and cat.expressions("s1_0") == []
-    cat.save_objects("s1_0", [ObjectRecord("s1_0", 2, "male_speech", "the man"),
+    put_objects(cat, "s1_0", [ObjectRecord("s1_0", 2, "male_speech", "the man"),
                               ObjectRecord("s1_0", 1, "dog_barking", "the dog barking")])
     assert [o.fid for o in cat.objects("s1_0")] == [1, 2] and cat.objects("s1_0")[1].label == "the man"
     ex = [Expression("s1_0", 1, 1, "the dog on the left"), Expression("s1_0", 0, 1, "the dog barking"),
           Expression("s1_0", 2, None, "the piano", is_null=True)]
-    cat.save_expressions("s1_0", ex)
+    put_expressions(cat, "s1_0", ex)
     got = cat.expressions("s1_0")
     assert [e.n for e in got] == [0, 1, 2] and got[2] == Expression("s1_0", 2, None, "the piano", True)
     assert got[0].is_null is False
-    cat.save_expressions("s1_0", ex[:1])
-    cat.save_objects("s1_0", [])
+    put_expressions(cat, "s1_0", ex[:1])
+    put_objects(cat, "s1_0", [])
     assert [e.text for e in cat.expressions("s1_0")] == ["the dog on the left"] and cat.objects("s1_0") == []
 
 
@@ -361,8 +360,8 @@ def test_splits(cat):
 def test_recategorise(cat, tmp_path):
     _clips(cat, 2)
     _save_set(cat, tmp_path, "s1_0", _object_masks())  # two dog_barking versions, one without category
-    cat.save_objects("s1_0", [ObjectRecord("s1_0", 1, "dog_barking", "the dog barking")])
-    cat.save_expressions("s1_0", [Expression("s1_0", 0, 1, "The dog barking"),
+    put_objects(cat, "s1_0", [ObjectRecord("s1_0", 1, "dog_barking", "the dog barking")])
+    put_expressions(cat, "s1_0", [Expression("s1_0", 0, 1, "The dog barking"),
                                   Expression("s1_0", 1, 1, "the dog barking near the door")])
     cat.finish("export", "s1_0")
     ch = cat.recategorise("s1_0", "cat_meowing")

@@ -21,6 +21,7 @@ from avsbench_tools.recipe import load_recipe
 from avsbench_tools.workspace import open_workspace
 from avsbench_tools.ws_status import list_clips, workspace_status
 from tests.helpers import run_cli
+from tests.helpers.catalog_rows import stage_of
 
 DATA = Path(__file__).parent / "data"
 FINGERPRINTS_V1 = ("CREATE TABLE IF NOT EXISTS fingerprints(clip_id TEXT PRIMARY KEY, frames TEXT NOT NULL, "
@@ -140,7 +141,7 @@ def test_a_version_1_catalog_is_upgraded_in_place(tmp_path, schema_file):
             assert [r[:5] + r[6:] for r in after[table]] == [r[:5] + r[6:] for r in before[table]]
         else:
             assert after[table] == before[table]
-    assert cat.clip_ids_done("sample") == ["c1"] and cat.stage_of("c1", "sample").settings == {"fps": 1}
+    assert cat.clip_ids_done("sample") == ["c1"] and stage_of(cat, "c1", "sample").settings == {"fps": 1}
     cat.close()
     # idempotent: opening again, or migrating again, changes nothing
     again = Catalog(ws / "catalog.sqlite")

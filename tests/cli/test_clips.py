@@ -20,7 +20,7 @@ def test_clips_lists_category_source_length_split_and_stage_states(tmp_path):
     ws, _ = init_workspace(tmp_path / "ws", "avsbench-s4")
     collect(ws, CollectOptions(local=videos, any_license=True, category="dog_barking"))
     # a clip from a URL source (as collect --urls records it), with a split
-    ws.catalog.upsert_source(Source(source_id="yt-abc", kind="url", url="https://example.org/abc.mp4", status="done"))
+    ws.catalog.add_source_if_new(Source(source_id="yt-abc", kind="url", url="https://example.org/abc.mp4", status="done"))
     ws.catalog.add_clip(Clip(clip_id="abc_0", source_id="yt-abc", start=12.0, seconds=5, path="clips/abc_0.mp4",
                              category="cat_meowing", split="test"))
     make_video(ws.path("clips", "abc_0.mp4"), seconds=5)

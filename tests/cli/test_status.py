@@ -9,6 +9,7 @@ from avsbench_tools.cli import app
 from avsbench_tools.workspace import init_workspace
 from avsbench_tools.ws_status import workspace_status
 from tests.helpers import run_cli
+from tests.helpers.catalog_rows import put_stage
 
 SHOWN = ["collect", "sample", "preannotate", "push", "pull", "export"]
 
@@ -18,15 +19,15 @@ def _ws_with_failures(tmp_path, n: int = 8):
     cat = ws.catalog
     for i in range(n):
         sid = f"yt-v{i}"
-        cat.upsert_source(Source(source_id=sid, kind="url", url=f"https://example.org/v{i}.mp4", status="failed"))
+        cat.add_source_if_new(Source(source_id=sid, kind="url", url=f"https://example.org/v{i}.mp4", status="failed"))
         cat.record_failure("collect", sid, f"HTTP 50{i % 10}", payload={"kind": "error", "url": f"https://example.org/v{i}.mp4"})
-    cat.upsert_source(Source(source_id="local-a", kind="local", url="file:///home/someone/videos/a.m4a",
+    cat.add_source_if_new(Source(source_id="local-a", kind="local", url="file:///home/someone/videos/a.m4a",
                              path="/home/someone/videos/a.m4a", status="rejected"))
     cat.record_failure("collect", "local-a", "rejected: no audio stream", permanent=True)
-    cat.upsert_source(Source(source_id="yt-old", kind="csv", url="https://www.youtube.com/watch?v=old"))
+    cat.add_source_if_new(Source(source_id="yt-old", kind="csv", url="https://www.youtube.com/watch?v=old"))
     cat.record_failure("collect", "yt-old", "rejected: licence", payload={"kind": "rejected"})  # an older rejection
     cat.add_clip(Clip(clip_id="c1", source_id="local-a", start=0, seconds=5, path="clips/c1.mp4"))
-    cat.set_stage("c1", "sample", "failed", reason="cannot open")
+    put_stage(cat, "c1", "sample", "failed", reason="cannot open")
     cat.record_failure("sample", "c1", "cannot open")
     ws.close()
     return tmp_path / "ws"
@@ -104,14 +105,14 @@ def test_next_step_follows_the_label_studio_round_trip(tmp_path):
     from avsbench_tools.cli.status import _next_step
 
     ws, _ = init_workspace(tmp_path / "ws", "avsbench-s4")
-    ws.catalog.upsert_source(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
+    ws.catalog.add_source_if_new(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
     ws.catalog.add_clip(Clip(clip_id="c1", source_id="s", start=0, seconds=5, path="clips/c1.mp4"))
     path = tmp_path / "ws"
     hints = []
     for stage in ("sample", "preannotate", "push", "pull", None):
         hints.append(_next_step(path, workspace_status(path)))
         if stage:
-            ws.catalog.set_stage("c1", stage, "done")
+            put_stage(ws.catalog, "c1", stage, "done")
     ws.close()
     assert hints[:2] == [f"avs-tools sample {path}", f"avs-tools preannotate {path}"]
     assert hints[2].startswith(f"avs-tools push {path}") and f"export {path} OUT --include-unreviewed" in hints[2]
@@ -123,13 +124,13 @@ def test_status_right_after_a_pull_says_the_review_goes_on_in_the_studio(tmp_pat
     """Issue 21: `status` right after a pull that brought part of the reviews said 'next: avs-tools pull ws' as if
     no pull had run. Now it names what the pull left: finish the review, then pull; or export the proposals."""
     ws, _ = init_workspace(tmp_path / "my ws", "avsbench-s4")
-    ws.catalog.upsert_source(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
+    ws.catalog.add_source_if_new(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
     for c in ("c1", "c2", "c3"):
         ws.catalog.add_clip(Clip(clip_id=c, source_id="s", start=0, seconds=5, path=f"clips/{c}.mp4"))
         for stage in ("sample", "preannotate", "push"):
-            ws.catalog.set_stage(c, stage, "done")
-    ws.catalog.set_stage("c1", "pull", "done")
-    ws.catalog.set_stage("c2", "pull", "partial")
+            put_stage(ws.catalog, c, stage, "done")
+    put_stage(ws.catalog, "c1", "pull", "done")
+    put_stage(ws.catalog, "c2", "pull", "partial")
     ws.close()
     out = run_cli("status", tmp_path / "my ws", check=True).stdout
     quoted = "'" + str(tmp_path / "my ws") + "'"

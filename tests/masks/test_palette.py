@@ -7,10 +7,11 @@ import re
 import pytest
 
 from avsbench_tools.catalog.records import MaskVersion
-from avsbench_tools.palette import MIN_DELTA_E, distinct_palette, label_colours, min_delta_e
+from avsbench_tools.palette import MIN_DELTA_E, distinct_palette, label_colours
 from avsbench_tools.preview.marks import plan_objects
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.studio import config as cfg
+from tests.helpers.colours import min_delta_e
 
 
 def _version(fid: int, second: int, category: str | None) -> MaskVersion:

@@ -19,6 +19,7 @@ from avsbench_tools.recipe import load_recipe
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, load_instances, load_truth, synthesize, truth_masks
 from avsbench_tools.workspace import init_workspace
+from tests.helpers.catalog_rows import put_expressions
 
 H, W = 6, 8
 
@@ -123,7 +124,7 @@ def test_an_export_of_the_worlds_truth_is_its_gold_release(tmp_path, fmt, second
         ws.catalog.save_mask_set(c.clip_id, "review", "t0", versions, range(seconds))
         texts = [(o["fid"], e, False) for o in t["objects"] for e in o["expressions"]]
         texts += [(None, e, True) for e in t["null_expressions"]]
-        ws.catalog.save_expressions(c.clip_id, [Expression(c.clip_id, n, fid, e, null)
+        put_expressions(ws.catalog, c.clip_id, [Expression(c.clip_id, n, fid, e, null)
                                                 for n, (fid, e, null) in enumerate(texts, start=1)])
     res = export(ws, tmp_path / "release")
     ws.close()

@@ -19,7 +19,7 @@ def test_the_names_other_modules_import_are_there():
     import avsbench_tools.sample as s
 
     for name in ("SampleOptions", "SampleResult", "sample", "embed_workspace", "sample_clip", "decode_clip",
-                 "sound_activity", "Activity", "activity_of", "sampled_frames", "frame_path", "audio_paths",
+                 "sound_activity", "Activity", "activity_of", "frame_path", "audio_paths",
                  "SampleError", "SampleStopped", "GRACE_S"):
         assert hasattr(s, name), name
     from avsbench_tools.sample.stage import sample
@@ -36,7 +36,7 @@ def test_importing_sample_loads_no_heavy_library():
 
 def test_stored_frames_and_activity_are_what_the_shared_decoder_and_analysis_give(tmp_path):
     from avsbench_tools.audio.activity import sound_activity
-    from avsbench_tools.sample import SampleOptions, activity_of, sample, sampled_frames
+    from avsbench_tools.sample import SampleOptions, activity_of, sample
 
     make_video(tmp_path / "videos" / "a.mp4", seconds=5, w=160, h=96, audio_seconds=3)
     make_video(tmp_path / "videos" / "b.mp4", seconds=5, w=160, h=96, rotate=90)
@@ -44,13 +44,13 @@ def test_stored_frames_and_activity_are_what_the_shared_decoder_and_analysis_giv
     collect(ws, CollectOptions(local=tmp_path / "videos", any_license=True))
     assert sample(ws, SampleOptions(jobs=1)).sampled == 2
     for clip in ws.catalog.clips():
-        rows = sampled_frames(ws, clip.clip_id)
-        assert [r["second"] for r in rows] == [0, 1, 2, 3, 4]
+        rows = ws.catalog.frames(clip.clip_id)
+        assert [r.second for r in rows] == [0, 1, 2, 3, 4]
         every = list(iter_frames(ws.path(clip.path)))  # what the trackers decode
         for r in rows:
-            png = np.asarray(Image.open(ws.path(r["path"])).convert("RGB"))
-            assert np.array_equal(png, every[r["frame_index"]].image)  # PNG is lossless: bit-exact
-            assert (r["width"], r["height"]) == (png.shape[1], png.shape[0])
+            png = np.asarray(Image.open(ws.path(r.path)).convert("RGB"))
+            assert np.array_equal(png, every[r.frame_index].image)  # PNG is lossless: bit-exact
+            assert (r.width, r.height) == (png.shape[1], png.shape[0])
         pcm, sr = read_wav(ws.path("audio", f"{clip.clip_id}.wav"))
         assert activity_of(ws, clip.clip_id) == sound_activity(pcm, sr, 5)
         if clip.clip_id.startswith("a"):

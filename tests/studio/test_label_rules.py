@@ -13,7 +13,7 @@ from avsbench_tools.workspace import init_workspace
 def test_label_rules_follow_set_category_and_report_problems(tmp_path):
     ws, _ = init_workspace(tmp_path / "ws", "avsbench-s4")
     try:
-        ws.catalog.upsert_source(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
+        ws.catalog.add_source_if_new(Source(source_id="s", kind="url", url="https://example.org/s.mp4", status="done"))
         ws.catalog.add_clip(Clip(clip_id="c1", source_id="s", start=0, seconds=5, path="clips/c1.mp4",
                                  category="dog_barking"))
         ws.catalog.recategorise("c1", "cat_meowing")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from avsbench_tools.workspace import open_workspace
+from tests.helpers.catalog_rows import stage_of
 from tests.helpers.studio_tasks import brush, build_workspace, cli, rect
 
 
@@ -107,7 +108,7 @@ def test_deleted_cancelled_and_task_deleted_reviews_are_retracted(studio_server,
         assert live == {ids[0], ids[3], ids[4]} and set(history) == set(ids.values())
         assert history[ids[1]].retracted_why and history[ids[1]].regions  # kept as history, with its masks
         assert ws.catalog.review_seconds(p.clip) == {3, 4}
-        assert ws.catalog.stage_of(p.clip, "pull").status == "partial"
+        assert stage_of(ws.catalog, p.clip, "pull").status == "partial"
     finally:
         ws.close()
     _paths_exist(p.path)

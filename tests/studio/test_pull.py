@@ -18,6 +18,7 @@ from avsbench_tools.studio.connect import connect
 from avsbench_tools.studio.pull import PullOptions, pull
 from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
+from tests.helpers.catalog_rows import stage_of
 from tests.helpers.studio_server import make_user, sdk_client
 from tests.helpers.studio_tasks import build_workspace, cli, frame_choice, rect, rle_of_alpha, soft_alpha
 
@@ -134,7 +135,7 @@ def test_pull_stores_exactly_the_submitted_masks_with_their_provenance(round_tri
         assert (got[1].evidence["lead_time"], got[1].author) == (30.0, srv.username)
         assert (got[4].author, got[4].evidence["annotation_id"], got[4].evidence["annotators"]) == (
             "second.annotator@example.com", ids["second"], 2)
-        assert ws.catalog.stage_of(a, "pull").status == "done" and ws.catalog.stage_of(b, "pull").status == "partial"
+        assert stage_of(ws.catalog, a, "pull").status == "done" and stage_of(ws.catalog, b, "pull").status == "partial"
         newest = max(x.ls_updated_at for x in rows.values())
         assert ws.catalog.pull_cursor(rt["key"]) >= newest  # the newest task save the pull saw
     finally:

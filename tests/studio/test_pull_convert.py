@@ -15,6 +15,7 @@ from avsbench_tools.studio.convert import from_studio
 from avsbench_tools.studio.pull import store_tasks
 from avsbench_tools.studio.review_set import CHOICE_RULE, choose
 from avsbench_tools.workspace import open_workspace
+from tests.helpers.catalog_rows import put_expressions, stage_of
 from tests.helpers.studio_tasks import (
     H,
     W,
@@ -125,7 +126,7 @@ def test_cancelled_counted_silent_frames_empty_unusable_flagged(ws):
     assert ws.catalog.review_seconds(clip) == {1, 2}
     assert [(v.second, v.fid) for v in latest_masks(ws, clip, ("review",))] == [(2, 0)]
     assert ws.catalog.clip_flags(clip) == {1: {"silent"}, 2: {"unusable"}}
-    assert ws.catalog.stage_of(clip, "pull").status == "partial"
+    assert stage_of(ws.catalog, clip, "pull").status == "partial"
 
 
 def test_several_annotators_all_kept_the_latest_submitted_chosen(ws):
@@ -149,7 +150,7 @@ def test_partial_pulls_never_drop_the_seconds_pulled_before(ws):
         assert r.new == 1
         assert [v.second for v in latest_masks(ws, clip, ("review",))] == list(range(s + 1))
         assert ws.catalog.review_seconds(clip) == set(range(s + 1))
-    assert ws.catalog.stage_of(clip, "pull").status == "done"
+    assert stage_of(ws.catalog, clip, "pull").status == "done"
     # the same tasks again: nothing new
     again = store_tasks(ws, KEY, [_task(ws, 40 + s, clip, s, [_ann(40 + s, [brush("o0", rect(s, 0, s + 9, 9))])])
                                   for s in range(5)])
@@ -167,7 +168,7 @@ def test_foreign_tasks_are_ignored(ws):
 
 def test_null_expressions_replace_only_the_clips_null_ones(ws):
     clip = ws.catalog.clips()[0].clip_id
-    ws.catalog.save_expressions(clip, [Expression(clip, 0, 3, "the dog on the left"),
+    put_expressions(ws.catalog, clip, [Expression(clip, 0, 3, "the dog on the left"),
                                        Expression(clip, 1, None, "the violin", is_null=True)])
     ws.catalog.set_null_expressions({clip: ["the trumpet", "the cello", "the trumpet"]})
     got = [(e.fid, e.text, e.is_null) for e in ws.catalog.expressions(clip)]

@@ -11,6 +11,7 @@ from avsbench_tools.catalog import STAGES, Catalog, Clip, Source
 from avsbench_tools.workspace import init_workspace, open_workspace
 from avsbench_tools.ws_status import workspace_status
 from tests.helpers import run_cli
+from tests.helpers.catalog_rows import put_stage
 
 
 def test_init_is_idempotent_and_status_json_has_every_stage(tmp_path):
@@ -31,11 +32,11 @@ def test_catalog_is_wal_and_counts_stages(tmp_path):
     mode = ws.catalog.db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     cat = ws.catalog
-    cat.upsert_source(Source(source_id="s1", kind="url", url="http://x/a.mp4"))
+    cat.add_source_if_new(Source(source_id="s1", kind="url", url="http://x/a.mp4"))
     cat.add_clip(Clip(clip_id="c1", source_id="s1", start=0, seconds=5, path="clips/c1.mp4"))
     cat.add_clip(Clip(clip_id="c2", source_id="s1", start=5, seconds=5, path="clips/c2.mp4"))
-    cat.set_stage("c1", "sample", "done")
-    cat.set_stage("c2", "sample", "failed", reason="corrupt")
+    put_stage(cat, "c1", "sample", "done")
+    put_stage(cat, "c2", "sample", "failed", reason="corrupt")
     cat.record_failure("collect", "http://x/b.mp4", "HTTP 404")
     cat.record_failure("collect", "http://x/b.mp4", "HTTP 404")
     ws.close()
@@ -149,7 +150,7 @@ def test_status_and_clips_of_a_moved_workspace(tmp_path):
 
     (tmp_path / "a").mkdir()
     ws, _ = init_workspace(tmp_path / "a" / "ws", "avsbench-s4")
-    ws.catalog.upsert_source(Source(source_id="s1", kind="url", url="http://x/a.mp4", path="sources/s1.mp4"))
+    ws.catalog.add_source_if_new(Source(source_id="s1", kind="url", url="http://x/a.mp4", path="sources/s1.mp4"))
     ws.catalog.add_clip(Clip(clip_id="c1", source_id="s1", start=0, seconds=5, path="clips/c1.mp4"))
     ws.catalog.finish("sample", "c1", {"fps": 1})
     ws.close()
