@@ -108,7 +108,8 @@ def test_instructions_carry_the_guidelines():
 @pytest.mark.parametrize("name", bundled_recipes())
 def test_label_colours_are_told_apart_in_every_recipe(name):
     """Any two labels of a project are at least CIE76 20 apart, computed from the config's own colours."""
-    from avsbench_tools.palette import MIN_DELTA_E, min_delta_e, srgb_to_lab
+    from avsbench_tools.palette import MIN_DELTA_E, srgb_to_lab
+    from tests.helpers.colours import min_delta_e
 
     recipe = load_recipe(name)
     xml = cfg.label_config(recipe)
