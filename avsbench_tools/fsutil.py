@@ -40,7 +40,9 @@ def file_mode() -> int:
     return 0o666 & ~UMASK
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to a temporary file beside `path` (mode 0600 from its first byte), then rename it over `path`;
+    the file gets `mode`, by default the user's umask's (`file_mode`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
@@ -49,7 +51,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, file_mode())
+        os.chmod(tmp, file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -59,6 +61,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read or write (0600 from its first byte, whatever the umask), atomically:
+    tokens, passwords."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=0o600)
 
 
 @contextlib.contextmanager

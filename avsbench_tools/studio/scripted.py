@@ -23,7 +23,6 @@ flags_to_studio); requests go through studio/project.py's Api.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from avsbench_tools.errors import AvsError, UsageError
+from avsbench_tools.fsutil import atomic_write_private
 
 SCRIPTED_EMAIL = "scripted-annotator@avs-tools.invalid"
 SECRETS_FILE = "scripted-annotator"  # in WS/studio (0700), mode 0600
@@ -173,14 +173,6 @@ def plan(tasks: list[dict], silent: dict[str, set[int]], labels: list[str], mult
 
 
 # -- the scripted user -----------------------------------------------------------------------------------------
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def scripted_user(url: str, ws_root: Path) -> str:
     """The scripted annotator's API token on the server at `url`: logged in with the password kept in
     WS/studio/SECRETS_FILE, signed up (once per server) when that fails or there is none yet."""
@@ -193,7 +185,7 @@ def scripted_user(url: str, ws_root: Path) -> str:
     password = saved.get("password")
     if not password:  # kept before the account is made: no account without its password on disk
         password = secrets.token_urlsafe(16)
-        _write_private(path, json.dumps({"email": SCRIPTED_EMAIL, "password": password}) + "\n")
+        atomic_write_private(path, json.dumps({"email": SCRIPTED_EMAIL, "password": password}) + "\n")
     try:
         with httpx.Client(base_url=url, follow_redirects=False, timeout=60) as s:
             for page in ("/user/login/", "/user/signup/") if saved else ("/user/signup/", "/user/login/"):

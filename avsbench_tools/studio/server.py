@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avsbench_tools.errors import AvsError, Interrupted, UsageError
-from avsbench_tools.fsutil import atomic_write_text
+from avsbench_tools.fsutil import atomic_write_private, atomic_write_text
 from avsbench_tools.studio.process import (
     alive,
     announced_port,
@@ -118,23 +118,6 @@ def find_binary() -> Path:
 
 
 # -- secrets ---------------------------------------------------------------------------------------------
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only (0600 from the first byte), atomically."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def read_token(paths: StudioPaths) -> str | None:
     """The workspace server's API token, or None when there is no token file."""
     try:
@@ -171,10 +154,10 @@ def _ensure_secrets(paths: StudioPaths) -> tuple[str, str, str]:
                          f"{paths.data} away to start with a new, empty Label Studio")
     if creds is None:
         creds = {"username": DEFAULT_USERNAME, "password": secrets.token_urlsafe(12)}
-        _write_private(paths.credentials, json.dumps(creds, indent=1) + "\n")
+        atomic_write_private(paths.credentials, json.dumps(creds, indent=1) + "\n")
     if token is None:
         token = secrets.token_hex(20)  # 40 hex digits: the length of a Label Studio (DRF) token
-        _write_private(paths.token, token + "\n")
+        atomic_write_private(paths.token, token + "\n")
     return creds["username"], creds["password"], token
 
 
