@@ -173,15 +173,6 @@ def load_visual_weights(model, path: Path) -> None:
                     f"{model.cfg.backbone} ImageNet weights")
 
 
-def load_vggish_weights(model, path: Path) -> None:
-    """torchvggish release weights into the frozen VGGish (`model.vggish_sha` records the file)."""
-    from avsbench_tools.checkpoints import checkpoint_hash
-
-    _check_and_load(model.vggish, read_vggish_weights(path), Path(path), "VGGish weights")
-    model.vggish.requires_grad_(False)
-    model.vggish_sha = checkpoint_hash(Path(path))
-
-
 def official_to_ours(state: dict) -> tuple[dict, int]:
     """Map an official AVSBench state dict (prefix already stripped) to this model's layout;
     -> (state, number of dropped tensors)."""
