@@ -23,7 +23,8 @@ MASK_KINDS = ("binary", "semantic", "per-object")
 
 @dataclass(frozen=True)
 class ReleaseFormat:
-    """One official release layout."""
+    """One official release layout (an entry of this registry): what recipes, export, synth, validate, evaluate and
+    stats read of it, its writer and its reader (release_reader.py)."""
 
     name: str  # the --format / recipe `format` value
     title: str  # the dataset and paper it comes from

@@ -27,6 +27,9 @@ class RefObject:
 
 @dataclass
 class ReleaseClip:
+    """One clip as a release writer takes it (`writer.add`): its frames, audio, log-mel and masks in its format's
+    mask kind, with the metadata of its row. Built by `masks_to_clip` (export and synth's gold release)."""
+
     name: str  # the release's id: S4 name, MS3 name (<ytid>_<n>), AVSS uid, Ref-AVS vid
     video_id: str  # source video id
     start: float  # seconds into the source video
