@@ -34,7 +34,7 @@ def ws24(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ws_sampled(tmp_path_factory) -> Path:
-    d = clip_workspace(tmp_path_factory.mktemp("ip"), "avsbench-s4", 6, 5)
+    d = clip_workspace(tmp_path_factory.mktemp("ip"), "avsbench-s4", 6, 5, w=160, h=120)  # held: size is no race
     run_cli("sample", d, "-q", check=True)
     return d
 

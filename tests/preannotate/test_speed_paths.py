@@ -168,30 +168,39 @@ def test_cli_defaults_are_the_options_defaults():
 
 # -- the background loader ---------------------------------------------------------------------------
 def test_prefetcher_loads_ahead_in_order_and_hands_errors_to_their_item():
+    """The loader runs ahead: while the consumer holds item i, the load of item i+1 starts (waited for as an
+    event, not timed: a loaded machine is slower, never wrong)."""
     started: list[int] = []
+    loading = [threading.Event() for _ in range(6)]
 
     def load(i):
         started.append(i)
+        loading[i].set()
         time.sleep(0.05)
         if i == 2:
             raise FileNotFoundError(f"frame {i} is missing")
         return i * 10
 
-    t0 = time.monotonic()
     got = []
     with Prefetcher(range(6), load, depth=2) as items:
         for item, value, error in items:
             got.append((item, value, type(error).__name__ if error else None))
-            time.sleep(0.05)  # the consumer's own work overlaps the next load
-    took = time.monotonic() - t0
+            if item + 1 < 6:  # the consumer's own work overlaps the next load
+                assert loading[item + 1].wait(60), f"item {item + 1} was not loaded while {item} was worked on"
     assert got == [(0, 0, None), (1, 10, None), (2, None, "FileNotFoundError"), (3, 30, None), (4, 40, None),
                    (5, 50, None)]
-    assert took < 6 * 0.1 * 0.85, took  # loads and work overlapped (serial: 0.6 s)
+    assert started == list(range(6))
     assert not [t for t in threading.enumerate() if t.name == "avs-prefetch"]
 
 
 def test_prefetchers_chain_so_loading_proposing_and_storing_overlap():
+    """Three stages overlap: while item k is being stored, item k+1 is being proposed and item k+2 loaded
+    (waited for as events, not timed)."""
+    loading = [threading.Event() for _ in range(6)]
+    proposing = [threading.Event() for _ in range(6)]
+
     def load(i):
+        loading[i].set()
         time.sleep(0.05)
         if i == 1:
             raise OSError("unreadable frame")
@@ -199,20 +208,22 @@ def test_prefetchers_chain_so_loading_proposing_and_storing_overlap():
 
     def propose(loaded):
         item, value, error = loaded
+        proposing[item].set()
         if error is not None:
             raise error
         time.sleep(0.05)
         return value * 2
 
-    t0 = time.monotonic()
     got = []
     with Prefetcher(range(6), load, 2, "t-frames") as loaded, Prefetcher(loaded, propose, 1, "t-models") as proposed:
         for (item, _, _), value, error in proposed:
-            time.sleep(0.05)  # storing
+            # storing item: the next one is proposed and the one after loaded meanwhile
+            if item + 1 < 6:
+                assert proposing[item + 1].wait(60), f"item {item + 1} not proposed while {item} was stored"
+            if item + 2 < 6:
+                assert loading[item + 2].wait(60), f"item {item + 2} not loaded while {item} was stored"
             got.append((item, value, str(error) if error else None))
-    took = time.monotonic() - t0
     assert got == [(0, 0, None), (1, None, "unreadable frame"), (2, 4, None), (3, 6, None), (4, 8, None), (5, 10, None)]
-    assert took < 0.75, took  # three stages overlapped (one after another: 0.85 s)
 
 
 def test_prefetcher_stops_its_thread_when_the_consumer_stops_early():
@@ -232,24 +243,31 @@ def test_prefetcher_stops_its_thread_when_the_consumer_stops_early():
 
 
 def test_storing_runs_one_item_behind_and_its_errors_reach_the_caller():
+    """put() returns while its item is still being stored (the caller goes on with the next one) and waits for
+    the item before; held by events, not timed: each store waits for its gate, opened by the test."""
     reported, stored = [], []
+    storing = [threading.Event() for _ in range(5)]
+    gate = [threading.Event() for _ in range(5)]
 
     def store(i):
-        time.sleep(0.05)
+        storing[i].set()
+        assert gate[i].wait(60)
         if i == 3:
             raise OSError("disk full")
         stored.append(i)
         return i
 
     behind = Behind(lambda r: reported.append((r, threading.current_thread() is threading.main_thread())))
-    t0 = time.monotonic()
     for i in range(3):
-        time.sleep(0.05)  # the models' work on the next item overlaps the store of this one
-        behind.put(store, i)
-        assert stored == list(range(i))  # put() waited for the item before
+        behind.put(store, i)  # waits for the item before (its gate was opened below)
+        assert stored == list(range(i))  # the item before is stored, this one not yet: put() did not wait for it
+        assert storing[i].wait(60)  # this item is being stored on the other thread while the caller goes on
+        assert reported == [(k, True) for k in range(i)]
+        gate[i].set()
     behind.wait()
-    assert time.monotonic() - t0 < 0.3 * 0.85 and stored == [0, 1, 2]
+    assert stored == [0, 1, 2]
     assert reported == [(0, True), (1, True), (2, True)]  # reported on the caller's thread
+    gate[3].set()
     behind.put(store, 3)
     with pytest.raises(OSError, match="disk full"):
         behind.wait()
@@ -257,8 +275,10 @@ def test_storing_runs_one_item_behind_and_its_errors_reach_the_caller():
     with pytest.raises(KeyboardInterrupt):
         try:
             behind.put(store, 4)
+            assert storing[4].wait(60)  # the Ctrl-C comes while item 4 is being stored
             raise KeyboardInterrupt
         finally:
+            gate[4].set()
             behind.wait()
     assert stored[-1] == 4
 
