@@ -88,6 +88,27 @@ def build(root: Path, n_tasks: int, seed: int = 0) -> Path:
     return root / "ws"
 
 
+def warm_up(ws, conn, n: int = 20) -> None:
+    """Untimed: n of the workspace's tasks imported into a scratch project, their predictions listed, the project
+    deleted. A fresh server spends its first requests loading code (the import path, prediction validation);
+    without this, ours (timed first) would pay for it and the ceiling (timed after) would not."""
+    from avsbench_tools.studio.config import label_config
+    from avsbench_tools.studio.project import Api
+    from avsbench_tools.studio.push import _interface, _plan
+    from avsbench_tools.studio.push_build import task_json
+
+    t = time.perf_counter()
+    api = Api(conn)
+    items = _plan(ws, [c.clip_id for c in ws.catalog.clips()][: (n + 4) // 5])[:n]
+    pid = api.create_project("bench warm-up", "bench-warm-up", label_config(ws.recipe), "").id
+    li = _interface(api.project(pid).label_config)
+    ids = api.import_tasks(pid, [task_json(ws, it, Path(conn.document_root), "bench", li, pid) for it in items])
+    api.prediction_ids(pid, set(ids), 0)
+    api.request("DELETE", f"api/projects/{pid}/")
+    print(f"server warmed up ({len(ids)} tasks imported into a scratch project, deleted) in "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
+
+
 def check_project(api, res, ws_id: str, n: int) -> None:
     """The pushed project through the API: one task per frame (no duplicate), every prediction there."""
     ours, every = api.task_keys(res.project_id, ws_id)
@@ -135,7 +156,7 @@ def main() -> None:
             ws = open_workspace(root, lock="push")
             conn = connect(ws)
             conn.check()  # the SDK imported before any timing
-            Api(conn)
+            warm_up(ws, conn)
 
             t, c = time.perf_counter(), time.process_time()
             res = push(ws, conn, PushOptions(chunk_size=args.chunk))

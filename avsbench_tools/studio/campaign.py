@@ -40,6 +40,25 @@ def sound_margin(level_db: float, relative_db: float) -> float:
     return max(ABS_SILENCE_DB - level_db, louder)
 
 
+def check_overlap(overlap: float | None) -> None:
+    """A one-line UsageError unless --overlap is a fraction from 0 to 1 (or not given)."""
+    import math
+
+    from avsbench_tools.errors import UsageError
+
+    if overlap is not None and not (math.isfinite(overlap) and 0.0 <= overlap <= 1.0):
+        raise UsageError(f"--overlap {overlap}: expected a fraction of the frames from 0 to 1 (e.g. 0.1: one frame in "
+                         "ten goes to two annotators)")
+
+
+def by_priority(ws, items, todo: list, progress) -> dict[tuple[str, int], dict]:
+    """Sort `todo` (the new tasks' items) by priority, highest first (then clip, second); their task data fields."""
+    progress("pushing", 0, len(todo), "ranking frames by need of a human")
+    extra = priorities(ws, items)
+    todo.sort(key=lambda it: (-extra[(it.clip_id, it.frame.second)]["priority"], it.clip_id, it.frame.second))
+    return extra
+
+
 def priorities(ws, items) -> dict[tuple[str, int], dict]:
     """{(clip_id, second): {"priority": 0..100, "priority_why": text}} for push's plan items (studio.push_build.Item)."""
     import numpy as np

@@ -21,7 +21,7 @@ from avsbench_tools.catalog.studio import project_key
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.studio import config as cfg
-from avsbench_tools.studio.campaign import priorities, settings
+from avsbench_tools.studio.campaign import by_priority, check_overlap, settings
 from avsbench_tools.studio.project import (
     Api,
     CheckedInterface,
@@ -60,11 +60,7 @@ class PushOptions:
 
     def check(self) -> None:
         """A one-line UsageError for an option out of range (before anything is asked of the server)."""
-        import math
-
-        if self.overlap is not None and not (math.isfinite(self.overlap) and 0.0 <= self.overlap <= 1.0):
-            raise UsageError(f"--overlap {self.overlap}: expected a fraction of the frames from 0 to 1 (e.g. 0.1: one "
-                             "frame in ten goes to two annotators)")
+        check_overlap(self.overlap)
 
 
 @dataclass
@@ -100,28 +96,23 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
         raise UsageError(f"nothing to push: no sampled frames in {ws.root}{' for those clips' if opts.clips else ''} "
                          f"(run avs-tools sample {ws.root} first)")
     conn.check()
-    conn.check_serving(ws.root)  # before a project is made: a refusal leaves nothing on the server
     api = Api(conn)
     ws_id = cat.studio_ws_id()
     res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
     server = server_name(conn, ws_id)
-    proj = _project(ws, api, ws_id, server, res)
+    proj = _project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root))
     key = project_key(server, proj.id)
     docroot = document_root(ws, conn, api, opts.document_root, items[0].frame.path)
     li = CheckedInterface(_interface(proj.label_config))
     tasks, preds = _reconcile(ws, api, proj, key, ws_id, items, res)
     todo_new = [it for it in items if (it.clip_id, it.frame.second) not in tasks]
-    extra: dict[tuple[str, int], dict] = {}
-    if opts.order and todo_new:
-        progress("pushing", 0, len(todo_new), "ranking frames by need of a human")
-        extra = priorities(ws, items)
-        todo_new.sort(key=lambda it: (-extra[(it.clip_id, it.frame.second)]["priority"], it.clip_id, it.frame.second))
-        res.ordered = len(todo_new)
+    extra = by_priority(ws, items, todo_new, progress) if opts.order and todo_new else {}  # sorts todo_new
+    res.ordered = len(todo_new) if extra else 0
 
-    def task(it: Item) -> dict:
-        t = task_json(ws, it, docroot, ws_id, li, proj.id)
-        t["data"].update(extra.get((it.clip_id, it.frame.second), {}))
-        return t
+    def task(it: Item) -> dict:  # the task JSON, with its priority fields (--order)
+        return {**(t := task_json(ws, it, docroot, ws_id, li, proj.id)),
+                "data": {**t["data"], **extra.get((it.clip_id, it.frame.second), {})}}
+
     todo_more = [(tasks[(it.clip_id, it.frame.second)], it, p) for it in items
                  if (it.clip_id, it.frame.second) in tasks for p in it.preds
                  if (tasks[(it.clip_id, it.frame.second)], p.model_version) not in preds]
@@ -217,7 +208,11 @@ def _needed(ws, clip, frames: list, src) -> list:
 
 
 # -- the project ----------------------------------------------------------------------------------------
-def _project(ws, api: Api, ws_id: str, server: str, res: PushResult) -> Project:
+def _project(ws, api: Api, ws_id: str, server: str, res: PushResult, check_serving) -> Project:
+    """The workspace's project, found or made. `check_serving` (connect's: can the server serve the workspace's
+    media?) runs before an existing project is changed, and right after a new one is made, which is deleted again
+    when the answer is no: a refusal leaves nothing behind (and on a server without any project, the check names
+    the new one instead of making and deleting a scratch project)."""
     cat, recipe = ws.catalog, ws.recipe
     pid = cat.studio_project(server)
     proj = api.project(pid) if pid is not None else None
@@ -231,7 +226,13 @@ def _project(ws, api: Api, ws_id: str, server: str, res: PushResult) -> Project:
     if proj is None:
         title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
         proj = api.create_project(title, ws_id, cfg.label_config(recipe), instructions)
+        try:
+            check_serving()
+        except BaseException:
+            api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id} (the check failed)")
+            raise
     else:
+        check_serving()
         missing = cfg.check_config(proj.label_config, recipe)
         unknown = cfg.unknown_controls(proj.label_config, recipe)
         if unknown:

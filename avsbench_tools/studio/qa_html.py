@@ -90,7 +90,8 @@ HEADINGS = {
     "annotations_timed": "annotations timed", "mean_s": "mean (s)", "median_s": "median (s)", "total_s": "total (s)",
     "per_reviewed_frame_s": "per reviewed frame (s)", "annotator": "annotator", "lead_time_s": "lead time (s)",
     "submitted": "submitted", "clip_id": "clip", "second": "second", "annotators": "annotators",
-    "chosen": "review set takes", "pair_iou": "mean IoU of the pairs",
+    "chosen": "review set takes", "pair_iou": "mean IoU of the pairs", "pairs": "pairs", "min_iou": "lowest IoU", "painted": "category",
+    "flag": "flag", "both": "both set it", "neither": "neither", "disagree": "only one", "agreement": "set alike",
 }
 
 
@@ -139,6 +140,14 @@ def render(ws: Workspace, rep: QaReport) -> str:
     if ag["frames"]:
         parts += [f"<p>Frames reviewed by several different annotators: {ag['frames']}; pairs: {ag['pairs']}; mean "
                   f"IoU of a pair (all objects of the frame together): {ag['mean_iou']:.3f}.</p>",
+                  "<p class=note>Per category: the IoU of the two annotators' masks of that category (0 where only "
+                  "one painted it), over the pairs where either painted it.</p>",
+                  _table([{"painted": c["category"], "pairs": c["pairs"], "pair_iou": c["mean_iou"],
+                           "min_iou": c["min_iou"]} for c in ag.get("by_category", [])],
+                         ["painted", "pairs", "pair_iou", "min_iou"]),
+                  "<p class=note>Frame flags: pairs that set the flag alike (both, neither) or not.</p>",
+                  _table([{"flag": f, **n} for f, n in ag.get("flags", {}).items()],
+                         ["flag", "pairs", "both", "neither", "disagree", "agreement"]),
                   _table([{**r, "annotators": ", ".join(map(str, r["annotators"])), "pair_iou": r["mean_iou"]}
                           for r in ag["per_frame"]], ["clip_id", "second", "annotators", "pair_iou", "chosen"])]
     else:

@@ -421,9 +421,11 @@ def test_wrong_key_and_a_workspace_the_server_cannot_serve(studio_server, built,
                                                  "key (401)"]
     assert "not-the-key" not in proc.stderr and _rows(ws, "studio_tasks") == []
     outside = fresh(built, "c1-outside", where=tmp_path)  # not under the server's document root
+    projects = {p.id for p in server.client().projects.list()}
     proc = _cli(outside, server)
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1 and "cannot serve the workspace's files" in err[0], proc.stderr
+    assert {p.id for p in server.client().projects.list()} == projects  # the refusal left no project behind
     assert "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT" in err[0]
     _token_nowhere(outside, server.api_key, proc.stdout, proc.stderr)
 
