@@ -2,7 +2,7 @@
 
 The names below are a contract with pull (`studio/pull.py`): an `<Image name="image">` per task
 (one sampled frame), `<Audio name="audio">` (the clip's 16 kHz WAV, the frame's second stated in the
-header), `<Video name="video">` (the clip, for context), `<BrushLabels name="mask" toName="image">`
+header and marked [s, s+1) by a read-only region of the hidden `<Labels name="second">`, which pull ignores), `<Video name="video">` (the clip, for context), `<BrushLabels name="mask" toName="image">`
 with one label per recipe category, `<Choices name="frame">` for the per-frame flags, and for
 Ref-AVS a per-region `<TextArea name="expression">`. The guidelines (annotation/*.html) become the
 project's instructions.
@@ -18,6 +18,12 @@ from avsbench_tools.recipe import Recipe
 
 IMAGE, AUDIO, VIDEO = "image", "audio", "video"
 MASK, FRAME, EXPRESSION = "mask", "frame", "expression"
+#: the audio region that marks the task's second [s, s+1) on the clip's waveform: a `<Labels>` on the audio (hidden:
+#: annotators never draw with it), one read-only region of it in every prediction (push_build.second_region). Pull
+#: ignores it (it is not a mask). Selected (click it in the Regions list or on the waveform), the Audio tag's hotkey
+#: plays just that second: Label Studio 1.23 plays a selected audio region from its start to its end.
+SECOND, SECOND_LABEL = "second", "this task's second"
+AUDIO_HOTKEY = "ctrl+p"  # play/pause the audio (with the second's region selected: just that second)
 NO_SOUND, UNUSABLE = "no sounding object", "unusable frame"
 FRAME_CHOICES = (NO_SOUND, UNUSABLE)
 
@@ -42,7 +48,8 @@ FLAG_HOTKEYS = {NO_SOUND: "shift+n", UNUSABLE: "shift+u"}
 #: how to use the editor, one line in every task's header (annotation/guidelines.html says it at length)
 TOOL_LINE = ("Tools: B brush, E eraser (select the region first: click it in the Regions list), "
              "Backspace deletes the selected region, Shift+1 zooms to fit, each label's key is on its button, "
-             "Shift+N no sounding object, Shift+U unusable frame, Ctrl+Enter submits")
+             "Shift+N no sounding object, Shift+U unusable frame, Ctrl+P plays the audio (just this task's second "
+             "when its yellow region is selected in the Regions list), Ctrl+Enter submits")
 
 
 #: the Image tag's sizing. Label Studio 1.23's default, defaultZoom="fit", zooms a small frame past its box
@@ -105,8 +112,13 @@ def label_config(recipe: Recipe) -> str:
       <Image name="{IMAGE}" value="${IMAGE}" {IMAGE_FIT} zoom="true" zoomControl="true" rotateControl="false"/>
     </View>
     <View style="flex: 2; min-width: 0">
-      <Header value="Clip audio: listen to the second named above" size="6"/>
-      <Audio name="{AUDIO}" value="${AUDIO}" hotkey="ctrl+p"/>
+      <Header value="Clip audio: the yellow region is this task's second; click it in the Regions list, then Ctrl+P plays just that second" size="6"/>
+      <Audio name="{AUDIO}" value="${AUDIO}" hotkey="{AUDIO_HOTKEY}"/>
+      <View style="display: none">
+        <Labels name="{SECOND}" toName="{AUDIO}">
+          <Label value="{SECOND_LABEL}" background="#ffb000" hotkey="ctrl+alt+9"/>
+        </Labels>
+      </View>
       <Header value="Clip video (context)" size="6"/>
       <Video name="{VIDEO}" value="${VIDEO}" frameRate="$fps" height="200"/>
     </View>

@@ -167,6 +167,14 @@ def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
     return {"data": data, "predictions": [prediction_json(ws, it, p, li, pid) for p in it.preds]}
 
 
+def second_region(second: int, n_seconds: int | None = None) -> dict:
+    """The read-only audio region [s, s+1) that marks the task's second on the clip's waveform (config.SECOND);
+    pull ignores it. Its end is the clip's end at most."""
+    end = float(second + 1) if not n_seconds else float(min(second + 1, n_seconds))
+    return {"id": "second", "from_name": cfg.SECOND, "to_name": cfg.AUDIO, "type": "labels", "readonly": True,
+            "value": {"start": float(second), "end": end, "channel": 0, "labels": [cfg.SECOND_LABEL]}}
+
+
 def _size(ws, f: Frame) -> tuple[int, int]:
     if f.width and f.height:
         return int(f.width), int(f.height)
@@ -180,6 +188,13 @@ def _labels(li) -> set[str]:
     if not hasattr(li, "_avs_labels"):
         li._avs_labels = set(cfg._tag(li, cfg.MASK).labels or [])
     return li._avs_labels
+
+
+def _has_second(li) -> bool:
+    """The project's config has the audio's second (config.SECOND); a project made before it existed has not."""
+    if not hasattr(li, "_avs_second"):
+        li._avs_second = cfg._tag(li, cfg.SECOND) is not None
+    return li._avs_second
 
 
 def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
@@ -204,6 +219,8 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
         if marks:
             region["meta"] = {"text": marks}
         result.append(region)
+    if _has_second(li):
+        result.append(second_region(it.frame.second, it.n_seconds))
     if p.no_sound:
         from avsbench_tools.catalog.reviews import SILENT
         from avsbench_tools.studio.convert import flags_to_studio

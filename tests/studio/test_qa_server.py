@@ -53,8 +53,9 @@ def reviewed(studio_server):
 
     def shown(second: int, **value) -> list[dict]:
         pred = with_object(second)
-        assert [x["value"]["brushlabels"] for x in pred["result"]] == [["guitar"]]
-        return [dict(x, origin="prediction", value={**x["value"], **value}) for x in pred["result"]]
+        assert [x["value"]["brushlabels"] for x in pred["result"] if x["type"] == "brushlabels"] == [["guitar"]]
+        return [dict(x, origin="prediction", value={**x["value"], **value}) if x["type"] == "brushlabels" else dict(x)
+                for x in pred["result"]]  # the audio's second region too: pull ignores it
 
     annotate(0, shown(0) + [frame_choice("no sounding object")])  # the object is silent here: its proposal goes
     annotate(1, [dict(x, origin="prediction-changed") for x in shown(1, brushlabels=[other])])  # a wrong label fixed
