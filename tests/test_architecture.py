@@ -1,8 +1,9 @@
 """The layout rules docs/architecture.md states, checked on the source: no import cycle among the package's
 modules (module-level imports, and function-level ones too; a module's own parent packages and type-only
-`if TYPE_CHECKING:` imports aside), no module importing another's private (_name) names, masks.py a leaf, one rule
-for the masks a clip shows (mask_store.shown_masks) used by export, preview and qa, and the preannotate backends
-named only in their registry."""
+`if TYPE_CHECKING:` imports aside), no module importing another's private (_name) names, a stage importing another
+only through its package's names, a name placing one thing (no two modules of one name but the layout's own
+pairs), masks.py a leaf, one rule for the masks a clip shows (mask_store.shown_masks) used by export, preview and
+qa, and the preannotate backends named only in their registry."""
 
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ def test_no_module_imports_private_names_of_another():
 
 # The pipeline's stages: each uses another only through the names its package exports (`avsbench_tools.<stage>`),
 # never a module inside it. The shared layers (catalog, audio, media, writers) are libraries whose modules anyone
-# imports; `cli` (one command file per stage) and `engine` (the Ray halves of collect, sample and preannotate,
+# imports; `cli` (one file per command) and `engine` (the Ray halves of collect, sample and preannotate,
 # built from those stages' own parts) are not stages.
 STAGES = {"baselines", "collect", "export", "negative_audio", "preannotate", "preview", "publish", "release_check",
           "sample", "stats", "studio", "synth"}
@@ -141,10 +142,16 @@ def _deep_stage_imports(name: str, is_package: bool, text: str) -> list[str]:
         return []
     found = []
     for node in ast.walk(ast.parse(text)):
-        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("avsbench_tools."):
-            target = node.module.split(".")
-            if len(target) > 2 and target[1] in STAGES and target[1] != own:
-                found.append(f"{name}: {node.module}")
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            modules = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        else:
+            continue
+        for module in modules:
+            target = module.split(".")
+            if target[0] == "avsbench_tools" and len(target) > 2 and target[1] in STAGES and target[1] != own:
+                found.append(f"{name}: {module}")
     return found
 
 
@@ -159,6 +166,7 @@ def test_stages_use_each_other_only_through_their_packages_names():
     assert _deep_stage_imports("avsbench_tools.negative_audio", True, src) == []
     assert _deep_stage_imports("avsbench_tools.completeness", False, src) != []
     assert _deep_stage_imports("avsbench_tools.export.stage", False, "from avsbench_tools.writers.avss import x\n") == []
+    assert _deep_stage_imports("avsbench_tools.export.stage", False, "import avsbench_tools.stats.report\n") != []
 
 
 def test_preannotate_backends_are_named_only_in_their_registry():
