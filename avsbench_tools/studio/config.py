@@ -20,8 +20,9 @@ IMAGE, AUDIO, VIDEO = "image", "audio", "video"
 MASK, FRAME, EXPRESSION = "mask", "frame", "expression"
 #: the audio region that marks the task's second [s, s+1) on the clip's waveform: a `<Labels>` on the audio (hidden:
 #: annotators never draw with it), one read-only region of it in every prediction (push_build.second_region). Pull
-#: ignores it (it is not a mask). Selected (click it in the Regions list or on the waveform), the Audio tag's hotkey
-#: plays just that second: Label Studio 1.23 plays a selected audio region from its start to its end.
+#: ignores it (it is not a mask). Selected (Alt+., Label Studio's "cycle regions", selects it first: it is the first
+#: region; or click it in the Regions list), the Audio tag's hotkey plays just that second: Label Studio 1.23 plays a
+#: selected audio region from its start to its end. Its player opens at 0 s: no attribute or data field moves it.
 SECOND, SECOND_LABEL = "second", "this task's second"
 AUDIO_HOTKEY = "ctrl+p"  # play/pause the audio (with the second's region selected: just that second)
 NO_SOUND, UNUSABLE = "no sounding object", "unusable frame"
@@ -48,8 +49,8 @@ FLAG_HOTKEYS = {NO_SOUND: "shift+n", UNUSABLE: "shift+u"}
 #: how to use the editor, one line in every task's header (annotation/guidelines.html says it at length)
 TOOL_LINE = ("Tools: B brush, E eraser (select the region first: click it in the Regions list), "
              "Backspace deletes the selected region, Shift+1 zooms to fit, each label's key is on its button, "
-             "Shift+N no sounding object, Shift+U unusable frame, Ctrl+P plays the audio (just this task's second "
-             "when its yellow region is selected in the Regions list), Ctrl+Enter submits")
+             "Shift+N no sounding object, Shift+U unusable frame, Alt+. then Ctrl+P plays just this task's second "
+             "(Alt+. selects its yellow audio region; Ctrl+P alone plays the whole clip), Ctrl+Enter submits")
 
 
 #: the Image tag's sizing. Label Studio 1.23's default, defaultZoom="fit", zooms a small frame past its box
@@ -112,7 +113,7 @@ def label_config(recipe: Recipe) -> str:
       <Image name="{IMAGE}" value="${IMAGE}" {IMAGE_FIT} zoom="true" zoomControl="true" rotateControl="false"/>
     </View>
     <View style="flex: 2; min-width: 0">
-      <Header value="Clip audio: the yellow region is this task's second; click it in the Regions list, then Ctrl+P plays just that second" size="6"/>
+      <Header value="Clip audio: the yellow region is this task's second; Alt+. selects it (or click it in the Regions list), then Ctrl+P plays just that second" size="6"/>
       <Audio name="{AUDIO}" value="${AUDIO}" hotkey="{AUDIO_HOTKEY}"/>
       <View style="display: none">
         <Labels name="{SECOND}" toName="{AUDIO}">

@@ -202,7 +202,8 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
 
     w, h = _size(ws, it.frame)
     where = f"clip {it.clip_id} second {it.frame.second}"
-    result = []
+    # the audio's second first: with no region selected, Alt+. (Label Studio's "cycle regions") selects it
+    result = [second_region(it.frame.second, it.n_seconds)] if _has_second(li) else []
     for v in p.versions:
         obj = v.to_object_mask(ws.root)
         mask = obj.mask
@@ -219,8 +220,6 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
         if marks:
             region["meta"] = {"text": marks}
         result.append(region)
-    if _has_second(li):
-        result.append(second_region(it.frame.second, it.n_seconds))
     if p.no_sound:
         from avsbench_tools.catalog.reviews import SILENT
         from avsbench_tools.studio.convert import flags_to_studio

@@ -3,9 +3,10 @@
 Every prediction push sends holds a read-only audio region [s, s+1) of the hidden `<Labels name="second">`
 (studio.config.SECOND): the editor draws it on the clip's waveform. Label Studio 1.23's Audio tag has no
 attribute that sets where its player starts (it opens at 0 s), but it plays a selected region from its start to
-its end: the annotator clicks the region in the Regions list, then the Audio tag's hotkey (Ctrl+P) plays just that
-second. The test does exactly that and reads the player's position from the editor's store. Pull ignores the
-region (an accepted prediction's copy of it is no mask: test_pull's round trip accepts predictions holding it).
+its end: the annotator presses Alt+. (Label Studio's "cycle regions": the region is every prediction's first) or
+clicks it in the Regions list, then the Audio tag's hotkey (Ctrl+P) plays just that second. The test does exactly
+that and reads the player's position from the editor's store. Pull ignores the region (an accepted prediction's copy
+of it is no mask: test_pull's round trip accepts predictions holding it).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def test_the_audio_marks_the_tasks_second_and_ctrl_p_plays_just_it(studio_server
     # every prediction carries the region; the header names the second and the frame in the clip
     for p in task["predictions"]:
         (reg,) = [r for r in p["result"] if r["from_name"] == cfg.SECOND]
+        assert p["result"][0] == reg  # the first region: Alt+. (cycle regions) selects it first
         assert (reg["value"]["start"], reg["value"]["end"]) == (s, s + 1) and reg["readonly"]
     assert f"second {s} (of 5)" in task["data"]["note"] and f"frame {task['data']['frame_index'] + 1} of " in \
         task["data"]["note"]
@@ -68,11 +70,11 @@ def test_the_audio_marks_the_tasks_second_and_ctrl_p_plays_just_it(studio_server
                                                          st["regions"] and st)
             shots.append(tmp_path / "audio-opened.png")
             driver.save_screenshot(str(shots[-1]))
-            # the annotator: click the region in the Regions list, then Ctrl+P
-            item = WebDriverWait(driver, 30).until(lambda d: [e for e in d.find_elements(
-                By.XPATH, f"//*[contains(text(), \"{cfg.SECOND_LABEL}\")]") if e.is_displayed()])
-            item[-1].click()
-            WebDriverWait(driver, 30).until(lambda d: d.execute_script(AUDIO_JS)["selected"])
+            # the annotator: Alt+. selects the region (or a click on it in the Regions list), then Ctrl+P
+            assert WebDriverWait(driver, 30).until(lambda d: [e for e in d.find_elements(
+                By.XPATH, f"//*[contains(text(), \"{cfg.SECOND_LABEL}\")]") if e.is_displayed()])  # listed
+            ActionChains(driver).key_down(Keys.ALT).send_keys(".").key_up(Keys.ALT).perform()
+            selected = WebDriverWait(driver, 30).until(lambda d: d.execute_script(AUDIO_JS)["selected"])
             ActionChains(driver).key_down(Keys.CONTROL).send_keys("p").key_up(Keys.CONTROL).perform()
             during = WebDriverWait(driver, 30, poll_frequency=0.05).until(
                 lambda d: (st := d.execute_script(AUDIO_JS))["playing"] and st)
@@ -87,6 +89,7 @@ def test_the_audio_marks_the_tasks_second_and_ctrl_p_plays_just_it(studio_server
     regions = [(r["start"], r["end"]) for r in opened["regions"]]
     assert regions == [(s, s + 1)], regions
     assert opened["regions"][0]["labels"] == [cfg.SECOND_LABEL] and opened["regions"][0]["readonly"]
+    assert selected == [[s, s + 1]]
     assert opened["duration"] == pytest.approx(5.0, abs=0.1)
     print(f"opened at {opened['time']:.2f} s; playing at {during['time']:.3f} s; stopped at {after['time']:.3f} s")
     assert s <= during["time"] < s + 1, during  # playing inside the task's second
