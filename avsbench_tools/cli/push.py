@@ -69,6 +69,9 @@ def push(
     if res.ordered:
         typer.echo(f"push: {res.ordered} new tasks imported by priority, highest first (task field 'priority'; "
                    "sequential sampling)")
+    if res.reprioritised:
+        typer.echo(f"push: the priority of {res.reprioritised} tasks already on the server set or updated (their "
+                   "place stays: sort the Data Manager by 'priority')")
     for text in res.notes:
         note(text)
     say_next(f"avs-tools pull {q(workspace)}  (after annotating in the browser at {res.url}/projects/{res.project_id})",

@@ -107,11 +107,34 @@ def priorities(ws, items) -> dict[tuple[str, int], dict]:
     return out
 
 
-def settings(api, proj, opts, res) -> None:
+def refresh(api, pid: int, ws_id: str, extra: dict[tuple[str, int], dict]) -> int:
+    """Set the priority fields of this workspace's tasks already on the server where they differ (a task's place in
+    the import order cannot change, its field can: the Data Manager sorts by it). Returns how many were changed."""
+    changed, page = 0, 1
+    while True:
+        d = api.request("GET", "api/tasks/", params={"project": pid, "page": page, "page_size": 1000,
+                                                      "fields": "task_only", "include": "id,data"},
+                        what="the task list", timeout=600)
+        rows = d.get("tasks", []) if isinstance(d, dict) else d
+        for t in rows:
+            data = t.get("data") or {}
+            if data.get("ws_id") != ws_id or "clip_id" not in data or "second" not in data:
+                continue
+            want = extra.get((str(data["clip_id"]), int(data["second"])))
+            if want and any(data.get(k) != v for k, v in want.items()):
+                api.request("PATCH", f"api/tasks/{int(t['id'])}/", {"data": {**data, **want}},
+                            what=f"the priority of task {t['id']}")
+                changed += 1
+        if not rows or not isinstance(d, dict) or page * 1000 >= int(d.get("total", 0)):
+            return changed
+        page += 1
+
+
+def settings(api, proj, opts, res, extra: dict | None = None, ws_id: str = "") -> None:
     """--overlap: Label Studio's own overlap settings (maximum_annotations 2 on a cohort of overlap_cohort_percentage
     of the tasks, which the server picks and keeps as tasks are added); --order: sequential sampling (the label
-    stream follows the Data Manager's order, which is the import order). Set after the imports: the server
-    re-picks the cohort once, not per imported chunk."""
+    stream follows the Data Manager's order, which is the import order) and the priority fields of the tasks already
+    there brought up to date. Set after the imports: the server re-picks the cohort once, not per imported chunk."""
     fields: dict = {}
     if opts.overlap is not None:
         pct = 0 if opts.overlap <= 0 else max(1, round(100 * opts.overlap))
@@ -124,5 +147,7 @@ def settings(api, proj, opts, res) -> None:
                              "to two annotators")
     if opts.order and proj.sampling != SEQUENTIAL:
         fields["sampling"] = SEQUENTIAL
+    if opts.order and extra and res.tasks_reused:
+        res.reprioritised = refresh(api, proj.id, ws_id, extra)
     if fields:
         api.update_project(proj.id, **fields)

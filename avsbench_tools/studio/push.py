@@ -80,6 +80,7 @@ class PushResult:
     predictions_updated: int = 0  # predictions whose objects or labels changed (set-category), updated in place
     overlap_percent: int | None = None  # the project's overlap cohort (% of tasks for 2 annotators) when --overlap
     ordered: int = 0  # new tasks imported by priority (--order)
+    reprioritised: int = 0  # tasks already on the server whose priority fields were set or changed (--order)
     model_versions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -106,7 +107,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     li = CheckedInterface(_interface(proj.label_config))
     tasks, preds = _reconcile(ws, api, proj, key, ws_id, items, res)
     todo_new = [it for it in items if (it.clip_id, it.frame.second) not in tasks]
-    extra = by_priority(ws, items, todo_new, progress) if opts.order and todo_new else {}  # sorts todo_new
+    extra = by_priority(ws, items, todo_new, progress) if opts.order else {}  # sorts todo_new
     res.ordered = len(todo_new) if extra else 0
 
     def task(it: Item) -> dict:  # the task JSON, with its priority fields (--order)
@@ -157,7 +158,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
                           "to finish (nothing is duplicated)") from None
     if api.task_number(proj.id) != len(cat.studio_tasks(key)):  # an import of an interrupted push landed late
         _reconcile_tasks(ws, api, proj.id, key, ws_id, res)
-    settings(api, proj, opts, res)
+    settings(api, proj, opts, res, extra, ws_id)
     _finish(ws, proj, api, key, items, res)
     return res
 

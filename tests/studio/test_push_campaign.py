@@ -183,3 +183,11 @@ def test_order_imports_the_frames_that_need_a_human_first_as_a_sortable_field(or
     assert proj["sampling"] == "Sequential sampling"
     first = _get(srv, f"api/projects/{proj['id']}/next/").json()
     assert first["data"]["priority"] == max(prio)
+    # tasks already there keep their place; their field is brought up to date by the next push --order
+    t = tasks[-1]
+    httpx.patch(f"{srv.url}/api/tasks/{t['id']}/", json={"data": {**t["data"], "priority": -1}},
+                headers={"Authorization": f"Token {srv.api_key}"}, timeout=60).raise_for_status()
+    again = cli("push", path, "--url", srv.url, "--order", env={"LABEL_STUDIO_API_KEY": srv.api_key})
+    assert again.returncode == 0, again.stderr
+    assert "the priority of 1 tasks already on the server set or updated" in again.stdout
+    assert [x["data"]["priority"] for x in _tasks(srv, proj["id"])] == prio
