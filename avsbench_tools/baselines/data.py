@@ -225,12 +225,17 @@ class ClipDataset:
     """A torch-style dataset of one split: sample i -> dict(frames [T,3,S,S], logmel [T,1,96,64],
     masks [T,224,224] (float 0/1, or int64 class indices for AVSS), exists [T], supervised [T], index)."""
 
-    def __init__(self, data: ReleaseData, split: str, input_size: int = SIZE):
+    def __init__(self, data: ReleaseData, split: str, input_size: int = SIZE, cache_bytes: int = 0):
+        """`cache_bytes` > 0: samples are kept in memory once read, up to that many bytes (a small sanity run
+        decodes each PNG once instead of once per epoch; the samples are the same either way)."""
         self.data, self.split, self.input_size = data, split, int(input_size)
         self.items = data.items(split)
         self.setting = data.setting
         self.t = frames_per_clip(data.setting)
         self._lookup = palette_lookup(data.num_classes) if data.setting == "avss" else None
+        self.cache_bytes = cache_bytes
+        self._cache: dict[int, dict] = {}
+        self._cached = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -253,6 +258,16 @@ class ClipDataset:
         return np.stack([normalise(np.asarray(im)) for im in imgs])
 
     def __getitem__(self, i: int) -> dict:
+        if i in self._cache:
+            return self._cache[i]
+        sample = self._read(i)
+        size = sum(v.nbytes for v in sample.values() if isinstance(v, np.ndarray))
+        if self._cached + size <= self.cache_bytes:
+            self._cache[i] = sample
+            self._cached += size
+        return sample
+
+    def _read(self, i: int) -> dict:
         it = self.items[i]
         t, s = self.t, self.setting
         exists = np.zeros(t, np.float32)

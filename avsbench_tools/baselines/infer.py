@@ -33,18 +33,20 @@ class Runtime:
         return torch.autocast("cpu", enabled=False)
 
 
-def embed_audio(model, ds: ClipDataset, rt: Runtime, progress: Progress | None = None) -> torch.Tensor:
-    """[N, T, 128] frozen-VGGish embeddings of every clip of `ds` (zeros with no_audio or no TPAVI stage).
-    VGGish is frozen and deterministic, so they are computed once and reused every epoch."""
+def embed_audio(model, ds: ClipDataset, rt: Runtime, progress: Progress | None = None,
+                chunk: int = 16) -> torch.Tensor:
+    """[N, T, 128] frozen-VGGish embeddings of every clip of `ds` (zeros with no_audio or no TPAVI stage), `chunk`
+    clips per VGGish call. VGGish is frozen and deterministic, so they are computed once and reused every epoch."""
     t = ds.t
     if rt.no_audio or not model.cfg.tpavi_stages:
         return torch.zeros((len(ds), t, 128), device=rt.device)
     out = torch.empty((len(ds), t, 128), device=rt.device)
-    for i in range(len(ds)):
-        logmel = torch.from_numpy(ds.logmel(i)).to(rt.device)
-        out[i] = model.audio_embeddings(logmel).float()
-        if progress and (i % 10 == 0 or i == len(ds) - 1):
-            progress(f"audio ({ds.split})", i + 1, len(ds), ds.items[i].name)
+    for s in range(0, len(ds), chunk):  # several clips per call: VGGish's 4096-wide layers are read once per chunk
+        idx = range(s, min(s + chunk, len(ds)))
+        logmel = torch.from_numpy(np.concatenate([ds.logmel(i) for i in idx])).to(rt.device)
+        out[s:s + len(idx)] = model.audio_embeddings(logmel).float().reshape(len(idx), t, -1)
+        if progress:
+            progress(f"audio ({ds.split})", idx[-1] + 1, len(ds), ds.items[idx[-1]].name)
     return out
 
 

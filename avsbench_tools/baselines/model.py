@@ -171,9 +171,10 @@ def build_model(cfg: ModelConfig, visual_weights: Path | None = None,
         model.vggish.load_state_dict(vggish, strict=True)
         model.vggish_sha = checkpoint_hash(Path(vggish_weights))
     else:
-        from avsbench_tools.baselines.weights import FIXED_VGGISH, fixed_vggish
+        from avsbench_tools.baselines.weights import FIXED_VGGISH, FIXED_VGGISH_ID, fixed_vggish
 
         fixed_vggish(model.vggish)
+        model.vggish_sha = FIXED_VGGISH_ID
         model.warnings.append(f"WARNING: no VGGish weights (--vggish-weights): the frozen audio encoder is "
                               f"{FIXED_VGGISH}, not the released VGGish: its audio features keep the log-mel's "
                               "information but mean nothing a trained VGGish learnt")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from avsbench_tools.errors import UsageError
 
-BACKBONES = ("resnet50", "pvt_v2_b5", "resnet18")
+BACKBONES = ("resnet50", "pvt_v2_b5", "resnet18", "resnet18-w16")
 SETTINGS = ("s4", "ms3", "avss")
 CHANNELS = 256
 

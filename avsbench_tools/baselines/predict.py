@@ -134,6 +134,10 @@ def load_for_predict(checkpoint: Path, setting: str, num_classes: int, vggish: P
     model = build_model(cfg, None, vggish)
     load_checkpoint(model, ck)
     warnings = [w for w in model.warnings if "--visual-weights" not in w]  # the checkpoint holds the encoder
+    mine = getattr(model, "vggish_sha", None)
+    if ck.kind == "ours" and ck.vggish != mine:
+        warnings.append(f"WARNING: {checkpoint} was trained with the audio features of VGGish {ck.vggish or 'unrecorded'}"
+                        f" (an older fixed initialisation if unrecorded), these come from {mine}: its scores differ")
     return model.to(device).eval(), ck, int(ck.extra.get("input_size", 224)), warnings
 
 

@@ -1,5 +1,10 @@
 """ResNet visual encoders (torchvision's builders), returning the four stage maps at 1/4..1/32.
 
+`resnet18-w16` is ResNet-18 at a quarter of the width (stages of 16, 32, 64, 128 channels; 0.7M parameters
+instead of 11.2M), built from torchvision's BasicBlock with its initialisation: for CPU sanity runs from scratch
+(the tones world's audio check, release-check on CPU), where ResNet-18's 11M parameters cost most of each step
+and no ImageNet weights exist for either anyway. Not an official backbone.
+
 Parameter names are torchvision's (`conv1`, `bn1`, `layer1..4`), so a torchvision ImageNet state dict
 loads directly (its `fc.*` is dropped). The official AVSBench `B2_ResNet` names the used stages
 `layer3_1`/`layer4_1` and also builds `layer3_2`/`layer4_2` copies that forward never runs;
@@ -10,7 +15,8 @@ from __future__ import annotations
 
 from torch import nn
 
-STAGE_CHANNELS = {"resnet50": (256, 512, 1024, 2048), "resnet18": (64, 128, 256, 512)}
+STAGE_CHANNELS = {"resnet50": (256, 512, 1024, 2048), "resnet18": (64, 128, 256, 512),
+                  "resnet18-w16": (16, 32, 64, 128)}
 
 
 class ResNetEncoder(nn.Module):
@@ -20,7 +26,7 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         from torchvision import models
 
-        net = getattr(models, name)(weights=None)
+        net = narrow_resnet18(STAGE_CHANNELS[name]) if name == "resnet18-w16" else getattr(models, name)(weights=None)
         self.channels = STAGE_CHANNELS[name]
         for part in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             setattr(self, part, getattr(net, part))
@@ -47,3 +53,32 @@ def duplicate_stage_parameters() -> int:
     with torch.device("meta"):
         mods = nn.ModuleList([layer(512, 256, 6), layer(1024, 512, 3)])
     return sum(p.numel() for p in mods.parameters())
+
+
+def narrow_resnet18(widths: tuple[int, ...]) -> nn.Module:
+    """ResNet-18's layout (two BasicBlocks per stage, 7x7 stem, max-pool) with the given stage widths, initialised
+    as torchvision initialises a ResNet (Kaiming-normal fan-out convolutions, BatchNorm 1 / 0)."""
+    from torchvision.models.resnet import BasicBlock
+
+    def layer(inplanes: int, planes: int, stride: int) -> nn.Sequential:
+        down = None
+        if stride != 1 or inplanes != planes:
+            down = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+        return nn.Sequential(BasicBlock(inplanes, planes, stride, down), BasicBlock(planes, planes))
+
+    net = nn.Module()
+    net.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
+    net.bn1 = nn.BatchNorm2d(widths[0])
+    net.relu = nn.ReLU(inplace=True)
+    net.maxpool = nn.MaxPool2d(3, 2, 1)
+    inplanes = widths[0]
+    for i, planes in enumerate(widths):
+        setattr(net, f"layer{i + 1}", layer(inplanes, planes, 1 if i == 0 else 2))
+        inplanes = planes
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return net

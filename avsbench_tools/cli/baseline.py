@@ -195,7 +195,7 @@ def predict(
 
 @baseline_app.command(short_help="Parameter counts.  e.g. avs-tools baseline describe --backbone pvt_v2_b5")
 def describe(
-    backbone: Annotated[str, typer.Option("--backbone", help="resnet50, pvt_v2_b5 or resnet18.")] = "resnet50",
+    backbone: Annotated[str, typer.Option("--backbone", help="resnet50, pvt_v2_b5, resnet18 or resnet18-w16.")] = "resnet50",
     setting: Annotated[str, typer.Option("--setting", help="s4, ms3 or avss.")] = "s4",
     classes: Annotated[int | None, typer.Option("--classes", help="Output classes (default 1, AVSS 71).")] = None,
     as_json: Json = False,

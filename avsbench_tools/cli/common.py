@@ -79,8 +79,8 @@ Vggish = Annotated[Path | None, typer.Option("--vggish-weights", help="torchvggi
 Visual = Annotated[Path | None, typer.Option("--visual-weights", help="ImageNet weights of the visual encoder "
                                              "(torchvision ResNet, official pvt_v2_b5.pth); without them it trains "
                                              "from scratch (loud warning).")]
-Backbone = Annotated[str | None, typer.Option("--backbone", help="resnet50 (default), pvt_v2_b5, or resnet18 "
-                                              "(small, for CPU sanity runs).")]
+Backbone = Annotated[str | None, typer.Option("--backbone", help="resnet50 (default), pvt_v2_b5, resnet18, or "
+                                              "resnet18-w16 (small and smaller, for CPU sanity runs).")]
 
 
 # -- running a stage ---------------------------------------------------------------------------------
