@@ -1,12 +1,12 @@
 """Negative-audio test sets: a release's test clips with audio that says nothing sounds, and their scores.
 
     sets.py     `export --negative-audio`: the copies (silence, noise, offscreen) beside a release
-    scores.py   FPR, G-mIoU, G-F on them, for `evaluate` and `release-check`
+    robustness.py  FPR, G-mIoU, G-F on them, for `evaluate` and `release-check`
 
 Written by export, scored by evaluate and release-check: the names those use are exported here.
 """
 
-from avsbench_tools.negative_audio.scores import (
+from avsbench_tools.negative_audio.robustness import (
     evaluate_negatives,
     frame_fpr,
     harmonic,

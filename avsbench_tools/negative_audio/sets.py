@@ -13,7 +13,7 @@
     OUT/negative-audio/manifest.json   the seed, the kinds, and each copy's pairing
 
 The same seed gives the same bytes. AVSBench-Robust (2025) showed that models segment the salient
-object whatever the audio says; these sets measure that (avsbench_tools.negative_audio.scores).
+object whatever the audio says; these sets measure that (avsbench_tools.negative_audio.robustness).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ it wrote earlier (and never overwrites any other file).
     marks.py   what the picture says, as pure functions: silent seconds, the sound threshold, one
                colour per object id (`plan_objects` over `mask_store.shown_masks`), the waveform axis
     sheet.py   the clip as the sheet reads it (`read_clip`) and the rows of the sheet (`layout`)
-    render.py  the drawing (matplotlib, imported only when a preview is drawn): `render_preview`
+    draw.py    the drawing (matplotlib, imported only when a preview is drawn): `render_preview`
     png.py     recognising a PNG this command wrote (its text chunk), and checking --out
 It only reads the workspace (through the catalog's typed methods), so it runs beside a stage.
 """
@@ -36,7 +36,7 @@ from avsbench_tools.preview.marks import (
     wave_axis,
 )
 from avsbench_tools.preview.png import PNG_SIGNATURE, SOFTWARE, check_preview_out, is_our_png, png_text
-from avsbench_tools.preview.render import render_preview
+from avsbench_tools.preview.draw import render_preview
 from avsbench_tools.preview.stage import PreviewResult, preview_clip
 
 __all__ = ["MARK_COLOUR", "MAX_FRAME_H", "MAX_LISTED", "PALETTE", "PNG_SIGNATURE", "SILENT_FILL", "SOFTWARE",

@@ -1,11 +1,11 @@
 """stats: the papers' dataset tables for a release, as one self-contained HTML page with PNG plots.
 
     compute.py  compute_stats(root, fmt): counts from the metadata, mask statistics from sampled clips
-    report.py   write_report(st, out): the HTML page and its plots (only our own earlier report is replaced)
+    page.py     write_report(st, out): the HTML page and its plots (only our own earlier report is replaced)
 """
 
 from avsbench_tools.stats.compute import MAX_MASKS, SOUNDING_LABEL, compute_stats
-from avsbench_tools.stats.report import (
+from avsbench_tools.stats.page import (
     GENERATOR,
     PLOT_NAMES,
     PLOT_TITLES,
