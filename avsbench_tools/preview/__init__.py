@@ -21,6 +21,7 @@ it wrote earlier (and never overwrites any other file).
 It only reads the workspace (through the catalog's typed methods), so it runs beside a stage.
 """
 
+from avsbench_tools.preview.draw import render_preview
 from avsbench_tools.preview.marks import (
     MARK_COLOUR,
     MAX_FRAME_H,
@@ -36,7 +37,6 @@ from avsbench_tools.preview.marks import (
     wave_axis,
 )
 from avsbench_tools.preview.png import PNG_SIGNATURE, SOFTWARE, check_preview_out, is_our_png, png_text
-from avsbench_tools.preview.draw import render_preview
 from avsbench_tools.preview.stage import PreviewResult, preview_clip
 
 __all__ = ["MARK_COLOUR", "MAX_FRAME_H", "MAX_LISTED", "PALETTE", "PNG_SIGNATURE", "SILENT_FILL", "SOFTWARE",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from avsbench_tools.errors import UsageError
 from avsbench_tools.fsutil import atomic_write_bytes
-from avsbench_tools.preview.png import check_preview_out
 from avsbench_tools.preview.draw import PreviewResult, render_preview
+from avsbench_tools.preview.png import check_preview_out
 from avsbench_tools.workspace import Workspace
 
 
