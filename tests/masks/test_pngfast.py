@@ -43,3 +43,6 @@ def test_decode_png_reads_what_encode_png_writes_and_declines_other_pngs(shape, 
     p.write_bytes(other.getvalue())
     assert np.array_equal(read_png(p), img)  # decoded exactly, by decode_png when it can, else Pillow
     assert decode_png(b"not a png") is None and decode_png(encode_png(img)[:40]) is None
+    damaged = bytearray(encode_png(img))
+    damaged[45] ^= 1  # a bit of the image data: its chunk's CRC no longer matches
+    assert decode_png(bytes(damaged)) is None
