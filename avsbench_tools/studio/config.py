@@ -1,8 +1,10 @@
 """The Label Studio labelling config generated from a recipe, and the annotation guidelines.
 
 The names below are a contract with pull (`studio/pull.py`): an `<Image name="image">` per task
-(one sampled frame), `<Audio name="audio">` (the clip's 16 kHz WAV, the frame's second stated in the
-header and marked [s, s+1) by a read-only region of the hidden `<Labels name="second">`, which pull ignores), `<Video name="video">` (the clip, for context), `<BrushLabels name="mask" toName="image">`
+(one sampled frame), `<Audio name="audio">` (the clip's 16 kHz WAV from the frame's second to the clip's end,
+studio/excerpt.py: its first second, [0, 1), is the task's, marked by a read-only region of the hidden
+`<Labels name="second">`, which pull ignores), `<Video name="video">` (the whole clip, for context),
+`<BrushLabels name="mask" toName="image">`
 with one label per recipe category, `<Choices name="frame">` for the per-frame flags, and for
 Ref-AVS a per-region `<TextArea name="expression">`. The guidelines (annotation/*.html) become the
 project's instructions.
@@ -18,13 +20,16 @@ from avsbench_tools.recipe import Recipe
 
 IMAGE, AUDIO, VIDEO = "image", "audio", "video"
 MASK, FRAME, EXPRESSION = "mask", "frame", "expression"
-#: the audio region that marks the task's second [s, s+1) on the clip's waveform: a `<Labels>` on the audio (hidden:
-#: annotators never draw with it), one read-only region of it in every prediction (push_build.second_region). Pull
-#: ignores it (it is not a mask). Selected (Alt+., Label Studio's "cycle regions", selects it first: it is the first
-#: region; or click it in the Regions list), the Audio tag's hotkey plays just that second: Label Studio 1.23 plays a
-#: selected audio region from its start to its end. Its player opens at 0 s: no attribute or data field moves it.
-SECOND, SECOND_LABEL = "second", "this task's second"
-AUDIO_HOTKEY = "ctrl+p"  # play/pause the audio (with the second's region selected: just that second)
+#: the audio region that marks the task's second: Label Studio 1.23's player opens at 0 s (no attribute or data field
+#: moves it), so the task's audio starts at the task's second (studio/excerpt.py) and the region is its [0, 1): a
+#: `<Labels>` on the audio (hidden: annotators never draw with it), one read-only region of it in every prediction
+#: (push_build.second_region, its meta text "second s of the clip"). Pull ignores it (it is not a mask). Selected
+#: (Alt+., Label Studio's "cycle regions", selects it first: it is the first region; or click it in the Regions
+#: list), the Audio tag's hotkey plays just that second: Label Studio 1.23 plays a selected region from its start to
+#: its end. The label names where the audio starts: a project whose config has another (made when the task's audio
+#: was the whole clip) gets no region.
+SECOND, SECOND_LABEL = "second", "this task's second (the audio starts at it)"
+AUDIO_HOTKEY = "ctrl+p"  # play/pause the audio (from the task's second; with its region selected: just that second)
 NO_SOUND, UNUSABLE = "no sounding object", "unusable frame"
 FRAME_CHOICES = (NO_SOUND, UNUSABLE)
 
@@ -49,8 +54,8 @@ FLAG_HOTKEYS = {NO_SOUND: "shift+n", UNUSABLE: "shift+u"}
 #: how to use the editor, one line in every task's header (annotation/guidelines.html says it at length)
 TOOL_LINE = ("Tools: B brush, E eraser (select the region first: click it in the Regions list), "
              "Backspace deletes the selected region, Shift+1 zooms to fit, each label's key is on its button, "
-             "Shift+N no sounding object, Shift+U unusable frame, Alt+. then Ctrl+P plays just this task's second "
-             "(Alt+. selects its yellow audio region; Ctrl+P alone plays the whole clip), Ctrl+Enter submits")
+             "Shift+N no sounding object, Shift+U unusable frame, Ctrl+P plays the audio from this task's second, "
+             "Alt+. then Ctrl+P just that second (Alt+. selects its yellow region), Ctrl+Enter submits")
 
 
 #: the Image tag's sizing. Label Studio 1.23's default, defaultZoom="fit", zooms a small frame past its box
@@ -113,14 +118,14 @@ def label_config(recipe: Recipe) -> str:
       <Image name="{IMAGE}" value="${IMAGE}" {IMAGE_FIT} zoom="true" zoomControl="true" rotateControl="false"/>
     </View>
     <View style="flex: 2; min-width: 0">
-      <Header value="Clip audio: the yellow region is this task's second; Alt+. selects it (or click it in the Regions list), then Ctrl+P plays just that second" size="6"/>
+      <Header value="Audio from this task's second to the clip's end (the yellow region is this second)" size="6"/>
       <Audio name="{AUDIO}" value="${AUDIO}" hotkey="{AUDIO_HOTKEY}"/>
       <View style="display: none">
         <Labels name="{SECOND}" toName="{AUDIO}">
           <Label value="{SECOND_LABEL}" background="#ffb000" hotkey="ctrl+alt+9"/>
         </Labels>
       </View>
-      <Header value="Clip video (context)" size="6"/>
+      <Header value="Clip video (the whole clip, for context)" size="6"/>
       <Video name="{VIDEO}" value="${VIDEO}" frameRate="$fps" height="200"/>
     </View>
   </View>

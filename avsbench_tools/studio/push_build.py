@@ -18,6 +18,7 @@ from urllib.parse import quote
 from avsbench_tools.catalog import Frame, MaskVersion
 from avsbench_tools.errors import AvsError
 from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio.excerpt import Excerpt, task_audio
 
 # the model version suffix of the apart prediction that includes objects believed silent
 SILENT_SUFFIX = " (includes objects believed silent)"
@@ -62,6 +63,7 @@ class Item:
     fps: float | None = None  # the clip's frame rate (the task's <Video frameRate>)
     n_frames: int | None = None  # the clip's frame count (the header names the frame's number)
     sound: str | None = None  # the audio analysis of the second ("silent: +1.0 dB over the floor"), None: unknown
+    excerpt: Excerpt | None | bool = False  # the task's audio from its second (studio.excerpt); False: not made yet
 
 
 def believed_silent(v: MaskVersion, second_silent: bool) -> bool:
@@ -146,15 +148,27 @@ def _file_url(ws, docroot: Path, rel: str | None) -> str:
     return "/data/local-files/?d=" + quote(p.relative_to(docroot).as_posix(), safe="/")
 
 
+def audio_of(ws, it: Item) -> Excerpt | None:
+    """The task's audio: the clip's WAV from the task's second to its end (studio.excerpt), written on first use."""
+    if it.excerpt is False:
+        it.excerpt = task_audio(ws, it.clip_id, it.wav, int(it.frame.second))
+    return it.excerpt
+
+
 def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
     f = it.frame
     w, h = _size(ws, f)
     of = f" of {it.n_frames}" if it.n_frames else ""
+    ex = audio_of(ws, it)
+    starts = (f"the audio player starts at it (0 s there is second {f.second} of the clip)" if ex else
+              "the audio player holds the whole clip")
     note = (f"{it.clip_id}, second {f.second} (of {it.n_seconds}): listen to {f.second:.1f}-{f.second + 1:.1f} s of "
-            f"the clip audio; the frame is the clip's frame {int(f.frame_index) + 1}{of}, at {f.pts:.2f} s")
-    data = {"image": _file_url(ws, docroot, f.path), "audio": _file_url(ws, docroot, it.wav),
+            f"the clip, {starts}; the frame is the clip's frame {int(f.frame_index) + 1}{of}, at {f.pts:.2f} s")
+    data = {"image": _file_url(ws, docroot, f.path), "audio": _file_url(ws, docroot, ex.rel if ex else it.wav),
             "video": _file_url(ws, docroot, it.video), "clip_id": it.clip_id, "second": int(f.second),
             "frame_index": int(f.frame_index), "width": w, "height": h, "ws_id": ws_id, "note": note}
+    if ex:
+        data["audio_start"] = ex.start  # the clip's second at 0 s of the task's audio
     if it.fps:
         data["fps"] = round(float(it.fps), 3)
     if it.sound:
@@ -167,12 +181,13 @@ def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
     return {"data": data, "predictions": [prediction_json(ws, it, p, li, pid) for p in it.preds]}
 
 
-def second_region(second: int, n_seconds: int | None = None) -> dict:
-    """The read-only audio region [s, s+1) that marks the task's second on the clip's waveform (config.SECOND);
-    pull ignores it. Its end is the clip's end at most."""
-    end = float(second + 1) if not n_seconds else float(min(second + 1, n_seconds))
+def second_region(second: int, duration: float) -> dict:
+    """The read-only audio region that marks the task's second (config.SECOND): [0, 1) of the task's audio, which
+    starts at the clip's second `second` (studio.excerpt); its end is the audio's end at most (`duration` s). Its
+    meta text names the clip's second. Pull ignores it."""
     return {"id": "second", "from_name": cfg.SECOND, "to_name": cfg.AUDIO, "type": "labels", "readonly": True,
-            "value": {"start": float(second), "end": end, "channel": 0, "labels": [cfg.SECOND_LABEL]}}
+            "meta": {"text": [f"second {int(second)} of the clip"]},
+            "value": {"start": 0.0, "end": float(min(1.0, duration)), "channel": 0, "labels": [cfg.SECOND_LABEL]}}
 
 
 def _size(ws, f: Frame) -> tuple[int, int]:
@@ -191,9 +206,11 @@ def _labels(li) -> set[str]:
 
 
 def _has_second(li) -> bool:
-    """The project's config has the audio's second (config.SECOND); a project made before it existed has not."""
+    """The project's config has the audio's second (config.SECOND with SECOND_LABEL): a project made before has
+    not (made before the task's audio started at its second, its tasks hold the whole clip: no region is sent)."""
     if not hasattr(li, "_avs_second"):
-        li._avs_second = cfg._tag(li, cfg.SECOND) is not None
+        tag = cfg._tag(li, cfg.SECOND)
+        li._avs_second = tag is not None and cfg.SECOND_LABEL in set(tag.labels or [])
     return li._avs_second
 
 
@@ -203,7 +220,8 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
     w, h = _size(ws, it.frame)
     where = f"clip {it.clip_id} second {it.frame.second}"
     # the audio's second first: with no region selected, Alt+. (Label Studio's "cycle regions") selects it
-    result = [second_region(it.frame.second, it.n_seconds)] if _has_second(li) else []
+    ex = audio_of(ws, it) if _has_second(li) else None
+    result = [second_region(it.frame.second, ex.duration)] if ex else []
     for v in p.versions:
         obj = v.to_object_mask(ws.root)
         mask = obj.mask

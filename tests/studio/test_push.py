@@ -267,7 +267,8 @@ def test_push_then_repush_then_a_new_mask_version(studio_server, built):
     t0 = next(t for t in tasks if t["data"]["second"] == 2)
     f = frames[(t0["data"]["clip_id"], 2)]
     assert t0["data"]["image"] == f"/data/local-files/?d=c1-round/{f.path}"
-    assert t0["data"]["audio"].endswith(f"/audio/{f.clip_id}.wav") and t0["data"]["video"].endswith(".mp4")
+    assert t0["data"]["audio"].endswith(f"/audio/seconds/{f.clip_id}/2.wav")  # the clip's audio from second 2 on
+    assert t0["data"]["video"].endswith(".mp4")
     assert (t0["data"]["width"], t0["data"]["height"], t0["data"]["frame_index"]) == (f.width, f.height, f.frame_index)
     assert "listen to 2.0-3.0 s" in t0["data"]["note"]
     import httpx  # the frame is served to the API key's user, byte for byte

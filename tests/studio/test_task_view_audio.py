@@ -1,12 +1,13 @@
 """Sound on the task's second (issue 22 item 5), in headless Chromium against the run's real Label Studio.
 
-Every prediction push sends holds a read-only audio region [s, s+1) of the hidden `<Labels name="second">`
-(studio.config.SECOND): the editor draws it on the clip's waveform. Label Studio 1.23's Audio tag has no
-attribute that sets where its player starts (it opens at 0 s), but it plays a selected region from its start to
-its end: the annotator presses Alt+. (Label Studio's "cycle regions": the region is every prediction's first) or
-clicks it in the Regions list, then the Audio tag's hotkey (Ctrl+P) plays just that second. The test does exactly
-that and reads the player's position from the editor's store. Pull ignores the region (an accepted prediction's copy
-of it is no mask: test_pull's round trip accepts predictions holding it).
+Label Studio 1.23's Audio tag has no attribute that sets where its player starts (it opens at 0 s), so push gives
+each task the clip's WAV from the task's second to the clip's end (studio/excerpt.py: WS/audio/seconds/<clip>/<s>.wav,
+the whole clip stays in the task's video): the player opens at the task's second. Every prediction holds a read-only
+region [0, 1) of the hidden `<Labels name="second">` (studio.config.SECOND), first in its result: the annotator
+presses Alt+. (Label Studio's "cycle regions") or clicks it in the Regions list, then the Audio tag's hotkey
+(Ctrl+P) plays just that second (Label Studio plays a selected region from its start to its end). The test does
+exactly that and reads the player's position from the editor's store. Pull ignores the region (an accepted
+prediction's copy of it is no mask: test_pull's round trip accepts predictions holding it).
 """
 
 from __future__ import annotations
@@ -37,13 +38,43 @@ return {regions: regs, time: audio._ws.currentTime, playing: audio._ws.playing, 
 
 
 def test_the_second_region_rule():
-    r = second_region(2, 5)
+    r = second_region(2, 3.0)
     assert (r["from_name"], r["to_name"], r["type"], r["readonly"]) == (cfg.SECOND, cfg.AUDIO, "labels", True)
-    assert r["value"]["start"] == 2.0 and r["value"]["end"] == 3.0 and r["value"]["labels"] == [cfg.SECOND_LABEL]
-    assert second_region(9, 9.5)["value"]["end"] == 9.5  # never past the clip's end
+    assert r["value"]["start"] == 0.0 and r["value"]["end"] == 1.0 and r["value"]["labels"] == [cfg.SECOND_LABEL]
+    assert r["meta"]["text"] == ["second 2 of the clip"]
+    assert second_region(9, 0.5)["value"]["end"] == 0.5  # never past the audio's end
 
 
-def test_the_audio_marks_the_tasks_second_and_ctrl_p_plays_just_it(studio_server, tmp_path):
+def test_the_tasks_audio_is_the_clip_from_its_second_written_once(studio_server):
+    """The task's audio is WS/audio/seconds/<clip>/<s>.wav: the clip's samples from s*16000 on, served by the
+    server, following the umask; a second push (or any later use) rewrites nothing."""
+    from avsbench_tools.audio.wav import read_wav
+    from avsbench_tools.fsutil import file_mode
+    from avsbench_tools.studio.excerpt import excerpt_rel, task_audio
+    from avsbench_tools.workspace import open_workspace
+    from studio.test_serving import pushed_media, served_file
+
+    media = pushed_media(studio_server)
+    w = open_workspace(media.ws)
+    try:
+        for t in media.tasks:
+            cid, s = t["data"]["clip_id"], t["data"]["second"]
+            path = served_file(studio_server, t["data"]["audio"])
+            assert path == media.ws / excerpt_rel(cid, s) and t["data"]["audio_start"] == s
+            clip, sr = read_wav(w.abs(w.catalog.audio(cid).wav_path))
+            got, sr2 = read_wav(path)
+            assert sr2 == sr == 16000 and len(clip) == 5 * sr and (got == clip[s * sr:]).all()
+            assert path.stat().st_mode & 0o777 == file_mode()
+            before = path.stat()
+            ex = task_audio(w, cid, w.catalog.audio(cid).wav_path, s)  # what push does for the task again
+            after = path.stat()
+            assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten
+            assert (ex.rel, ex.start, ex.duration) == (excerpt_rel(cid, s), s, 5.0 - s)
+    finally:
+        w.close()
+
+
+def test_the_audio_opens_at_the_tasks_second_and_ctrl_p_plays_just_it(studio_server, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -58,9 +89,11 @@ def test_the_audio_marks_the_tasks_second_and_ctrl_p_plays_just_it(studio_server
     for p in task["predictions"]:
         (reg,) = [r for r in p["result"] if r["from_name"] == cfg.SECOND]
         assert p["result"][0] == reg  # the first region: Alt+. (cycle regions) selects it first
-        assert (reg["value"]["start"], reg["value"]["end"]) == (s, s + 1) and reg["readonly"]
-    assert f"second {s} (of 5)" in task["data"]["note"] and f"frame {task['data']['frame_index'] + 1} of " in \
-        task["data"]["note"]
+        assert (reg["value"]["start"], reg["value"]["end"]) == (0, 1) and reg["readonly"]  # [0, 1) of the excerpt
+        assert reg["meta"]["text"] == [f"second {s} of the clip"]
+    note = task["data"]["note"]
+    assert f"second {s} (of 5)" in note and f"frame {task['data']['frame_index'] + 1} of " in note
+    assert f"the audio player starts at it (0 s there is second {s} of the clip)" in note
     shots = []
     with chromium("--autoplay-policy=no-user-gesture-required", window="1366,768") as driver:
         login(driver, studio_server)
@@ -87,10 +120,12 @@ def test_the_audio_marks_the_tasks_second_and_ctrl_p_plays_just_it(studio_server
                 if os.environ.get("AVS_TEST_SCREENSHOT_DIR"):
                     shutil.copy(shot, Path(os.environ["AVS_TEST_SCREENSHOT_DIR"]) / shot.name)
     regions = [(r["start"], r["end"]) for r in opened["regions"]]
-    assert regions == [(s, s + 1)], regions
+    assert regions == [(0, 1)], regions
     assert opened["regions"][0]["labels"] == [cfg.SECOND_LABEL] and opened["regions"][0]["readonly"]
-    assert selected == [[s, s + 1]]
-    assert opened["duration"] == pytest.approx(5.0, abs=0.1)
-    print(f"opened at {opened['time']:.2f} s; playing at {during['time']:.3f} s; stopped at {after['time']:.3f} s")
-    assert s <= during["time"] < s + 1, during  # playing inside the task's second
-    assert not after["playing"] and after["time"] == pytest.approx(s + 1, abs=0.15), after  # ... and only it
+    # the player opens at the task's second: position 0 of an audio that is the clip (5 s) from second s on
+    assert opened["time"] == 0 and opened["duration"] == pytest.approx(5.0 - s, abs=0.05), opened
+    assert selected == [[0, 1]]
+    print(f"audio of {opened['duration']:.3f} s (clip from second {s}), opened at {opened['time']:.2f} s; "
+          f"playing at {during['time']:.3f} s; stopped at {after['time']:.3f} s")
+    assert 0 <= during["time"] < 1, during  # playing inside the task's second
+    assert not after["playing"] and after["time"] == pytest.approx(1, abs=0.15), after  # ... and only it
