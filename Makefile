@@ -23,13 +23,16 @@ $(STAMP): pyproject.toml constraints.txt
 studio-install:
 	bash tools/studio_install.sh .studio-venv
 
-# Two pytest workers (pytest-xdist); the Label Studio tests share one worker and one server (tests/conftest.py).
+# Two pytest workers (pytest-xdist); each test module runs on one worker (its fixtures built once), slow modules
+# first; a worker that runs Label Studio tests starts one server for them, the Ray tests share one cluster
+# (tests/conftest.py). test-fast leaves out the tests marked slow (tests/conftest.py says which) and still runs
+# every command once (tests/cli/test_every_command.py).
 TEST_WORKERS ?= 2
 test: install studio-install
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25 tests
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow" --durations=10 tests
 
 demo: install studio-install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash tools/demo.sh $(DEMO)

@@ -17,24 +17,89 @@ from tests.helpers import REAL_METADATA
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+#: What makes a test `slow` (make test-fast leaves these out; make test runs everything): a fixture that starts a
+#: server or a cluster, or a module below whose tests train, start processes per test, or build worlds that
+#: take long. tests/cli/test_every_command.py still runs every command in test-fast.
+SLOW_FIXTURES = {
+    "studio_server": "a Label Studio server",
+    "studio_template": "Label Studio servers of its own",
+    "loopback_cluster": "a two-node Ray cluster",
+}
+SLOW_MODULES = {
+    "baselines/test_train.py": "trains TPAVI runs (tones world, resume, Ctrl-C)",
+    "baselines/test_sanity_seeds.py": "trains the CPU sanity check on three seeds",
+    "baselines/test_predict.py": "trains and predicts",
+    "baselines/test_safety_runs.py": "trains runs to replace",
+    "baselines/test_data.py": "builds worlds of the baseline tests",
+    "release_check/test_release_check.py": "release-check runs (two trainings each)",
+    "release/test_release.py": "four formats collected through yt-dlp, sampled, pre-annotated, exported",
+    "export/test_export_safety.py": "workspaces exported again and again",
+    "cli/test_interrupt.py": "stages held and interrupted, then resumed",
+    "cli/test_printed_numbers.py": "baseline predict on a world",
+    "collect/test_collect_world.py": "worlds of every format collected and scored",
+    "preannotate/test_preannotate.py": "tiny Grounding DINO / SAM / SAM 2 / CLAP runs",
+    "preannotate/test_speed_paths.py": "tiny models batched, bf16, Ctrl-C",
+    "preannotate/test_sam3.py": "tiny SAM 3 runs",
+    "preannotate/test_gdino_convert.py": "checkpoint conversions",
+    "preannotate/test_motion_real.py": "a real clip pre-annotated",
+    "publish/test_metrics_negative.py": "release-check on negative sets",
+    "publish/test_negative_audio.py": "negative-audio exports",
+    "publish/test_publish_load.py": "datasets.load_dataset of published folders",
+    "sample/test_sample.py": "VGGish embeddings, resumable sampling",
+    "preview/test_preview.py": "contact sheets of long clips",
+    "cli/test_paths.py": "every command with five kinds of bad path (a CLI run each)",
+    "collect/test_collect.py": "yt-dlp downloads from a loopback server",
+    "release/test_evaluate_strict.py": "worlds of every format scored",
+}
+
+LONGEST_FAST = "cli/test_every_command"  # make test-fast's longest test (a minute or two): started first
+
+
+def _slow_reason(item) -> str | None:
+    names = set(getattr(item, "fixturenames", ()))
+    for fixture, why in SLOW_FIXTURES.items():
+        if fixture in names:
+            return why
+    group = item.get_closest_marker("xdist_group")
+    if group and group.args and group.args[0] in ("studio", "ray"):
+        return f"the {group.args[0]} group"
+    return SLOW_MODULES.get(item.nodeid.split("::", 1)[0].removeprefix("tests/"))
+
+
+def pytest_configure(config):
+    # the units of work are handed out in the order pytest_collection_modifyitems puts them (slow first)
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n N --dist loadgroup` (make test):
-    - every test that talks to the Label Studio server runs on one worker, so one server (a session fixture,
-      about a minute to start) serves them all (group "studio"; the Ray tests mark their group "ray");
-    - every other test module is a group of its own: its tests run on one worker, so a module-scoped fixture
-      (a synthetic world, a trained run, an export) is built once, not once per worker that got one of its
-      tests (plain --dist load hands tests out one by one).
+    """Marks the slow tests (above), and under `pytest -n N --dist loadgroup` (make test) makes the units of work:
+    - every test module is a group of its own: its tests run on one worker, so a module-scoped fixture (a
+      synthetic world, a trained run, an export) is built once, not once per worker that got one of its tests
+      (plain --dist load hands tests out one by one); a worker that runs a Label Studio module starts one
+      server for all it runs (session fixture), the Ray tests share the group "ray" (one loopback cluster);
+    - the modules with slow tests go first (the long ones start early: no worker waits alone at the end).
     pytest-xdist (3.8) groups by renaming a test `<nodeid>@<group>` through `item._nodeid`; pytest 9 reads a
     node's id from `item._id`, so the rename is applied there after xdist's hook (without it --dist loadgroup
     silently hands out every test alone: each worker then starts its own server and cluster)."""
     for item in items:
-        if "studio_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("studio"))
-        elif item.get_closest_marker("xdist_group") is None:
+        if item.get_closest_marker("xdist_group") is None:
             module = item.nodeid.split("::", 1)[0]
             item.add_marker(pytest.mark.xdist_group(module.removeprefix("tests/").removesuffix(".py")))
+        if item.get_closest_marker("slow") is None and _slow_reason(item):
+            item.add_marker(pytest.mark.slow)
     result = yield
+    # after every other plugin: the longest fast module, then slow modules, bigger ones before smaller ones
+    group = {id(it): it.get_closest_marker("xdist_group").args[0] for it in items}
+    slow_groups = {group[id(it)] for it in items if it.get_closest_marker("slow")}
+    size: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, it in enumerate(items):
+        size[group[id(it)]] = size.get(group[id(it)], 0) + 1
+        first.setdefault(group[id(it)], i)
+    items.sort(key=lambda it: (group[id(it)] != LONGEST_FAST, group[id(it)] not in slow_groups, -size[group[id(it)]],
+                               first[group[id(it)]]))
     for item in items:
         renamed = item.__dict__.get("_nodeid")
         if renamed and hasattr(item, "_id") and str(item._id) != renamed:
