@@ -236,7 +236,8 @@ def test_prefetcher_stops_its_thread_when_the_consumer_stops_early():
             for item, _, _ in items:
                 if item == 3:
                     raise KeyboardInterrupt  # as Ctrl-C in the model call would
-    time.sleep(0.1)
+    for t in [t for t in threading.enumerate() if t.name == "avs-prefetch"]:
+        t.join(30)  # the thread ends by itself (waited for, not given a fixed 0.1 s: a loaded machine is slower)
     assert not [t for t in threading.enumerate() if t.name == "avs-prefetch"]
     with Prefetcher([1, 2], None) as items:  # no loader: no thread, items pass through
         assert list(items) == [(1, None, None), (2, None, None)]
