@@ -61,7 +61,10 @@ def build(root: Path, n_tasks: int, seed: int = 0) -> Path:
     frame_png = encode_png((rng.random((H, W, 3)) * 255).astype(np.uint8))
     shared = ws.path("frames", "shared.png")
     shared.write_bytes(frame_png)
-    ws.path("audio", "shared.wav").write_bytes(b"RIFF")
+    from avsbench_tools.audio.wav import wav_bytes
+
+    tone = (3000 * np.sin(2 * np.pi * 440 * np.arange(5 * 16000) / 16000)).astype(np.int16)
+    ws.path("audio", "shared.wav").write_bytes(wav_bytes(tone, 16000))  # a real 5 s clip WAV (push may cut it)
     ws.path("clips", "shared.mp4").write_bytes(b"mp4")
     cats = list(ws.recipe.categories)
     masks = [blob(rng) for _ in range(64)]  # reused: mask shapes, not their number, set the cost
