@@ -191,3 +191,17 @@ def test_order_imports_the_frames_that_need_a_human_first_as_a_sortable_field(or
     assert again.returncode == 0, again.stderr
     assert "the priority of 1 tasks already on the server set or updated" in again.stdout
     assert [x["data"]["priority"] for x in _tasks(srv, proj["id"])] == prio
+
+
+@pytest.mark.parametrize("level, relative, margin", [
+    (-20.0, 30.0, 20.0),  # sounding, 20 dB over the 10 dB rule
+    (-40.0, 12.0, 2.0),  # sounding by 2 dB
+    (-40.0, 8.0, 2.0),  # silent, 2 dB short of the rule
+    (-25.0, 2.0, 5.0),  # sounding only as louder than -30 dBFS: 5 dB from silent
+    (-35.0, 2.0, 5.0),  # silent: 5 dB short of -30 dBFS, 8 dB short of the rule
+    (-70.0, 5.0, 10.0),  # below -60 dBFS: 10 dB to rise above it, which also puts it 15 dB over the floor
+])
+def test_the_sound_margin_is_the_db_that_flip_the_silence_decision(level, relative, margin):
+    from avsbench_tools.studio.campaign import sound_margin
+
+    assert sound_margin(level, relative) == margin
