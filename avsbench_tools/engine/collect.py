@@ -159,8 +159,8 @@ def collect_on_ray(ws: Workspace, opts, res, todo: list[Source], progress) -> No
         path = str(ws.path(src.path)) if src.kind == "local" else None
         return data.Job((src, path), [path] if path is not None else [])
 
-    def build(ds):
-        return data.tasks(data.on_driver(ds, shared), fetch_job, TASK_RETRIES, opts=task_opts, recipe=ws.recipe)
+    def build(ds, _n: int):
+        return data.tasks(ds, fetch_job, TASK_RETRIES, opts=task_opts, recipe=ws.recipe)
 
     def deliver(src: Source, got: FetchedSource) -> str:
         if got.error is not None:
@@ -184,7 +184,7 @@ def collect_on_ray(ws: Workspace, opts, res, todo: list[Source], progress) -> No
 
     with ray_cluster(opts.engine):
         try:
-            data.run(todo, job, build, deliver, lost, report)
+            data.run(todo, job, build, deliver, lost, report, shared=shared)
         except KeyboardInterrupt:
             done = counts["done"] + counts["failed"]
             raise Interrupted(done, len(todo) - done) from None

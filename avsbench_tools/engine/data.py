@@ -1,10 +1,11 @@
 """The Ray engine's stages as Ray Data pipelines, their results streamed back to the driver (the only writer).
 
-A stage hands `run(items, build, deliver, lost, report)` its work items (one clip or source each) and
-a `build(rows) -> Dataset`: `rows()` is the Ray Data input (`{"i": index, "job": pickled Job}`, one row
-per block, so one task or actor call per item), `on_driver(ds)` reads each job's input files on the
-driver's node (a Ray Data map pinned there: the workspace's files never need a shared file system),
-and `tasks(ds, fn)` / `actors(ds, cls)` are the stage's own map (CPU tasks, Ray spreading them over
+A stage hands `run(items, jobs, build, deliver, lost, report)` its work items (one clip or source each)
+and a `build(rows, n) -> Dataset`: `rows()` is the Ray Data input (`{"i": index, "job": pickled Job}`, one row
+per block, so one task or actor call per item) whose input files are already there: read by the
+driver when they are small in all (INLINE_BYTES), else read as the run streams by a Ray Data map
+pinned to the driver's node (`on_driver`; either way no shared file system is needed; none of this
+with --ray-shared-workspace: the workers read in place). `tasks(ds, fn)` / `actors(ds, cls)` are the stage's own map (CPU tasks, Ray spreading them over
 the nodes) or `map_batches` with a callable class (a pool of model-holding actors). Ray schedules,
 places, retries and restarts; this module only streams the rows (`iter_rows`) back and hands each
 result to `deliver` on the driver with Ctrl-C held (an item's files and rows are written whole or
@@ -33,6 +34,7 @@ from typing import Any
 
 from avsbench_tools.workspace import deferred_interrupt
 
+INLINE_BYTES = 256 << 20  # inputs up to this size in all go in the dataset itself, read by the driver
 GRACE_S = 0.8  # as the local engine: results finishing this long after Ctrl-C are still recorded
 POLL_S = 0.25  # how soon the driver notices a Ctrl-C while it waits for results
 
@@ -70,6 +72,34 @@ def configure(ordered: bool = False):
     return ray.data
 
 
+def warm(nodes: dict[str, float], modules: Sequence[str]) -> list:
+    """Start the run's worker processes now, one per CPU of each node, importing what the stage's tasks
+    import (Ray Data, PyAV, the stage's worker module), while the driver imports Ray Data and reads the
+    catalog: a start-up cost paid in parallel instead of before the first result. Ray keeps the processes
+    (they are this job's idle workers) and leases them to the Ray Data tasks that follow. Returns the
+    refs (nothing waits on them)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    ids = {n["NodeManagerAddress"]: n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+    task = ray.remote(_import)
+    refs = []
+    for ip, cpus in nodes.items():
+        if ip in ids:
+            run_there = task.options(num_cpus=0.01, max_retries=0,
+                                     scheduling_strategy=NodeAffinitySchedulingStrategy(ids[ip], soft=True))
+            refs += [run_there.remote(list(modules)) for _ in range(max(1, int(cpus)))]
+    return refs
+
+
+def _import(modules: list[str]) -> None:
+    import importlib
+
+    for m in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(m)
+
+
 def rows(jobs: Sequence[tuple[int, Job]]):
     """A dataset of one row (and one block) per job: `{"i": index, "job": pickled Job}`."""
     data = configure()
@@ -81,11 +111,9 @@ def _remote(**kw) -> dict:
     return kw
 
 
-def on_driver(ds, shared: bool):
-    """Read each job's input files on the driver's node (a Ray Data map pinned to it, no CPU reserved,
-    one at a time); nothing to do when every node shares the workspace."""
-    if shared:
-        return ds
+def on_driver(ds):
+    """Read each job's input files on the driver's node as the run streams (a Ray Data map pinned to it,
+    no CPU reserved, one at a time)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -97,6 +125,12 @@ def on_driver(ds, shared: bool):
 
 def read_inputs(row: dict) -> dict:
     job: Job = pickle.loads(row["job"])
+    read_files(job)
+    return {"i": row["i"], "job": pickle.dumps(job, protocol=5)}
+
+
+def read_files(job: Job) -> Job:
+    """Fill `job.files` from the paths it reads (here: the driver's node); a failure is the job's error."""
     files = {}
     try:
         for p in job.read:
@@ -104,7 +138,18 @@ def read_inputs(row: dict) -> dict:
     except OSError as exc:
         job.error = f"{type(exc).__name__}: {exc}"
     job.files = files
-    return {"i": row["i"], "job": pickle.dumps(job, protocol=5)}
+    return job
+
+
+def _inputs_size(jobs: Sequence[Job]) -> int:
+    total = 0
+    for j in jobs:
+        for p in j.read:
+            try:
+                total += Path(p).stat().st_size
+            except OSError:
+                pass
+    return total
 
 
 def tasks(ds, fn: Callable, retries: int, num_cpus: float = 1, spread: bool = True, **kwargs):
@@ -223,10 +268,10 @@ class _Sequencer:
 
 
 def run(items: Sequence, jobs: Callable[[Any], Job], build: Callable, deliver: Callable[[Any, Any], str],
-        lost: Callable[[Any, str], str], report: Callable[[str], None], ordered: bool = False,
+        lost: Callable[[Any, str], str], report: Callable[[str], None], shared: bool = False, ordered: bool = False,
         passes: int = 1) -> None:
-    """Run `build(rows(...))` over `items` (each made a Job by `jobs`), streaming every result to
-    `deliver(item, result)` on this thread; an item still missing after `passes` passes goes to
+    """Run `build(ds, n)` over `items` (each made a Job by `jobs`; ds: their rows with their inputs, n: the
+    items of this pass), streaming every result to `deliver(item, result)` on this thread; an item still missing after `passes` passes goes to
     `lost(item, why)`. KeyboardInterrupt: finished results recorded, execution shut down, re-raised."""
     from avsbench_tools.engine.cluster import handlers, restore
 
@@ -235,7 +280,15 @@ def run(items: Sequence, jobs: Callable[[Any], Job], build: Callable, deliver: C
     todo = list(range(len(items)))
     for _ in range(passes):
         if todo:
-            ds = build(rows([(i, jobs(items[i])) for i in todo]))
+            batch = [(i, jobs(items[i])) for i in todo]
+            inline = not shared and _inputs_size([j for _, j in batch]) <= INLINE_BYTES
+            if inline:
+                for _, j in batch:
+                    read_files(j)
+            ds = rows(batch)
+            if not shared and not inline:
+                ds = on_driver(ds)
+            ds = build(ds, len(todo))
             _stream(ds, seq, saved, restore)
             todo = [i for i in todo if i not in seq.done and i not in seq.waiting]
     why = f"lost on the Ray cluster ({passes} pass{'es' if passes != 1 else ''}, each with Ray's retries)"

@@ -179,12 +179,11 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
     decodes = backend_named(backend).prefetch is not None and gpus > 0
     shared = opts.engine.shared
 
-    def build(ds):
-        ds = data.on_driver(ds, shared)
+    def build(ds, n: int):
         if decodes:  # grounded-sam's frames decoded by CPU tasks, so decoding overlaps inference
             ds = data.with_media(ds, load_job_media, TASK_RETRIES, recipe=ws.recipe, backend=backend,
                                  opts=actor_opts)
-        return data.actors(ds, ProposalActor, (actor_opts, backend, ws.recipe), "propose", n_actors, gpus,
+        return data.actors(ds, ProposalActor, (actor_opts, backend, ws.recipe), "propose", min(n_actors, n), gpus,
                            num_cpus=1 if gpus == 0 else 0.5, batch_size=1)
 
     def deliver(inp, got: ClipProposal) -> str:
@@ -202,8 +201,8 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
         progress("preannotate", res.skipped + res.done + res.failed, res.total, info)
 
     try:
-        data.run(inputs, lambda inp: job_for(ws, inp, backend, opts), build, deliver, lost, report, ordered=True,
-                 passes=1 + ACTOR_RETRIES)
+        data.run(inputs, lambda inp: job_for(ws, inp, backend, opts), build, deliver, lost, report, shared=shared,
+                 ordered=True, passes=1 + ACTOR_RETRIES)
     finally:
         if res.nodes:
             record_nodes(ws.catalog, "preannotate", res.nodes)

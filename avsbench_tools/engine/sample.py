@@ -27,6 +27,10 @@ from avsbench_tools.progress import Progress
 from avsbench_tools.workspace import Workspace
 
 TASK_RETRIES = 3  # Ray runs a task again this many times when its worker or node dies
+# what a sample task imports (imported by the workers as the run starts: data.warm)
+WORKER_MODULES = ("ray.data", "av", "numpy", "avsbench_tools.engine.sample", "avsbench_tools.media.decode",
+                  "avsbench_tools.sample.clip", "avsbench_tools.sample.outputs", "avsbench_tools.audio.logmel",
+                  "avsbench_tools.audio.activity", "avsbench_tools.audio.wav")
 
 
 @dataclass
@@ -145,6 +149,7 @@ def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions,
          cluster: Cluster) -> None:
     from avsbench_tools.engine import data
 
+    warming = data.warm(cluster.nodes, WORKER_MODULES)  # noqa: F841 - held for the run
     rule, fmt = ws.recipe.sampling, ws.recipe.frame_format
     total = res.total
     n = [res.skipped]
@@ -153,8 +158,8 @@ def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions,
         path = str(ws.path(c.path))
         return data.Job((c, path), [path])
 
-    def build(ds):
-        return data.tasks(data.on_driver(ds, engine.shared), sample_job, TASK_RETRIES, rule=rule, fmt=fmt)
+    def build(ds, _n: int):
+        return data.tasks(ds, sample_job, TASK_RETRIES, rule=rule, fmt=fmt)
 
     def deliver(c: Clip, got: SampledClip) -> str:
         if got.error is not None:
@@ -185,7 +190,7 @@ def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions,
     gone = {c.clip_id for c in missing}
     todo = [c for c in todo if c.clip_id not in gone]
     try:
-        data.run(todo, job, build, deliver, lost, report)
+        data.run(todo, job, build, deliver, lost, report, shared=engine.shared)
     except KeyboardInterrupt:
         left = len(todo) - res.sampled - len(res.failures) + len(missing)
         raise Interrupted(res.skipped + res.sampled, left,

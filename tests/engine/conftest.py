@@ -14,6 +14,7 @@ the machine. Ray missing: the fixture FAILS (it is part of `make install`).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,11 @@ def ray_cluster(loopback_cluster):
     return loopback_cluster
 
 
-@pytest.fixture(scope="session")
-def loopback_cluster():
+@pytest.fixture(scope="session", autouse=True)
+def _starting_cluster():
+    """The session's loopback cluster, started on a thread as soon as the first test here begins, so that
+    its start overlaps the fixtures that make media (the tests list those first); `loopback_cluster` waits
+    for it. Stopped (every process of it) at the end of the session."""
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -38,16 +42,36 @@ def loopback_cluster():
     saved = {k: os.environ.get(k) for k in RAY_ENV}
     os.environ.update(RAY_ENV)  # the drivers these tests start in-process and as CLIs
     cluster = LoopbackCluster()
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            cluster.start()
+        except BaseException as exc:  # noqa: BLE001 - raised by loopback_cluster on the test's thread
+            failed.append(exc)
+
+    starting = threading.Thread(target=start, name="ray-cluster-start", daemon=True)
+    starting.start()
     try:
-        cluster.start()
-        yield cluster
+        yield cluster, starting, failed
     finally:
+        starting.join(120)
         cluster.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def loopback_cluster(_starting_cluster):
+    cluster, starting, failed = _starting_cluster
+    starting.join(180)
+    if failed:
+        raise failed[0]
+    assert not starting.is_alive(), "the loopback cluster did not start in 180 s"
+    return cluster
 
 
 @pytest.fixture(scope="session")

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from avsbench_tools.engine import nodes_summary
 from tests.helpers import run_cli
 from tests.helpers.httpserver import MediaServer
-from tests.helpers.ray_cluster import HEAD_IP, SECOND_IP, digest
+from tests.helpers.ray_cluster import HEAD_IP, SECOND_IP, digest, kill_second_when_busy
 
 pytestmark = pytest.mark.xdist_group("ray")  # the one loopback cluster: every Ray test on one worker
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(world_ms3, tmp_path_factory):
     """The world's videos on the loopback HTTP server (the first answers 404: a failure for good), their URL
     list, and the workspace the local engine collects from it (-j 2): what every Ray run must equal."""
@@ -36,55 +39,64 @@ def served(world_ms3, tmp_path_factory):
         srv.close()
 
 
-def test_ray_collect_equals_local_and_ledger_names_the_node(ray_cluster, served, world_ms3, tmp_path):
+def _collect_on_ray(ws_dir: Path, served, world: Path):
+    """collect --urls URLS --world W --any-license --retries 0 --engine ray, in this process (the session's
+    driver), with the options the CLI gives."""
+    from avsbench_tools.collect import CollectOptions, collect
+    from avsbench_tools.engine import EngineOptions
+    from avsbench_tools.workspace import open_workspace
+
+    ws = open_workspace(ws_dir, lock="collect")
+    try:
+        return collect(ws, CollectOptions(urls=served.urls, world=world, any_license=True, retries=0,
+                                          require_category=True, engine=EngineOptions("ray")))
+    finally:
+        ws.close()
+
+
+def test_ray_collect_equals_local_and_ledger_names_the_node(served, world_ms3, on_cluster, tmp_path):
+    # (the media fixtures first: they are made while the loopback cluster starts)
     on_ray = tmp_path / "ray"
     run_cli("init", on_ray, "--recipe", world_ms3 / "recipe.toml", check=True)
-    proc = run_cli("collect", on_ray, "--urls", served.urls, "--world", world_ms3, "--any-license", "--engine", "ray",
-                   "--ray-address", ray_cluster.address, "--retries", "0", "-q", timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    res = _collect_on_ray(on_ray, served, world_ms3)
     names = served.names
-    assert f"collect: {len(names) - 1} new clips" in proc.stdout and "1 rejected (permanent)" in proc.stdout
-    assert "ray: " in proc.stdout and " sources" in proc.stdout, proc.stdout
+    assert (res.new_clips, res.rejected, res.failed) == (len(names) - 1, 1, 0)
+    assert set(res.nodes) == {HEAD_IP, SECOND_IP}, res.nodes  # SPREAD: both nodes downloaded
+    assert nodes_summary(res.nodes, "sources").startswith("ray: 2 nodes: 127.0.0.2 ")
     assert digest(on_ray) == digest(served.local)  # source files, clips and rows (the node in the ledger left out)
     db = sqlite3.connect(on_ray / "catalog.sqlite")
     (payload,) = db.execute("SELECT payload FROM failures WHERE stage='collect'").fetchone()
     db.close()
     assert json.loads(payload)["node"] in (HEAD_IP, SECOND_IP)
     nodes = json.loads(run_cli("status", on_ray, "--json", check=True).stdout)["nodes"]["collect"]["nodes"]
-    assert sum(nodes.values()) == len(names)
+    assert nodes == res.nodes and sum(nodes.values()) == len(names)
 
 
 def test_killed_node_downloads_are_retried_elsewhere(on_cluster, served, world_ms3, tmp_path):
-    """The second node's raylet is killed while downloads run on it (the server trickles the videos, about 4 s
-    each; the kill comes when the first source, the 404, is stored): Ray runs its tasks again on the head,
+    """The second node's raylet is killed while downloads run on it (the server trickles the videos, about 2 s
+    each; the kill comes as soon as a task runs there): Ray runs its tasks again on the head,
     collect finishes, and the workspace equals the local engine's: every source and clip once, nothing lost,
     no temporary left. In this process (the session's driver), with the CLI's options."""
-    from avsbench_tools.collect import CollectOptions, collect
-    from avsbench_tools.engine import EngineOptions
-    from avsbench_tools.workspace import open_workspace
-
     ws_dir = tmp_path / "ray"
     run_cli("init", ws_dir, "--recipe", world_ms3 / "recipe.toml", check=True)
     ok = served.names[1:]
-    served.srv.slow_rate = max(1, max((world_ms3 / n).stat().st_size for n in ok) // 4)
-    killed = []
-
-    def kill_at_first(stage, done, total, info=""):
-        if done >= 1 and not killed:
-            killed.append(on_cluster.kill_second())
-
+    served.srv.slow_rate = max(1, max((world_ms3 / n).stat().st_size for n in ok) // 2)
+    killed: list = []
+    stop = threading.Event()
+    killer = threading.Thread(target=kill_second_when_busy, args=(on_cluster, stop, killed, lambda t: "IDLE" not in t),
+                              daemon=True)
     for n in ok:
         served.srv.modes[n] = "slow"
     before = dict(served.srv.gets)
-    ws = open_workspace(ws_dir, lock="collect")
+    killer.start()
     try:
-        res = collect(ws, CollectOptions(urls=served.urls, world=world_ms3, any_license=True, retries=0,
-                                         require_category=True, engine=EngineOptions("ray")), progress=kill_at_first)
+        res = _collect_on_ray(ws_dir, served, world_ms3)
     finally:
-        ws.close()
+        stop.set()
+        killer.join(5)
         for n in ok:
             served.srv.modes.pop(n, None)
-    assert killed
+    assert killed, "no task ran on the second node"
     assert (res.new_clips, res.rejected, res.failed) == (len(ok), 1, 0)
     assert digest(ws_dir) == digest(served.local)
     assert not [p for p in ws_dir.rglob(".tmp-*")] and not [p for p in ws_dir.rglob("*.part")]

@@ -120,14 +120,19 @@ class LoopbackCluster:
         return raylet.pid
 
     def stop(self) -> None:
-        procs = []
-        for pid in self.processes():
-            with contextlib.suppress(psutil.Error):
-                procs.append(psutil.Process(pid))
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        psutil.wait_procs(procs, timeout=10)
+        """Kill every process of the cluster, looking again until none is left (a daemon can start one
+        while the others die)."""
+        for _ in range(5):
+            procs = []
+            for pid in self.processes() - {os.getpid()}:
+                with contextlib.suppress(psutil.Error):
+                    procs.append(psutil.Process(pid))
+            if not procs:
+                break
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            psutil.wait_procs(procs, timeout=10)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -209,3 +214,20 @@ def tree(pid: int) -> set[int]:
         return {pid} | {c.pid for c in p.children(recursive=True)}
     except psutil.Error:
         return set()
+
+
+def kill_second_when_busy(cluster: LoopbackCluster, stop, killed: list, busy, timeout: float = 120) -> None:
+    """Kill the second node's raylet (appending its pid to `killed`) as soon as a worker process there is
+    `busy(title)` (its process title, `ray::<what it runs>`; an idle worker's is `ray::IDLE`): the kill
+    finds work in flight. Returns when done, when `stop` is set or after `timeout` s. Run it on a thread."""
+    end = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < end:
+        for raylet in cluster.raylets(SECOND_IP):
+            with contextlib.suppress(psutil.Error):
+                for p in raylet.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        title = " ".join(p.cmdline())
+                        if title.startswith("ray::") and busy(title):
+                            killed.append(cluster.kill_second())
+                            return
+        time.sleep(0.02)
