@@ -6,8 +6,8 @@ region of `config.SECOND` marks [0, 1) of it. The clip's whole sound stays in th
 
 An excerpt lives at WS/audio/seconds/<clip>/<second>.wav: under WS/audio, a folder push already gives the server as
 a local-files storage (WS/studio is never served: it holds the server's secrets). It is written once (atomically,
-following the umask) and rewritten only when its bytes would differ (the clip was sampled again): a second push
-reads it and writes nothing.
+following the umask) and rewritten only when its bytes would differ (the clip was sampled again, or a crash left it
+short): a second push reads it and writes nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int) -> Excerpt | 
     clip has no WAV or the second is past its end (the task then names the whole clip's WAV, if any)."""
     from avsbench_tools.audio.wav import wav_bytes
     from avsbench_tools.errors import AvsError
-    from avsbench_tools.fsutil import atomic_write_bytes
+    from avsbench_tools.fsutil import atomic_path
 
     if not wav_rel:
         return None
@@ -64,6 +64,7 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int) -> Excerpt | 
         same = dest.stat().st_size == len(body) and dest.read_bytes() == body
     except OSError:
         same = False
-    if not same:
-        atomic_write_bytes(dest, body)
+    if not same:  # no fsync (6 ms a file on a loaded disk): a file a crash left short differs, and is written again
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(body)
     return Excerpt(rel, int(second), (len(pcm) - start) / sr)
