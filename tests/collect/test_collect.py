@@ -168,23 +168,24 @@ def test_sigkill_mid_download_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     make_video(server.root / "first.mp4", seconds=5)
     make_video(server.root / "big.mp4", seconds=10, w=320, h=240, noise=True)
     assert (server.root / "big.mp4").stat().st_size > 1_500_000
-    server.modes["big.mp4"] = "slow"
-    server.slow_rate = 300_000
+    server.modes["big.mp4"] = "hold"  # its body stops after 64 KiB until server.release is set
     urls = _urls(tmp_path, server, ["first.mp4", "big.mp4"])
     run_cli("init", tmp_path / "ws", "--recipe", "avsbench-ms3", check=True)
     args = [sys.executable, "-m", "avsbench_tools", "collect", str(tmp_path / "ws"), "--urls", str(urls),
             "--any-license", "-q", "--clips-per-video", "2", "--category", "dog_barking"]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    deadline = time.time() + 300
     # kill while big.mp4 is downloading: its download GET has started (jobs=1, so first.mp4 is finished and
-    # recorded by then; waiting on any .part could catch first.mp4's own part file and make this flaky)
+    # recorded by then; waiting on any .part could catch first.mp4's own part file and make this flaky); the
+    # server holds that body half-way, so the download cannot finish before the kill
     while time.time() < deadline and not (server.gets.get("big.mp4", 0) >= 2
                                           and list((tmp_path / "ws" / "sources").glob("*.part"))):
+        assert p.poll() is None, "collect ended before big.mp4's download started"
         time.sleep(0.1)
-    time.sleep(0.5)
     assert p.poll() is None, "the download finished before the kill"
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
+    server.release.set()
     first_gets = server.gets["first.mp4"]
     server.modes.clear()
     run_cli(*args[3:], check=True)

@@ -1,8 +1,10 @@
 """A loopback HTTP server (127.0.0.1, random port) that serves files like a video host.
 
 Supports Range requests (yt-dlp resumes .part files with them) and per-path behaviours a test can
-switch at run time: ok, 404, 403, hang (answers after a delay longer than the client's timeout)
-and slow (trickles bytes, so a test can kill a download half-way). Counts complete GETs per path.
+switch at run time: ok, 404, 403, hang (answers after a delay longer than the client's timeout),
+slow (trickles bytes) and hold (sends the first 64 KiB, then waits until the test sets `release`: a
+download held half-way for as long as the test needs, however fast or loaded the machine). Counts GETs
+per path.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class MediaServer:
         self.gets: dict[str, int] = {}
         self.completed: dict[str, int] = {}
         self.slow_rate = 200_000  # bytes/s in 'slow' mode
+        self.release = threading.Event()  # 'hold' mode: the rest of a held body is sent once this is set
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,7 +68,12 @@ class MediaServer:
                     return
                 chunk = data[start:end + 1]
                 try:
-                    if mode == "slow":
+                    if mode == "hold":
+                        self.wfile.write(chunk[:65536])
+                        self.wfile.flush()
+                        server.release.wait(600)
+                        self.wfile.write(chunk[65536:])
+                    elif mode == "slow":
                         step = 16384
                         for off in range(0, len(chunk), step):
                             self.wfile.write(chunk[off:off + step])
