@@ -5,8 +5,8 @@
 # annotator reviews a few tasks through its API.
 set -euo pipefail
 OUT=${1:-demo-out}
-TONES_CLIPS=${TONES_CLIPS:-40}  # the release-check world: 40 clips -> 28 train, 6 val, 6 test (a verdict needs 5)
-CHECK_BUDGET=${CHECK_BUDGET:-600}  # seconds of training, both runs together (wall time: a loaded machine gets fewer epochs)
+TONES_CLIPS=${TONES_CLIPS:-60}  # the release-check world: 60 clips -> 42 train, 9 val, 9 test (a verdict needs 5)
+CHECK_BUDGET=${CHECK_BUDGET:-360}  # seconds of training, both runs together (wall time: a loaded machine gets fewer epochs)
 mkdir -p "$OUT"
 echo "== 1. synthetic world (8 clips of 5 s, gold MS3 release) -> $OUT/world"
 avs-tools synth "$OUT/world" --clips 8 --seconds 5 --seed 7 --gold avsbench-ms3
@@ -54,7 +54,7 @@ echo "== 10. release-check: is a release learnable, and does audio help? The 8-c
 echo "   too few for a verdict, so the check runs on the gold release of a tones world sized for one ($TONES_CLIPS"
 echo "   clips of 3 same-shape circles, one sounding per clip: only the audio says which; about $(( TONES_CLIPS * 15 / 100 ))"
 echo "   test clips): validate, stats, the trivial predictors, and two short baseline runs on this machine"
-echo "   (ResNet-18 from scratch on CPU, ${CHECK_BUDGET} s in all), with and without audio"
+echo "   (a quarter-width ResNet-18 from scratch on CPU, ${CHECK_BUDGET} s in all), with and without audio"
 avs-tools synth "$OUT/tones" --clips "$TONES_CLIPS" --seconds 5 --size 64x64 --fps 10 --seed 2 \
   --gold avsbench-ms3 --scene tones
 avs-tools release-check "$OUT/tones/gold" --format avsbench-ms3 --out "$OUT/check" --budget "$CHECK_BUDGET" --force
