@@ -36,6 +36,7 @@ from avsbench_tools.studio.push_build import (
     Item,
     built,
     prediction_json,
+    refresh_audio,
     sound_text,
     split_silent,
     task_json,
@@ -118,6 +119,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
                  if (it.clip_id, it.frame.second) in tasks for p in it.preds
                  if (tasks[(it.clip_id, it.frame.second)], p.model_version) not in preds]
     res.tasks_reused = len(items) - len(todo_new)
+    refresh_audio(ws, [it for it in items if (it.clip_id, it.frame.second) in tasks])  # a clip sampled again
     res.predictions_skipped = sum(len(it.preds) for it in items) - len(todo_more) - \
         sum(len(it.preds) for it in todo_new)
     total, done = len(todo_new) + len(todo_more), 0

@@ -155,6 +155,18 @@ def audio_of(ws, it: Item) -> Excerpt | None:
     return it.excerpt
 
 
+def refresh_audio(ws, items: list[Item]) -> int:
+    """The audio of tasks already on the server made again where it differs from the clip's WAV now (the clip was
+    sampled again); a task without an excerpt (pushed before tasks had one) is left as it is. Returns how many
+    items were checked."""
+    from avsbench_tools.studio.excerpt import excerpt_rel
+
+    have = [it for it in items if it.wav and ws.abs(excerpt_rel(it.clip_id, int(it.frame.second))).is_file()]
+    for it in have:
+        audio_of(ws, it)
+    return len(have)
+
+
 def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
     f = it.frame
     w, h = _size(ws, f)

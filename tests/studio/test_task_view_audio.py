@@ -47,31 +47,49 @@ def test_the_second_region_rule():
 
 def test_the_tasks_audio_is_the_clip_from_its_second_written_once(studio_server):
     """The task's audio is WS/audio/seconds/<clip>/<s>.wav: the clip's samples from s*16000 on, served by the
-    server, following the umask; a second push (or any later use) rewrites nothing."""
+    server, following the umask; a second push rewrites none of them, but one that differs from the clip's WAV
+    (cut short by a crash, or the clip sampled again) is written again. An unreadable clip WAV: one line naming it."""
     from avsbench_tools.audio.wav import read_wav
+    from avsbench_tools.errors import AvsError
     from avsbench_tools.fsutil import file_mode
     from avsbench_tools.studio.excerpt import excerpt_rel, task_audio
     from avsbench_tools.workspace import open_workspace
     from studio.test_serving import pushed_media, served_file
+    from tests.helpers import run_cli
 
     media = pushed_media(studio_server)
     w = open_workspace(media.ws)
     try:
-        for t in media.tasks:
-            cid, s = t["data"]["clip_id"], t["data"]["second"]
-            path = served_file(studio_server, t["data"]["audio"])
-            assert path == media.ws / excerpt_rel(cid, s) and t["data"]["audio_start"] == s
-            clip, sr = read_wav(w.abs(w.catalog.audio(cid).wav_path))
-            got, sr2 = read_wav(path)
-            assert sr2 == sr == 16000 and len(clip) == 5 * sr and (got == clip[s * sr:]).all()
-            assert path.stat().st_mode & 0o777 == file_mode()
-            before = path.stat()
-            ex = task_audio(w, cid, w.catalog.audio(cid).wav_path, s)  # what push does for the task again
-            after = path.stat()
-            assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten
-            assert (ex.rel, ex.start, ex.duration) == (excerpt_rel(cid, s), s, 5.0 - s)
+        wavs = {t["data"]["clip_id"]: w.catalog.audio(t["data"]["clip_id"]).wav_path for t in media.tasks}
+        damaged = media.ws / "audio" / "damaged.wav"
+        damaged.write_bytes(b"RIFF....WAVEfmt not a wav")
+        with pytest.raises(AvsError, match=r"^clip c9: its audio .*damaged\.wav cannot be read \(.*\); run avs-tools "
+                                           r"sample .* --clips c9 again$"):
+            task_audio(w, "c9", "audio/damaged.wav", 0)
+        damaged.unlink()
     finally:
         w.close()
+    paths = {}
+    for t in media.tasks:
+        cid, s = t["data"]["clip_id"], t["data"]["second"]
+        path = paths[(cid, s)] = served_file(studio_server, t["data"]["audio"])
+        assert path == media.ws / excerpt_rel(cid, s) and t["data"]["audio_start"] == s
+        clip, sr = read_wav(media.ws / wavs[cid])
+        got, sr2 = read_wav(path)
+        assert sr2 == sr == 16000 and len(clip) == 5 * sr and (got == clip[s * sr:]).all()
+        assert path.stat().st_mode & 0o777 == file_mode()
+    before = {k: p.stat() for k, p in paths.items()}
+    short = paths[min(paths)]
+    whole = short.read_bytes()
+    short.write_bytes(whole[:100])  # as a crash could leave it
+    env = {"LABEL_STUDIO_API_KEY": studio_server.api_key}
+    out = run_cli("push", media.ws, "--url", studio_server.url, env=env, check=True)
+    out = out.stdout + out.stderr
+    assert "nothing to do: 5 tasks" in out, out
+    assert short.read_bytes() == whole  # written again
+    for k, p in paths.items():
+        if p != short:  # the others: not written
+            assert (p.stat().st_ino, p.stat().st_mtime_ns) == (before[k].st_ino, before[k].st_mtime_ns), k
 
 
 def test_the_audio_opens_at_the_tasks_second_and_ctrl_p_plays_just_it(studio_server, tmp_path):
