@@ -170,13 +170,12 @@ def propose_on_ray(ws: Workspace, inputs: list, backend: str, opts, store: Calla
 
 def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> None:
     from avsbench_tools.engine import data
-    from avsbench_tools.preannotate.backends import backend_named
     from avsbench_tools.preannotate.nms import CapStats
 
     gpus = gpus_per_actor(opts.engine.gpus_per_worker, str(opts.device), cluster)
     n_actors = min(max(1, int(cluster.gpus // gpus)) if gpus > 0 else cluster.cpus, max(1, len(inputs)))
     actor_opts = _for_actor(opts, gpus)
-    decodes = backend_named(backend).prefetch is not None and gpus > 0
+    decodes = decode_ahead(backend, gpus)
     shared = opts.engine.shared
 
     def build(ds, n: int):
@@ -206,6 +205,14 @@ def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> N
     finally:
         if res.nodes:
             record_nodes(ws.catalog, "preannotate", res.nodes)
+
+
+def decode_ahead(backend: str, gpus: float) -> bool:
+    """Whether the clips' frames are decoded by a CPU map ahead of the actors: for a backend that reads ahead
+    (grounded-sam) on GPU actors (CPU actors would take the CPUs the decoding needs)."""
+    from avsbench_tools.preannotate.backends import backend_named
+
+    return backend_named(backend).prefetch is not None and gpus > 0
 
 
 def gpus_per_actor(asked: float | None, device: str, cluster: Cluster) -> float:

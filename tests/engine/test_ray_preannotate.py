@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from avsbench_tools.engine import EngineOptions
+from avsbench_tools.engine import preannotate as engine_preannotate
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import run_cli
@@ -90,11 +91,13 @@ def test_killed_node_actor_clips_run_again(on_cluster, sampled_ws, motion_local,
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs CUDA (a GPU machine)")])])
-def test_ray_grounded_sam_actors_equal_local(on_cluster, sampled_ws, tmp_path, device, torch_one_thread):
+def test_ray_grounded_sam_actors_equal_local(on_cluster, sampled_ws, tmp_path, device, torch_one_thread, monkeypatch):
     """grounded-sam (tiny random-weight checkpoints in the real formats) in model actors, fed only the sampled
     frames (--tracker none): the local engine's masks and rows, byte for byte. Both in this process (the
     driver joins the cluster here); one torch thread locally, as Ray gives an actor that reserves one CPU
-    (the same float reductions, the same scores)."""
+    (the same float reductions, the same scores). The frames are decoded by the CPU map ahead of the actors
+    (as on GPU actors; here on CPU actors too, so that the step is run on this GPU-less machine)."""
+    monkeypatch.setattr(engine_preannotate, "decode_ahead", lambda backend, gpus: True)
     d = tmp_path / "models"
     opts = PreannotateOptions(dino=str(tiny_dino(d / "dino")), sam=str(tiny_hf_sam(d / "sam")), tracker="none",
                               box_threshold=0.0, text_threshold=0.0, max_objects=2, device=device, clips=[CLIP])
