@@ -59,8 +59,10 @@ class Pushed:
                    env={"LABEL_STUDIO_API_KEY": self.srv.api_key}, **kw)
 
     def shown(self, s: int) -> list[dict]:
-        """The prediction's result as the editor shows it (region ids o<fid>)."""
-        return [dict(x, origin="prediction") for x in self.client.predictions.get(id=self.preds[s]).result]
+        """The prediction's result as the editor shows it (region ids o<fid>), without the audio's second region
+        (studio.config.SECOND: not a mask, pull ignores it)."""
+        return [dict(x, origin="prediction") for x in self.client.predictions.get(id=self.preds[s]).result
+                if x.get("from_name") != "second"]
 
     def annotate(self, s: int, result: list[dict], **kw) -> int:
         return self.client.annotations.create(id=self.tasks[s], result=result, lead_time=5.0,
