@@ -50,6 +50,20 @@ SLOW_MODULES = {
     "cli/test_paths.py": "every command with five kinds of bad path (a CLI run each)",
     "collect/test_collect.py": "yt-dlp downloads from a loopback server",
     "release/test_evaluate_strict.py": "worlds of every format scored",
+    "release/test_validate_warnings.py": "gold releases altered and validated",
+    "release/test_release_clip.py": "worlds exported and compared with their gold",
+    "collect/test_collect_failures.py": "downloads killed, interrupted and resumed",
+    "collect/test_categories.py": "workspaces collected from folders",
+    "stats/test_stats_report.py": "stats reports and figures of several releases",
+    "synth/test_synth.py": "worlds rendered twice, synth killed and resumed",
+    "synth/test_synth_safety.py": "synth interrupted and resumed",
+    "publish/test_publish_roundtrip.py": "gold releases of every format published and read back",
+    "catalog/test_move_workspace.py": "a workspace sampled and exported after a move",
+    "cli/test_true_hints.py": "a world collected to check next-step lines",
+    "cli/test_cli.py": "path problems of every workspace command",
+    "export/test_export_reviews.py": "reviewed workspaces exported",
+    "preannotate/test_nms.py": "a tiny-model run on a flood of boxes",
+    "preannotate/test_preannotate_cli.py": "preannotate runs on a workspace",
 }
 
 LONGEST_FAST = "cli/test_every_command"  # make test-fast's longest test (a minute or two): started first
