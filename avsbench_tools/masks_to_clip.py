@@ -26,7 +26,7 @@ import numpy as np
 from avsbench_tools import formats
 from avsbench_tools.masks import ObjectMask
 from avsbench_tools.writers.avss import avss_label, avss_uid, class_list
-from avsbench_tools.writers.base import RefObject, ReleaseClip
+from avsbench_tools.writers.release_writer import RefObject, ReleaseClip
 
 
 @dataclass

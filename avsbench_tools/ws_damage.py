@@ -44,7 +44,7 @@ def lost_catalog(root: Path, cause: str) -> UsageError:
 def check_catalog_file(root: Path, cat_path: Path) -> None:
     """A catalog file that is not an SQLite database is named before SQLite opens it (SQLite would turn an
     empty file into an empty catalog); an empty one beside media is a lost catalog."""
-    from avsbench_tools.catalog.base import catalog_damage
+    from avsbench_tools.catalog.connection import catalog_damage
 
     cause = catalog_damage(cat_path)
     if cause is None or (cause.startswith("empty") and not clip_media(root)):
@@ -56,7 +56,7 @@ def check_catalog_file(root: Path, cat_path: Path) -> None:
 
 
 def damaged(root: Path, exc: sqlite3.Error, doing: str) -> UsageError:
-    from avsbench_tools.catalog.base import is_damage
+    from avsbench_tools.catalog.connection import is_damage
 
     if is_damage(exc):
         return UsageError(f"workspace {_show(root)}: {root / CATALOG_NAME} is damaged ({exc}); restore it from a "

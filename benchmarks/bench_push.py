@@ -95,7 +95,7 @@ def warm_up(ws, conn, n: int = 20) -> None:
     """Untimed: n of the workspace's tasks imported into a scratch project, their predictions listed, the project
     deleted. A fresh server spends its first requests loading code (the import path, prediction validation);
     without this, ours (timed first) would pay for it and the ceiling (timed after) would not."""
-    from avsbench_tools.studio.config import label_config
+    from avsbench_tools.studio.labelling import label_config
     from avsbench_tools.studio.project import Api
     from avsbench_tools.studio.push import _interface, _plan
     from avsbench_tools.studio.push_build import task_json
@@ -133,8 +133,8 @@ def main() -> None:
                     "tests/studio's cache, .pytest_cache/d/studio-template/ls-*) to skip the cold start")
     args = ap.parse_args()
 
-    from avsbench_tools.studio.config import label_config
     from avsbench_tools.studio.connect import connect
+    from avsbench_tools.studio.labelling import label_config
     from avsbench_tools.studio.project import Api, encode
     from avsbench_tools.studio.push import PushOptions, _interface, _plan, push
     from avsbench_tools.studio.push_build import task_json

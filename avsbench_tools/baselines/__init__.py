@@ -4,8 +4,8 @@ Modules import torch inside functions or at their own import; this package file 
 """
 
 # The names other stages use (release_check), imported on first use (PEP 562) so this package file stays light.
-_HOME = {"SIZE": "data", "ClipDataset": "data", "open_release": "data", "palette_lookup": "data",
-         "read_binary_mask": "data", "read_rgb": "data", "avss_image": "data", "FIXED_VGGISH": "weights",
+_HOME = {"SIZE": "dataset", "ClipDataset": "dataset", "open_release": "dataset", "palette_lookup": "dataset",
+         "read_binary_mask": "dataset", "read_rgb": "dataset", "avss_image": "dataset", "FIXED_VGGISH": "weights",
          "TrainOptions": "train", "train_baseline": "train", "PredictOptions": "predict",
          "predict_baseline": "predict", "frame_paths": "predict"}
 # the entry points under names that do not clash with their modules (baselines.train is the module once imported)

@@ -53,7 +53,7 @@ def run_checkpoint(run: Path, which: str | None) -> Path:
 def evaluate_run(run: Path, split: str = "test", checkpoint: str | None = None, device: str = "auto",
                  vggish_weights: Path | None = None, progress: Progress | None = None) -> EvalResult:
     """Predict `split` with the run's checkpoint and score it (see the module)."""
-    from avsbench_tools.baselines.data import setting_format
+    from avsbench_tools.baselines.dataset import setting_format
     from avsbench_tools.baselines.predict import PredictOptions, predict
     from avsbench_tools.baselines.runlog import read_run
     from avsbench_tools.evaluate import evaluate
@@ -92,7 +92,7 @@ def score_saved(release: Path, setting: str, pred_dir: Path, split: str,
                 progress: Progress | None = None) -> tuple[dict | None, str | None]:
     """`avs-tools evaluate` of the masks predict wrote to `pred_dir` (the numbers a user gets from evaluating them)
     -> (its dict, None), or (None, why) when the split has nothing to score them against."""
-    from avsbench_tools.baselines.data import setting_format
+    from avsbench_tools.baselines.dataset import setting_format
     from avsbench_tools.evaluate import evaluate
 
     try:

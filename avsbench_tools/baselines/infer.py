@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from avsbench_tools import metrics
-from avsbench_tools.baselines.data import SIZE, ClipDataset, collate
+from avsbench_tools.baselines.dataset import SIZE, ClipDataset, collate
 from avsbench_tools.progress import Progress
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from avsbench_tools.baselines import runlog
-from avsbench_tools.baselines.data import (
+from avsbench_tools.baselines.dataset import (
     ClipDataset,
     ReleaseData,
     batches,

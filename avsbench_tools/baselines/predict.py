@@ -144,7 +144,7 @@ def load_for_predict(checkpoint: Path, setting: str, num_classes: int, vggish: P
 def predict(release: Path, setting: str, out: Path, opts: PredictOptions, progress: Progress | None = None,
             model=None) -> PredictResult:
     """Predict every clip of `opts.split`; write masks in the layout + logits.npz under OUT (see the module)."""
-    from avsbench_tools.baselines.data import open_release
+    from avsbench_tools.baselines.dataset import open_release
     from avsbench_tools.checkpoints import resolve_device
 
     progress = progress or (lambda *a: None)
@@ -174,7 +174,7 @@ def predict(release: Path, setting: str, out: Path, opts: PredictOptions, progre
 
 def _predict(data, out: Path, opts: PredictOptions, setting: str, stamp: dict, model, device: str, size: int,
              warnings: list[str], progress: Progress) -> PredictResult:
-    from avsbench_tools.baselines.data import ClipDataset
+    from avsbench_tools.baselines.dataset import ClipDataset
     from avsbench_tools.baselines.infer import Runtime, Scorer, clip_logits, embed_audio
 
     ds = ClipDataset(data, opts.split, size)

@@ -80,7 +80,7 @@ def train(release: Path, setting: str, out: Path, opts: TrainOptions | None = No
     o = opts or TrainOptions()
     progress = progress or (lambda *a: None)
     check_options(setting, o)
-    from avsbench_tools.baselines.data import check_files, content_fingerprint, open_release
+    from avsbench_tools.baselines.dataset import check_files, content_fingerprint, open_release
 
     data = open_release(release, setting, ("train", "val"))
     from avsbench_tools.checkpoints import resolve_device

@@ -70,7 +70,7 @@ class TrainResult:
 
 def check_options(setting: str, o: TrainOptions) -> None:
     """One-line errors for options that cannot work, before anything is read or written."""
-    from avsbench_tools.baselines.data import setting_format
+    from avsbench_tools.baselines.dataset import setting_format
 
     setting_format(setting)
     if o.epochs is not None and o.epochs < 1:

@@ -21,8 +21,8 @@ writes no SQL; `tx()` and `query()` are internal.
 
 from __future__ import annotations
 
-from avsbench_tools.catalog.base import CatalogBase
 from avsbench_tools.catalog.categories import CategoryMethods
+from avsbench_tools.catalog.connection import CatalogBase
 from avsbench_tools.catalog.core import CoreMethods
 from avsbench_tools.catalog.mask_versions import MaskMethods
 from avsbench_tools.catalog.records import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from avsbench_tools.catalog.base import CatalogBase
+from avsbench_tools.catalog.connection import CatalogBase
 from avsbench_tools.catalog.records import now
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, fields
 from typing import Any
 
-from avsbench_tools.catalog.base import CatalogBase, write_resolved, write_stage
+from avsbench_tools.catalog.connection import CatalogBase, write_resolved, write_stage
 from avsbench_tools.catalog.records import STAGES, Clip, Failure, Source, StageState, dumps, from_row, now
 
 _SOURCE_FIELDS = {f.name for f in fields(Source)} - {"source_id"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from avsbench_tools.catalog.base import CatalogBase
+from avsbench_tools.catalog.connection import CatalogBase
 from avsbench_tools.catalog.records import Expression, MaskVersion, ObjectRecord, from_row, now
 
 _MV_COLUMNS = ("clip_id, second, fid, kind, category, score, sounding, evidence, backend, settings_hash, "

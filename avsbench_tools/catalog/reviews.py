@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from avsbench_tools.catalog.base import CatalogBase, write_resolved, write_stage
+from avsbench_tools.catalog.connection import CatalogBase, write_resolved, write_stage
 from avsbench_tools.catalog.records import MaskVersion, dumps, now
 
 REVIEW_SET = "studio"  # the settings hash of every clip's review set rebuilt by pull

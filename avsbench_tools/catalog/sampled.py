@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from avsbench_tools.catalog.base import CatalogBase, write_resolved, write_stage
+from avsbench_tools.catalog.connection import CatalogBase, write_resolved, write_stage
 from avsbench_tools.catalog.records import AudioRecord, Frame, from_row
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from avsbench_tools.catalog.base import CatalogBase
+from avsbench_tools.catalog.connection import CatalogBase
 from avsbench_tools.catalog.records import Fingerprint
 
 

@@ -17,7 +17,7 @@ import json
 import secrets
 from collections.abc import Iterable
 
-from avsbench_tools.catalog.base import CatalogBase
+from avsbench_tools.catalog.connection import CatalogBase
 from avsbench_tools.catalog.migrate_v4 import OWN_PREFIX, PROJECT_META, WS_ID_META, rekey_project
 from avsbench_tools.catalog.records import now
 

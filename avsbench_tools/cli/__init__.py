@@ -189,7 +189,7 @@ def _damaged_catalog(exc: Exception) -> str | None:
 
     if not isinstance(exc, sqlite3.DatabaseError):
         return None
-    from avsbench_tools.catalog.base import is_damage, last_opened
+    from avsbench_tools.catalog.connection import is_damage, last_opened
 
     if not is_damage(exc):
         return None

@@ -79,7 +79,7 @@ def train(
 ) -> None:
     """Train the TPAVI baseline on RELEASE's train split (read through the official layout only), validate
     on val every epoch; best.pt is the epoch with the best validation mIoU."""
-    from avsbench_tools.baselines.config import merge_options
+    from avsbench_tools.baselines.config_file import merge_options
     from avsbench_tools.baselines.train import train as run
     from avsbench_tools.cli.bars import bars
 
@@ -178,7 +178,7 @@ def predict(
     warn(res.warnings)
     typer.echo(f"baseline predict: {res.clips} clips of {split} ({res.predicted} predicted, {res.skipped} already "
                f"there) -> {res.out} (masks in the release layout, {res.logits.name})")
-    from avsbench_tools.baselines.data import setting_format
+    from avsbench_tools.baselines.dataset import setting_format
     from avsbench_tools.baselines.eval import score_saved
 
     saved, why = score_saved(release, setting, res.out, split)  # what `avs-tools evaluate` of OUT prints

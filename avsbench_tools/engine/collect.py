@@ -145,7 +145,7 @@ def fetch_job(job, opts, recipe) -> FetchedSource:
 def collect_on_ray(ws: Workspace, opts, res, todo: list[Source], progress) -> None:
     """Process `todo` on Ray, writing each finished source's files and rows as its result arrives.
     Ctrl-C: finished sources stay recorded, the rest are cancelled, Interrupted(done, left)."""
-    from avsbench_tools.engine import data
+    from avsbench_tools.engine import ray_data as data
     from avsbench_tools.errors import Interrupted
 
     kinds = {s.kind for s in todo}

@@ -79,7 +79,7 @@ def needs_video(backend: str, tracker: str) -> bool:
 def job_for(ws: Workspace, inp, backend: str, opts):
     """The Job of one clip: what its proposal reads (only the sampled frames, the clip file for the backends
     that track through the video, the WAV for CLAP), read on the driver's node or in place when shared."""
-    from avsbench_tools.engine.data import Job
+    from avsbench_tools.engine.ray_data import Job
 
     rels = [f.path for f in inp.frames]
     if needs_video(backend, opts.tracker):
@@ -169,7 +169,7 @@ def propose_on_ray(ws: Workspace, inputs: list, backend: str, opts, store: Calla
 
 
 def _run(ws, inputs, backend, opts, store, progress, res, cluster: Cluster) -> None:
-    from avsbench_tools.engine import data
+    from avsbench_tools.engine import ray_data as data
     from avsbench_tools.preannotate.nms import CapStats
 
     gpus = gpus_per_actor(opts.engine.gpus_per_worker, str(opts.device), cluster)

@@ -147,7 +147,7 @@ def sample_job(job, rule: str, fmt: str) -> SampledClip:
 
 def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions, progress: Progress, res,
          cluster: Cluster) -> None:
-    from avsbench_tools.engine import data
+    from avsbench_tools.engine import ray_data as data
 
     warming = data.warm(cluster.nodes, WORKER_MODULES)  # noqa: F841 - held for the run
     rule, fmt = ws.recipe.sampling, ws.recipe.frame_format

@@ -20,7 +20,7 @@ from avsbench_tools.studio.server import StudioInfo, start_studio, stop_studio, 
 
 # config.py, push.py: the labelling config and push (the function stays `studio.push.push`: re-exporting it
 # here would hide the module of the same name)
-from avsbench_tools.studio.config import check_config, instructions, label_config  # noqa: E402
+from avsbench_tools.studio.labelling import check_config, instructions, label_config  # noqa: E402
 from avsbench_tools.studio.push import PushOptions, PushResult  # noqa: E402
 
 # review_set.py, pull.py, qa.py: annotations back as reviewed masks, and what the review changed (the

@@ -18,7 +18,7 @@ import numpy as np
 
 from avsbench_tools.catalog.reviews import SILENT, UNUSABLE  # the frame flags
 from avsbench_tools.masks import ObjectMask, box_of
-from avsbench_tools.studio import config
+from avsbench_tools.studio import labelling as config
 from avsbench_tools.studio.rle import ALPHA_THRESHOLD, decode, encode
 
 FLAG_OF_CHOICE = {config.NO_SOUND: SILENT, config.UNUSABLE: UNUSABLE}

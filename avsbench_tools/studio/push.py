@@ -20,7 +20,7 @@ from avsbench_tools.catalog import MaskVersion
 from avsbench_tools.catalog.studio import project_key
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.progress import Progress, no_progress
-from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio import labelling as cfg
 from avsbench_tools.studio.campaign import by_priority, check_overlap, settings
 from avsbench_tools.studio.project import (
     Api,

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from avsbench_tools.catalog import Frame, MaskVersion
 from avsbench_tools.errors import AvsError
-from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio import labelling as cfg
 from avsbench_tools.studio.excerpt import Excerpt, task_audio
 
 # the model version suffix of the apart prediction that includes objects believed silent

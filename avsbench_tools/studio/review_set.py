@@ -29,7 +29,7 @@ import numpy as np
 
 from avsbench_tools.catalog.records import MaskVersion, now
 from avsbench_tools.catalog.reviews import REVIEW_SET, SILENT, ClipReviews, StudioReview
-from avsbench_tools.studio import config
+from avsbench_tools.studio import labelling as config
 from avsbench_tools.studio.rle import ALPHA_THRESHOLD  # 128: the editor anti-aliases stroke edges
 
 HAND_DRAWN_FIDS = 1000

@@ -231,7 +231,7 @@ def silent_seconds(ws) -> dict[str, set[int]]:
 
 def annotate(ws, conn) -> list[Decision]:
     """Sign the scripted annotator in, plan its decisions on the workspace's pushed tasks and submit them."""
-    from avsbench_tools.studio import config
+    from avsbench_tools.studio import labelling as config
     from avsbench_tools.studio.connect import Connection
     from avsbench_tools.studio.project import Api
 

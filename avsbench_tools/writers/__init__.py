@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avsbench_tools.writers.base import RefObject, ReleaseClip, ReleaseWriter
+from avsbench_tools.writers.release_writer import RefObject, ReleaseClip, ReleaseWriter
 
 __all__ = ["RefObject", "ReleaseClip", "ReleaseWriter", "open_writer"]
 

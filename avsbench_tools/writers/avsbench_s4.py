@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from avsbench_tools.writers.base import ReleaseClip, ReleaseWriter, binary_mask
+from avsbench_tools.writers.release_writer import ReleaseClip, ReleaseWriter, binary_mask
 
 
 class S4Writer(ReleaseWriter):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from avsbench_tools.fsutil import atomic_write_text
-from avsbench_tools.writers.base import ReleaseClip, ReleaseWriter
+from avsbench_tools.writers.release_writer import ReleaseClip, ReleaseWriter
 
 
 def voc_palette(n: int = 256) -> np.ndarray:

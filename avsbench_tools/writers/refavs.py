@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avsbench_tools.writers.base import ReleaseClip, ReleaseWriter, binary_mask
+from avsbench_tools.writers.release_writer import ReleaseClip, ReleaseWriter, binary_mask
 
 
 def null_split(split: str) -> str:

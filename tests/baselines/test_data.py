@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from avsbench_tools.baselines.data import (
+from avsbench_tools.baselines.dataset import (
     ClipDataset,
     batches,
     collate,

@@ -24,7 +24,7 @@ SEEDS = (41, 42, 43)  # no test outside tests/baselines renders these worlds
 
 @pytest.mark.slow
 def test_cpu_sanity_check_on_three_new_seeds_scores_what_it_trained(tones_run):
-    from avsbench_tools.baselines.data import ClipDataset, open_release
+    from avsbench_tools.baselines.dataset import ClipDataset, open_release
     from avsbench_tools.release_check.trivial import trivial_scores
 
     learnt = {}

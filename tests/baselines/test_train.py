@@ -196,7 +196,7 @@ def test_tones_world_is_learnt_only_with_its_audio(tones_run):
     another tone's audio). 60 s at a load average of 3 (world, both runs). Before, the fixed VGGish's embeddings of the three
     tones were 95-97% alike and the audio run did not listen (seed 2: 0.266 vs 0.255, the same with the next clip's
     audio)."""
-    from avsbench_tools.baselines.data import ClipDataset, open_release
+    from avsbench_tools.baselines.dataset import ClipDataset, open_release
     from avsbench_tools.baselines.infer import Runtime, embed_audio, validate
     from avsbench_tools.baselines.predict import load_for_predict
     from avsbench_tools.release_check.trivial import trivial_scores

@@ -97,6 +97,7 @@ def test_sources(cat):
     assert cat.add_source_if_new(a) is True
     assert cat.add_source_if_new(Source(source_id="a", kind="url", title="other")) is False
     assert cat.source("a").title == "A" and cat.source("missing") is None
+    cat.set_source_status("a", "downloaded")
     cat.add_source_if_new(Source(source_id="b", kind="local", path="/videos/b.mp4"))
     assert [s.source_id for s in cat.sources()] == ["a", "b"]
     assert [s.source_id for s in cat.sources("pending")] == ["b"]

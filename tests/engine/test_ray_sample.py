@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from avsbench_tools.engine import EngineOptions, data, nodes_summary
+from avsbench_tools.engine import EngineOptions, nodes_summary
+from avsbench_tools.engine import ray_data as data
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import run_cli

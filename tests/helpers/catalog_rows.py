@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from avsbench_tools.catalog import Catalog, Expression, ObjectRecord, StageState
-from avsbench_tools.catalog.base import write_stage
+from avsbench_tools.catalog.connection import write_stage
 
 
 def put_objects(cat: Catalog, clip_id: str, objects: Iterable[ObjectRecord]) -> None:

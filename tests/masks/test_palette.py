@@ -10,7 +10,7 @@ from avsbench_tools.catalog.records import MaskVersion
 from avsbench_tools.palette import MIN_DELTA_E, distinct_palette, label_colours
 from avsbench_tools.preview.marks import plan_objects
 from avsbench_tools.recipe import load_recipe
-from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio import labelling as cfg
 from tests.helpers.colours import min_delta_e
 
 

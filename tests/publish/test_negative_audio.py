@@ -38,7 +38,7 @@ def _bytes(root: Path) -> dict[str, bytes]:
 
 
 def test_negative_sets(s4_workspace, tmp_path):
-    from avsbench_tools.baselines.data import ClipDataset, open_release
+    from avsbench_tools.baselines.dataset import ClipDataset, open_release
 
     out = tmp_path / "rel"
     _export(s4_workspace, out, 3)
@@ -98,7 +98,7 @@ def test_negative_sets_of_ms3_and_avss(fmt, setting, gold_releases, tmp_path):
     """MS3 and AVSS: the same layout with empty ground truth, read by the official-layout loader from its root."""
     import shutil
 
-    from avsbench_tools.baselines.data import ClipDataset, open_release
+    from avsbench_tools.baselines.dataset import ClipDataset, open_release
     from avsbench_tools.negative_audio import write_negative_sets
     from avsbench_tools.recipe import load_recipe
 

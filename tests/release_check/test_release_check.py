@@ -40,7 +40,7 @@ def test_report_says_learnable_and_audio_with_numbers(checked):
     assert set(rep["trivial"]) == {"all-empty", "all-full", "mean-mask"}
     assert set(rep["runs"]) == {"audio", "no-audio"}
     assert rep["runs"]["audio"]["epochs"] == rep["runs"]["no-audio"]["epochs"] >= 1  # same epochs, only audio differs
-    from avsbench_tools.baselines.data import open_release
+    from avsbench_tools.baselines.dataset import open_release
     from avsbench_tools.release_check.stage import MIN_CLIPS
 
     n_test = len(open_release(Path(rep["release"]), "s4", ("test",)).items("test"))
@@ -248,7 +248,7 @@ def test_page_explains_its_numbers_curves_and_overlays(checked, tmp_path):
 
 def test_trivial_predictors_are_named_by_class_name(tmp_path_factory):
     """Row: an AVSS trivial predictor named "class 7"."""
-    from avsbench_tools.baselines.data import ClipDataset, open_release
+    from avsbench_tools.baselines.dataset import ClipDataset, open_release
     from avsbench_tools.release_check.trivial import trivial_scores
 
     gold = make_world(tmp_path_factory, clips=4, seconds=5, width=96, height=64, seed=3, gold="avss") / "gold"

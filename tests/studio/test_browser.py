@@ -103,7 +103,7 @@ def test_prediction_drawn_and_audio_player_present(studio_server, browser, tmp_p
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from avsbench_tools.studio.config import SECOND_LABEL
+    from avsbench_tools.studio.labelling import SECOND_LABEL
 
     media = pushed_media(studio_server)
     task = max(media.tasks, key=lambda t: predicted_mask(t)[1].sum())
@@ -117,7 +117,7 @@ def test_prediction_drawn_and_audio_player_present(studio_server, browser, tmp_p
     try:  # the region list names the predicted region; the frame and the audio have loaded
         wait.until(lambda d: [e.text.strip() for e in d.find_elements(By.CSS_SELECTOR, ".lsf-outliner-item")])
         items = [e.text.split() for e in browser.find_elements(By.CSS_SELECTOR, ".lsf-outliner-item")]
-        # the predicted region, after the task's second on the audio (studio.config.SECOND, the first region)
+        # the predicted region, after the task's second on the audio (studio.labelling.SECOND, the first region)
         assert items == [["1", *SECOND_LABEL.split()], ["2", label]], (
             f"the region list shows {items}, not the audio's second and the one predicted {label} region")
         wait.until(lambda d: d.execute_script(

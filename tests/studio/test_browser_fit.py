@@ -1,7 +1,7 @@
 """The whole frame is visible when a task opens (issue 22 item 2): headless Chromium at 1366x768 and 1920x1080,
 320x240 and 1280x720 frames, in the task view (data manager) and in the label stream.
 
-A scratch project per frame size with our labelling config (`studio.config.label_config`) and one task whose
+A scratch project per frame size with our labelling config (`studio.labelling.label_config`) and one task whose
 frame is a PNG with a 4-pixel red border, served from the run's real Label Studio (tests/studio/conftest.py).
 The frame's <img> rectangle on the page is intersected with every clipping ancestor and the window: all of it
 must be inside (a 1 px rounding margin), and the red border must show on all four sides of the screenshot.
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from avsbench_tools.recipe import load_recipe
-from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio import labelling as cfg
 from studio.test_browser import WAIT_S, login
 from tests.helpers.browser import chromium
 

@@ -10,7 +10,7 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from avsbench_tools.recipe import bundled_recipes, load_recipe, parse_recipe
-from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio import labelling as cfg
 from avsbench_tools.studio.rle import encode
 
 

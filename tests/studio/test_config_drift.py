@@ -4,7 +4,7 @@ know, so push can refuse it in one line naming them."""
 from __future__ import annotations
 
 from avsbench_tools.recipe import load_recipe
-from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio import labelling as cfg
 
 
 def test_unknown_controls_and_labels_are_named():

@@ -60,7 +60,7 @@ class Pushed:
 
     def shown(self, s: int) -> list[dict]:
         """The prediction's result as the editor shows it (region ids o<fid>), without the audio's second region
-        (studio.config.SECOND: not a mask, pull ignores it)."""
+        (studio.labelling.SECOND: not a mask, pull ignores it)."""
         return [dict(x, origin="prediction") for x in self.client.predictions.get(id=self.preds[s]).result
                 if x.get("from_name") != "second"]
 

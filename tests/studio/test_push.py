@@ -479,7 +479,7 @@ def test_a_project_deleted_on_the_server_is_made_again(studio_server, built):
 @pytest.mark.parametrize("recipe", ["avsbench-s4", "avss", "ref-avs"])
 def test_the_server_takes_every_recipes_config_and_instructions(studio_server, recipe):
     from avsbench_tools.recipe import load_recipe
-    from avsbench_tools.studio.config import instructions, label_config
+    from avsbench_tools.studio.labelling import instructions, label_config
 
     rec = load_recipe(recipe)
     c = studio_server.client()

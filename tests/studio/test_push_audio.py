@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from avsbench_tools.catalog import MaskVersion
 from avsbench_tools.sample import activity_of
-from avsbench_tools.studio.config import NO_SOUND
+from avsbench_tools.studio.labelling import NO_SOUND
 from avsbench_tools.studio.push_build import (
     SILENT_SCORE,
     SILENT_SUFFIX,

@@ -3,7 +3,7 @@
 Label Studio 1.23's Audio tag has no attribute that sets where its player starts (it opens at 0 s), so push gives
 each task the clip's WAV from the task's second to the clip's end (studio/excerpt.py: WS/audio/seconds/<clip>/<s>.wav,
 the whole clip stays in the task's video): the player opens at the task's second. Every prediction holds a read-only
-region [0, 1) of the hidden `<Labels name="second">` (studio.config.SECOND), first in its result: the annotator
+region [0, 1) of the hidden `<Labels name="second">` (studio.labelling.SECOND), first in its result: the annotator
 presses Alt+. (Label Studio's "cycle regions") or clicks it in the Regions list, then the Audio tag's hotkey
 (Ctrl+P) plays just that second (Label Studio plays a selected region from its start to its end). The test does
 exactly that and reads the player's position from the editor's store. Pull ignores the region (an accepted
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from avsbench_tools.studio import config as cfg
+from avsbench_tools.studio import labelling as cfg
 from avsbench_tools.studio.push_build import second_region
 from studio.test_browser import WAIT_S, login
 from tests.helpers.browser import chromium

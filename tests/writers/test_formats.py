@@ -19,7 +19,7 @@ from avsbench_tools.stats import PUBLISHED
 from avsbench_tools.synth import SynthParams, recipe_text, synthesize
 from avsbench_tools.validate import EXPECTED_SPLITS, validate_release
 from avsbench_tools.writers import open_writer
-from avsbench_tools.writers.base import ReleaseClip, ReleaseWriter, binary_mask
+from avsbench_tools.writers.release_writer import ReleaseClip, ReleaseWriter, binary_mask
 
 
 def test_every_entry_names_a_writer_and_reader_of_its_own_layout():
