@@ -105,7 +105,8 @@ def build_clip(ws: Workspace, clip, src, fmt: str, include_unreviewed: bool, nam
             res.skipped_unannotated += 1
         return None
     versions = form.masks  # shown_masks: a reviewed frame shows its review only
-    if any(not class_verified(v) for v in versions):
+    # binary layouts (S4, MS3) hold no object class: only semantic / per-object masks can carry an unverified one
+    if not formats.get(ws.recipe.format).binary and any(not class_verified(v) for v in versions):
         res.unverified_classes.append(clip.clip_id)
     if reviewed:
         res.filled_seconds += len(missing)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+WAIT_S = 240  # the Label Studio editor on a machine loaded by other jobs
 
 
 def chromedriver() -> Path | None:
@@ -58,3 +59,15 @@ def look_at_report(page: Path, shot: Path, n_img: int, needles: tuple[str, ...],
         d.save_screenshot(str(shot))
     assert np.asarray(Image.open(shot).convert("L")).std() > 10  # not a blank page
     return text
+
+
+def login(driver, server) -> None:
+    """Log in to the run's Label Studio server through its login form."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(server.url + "/user/login/")
+    driver.find_element(By.NAME, "email").send_keys(server.username)
+    driver.find_element(By.NAME, "password").send_keys(server.password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, WAIT_S).until(lambda d: "/user/login" not in d.current_url)

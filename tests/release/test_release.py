@@ -30,7 +30,8 @@ FORMATS = {"avsbench-s4": 5, "avsbench-ms3": 5, "avss": 5, "ref-avs": 10}
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> dict[str, Path]:
-    """Each format: synth world -> init -> collect (yt-dlp from loopback) -> sample -> preannotate -> export."""
+    """Each format: synth world -> init -> collect (yt-dlp from loopback; AVSS with --world, which
+    states each clip's subset) -> sample -> preannotate -> export."""
     import sys
 
     sys.path.insert(0, str(REPO / "tools"))
@@ -43,7 +44,10 @@ def exports(tmp_path_factory) -> dict[str, Path]:
         httpd, base = start(str(d / "world"))
         (d / "urls.txt").write_text("".join(base + u + "\n" for u in (d / "world" / "urls.txt").read_text().split()))
         ws, _ = init_workspace(d / "ws", str(d / "world" / "recipe.toml"))
-        collect(ws, CollectOptions(urls=d / "urls.txt", any_license=True))
+        # AVSS: --world also states each clip's subset (v1s/v1m/v2), as AVSS's metadata does; the weight-free
+        # motion proposals never decide it (completeness.py), so without it nothing unreviewed exports
+        world = d / "world" if fmt == "avss" else None
+        collect(ws, CollectOptions(urls=d / "urls.txt", world=world, any_license=True))
         httpd.shutdown()
         sample(ws, SampleOptions(jobs=2))
         preannotate(ws, PreannotateOptions())

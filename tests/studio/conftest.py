@@ -89,3 +89,18 @@ def studio_server(studio_template, tmp_path_factory):
         stop = run_cli("studio", "stop", ws)
         assert stop.returncode == 0, stop.stderr
         assert not group_processes(server.pid), "Label Studio left processes behind"
+
+
+@pytest.fixture(scope="module")
+def built(studio_server, tmp_path_factory) -> Path:
+    """Sampled and pre-annotated, never pushed; inside the server's document root."""
+    from avsbench_tools.synth import SynthParams, synthesize
+
+    world = tmp_path_factory.mktemp("c1-world") / "w"
+    synthesize(world, SynthParams(clips=2, seconds=5, width=160, height=120, seed=11, gold="avsbench-ms3"))
+    ws = studio_server.ws / "c1-built"
+    run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
+    run_cli("collect", ws, "--world", world, "-q", check=True)
+    run_cli("sample", ws, "-q", check=True)
+    run_cli("preannotate", ws, "--backend", "motion", "-q", check=True)
+    return ws

@@ -23,10 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio.test_serving import pushed_media
-from tests.helpers.browser import chromium
-
-WAIT_S = 240  # the editor on a machine loaded by other jobs
+from tests.helpers.browser import WAIT_S, chromium, login
+from tests.helpers.studio_media import pushed_media
 
 
 def predicted_mask(task: dict) -> tuple[str, np.ndarray]:
@@ -86,17 +84,6 @@ def expected_on_canvas(mask: np.ndarray, geo: dict, shape: tuple[int, int]) -> n
     ok_u, ok_v = (u >= 0) & (u < nat_w), (v >= 0) & (v < nat_h)
     out[np.ix_(ok_v, ok_u)] = mask[np.ix_(v[ok_v], u[ok_u])]
     return out
-
-
-def login(driver, server) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(server.url + "/user/login/")
-    driver.find_element(By.NAME, "email").send_keys(server.username)
-    driver.find_element(By.NAME, "password").send_keys(server.password)
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, WAIT_S).until(lambda d: "/user/login" not in d.current_url)
 
 
 def test_prediction_drawn_and_audio_player_present(studio_server, browser, tmp_path):

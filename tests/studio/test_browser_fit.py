@@ -20,8 +20,7 @@ import pytest
 
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.studio import labelling as cfg
-from studio.test_browser import WAIT_S, login
-from tests.helpers.browser import chromium
+from tests.helpers.browser import WAIT_S, chromium, login
 
 SIZES = ((320, 240), (1280, 720))
 WINDOWS = ("1366,768", "1920,1080")
@@ -156,7 +155,7 @@ def test_the_video_counts_the_clips_frames_and_the_header_names_the_frame(studio
     from selenium.webdriver.support.ui import WebDriverWait
 
     from avsbench_tools.workspace import open_workspace
-    from studio.test_serving import pushed_media
+    from tests.helpers.studio_media import pushed_media
 
     media = pushed_media(studio_server)
     task = min(media.tasks, key=lambda t: t["data"]["second"])

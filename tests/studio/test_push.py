@@ -9,7 +9,6 @@ dies mid-push leaves, and the one that could duplicate tasks if push trusted onl
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,44 +24,16 @@ import pytest
 from avsbench_tools.errors import AvsError
 from avsbench_tools.mask_store import save_versions
 from avsbench_tools.masks import ObjectMask
-from avsbench_tools.studio.connect import connect
-from avsbench_tools.studio.push import PushOptions, push
 from avsbench_tools.studio.push_build import SILENT_SCORE, SILENT_SUFFIX, UNVERIFIED_SCORE
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import run_cli
+from tests.helpers.studio_push import fresh  # noqa: F401
+from tests.helpers.studio_push import push_ws as _push
+from tests.helpers.studio_push import server_tasks as _server_tasks
 from tests.helpers.studio_server import group_processes
 
 
 # -- the workspace ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def built(studio_server, tmp_path_factory) -> Path:
-    """Sampled and pre-annotated, never pushed; inside the server's document root."""
-    from avsbench_tools.synth import SynthParams, synthesize
-
-    world = tmp_path_factory.mktemp("c1-world") / "w"
-    synthesize(world, SynthParams(clips=2, seconds=5, width=160, height=120, seed=11, gold="avsbench-ms3"))
-    ws = studio_server.ws / "c1-built"
-    run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
-    run_cli("collect", ws, "--world", world, "-q", check=True)
-    run_cli("sample", ws, "-q", check=True)
-    run_cli("preannotate", ws, "--backend", "motion", "-q", check=True)
-    return ws
-
-
-def fresh(built: Path, name: str, where: Path | None = None) -> Path:
-    dst = (where or built.parent) / name
-    shutil.copytree(built, dst, ignore=shutil.ignore_patterns(".lock"))
-    return dst
-
-
-def _push(ws: Path, url: str, key: str, **opts):
-    w = open_workspace(ws, lock="push")
-    try:
-        return push(w, connect(w, url, key), PushOptions(**opts))
-    finally:
-        w.close()
-
-
 def _cli(ws: Path, server, *args: str, key: str | None = None, url: str | None = None):
     return run_cli("push", ws, "--url", url or server.url, *args, env={"LABEL_STUDIO_API_KEY": key or server.api_key})
 
@@ -74,11 +45,6 @@ def _project_id(ws: Path, url: str) -> int:
         return w.catalog.studio_project(url)
     finally:
         w.close()
-
-
-def _server_tasks(server, pid: int) -> list[dict]:
-    c = server.client()
-    return [t.dict() if hasattr(t, "dict") else t for t in c.tasks.list(project=pid, fields="all", page_size=500)]
 
 
 def _keys(tasks: list[dict]) -> list[tuple[str, int]]:

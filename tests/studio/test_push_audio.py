@@ -21,7 +21,9 @@ from avsbench_tools.studio.push_build import (
 )
 from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
-from studio.test_push import _push, _server_tasks, built, fresh  # noqa: F401 (built: the shared fixture)
+from tests.helpers.studio_push import fresh
+from tests.helpers.studio_push import push_ws as _push
+from tests.helpers.studio_push import server_tasks as _server_tasks
 from tests.helpers.studio_tasks import cli
 
 

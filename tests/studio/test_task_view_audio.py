@@ -21,8 +21,7 @@ import pytest
 
 from avsbench_tools.studio import labelling as cfg
 from avsbench_tools.studio.push_build import second_region
-from studio.test_browser import WAIT_S, login
-from tests.helpers.browser import chromium
+from tests.helpers.browser import WAIT_S, chromium, login
 
 #: the audio regions of the editor's annotation, and its player: position, playing, duration
 AUDIO_JS = """
@@ -54,8 +53,8 @@ def test_the_tasks_audio_is_the_clip_from_its_second_written_once(studio_server)
     from avsbench_tools.fsutil import file_mode
     from avsbench_tools.studio.excerpt import excerpt_rel, task_audio
     from avsbench_tools.workspace import open_workspace
-    from studio.test_serving import pushed_media, served_file
     from tests.helpers import run_cli
+    from tests.helpers.studio_media import pushed_media, served_file
 
     media = pushed_media(studio_server)
     w = open_workspace(media.ws)
@@ -98,7 +97,7 @@ def test_the_audio_opens_at_the_tasks_second_and_ctrl_p_plays_just_it(studio_ser
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from studio.test_serving import pushed_media
+    from tests.helpers.studio_media import pushed_media
 
     media = pushed_media(studio_server)
     task = next(t for t in media.tasks if t["data"]["second"] == 2)

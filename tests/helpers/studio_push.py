@@ -1,0 +1,30 @@
+"""Pushing a copy of the studio tests' built workspace (`built`, tests/studio/conftest.py) and listing what the
+server holds: shared by test_push.py and test_push_audio.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from avsbench_tools.studio.connect import connect
+from avsbench_tools.studio.push import PushOptions, push
+from avsbench_tools.workspace import open_workspace
+
+
+def fresh(built: Path, name: str, where: Path | None = None) -> Path:
+    dst = (where or built.parent) / name
+    shutil.copytree(built, dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst
+
+
+def push_ws(ws: Path, url: str, key: str, **opts):
+    w = open_workspace(ws, lock="push")
+    try:
+        return push(w, connect(w, url, key), PushOptions(**opts))
+    finally:
+        w.close()
+
+
+def server_tasks(server, pid: int) -> list[dict]:
+    c = server.client()
+    return [t.dict() if hasattr(t, "dict") else t for t in c.tasks.list(project=pid, fields="all", page_size=500)]
