@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.helpers.interrupt import start_cli  # noqa: F401 (the Ray tests' CLI runs, one definition)
+
 HEAD_IP, SECOND_IP = "127.0.0.2", "127.0.0.3"
 RAY = str(Path(sys.executable).with_name("ray"))
 # no usage report; no token authentication (a token in ~/.ray from another Ray must not change the tests)
@@ -186,17 +188,6 @@ def done_ids(ws: Path, stage: str) -> list[str]:
                                                (stage,)))
     finally:
         db.close()
-
-
-def start_cli(*args, hold: Path | None = None, hold_at: int = 0) -> subprocess.Popen:
-    """`avs-tools ARGS` in its own session (a Ctrl-C goes to its group), held at its progress report whose
-    `done` reaches `hold_at` for as long as `hold` exists (AVS_TOOLS_TEST_HOLD)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
-    if hold is not None:
-        hold.touch()
-        env.update(AVS_TOOLS_TEST_HOLD=str(hold), AVS_TOOLS_TEST_HOLD_AT=str(hold_at))
-    return subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, args)], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def wait_held(hold: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
