@@ -28,6 +28,7 @@ WINDOWS = ("1366,768", "1920,1080")
 #: the <img>'s rectangle, and the part of the page that shows it: the window cut by every clipping ancestor
 VISIBLE_JS = """
 const img = document.querySelector('img[alt="image"]');
+if (!img || !img.complete || img.naturalWidth === 0) return null;  // the editor re-renders the frame: poll again
 const r = img.getBoundingClientRect();
 let clip = [0, 0, innerWidth, innerHeight];
 for (let c = img.parentElement; c; c = c.parentElement) {
@@ -98,13 +99,17 @@ def _red_box(png: bytes, dpr: float, near: list[float]) -> tuple[list[float], bo
 
 
 def _settled(driver, timeout: float = 30.0) -> dict:
-    """VISIBLE_JS once the frame's box stopped changing (the editor sizes the frame after it loads)."""
+    """VISIBLE_JS once the frame's box stopped changing (the editor sizes the frame after it loads, and may
+    replace the <img> while it does: a missing frame is polled again, never read)."""
     import time
 
     last, end = None, time.monotonic() + timeout
     while True:
         geo = driver.execute_script(VISIBLE_JS)
-        if geo == last or time.monotonic() > end:
+        if geo is not None and geo == last:
+            return geo
+        if time.monotonic() > end:
+            assert geo is not None, f"the frame's <img> did not stay on the page for {timeout:.0f} s"
             return geo
         last = geo
         time.sleep(1.0)
