@@ -4,6 +4,7 @@ there, never from a conftest)."""
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from tests.helpers import REAL_METADATA
 # the SIGINTs of the Ctrl-C tests. Python's own handler is put back; children then start with SIGINT live.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# One OpenMP/MKL thread per process (the xdist workers and every CLI, server and Ray worker they start inherit
+# it): the suite already runs one worker per core, and torch's default of one thread per core made two
+# workers' four threads spin-wait on each other at every op of the tiny models. A value set by the user wins.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 #: What makes a test `slow` (make test-fast leaves these out; make test runs everything): a fixture that starts a
 #: server or a cluster, or a module below whose tests train, start processes per test, or build worlds that
