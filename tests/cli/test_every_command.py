@@ -1,7 +1,10 @@
-"""Every command of `avs-tools` runs once, through the real entry point, on one tiny synthetic MS3 world
-(6 clips of 5 s at 64x64): what `make test-fast` relies on to touch each command (the other tests that
-exercise a command in depth are marked slow where they take long). The list of commands is read from the
-CLI itself: a new command fails this test until it is added below.
+"""Every command of `avs-tools` runs once, through the CLI's `run` (the entry point's argument parsing,
+commands, exit codes and one-line errors) in the test's process, on one tiny synthetic MS3 world (6 clips of
+5 s at 64x64): what `make test-fast` relies on to touch each command (the other tests that exercise a command
+in depth are marked slow where they take long). The list of commands is read from the CLI itself: a new
+command fails this test until it is added below. In-process because 29 Python starts (torch imported by a
+third of them) were half of this test's minute; the entry point itself runs as a process in
+tests/cli/test_cli.py and in every Ctrl-C, kill and umask test.
 
 Without a Label Studio server (test-fast does not start one): `studio status`/`stop` answer that it is not
 running, `studio start` stops at the server program (a path that is not one: a one-line error), `push` and
@@ -14,11 +17,11 @@ import json
 import socket
 from pathlib import Path
 
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 
 def _cli(ran: set[str], *args, rc: int = 0, **kw):
-    r = run_cli(*args, **kw)
+    r = cli_here(*args, **kw)
     assert r.returncode == rc, (args, r.returncode, r.stdout[-2000:], r.stderr[-2000:])
     assert "Traceback" not in r.stderr, r.stderr
     words = [str(a) for a in args]

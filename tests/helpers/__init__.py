@@ -1,6 +1,6 @@
 """What the tests share besides fixtures (fixtures live in the conftest.py files; never import a conftest).
 
-- `cli`: `run_cli` (the real `avs-tools` in a subprocess), `REPO`, `REAL_METADATA` (tests/data/real-metadata)
+- `cli`: `run_cli` (the real `avs-tools` in a subprocess), `cli_here` (the same command in this process), `REPO`, `REAL_METADATA` (tests/data/real-metadata)
 - `media_factory`: tiny videos with a frame counter drawn in (`make_video`, `read_counter`, `counter_frame`)
 - `httpserver`: `MediaServer`, a loopback HTTP server that yt-dlp downloads from
 - `worlds`: synthetic worlds built once per session for the baseline tests (`make_world`, `he_vggish`)
@@ -11,6 +11,6 @@
 - `browser`: headless Chromium (selenium) and `look_at_report`
 """
 
-from tests.helpers.cli import REAL_METADATA, REPO, run_cli
+from tests.helpers.cli import REAL_METADATA, REPO, cli_here, run_cli
 
-__all__ = ["REAL_METADATA", "REPO", "run_cli"]
+__all__ = ["REAL_METADATA", "REPO", "cli_here", "run_cli"]
