@@ -19,7 +19,7 @@ from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, load_instances, load_truth, synthesize
 from avsbench_tools.timing import sampled_frame_indices
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.tiny_models import tiny_clap, tiny_dino, tiny_hf_sam, tiny_orig_sam, tiny_sam2
 
 torch = pytest.importorskip("torch")  # the models extra, installed by make install
@@ -118,23 +118,23 @@ def test_segment_anything_predictor_path():
 def test_model_errors_are_one_line(tmp_path, sampled, models):
     ws = tmp_path / "ws"
     shutil.copytree(sampled, ws)
-    r = run_cli("preannotate", ws, "-q", "--dino", tmp_path / "nope", "--sam", models["sam"])
+    r = cli_here("preannotate", ws, "-q", "--dino", tmp_path / "nope", "--sam", models["sam"])
     assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("preannotate", ws, "-q", "--dino", models["sam"], "--sam", models["sam"], "--device", "cpu")
+    r = cli_here("preannotate", ws, "-q", "--dino", models["sam"], "--sam", models["sam"], "--device", "cpu")
     assert r.returncode == 1 and "not a Grounding DINO checkpoint" in r.stderr
     broken = tmp_path / "broken-sam"
     shutil.copytree(models["sam"], broken)
     (broken / "model.safetensors").write_bytes(b"garbage")
-    r = run_cli("preannotate", ws, "-q", "--dino", models["dino"], "--sam", broken, "--device", "cpu")
+    r = cli_here("preannotate", ws, "-q", "--dino", models["dino"], "--sam", broken, "--device", "cpu")
     assert r.returncode == 1 and "cannot load" in r.stderr and "Traceback" not in r.stderr
     bad_pth = tmp_path / "sam_vit_b_bad.pth"
     torch.save({"x": torch.zeros(1)}, bad_pth)
-    r = run_cli("preannotate", ws, "-q", "--dino", models["dino"], "--sam", bad_pth, "--device", "cpu")
+    r = cli_here("preannotate", ws, "-q", "--dino", models["dino"], "--sam", bad_pth, "--device", "cpu")
     assert r.returncode == 1 and "not a segment-anything vit_b checkpoint" in r.stderr
     if not torch.cuda.is_available():
-        r = run_cli("preannotate", ws, "-q", "--dino", models["dino"], "--sam", models["sam"], "--device", "cuda")
+        r = cli_here("preannotate", ws, "-q", "--dino", models["dino"], "--sam", models["sam"], "--device", "cuda")
         assert r.returncode == 2 and "CUDA is not available" in r.stderr
-    r = run_cli("models", "check", "--dino", models["dino"], "--sam", broken, "--device", "cpu")
+    r = cli_here("models", "check", "--dino", models["dino"], "--sam", broken, "--device", "cpu")
     assert r.returncode == 1
     lines = r.stdout.splitlines()
     assert lines[0].startswith("dino") and " ok " in lines[0] and "cpu" in lines[0]
@@ -166,7 +166,7 @@ def test_motion_backend_beats_trivial_predictors(tmp_path):
     world = tmp_path / "w"
     synthesize(world, SynthParams(clips=12, seconds=5, width=160, height=120, seed=21))
     wsdir = _sampled_ws(tmp_path, world)
-    r = run_cli("preannotate", wsdir, "-q", check=True)  # no checkpoints: the motion backend
+    r = cli_here("preannotate", wsdir, "-q", check=True)  # no checkpoints: the motion backend
     assert "(motion)" in r.stdout
     ws = open_workspace(wsdir)
     scores = {"motion": [], "empty": [], "full": []}
@@ -221,9 +221,9 @@ def test_clap_tagger_gates_prompts_and_sounding(tmp_path, sampled, models):
     res = preannotate(ws, PreannotateOptions(audio_tagger="clap", clap=str(models["clap"]), device="cpu"))
     assert res.backend == "motion" and res.done == 4
     ws.close()
-    r = run_cli("models", "check", "--clap", models["clap"], "--device", "cpu")
+    r = cli_here("models", "check", "--clap", models["clap"], "--device", "cpu")
     assert r.returncode == 0 and any(line.startswith("clap") and " ok " in line for line in r.stdout.splitlines())
-    r = run_cli("preannotate", wsdir, "-q", "--audio-tagger", "clap", "--clap", models["sam"], "--device", "cpu")
+    r = cli_here("preannotate", wsdir, "-q", "--audio-tagger", "clap", "--clap", models["sam"], "--device", "cpu")
     assert r.returncode == 1 and "not a CLAP checkpoint" in r.stderr
 
 
@@ -251,10 +251,10 @@ def _sam2_run(tmp_path, sampled, models, sam2_path, device):
 
 def test_sam2_tracker_on_a_tiny_model(tmp_path, sampled, models):
     _sam2_run(tmp_path, sampled, models, models["sam2"], "cpu")
-    r = run_cli("preannotate", tmp_path / "ws", "-q", "--dino", models["dino"], "--sam", models["sam"],
+    r = cli_here("preannotate", tmp_path / "ws", "-q", "--dino", models["dino"], "--sam", models["sam"],
                 "--tracker", "sam2", "--device", "cpu")
     assert r.returncode == 2 and "--sam2" in r.stderr
-    r = run_cli("preannotate", tmp_path / "ws", "-q", "--dino", models["dino"], "--sam", models["sam"],
+    r = cli_here("preannotate", tmp_path / "ws", "-q", "--dino", models["dino"], "--sam", models["sam"],
                 "--tracker", "sam2", "--sam2", models["sam"], "--device", "cpu")
     assert r.returncode == 1 and "not a SAM 2 video checkpoint" in r.stderr
 
