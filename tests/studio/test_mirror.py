@@ -2,7 +2,9 @@
 cancellations, relabels, bad annotations and config drift.
 
 One sampled, pre-annotated workspace (1 clip, 5 frames) is built per module; each test pushes its own copy
-(a new workspace id, so its own project) and annotates through the SDK as an annotator would."""
+(a new workspace id, so its own project) and annotates through the SDK as an annotator would. The commands (push,
+pull, qa, status, export) run in the test's process (`cli_here`: the same exit code and output, without a Python
+start and its imports per command); the command as a process is tested elsewhere (test_own_project, tests/cli)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import numpy as np
 import pytest
 
 from avsbench_tools.workspace import open_workspace
+from tests.helpers import cli_here as cli
 from tests.helpers.catalog_rows import stage_of
-from tests.helpers.studio_tasks import brush, build_workspace, cli, rect
+from tests.helpers.studio_tasks import brush, build_workspace, rect
 
 
 @pytest.fixture(scope="module")
