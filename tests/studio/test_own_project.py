@@ -1,7 +1,10 @@
 """Issue #20 row 1 (and a deleted project), on a workspace's OWN Label Studio server: a project belongs to the
 workspace, not to a URL. `studio stop`, `studio start` on a new port, then pull and push find the same project,
 nothing is adopted or stored twice; a restart with the old port free keeps it; a project deleted on the server
-retracts its reviews and the next push makes a new one."""
+retracts its reviews and the next push makes a new one.
+
+`studio start`/`stop` run as processes (the server outlives the command that started it); push, pull and qa run
+in the test's process (`cli_here`: the same exit code and output, without a Python start per command)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import sqlite3
 
 import pytest
 
+from tests.helpers import cli_here
 from tests.helpers.studio_server import copy_template, sdk_client
 from tests.helpers.studio_tasks import build_workspace, cli
 
@@ -36,7 +40,7 @@ def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_templa
     _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
     try:
         url1 = _state(path)["url"]
-        _ok(cli("push", path), "5 tasks created")
+        _ok(cli_here("push", path), "5 tasks created")
         client = sdk_client(url1, (path / "studio" / "token").read_text().strip())
         con = sqlite3.connect(path / "catalog.sqlite")
         tasks = dict(con.execute("SELECT second, task_id FROM studio_tasks").fetchall())
@@ -45,7 +49,7 @@ def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_templa
         for s in (0, 1):
             result = [dict(x, origin="prediction") for x in client.predictions.get(id=preds[tasks[s]]).result]
             client.annotations.create(id=tasks[s], result=result, lead_time=4.0, parent_prediction=preds[tasks[s]])
-        _ok(cli("pull", path), "2 new annotations")
+        _ok(cli_here("pull", path), "2 new annotations")
         _ok(cli("studio", "stop", path))
         port1 = int(url1.rsplit(":", 1)[1])
         with socket.socket() as blocker:  # the old port is taken: the server moves
@@ -55,11 +59,11 @@ def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_templa
             _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
         url2 = _state(path)["url"]
         assert url2 != url1
-        _ok(cli("pull", path), "pull: 0 new annotations", "2 unchanged")
-        push = _ok(cli("push", path), "push: nothing to do")
+        _ok(cli_here("pull", path), "pull: 0 new annotations", "2 unchanged")
+        push = _ok(cli_here("push", path), "push: nothing to do")
         assert "interrupted push" not in push.stderr, push.stderr
-        _ok(cli("pull", path), "pull: 0 new annotations")
-        frames = json.loads(_ok(cli("qa", path, "--json")).stdout)["frames"]
+        _ok(cli_here("pull", path), "pull: 0 new annotations")
+        frames = json.loads(_ok(cli_here("qa", path, "--json")).stdout)["frames"]
         assert (frames["reviewed"], frames["annotations"]) == (2, 2), frames
         con = sqlite3.connect(path / "catalog.sqlite")
         keys = con.execute("SELECT DISTINCT project_key FROM studio_reviews").fetchall()
@@ -73,10 +77,10 @@ def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_templa
         # the project deleted on the server: its reviews are retracted, the next push makes a new project
         pid = int(con_value(path, "SELECT value FROM meta WHERE key LIKE 'studio.project:ws:%'"))
         sdk_client(url2, (path / "studio" / "token").read_text().strip()).projects.delete(id=pid)
-        _ok(cli("pull", path), f"project {pid} was deleted", "its 2 reviews are retracted", "0 clips fully reviewed")
-        frames = json.loads(_ok(cli("qa", path, "--json")).stdout)["frames"]
+        _ok(cli_here("pull", path), f"project {pid} was deleted", "its 2 reviews are retracted", "0 clips fully reviewed")
+        frames = json.loads(_ok(cli_here("qa", path, "--json")).stdout)["frames"]
         assert (frames["reviewed"], frames["annotations"]) == (0, 0), frames
-        _ok(cli("push", path), "5 tasks created", "(new)")
+        _ok(cli_here("push", path), "5 tasks created", "(new)")
     finally:
         cli("studio", "stop", path)
 

@@ -1,6 +1,8 @@
 """The round trip against the run's real Label Studio server: push a tiny workspace, annotate through
 the SDK the way two annotators would (accept, edit, erase, silent, cancel, two on one frame, unusable;
-anti-aliased editor-style masks), pull, and check the catalog, QA, re-pull, incremental pull and export."""
+anti-aliased editor-style masks), pull, and check the catalog, QA, re-pull, incremental pull and export.
+The commands run in the test's process (`cli_here`: the same exit code and output without a Python start per
+command), except the pull that Ctrl-C interrupts (a process of its own)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ from avsbench_tools.studio.connect import connect
 from avsbench_tools.studio.pull import PullOptions, pull
 from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
+from tests.helpers import cli_here as cli
 from tests.helpers.catalog_rows import stage_of
 from tests.helpers.studio_server import make_user, sdk_client
-from tests.helpers.studio_tasks import build_workspace, cli, frame_choice, rect, rle_of_alpha, soft_alpha
+from tests.helpers.studio_tasks import build_workspace, frame_choice, rect, rle_of_alpha, soft_alpha
 
 
 def iou(a, b) -> float:

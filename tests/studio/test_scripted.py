@@ -1,7 +1,10 @@
 """The scripted annotator of `make demo` (avsbench_tools/studio/scripted.py), through the run's real Label Studio
 server: as its own user it accepts one task, grows one mask, deletes the object of a second the audio says is
 silent and relabels one object; pull stores them as its annotations and qa reads each decision as what it is.
-A re-run adds nothing. The pure decisions: no relabel on a single-source recipe."""
+A re-run adds nothing. The pure decisions: no relabel on a single-source recipe.
+
+The first run is a process (`python -m`, as make demo runs it); the re-run and push, pull and qa run in the test's
+process (the same exit code and output, without a Python start per command)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import pytest
 from avsbench_tools.masks import ObjectMask
 from avsbench_tools.studio.convert import from_studio, to_studio
 from avsbench_tools.studio.scripted import SCRIPTED_EMAIL, SECRETS_FILE, plan
-from tests.helpers.studio_tasks import build_workspace, cli
+from tests.helpers import cli_here as cli
+from tests.helpers.studio_tasks import build_workspace
 
 SCRIPTED = ["-m", "avsbench_tools.studio.scripted"]
 
@@ -37,9 +41,21 @@ def scripted(studio_server):
         return subprocess.run([sys.executable, *SCRIPTED, str(path), "--url", srv.url], capture_output=True,
                               text=True, timeout=300, env=dict(os.environ, **env))
 
+    def run_here():
+        import contextlib
+        import io
+
+        from avsbench_tools.studio.scripted import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            mp.setenv("LABEL_STUDIO_API_KEY", srv.api_key)
+            rc = main([str(path), "--url", srv.url])
+        return subprocess.CompletedProcess(SCRIPTED, rc, out.getvalue(), err.getvalue())
+
     first = run()
     assert first.returncode == 0, first.stderr
-    again = run()
+    again = run_here()
     assert again.returncode == 0, again.stderr
     pulled = cli("pull", path, "--url", srv.url, env=env)
     assert pulled.returncode == 0, pulled.stderr
