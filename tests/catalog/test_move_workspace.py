@@ -17,7 +17,7 @@ from pathlib import Path
 from avsbench_tools.catalog import Catalog
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.synth import SynthParams, synthesize
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, cli_here
 
 
 def _text_values(catalog: Path) -> list[str]:
@@ -56,15 +56,15 @@ def test_a_moved_workspace_samples_and_exports(tmp_path):
     httpd, base = start(str(world))
     try:
         (tmp_path / "urls.txt").write_text("".join(f"{base}videos/{v.name}\n" for v in videos[:2]))
-        run_cli("init", old, "--recipe", world / "recipe.toml", check=True, cwd=cwd)
-        run_cli("collect", old, "--urls", tmp_path / "urls.txt", "--any-license", "--category", category,
+        cli_here("init", old, "--recipe", world / "recipe.toml", check=True, cwd=cwd)
+        cli_here("collect", old, "--urls", tmp_path / "urls.txt", "--any-license", "--category", category,
                 "-q", check=True, cwd=cwd)
     finally:
         httpd.shutdown()
     assert sorted(p.suffix for p in (old / "sources").iterdir()) == [".mp4", ".mp4"]  # downloads inside WS
-    run_cli("sample", old, "-q", check=True, cwd=cwd)
-    run_cli("preannotate", old, "--backend", "motion", "-q", check=True, cwd=cwd)
-    before = json.loads(run_cli("clips", old, "--json", check=True, cwd=cwd).stdout)
+    cli_here("sample", old, "-q", check=True, cwd=cwd)
+    cli_here("preannotate", old, "--backend", "motion", "-q", check=True, cwd=cwd)
+    before = json.loads(cli_here("clips", old, "--json", check=True, cwd=cwd).stdout)
     assert len(before) == 2
     sampled = _sample_states(old)
 
@@ -78,23 +78,23 @@ def test_a_moved_workspace_samples_and_exports(tmp_path):
     more = tmp_path / "more"
     more.mkdir()
     shutil.copy(videos[2], more / videos[2].name)
-    run_cli("collect", new, "--local", more, "--any-license", "--category", category, "-q", check=True, cwd=cwd)
-    run_cli("sample", new, "-q", check=True, cwd=cwd)
+    cli_here("collect", new, "--local", more, "--any-license", "--category", category, "-q", check=True, cwd=cwd)
+    cli_here("sample", new, "-q", check=True, cwd=cwd)
     after = _sample_states(new)
     assert len(after) == 3 and {k: after[k] for k in sampled} == sampled  # only the new clip was sampled
-    run_cli("preannotate", new, "--backend", "motion", "-q", check=True, cwd=cwd)
-    st = json.loads(run_cli("status", new, "--json", check=True, cwd=cwd).stdout)
+    cli_here("preannotate", new, "--backend", "motion", "-q", check=True, cwd=cwd)
+    st = json.loads(cli_here("status", new, "--json", check=True, cwd=cwd).stdout)
     assert st["clips"] == 3 and st["failures"] == []
     for stage in ("collect", "sample", "preannotate"):
         assert st["stages"][stage] == {"done": 3, "failed": 0, "pending": 0}, stage
-    clips = {c["clip"]: c for c in json.loads(run_cli("clips", new, "--json", check=True, cwd=cwd).stdout)}
+    clips = {c["clip"]: c for c in json.loads(cli_here("clips", new, "--json", check=True, cwd=cwd).stdout)}
     assert {c["clip"]: c["source"] for c in before} == {k: clips[k]["source"] for k in (c["clip"] for c in before)}
 
     rel = tmp_path / "release"
-    run_cli("export", new, rel, "--format", "avsbench-s4", "--include-unreviewed", "-q", check=True, cwd=cwd)
-    run_cli("validate", rel, "--format", "avsbench-s4", "-q", check=True, cwd=cwd)
-    st = json.loads(run_cli("status", new, "--json", check=True, cwd=cwd).stdout)
+    cli_here("export", new, rel, "--format", "avsbench-s4", "--include-unreviewed", "-q", check=True, cwd=cwd)
+    cli_here("validate", rel, "--format", "avsbench-s4", "-q", check=True, cwd=cwd)
+    st = json.loads(cli_here("status", new, "--json", check=True, cwd=cwd).stdout)
     assert st["stages"]["export"] == {"done": 3, "failed": 0, "pending": 0}
     # a preview reads frames, audio and masks through the stored paths too
-    run_cli("preview", new, "--clip", sorted(clips)[0], "--out", tmp_path / "p.png", "--masks", check=True, cwd=cwd)
+    cli_here("preview", new, "--clip", sorted(clips)[0], "--out", tmp_path / "p.png", "--masks", check=True, cwd=cwd)
     assert (tmp_path / "p.png").stat().st_size > 0

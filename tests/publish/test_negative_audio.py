@@ -15,13 +15,13 @@ from PIL import Image
 from avsbench_tools.audio.logmel import int16_to_examples, pad_examples
 from avsbench_tools.audio.wav import read_wav
 from avsbench_tools.release_reader import read_release
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 FMT = "avsbench-s4"
 
 
 def _export(ws: Path, out: Path, seed: int, kinds: str = "silence,noise,offscreen"):
-    p = run_cli("export", ws, out, "--include-unreviewed", "--negative-audio", kinds, "--seed", seed, "-q")
+    p = cli_here("export", ws, out, "--include-unreviewed", "--negative-audio", kinds, "--seed", seed, "-q")
     assert p.returncode == 0, p.stderr
     return p
 
@@ -87,9 +87,9 @@ def test_negative_sets(s4_workspace, tmp_path):
 
 
 def test_negative_audio_bad_requests(s4_workspace, tmp_path):
-    p = run_cli("export", s4_workspace, tmp_path / "x", "--negative-audio", "silence,music", "-q")
+    p = cli_here("export", s4_workspace, tmp_path / "x", "--negative-audio", "silence,music", "-q")
     assert p.returncode == 2 and "--negative-audio silence,music" in p.stderr and not (tmp_path / "x").exists()
-    p = run_cli("export", s4_workspace, tmp_path / "y", "--format", "ref-avs", "--negative-audio", "silence", "-q")
+    p = cli_here("export", s4_workspace, tmp_path / "y", "--format", "ref-avs", "--negative-audio", "silence", "-q")
     assert p.returncode == 2 and "not for ref-avs" in p.stderr and "Traceback" not in p.stderr
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from avsbench_tools.publish import publish, unpublish
 from avsbench_tools.release_reader import read_release
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -71,26 +71,26 @@ def test_unpublish_checks_the_release_checksums(gold_releases, tmp_path):
     import pyarrow as pa
 
     pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), shard)
-    p = run_cli("unpublish", tmp_path / "pub", "--out", tmp_path / "back2", "-q")
+    p = cli_here("unpublish", tmp_path / "pub", "--out", tmp_path / "back2", "-q")
     assert p.returncode == 1 and "does not match the release's SHA256SUMS" in p.stderr
     assert rows[0]["frame"]["path"] in p.stderr and not (tmp_path / "back2").exists()
 
 
 def test_cli_publish_unpublish_and_guards(gold_releases, tmp_path):
     rel = gold_releases["avss"]
-    p = run_cli("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "-q")
+    p = cli_here("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "-q")
     assert p.returncode == 0, p.stderr
     assert "publish: 3 clips" in p.stdout and (tmp_path / "hf" / "croissant.json").is_file()
-    again = run_cli("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "-q")
+    again = cli_here("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "-q")
     assert again.returncode == 2 and "pass --force" in again.stderr
-    assert run_cli("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "--force", "-q").returncode == 0
-    inside = run_cli("publish", rel, "--format", "avss", "--out", rel / "hf", "-q")
+    assert cli_here("publish", rel, "--format", "avss", "--out", tmp_path / "hf", "--force", "-q").returncode == 0
+    inside = cli_here("publish", rel, "--format", "avss", "--out", rel / "hf", "-q")
     assert inside.returncode == 2 and "inside the release" in inside.stderr and not (rel / "hf").exists()
-    wrong = run_cli("publish", rel, "--format", "ref-avs", "--out", tmp_path / "x", "-q")
+    wrong = cli_here("publish", rel, "--format", "ref-avs", "--out", tmp_path / "x", "-q")
     assert wrong.returncode == 2 and "metadata.csv" not in wrong.stdout and "Traceback" not in wrong.stderr
-    notpub = run_cli("unpublish", rel, "--out", tmp_path / "y", "-q")
+    notpub = cli_here("unpublish", rel, "--out", tmp_path / "y", "-q")
     assert notpub.returncode == 2 and "not a folder avs-tools publish wrote" in notpub.stderr
-    back = run_cli("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q")
+    back = cli_here("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q")
     assert back.returncode == 0 and "unpublish:" in back.stdout
     assert _tree(tmp_path / "back") == _tree(rel)
 
@@ -102,9 +102,9 @@ def test_publish_with_workspace_carries_provenance(s4_workspace, tmp_path):
 
     import pyarrow.parquet as pq
 
-    run_cli("export", s4_workspace, tmp_path / "rel", "--include-unreviewed", "-q", check=True)
+    cli_here("export", s4_workspace, tmp_path / "rel", "--include-unreviewed", "-q", check=True)
     # no --format: the release's marker names it
-    p = run_cli("publish", tmp_path / "rel", "--out", tmp_path / "hf", "--workspace", s4_workspace, "-q")
+    p = cli_here("publish", tmp_path / "rel", "--out", tmp_path / "hf", "--workspace", s4_workspace, "-q")
     assert p.returncode == 0, p.stderr
     frames = pq.read_table(sorted((tmp_path / "hf" / "data" / "frames").glob("*.parquet"))).to_pylist()
     annotated = [r for r in frames if r["annotated"]]
@@ -114,7 +114,7 @@ def test_publish_with_workspace_carries_provenance(s4_workspace, tmp_path):
     doc = json.loads((tmp_path / "hf" / "croissant.json").read_text())
     assert any(t.startswith("motion") for t in doc["rai:machineAnnotationTools"])
     assert "Sources by kind" in doc["rai:dataCollection"] and "0 of" in doc["rai:dataAnnotationProtocol"]
-    assert run_cli("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q").returncode == 0
+    assert cli_here("unpublish", tmp_path / "hf", "--out", tmp_path / "back", "-q").returncode == 0
     assert _tree(tmp_path / "back") == _tree(tmp_path / "rel")
 
 

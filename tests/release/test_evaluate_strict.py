@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from avsbench_tools.release_reader import read_release
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -27,7 +27,7 @@ def _test_masks(gold: Path, fmt: str, split: str = "test") -> list[Path]:
 
 
 def _eval(*args, check=False):
-    return run_cli("evaluate", *args, "-q", check=check)
+    return cli_here("evaluate", *args, "-q", check=check)
 
 
 def _json(*args) -> dict:

@@ -23,7 +23,7 @@ from avsbench_tools.splits import assign_splits
 from avsbench_tools.synth import SynthParams, synthesize
 from avsbench_tools.validate import validate_release
 from avsbench_tools.workspace import init_workspace
-from tests.helpers import REAL_METADATA, REPO, run_cli
+from tests.helpers import REAL_METADATA, REPO, cli_here
 
 FORMATS = {"avsbench-s4": 5, "avsbench-ms3": 5, "avss": 5, "ref-avs": 10}
 
@@ -52,7 +52,7 @@ def exports(tmp_path_factory) -> dict[str, Path]:
         sample(ws, SampleOptions(jobs=2))
         preannotate(ws, PreannotateOptions())
         ws.close()
-        run_cli("export", d / "ws", d / "release", "--format", fmt, "--include-unreviewed", "-q", check=True)
+        cli_here("export", d / "ws", d / "release", "--format", fmt, "--include-unreviewed", "-q", check=True)
         out[fmt] = d
     return out
 
@@ -135,7 +135,7 @@ def test_export_passes_validate_and_official_loaders(exports, fmt):
     assert r.returncode == 0, r.stdout[-500:]
     # the gold release of the same world validates, and scores the maximum against itself
     assert validate_release(d / "world" / "gold", fmt).ok
-    r = run_cli("evaluate", "--format", fmt, "--gt", d / "world" / "gold", "--pred", d / "world" / "gold", "--json",
+    r = cli_here("evaluate", "--format", fmt, "--gt", d / "world" / "gold", "--pred", d / "world" / "gold", "--json",
                 check=True)
     res = json.loads(r.stdout)
     if fmt == "ref-avs":
@@ -153,11 +153,11 @@ def test_export_passes_validate_and_official_loaders(exports, fmt):
 
 def test_export_refuses_existing_out_and_needs_reviews(exports, tmp_path):
     d = exports["avsbench-ms3"]
-    r = run_cli("export", d / "ws", d / "release", "--format", "avsbench-ms3", "-q")
+    r = cli_here("export", d / "ws", d / "release", "--format", "avsbench-ms3", "-q")
     assert r.returncode == 2 and "--force" in r.stderr
-    r = run_cli("export", d / "ws", tmp_path / "x", "--format", "avsbench-ms3", "-q")  # no reviews, no flag
+    r = cli_here("export", d / "ws", tmp_path / "x", "--format", "avsbench-ms3", "-q")  # no reviews, no flag
     assert r.returncode == 2 and "--include-unreviewed" in r.stderr and not (tmp_path / "x").exists()
-    r = run_cli("export", d / "ws", tmp_path / "t", "--split", "test", "--include-unreviewed", "-q", check=True)
+    r = cli_here("export", d / "ws", tmp_path / "t", "--split", "test", "--include-unreviewed", "-q", check=True)
     rows = list(csv.reader(open(tmp_path / "t" / "Multi-sources" / "ms3_meta_data.csv")))[1:]
     assert rows and {r[1] for r in rows} == {"test"}
 
@@ -180,7 +180,7 @@ def test_evaluate_gold_against_altered_copy_and_export(exports, tmp_path):
     wrong[:4, :4] = True  # and add a 16-pixel false positive in a corner the object does not touch
     assert not g[:4, :4].any()
     Image.fromarray(wrong.astype(np.uint8) * 255).save(pred / masks[k].relative_to(gold))
-    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", pred, "--split", "train", "--json",
+    r = cli_here("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", pred, "--split", "train", "--json",
                 check=True)
     res = json.loads(r.stdout)
     assert {"miou", "fscore", "fscore_batch_free", "frames"} <= set(res)
@@ -193,9 +193,9 @@ def test_evaluate_gold_against_altered_copy_and_export(exports, tmp_path):
     n_full = sum(1 for x in gts if x.any())
     assert res["fscore_batch_free"] == pytest.approx((n_full - 1 + f) / n_full)
     # the export's splits differ from gold's: its masks are not at gold's paths, and that is an error, not a score
-    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", d / "release", "--split", "train")
+    r = cli_here("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", d / "release", "--split", "train")
     assert r.returncode == 2 and "predicted masks missing" in r.stderr
-    r = run_cli("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", d / "ws")
+    r = cli_here("evaluate", "--format", "avsbench-s4", "--gt", gold, "--pred", d / "ws")
     assert r.returncode == 2 and "missing" in r.stderr
 
 
@@ -254,7 +254,7 @@ def test_validate_catches_planted_faults(exports, tmp_path):
     rows.append(["ghost_0", "train"])  # a row without files
     with open(base / "ms3_meta_data.csv", "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
-    r = run_cli("validate", rel, "--format", fmt, "-q")
+    r = cli_here("validate", rel, "--format", fmt, "-q")
     assert r.returncode == 1
     out = r.stdout
     assert f"{name}.mp4_3.png: missing" in out
@@ -270,7 +270,7 @@ def test_stats_from_real_metadata_without_media(tmp_path):
         root = tmp_path / fmt
         root.mkdir()
         shutil.copy(REAL_METADATA / name, root / "metadata.csv")
-        r = run_cli("stats", root, "--format", fmt, "--out", root / "report.html", "--json", "-q", check=True)
+        r = cli_here("stats", root, "--format", fmt, "--out", root / "report.html", "--json", "-q", check=True)
         st = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
         with open(REAL_METADATA / name, newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -286,7 +286,7 @@ def test_stats_from_real_metadata_without_media(tmp_path):
             assert st["expression_words"]["max"] == max(words) and st["null_expressions"] > 0
             assert st["videos_per_split"]["test_u"] > 0
         # validate on a metadata-only release reports missing media per file, and exits 1
-        r = run_cli("validate", root, "--format", fmt, "--max-print", "3", "-q")
+        r = cli_here("validate", root, "--format", fmt, "--max-print", "3", "-q")
         assert r.returncode == 1 and "missing files)" in r.stdout.splitlines()[-1]
 
 

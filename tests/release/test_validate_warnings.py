@@ -12,11 +12,11 @@ from PIL import Image
 
 from avsbench_tools.release_reader import read_release
 from avsbench_tools.validate import EXPECTED_SPLITS
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 
 def _validate_json(root: Path, fmt: str) -> tuple[int, dict]:
-    r = run_cli("validate", root, "--format", fmt, "--json", "-q")
+    r = cli_here("validate", root, "--format", fmt, "--json", "-q")
     return r.returncode, json.loads(r.stdout)
 
 
@@ -68,13 +68,13 @@ def test_empty_masks_warn_but_do_not_fail(gold_s4, tmp_path):
     assert rc == 0 and res["problems"] == []
     assert f"most masks are empty: {len(masks)} of {len(masks)} hold no sounding object" in res["warnings"]
     assert any(w.startswith(f"{n_clips} of {n_clips} clips have no sounding frame") for w in res["warnings"])
-    r = run_cli("validate", rel, "--format", "avsbench-s4")
+    r = cli_here("validate", rel, "--format", "avsbench-s4")
     assert r.returncode == 0
     lines = r.stdout.splitlines()
     assert f"warning: most masks are empty: {len(masks)} of {len(masks)} hold no sounding object" in lines
     assert lines[-2].startswith("validate: ") and f"{len(res['warnings'])} warnings" in lines[-2]
     assert lines[-1] == f"next: avs-tools stats {rel} --format avsbench-s4 --out report.html"
-    r = run_cli("validate", rel, "--format", "avsbench-s4", "--quiet")
+    r = cli_here("validate", rel, "--format", "avsbench-s4", "--quiet")
     assert r.returncode == 0 and "next:" not in r.stdout and "warning: most masks" in r.stdout
 
 
@@ -158,6 +158,6 @@ def test_missing_release_is_one_line(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("x")
     for bad, why in ((tmp_path / "nope", "no such folder"), (f, "is not a folder"), (tmp_path, "no metadata.csv")):
-        r = run_cli("validate", bad, "--format", "ref-avs")
+        r = cli_here("validate", bad, "--format", "ref-avs")
         assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"avs-tools: error: {bad}: {why} " + (
             "(give the release root)" if why != "no metadata.csv" else "(not a release root in the ref-avs layout)")]

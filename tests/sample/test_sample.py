@@ -18,7 +18,7 @@ from avsbench_tools.sample import SampleOptions, decode_clip, sample, sound_acti
 from avsbench_tools.synth import load_truth
 from avsbench_tools.timing import sampled_frame_indices
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.media_factory import make_video, read_counter
 
 NTSC = Fraction(30000, 1001)
@@ -208,7 +208,7 @@ def test_sample_cli_is_resumable_and_records_bad_clips(tmp_path):
     bad = next(c for c in clips if c.clip_id.startswith("c"))
     ws.path(bad.path).write_bytes(b"\x00" * 1000)  # the clip file got corrupted after collect
     ws.close()
-    r = run_cli("sample", tmp_path / "ws", "-q", check=True)
+    r = cli_here("sample", tmp_path / "ws", "-q", check=True)
     assert "2 sampled" in r.stdout and "1 failed" in r.stdout
     assert f"failed: {bad.clip_id}: cannot" in r.stderr  # the failure is printed, not only in the ledger
     assert "next:" not in r.stdout  # --quiet
@@ -223,13 +223,13 @@ def test_sample_cli_is_resumable_and_records_bad_clips(tmp_path):
     assert (img.size[0], img.size[1]) == (odd.width, odd.height)
     mtimes = {p: p.stat().st_mtime_ns for p in ws.path("frames").rglob("*.png")}
     ws.close()
-    r = run_cli("sample", tmp_path / "ws", check=True)
+    r = cli_here("sample", tmp_path / "ws", check=True)
     assert "nothing to do: 2 of 3 clips already sampled; 1 failed earlier" in r.stdout
     assert "--retry-failed" in r.stdout and f"next: avs-tools preannotate {tmp_path / 'ws'}" in r.stdout
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ws" / "frames").rglob("*.png")} == mtimes
     # the clip is repaired: --retry-failed samples it and resolves the ledger row
     make_video(tmp_path / "ws" / bad.path, seconds=5, fps=25)
-    r = run_cli("sample", tmp_path / "ws", "-q", "--retry-failed", check=True)
+    r = cli_here("sample", tmp_path / "ws", "-q", "--retry-failed", check=True)
     assert "1 sampled" in r.stdout
     ws = open_workspace(tmp_path / "ws")
     assert ws.catalog.failures("sample") == []
@@ -268,17 +268,17 @@ def test_vggish_embeddings_with_given_weights(tmp_path):
     ws.close()
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    r = run_cli("sample", tmp_path / "ws", "-q", "--vggish-weights", bad)
+    r = cli_here("sample", tmp_path / "ws", "-q", "--vggish-weights", bad)
     assert r.returncode == 1 and "bad.pth" in r.stderr and "Traceback" not in r.stderr
     torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    r = run_cli("sample", tmp_path / "ws", "-q", "--vggish-weights", tmp_path / "other.pth")
+    r = cli_here("sample", tmp_path / "ws", "-q", "--vggish-weights", tmp_path / "other.pth")
     assert r.returncode == 1 and "not VGGish weights" in r.stderr
-    r = run_cli("sample", tmp_path / "ws", "-q", "--vggish-weights", tmp_path / "missing.pth")
+    r = cli_here("sample", tmp_path / "ws", "-q", "--vggish-weights", tmp_path / "missing.pth")
     assert r.returncode == 2 and "missing.pth" in r.stderr
-    r = run_cli("sample", tmp_path / "ws", "-q", "--device", "cuda")  # nothing on a GPU without --vggish-weights
+    r = cli_here("sample", tmp_path / "ws", "-q", "--device", "cuda")  # nothing on a GPU without --vggish-weights
     assert r.returncode == 0 and "--device cuda has no effect without --vggish-weights" in r.stderr
     if not torch.cuda.is_available():
-        r = run_cli("sample", tmp_path / "ws", "-q", "--vggish-weights", weights, "--device", "cuda")
+        r = cli_here("sample", tmp_path / "ws", "-q", "--vggish-weights", weights, "--device", "cuda")
         assert r.returncode == 2 and "CUDA" in r.stderr
 
 
@@ -287,21 +287,21 @@ def test_preview_contact_sheet(tmp_path, world_ms3):
     collect(ws, CollectOptions(local=world_ms3 / "videos", any_license=True))
     clip = ws.catalog.clips()[0].clip_id
     ws.close()
-    r = run_cli("preview", tmp_path / "ws", "--clip", clip)
+    r = cli_here("preview", tmp_path / "ws", "--clip", clip)
     assert r.returncode == 2 and "not sampled" in r.stderr
-    run_cli("sample", tmp_path / "ws", "-q", check=True)
+    cli_here("sample", tmp_path / "ws", "-q", check=True)
     out = tmp_path / "sheet.png"
-    r = run_cli("preview", tmp_path / "ws", "--clip", clip, "--out", out, check=True)
+    r = cli_here("preview", tmp_path / "ws", "--clip", clip, "--out", out, check=True)
     img = Image.open(out)
     assert img.format == "PNG" and img.size[0] > 600 and img.size[1] > 400
     assert len(np.unique(np.asarray(img.convert("L")))) > 50  # frames and plots, not a blank page
-    r = run_cli("preview", tmp_path / "ws", "--clip", "nope")
+    r = cli_here("preview", tmp_path / "ws", "--clip", "nope")
     assert r.returncode == 2 and "nope" in r.stderr
 
 
 def test_sample_before_collect_says_what_to_run_first(tmp_path):
     init_workspace(tmp_path / "ws", "avsbench-s4")[0].close()
-    r = run_cli("sample", tmp_path / "ws")
+    r = cli_here("sample", tmp_path / "ws")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "has no clips yet" in lines[0] and f"avs-tools collect {tmp_path / 'ws'}" in lines[0]
@@ -313,7 +313,7 @@ def test_sample_exits_1_when_every_clip_fails_and_lists_them(tmp_path):
     for c in ws.catalog.clips():
         ws.path(c.path).write_bytes(b"\x00" * 500)
     ws.close()
-    r = run_cli("sample", tmp_path / "ws", "-q")
+    r = cli_here("sample", tmp_path / "ws", "-q")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "0 sampled, 0 already done, 7 failed" in r.stdout
     failed = [ln.strip() for ln in r.stderr.splitlines() if ln.strip().startswith("failed: ")]
@@ -327,9 +327,9 @@ def test_sample_clip_option_suggests_the_nearest_ids(tmp_path):
     ws = _workspace_with(tmp_path, {"violin.mp4": dict(seconds=5, w=96, h=64)})
     cid = ws.catalog.clips()[0].clip_id
     ws.close()
-    r = run_cli("sample", tmp_path / "ws", "--clip", cid[:-1] + "9")
+    r = cli_here("sample", tmp_path / "ws", "--clip", cid[:-1] + "9")
     assert r.returncode == 2 and f"did you mean {cid}" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("sample", tmp_path / "ws", "--clip", cid, check=True)
+    r = cli_here("sample", tmp_path / "ws", "--clip", cid, check=True)
     assert "1 sampled" in r.stdout
 
 
@@ -337,6 +337,6 @@ def test_missing_vggish_weights_fail_before_any_clip_is_sampled(tmp_path):
     pytest.importorskip("torch")
     ws = _workspace_with(tmp_path, {"a.mp4": dict(seconds=5, w=96, h=64)})
     ws.close()
-    r = run_cli("sample", tmp_path / "ws", "--vggish-weights", tmp_path / "nope.pth")
+    r = cli_here("sample", tmp_path / "ws", "--vggish-weights", tmp_path / "nope.pth")
     assert r.returncode == 2 and "nope.pth" in r.stderr
     assert open_workspace(tmp_path / "ws").catalog.stage_counts()["sample"]["done"] == 0
