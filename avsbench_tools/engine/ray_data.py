@@ -107,20 +107,34 @@ def rows(jobs: Sequence[tuple[int, Job]]):
                            override_num_blocks=max(1, len(jobs)))
 
 
-def _remote(**kw) -> dict:
-    return kw
+NODE_ID_LABEL = "ray.io/node-id"  # the label Ray gives every node (its id): a label_selector pins work to a node
+
+
+@contextlib.contextmanager
+def _retry_bounds():
+    """Where the retry bounds are passed: Ray Data 2.60's `map`/`map_batches` take a task's `max_retries`
+    and an actor's `max_restarts`/`max_task_retries` only through `**ray_remote_args`, deprecated (to be
+    removed in Ray 2.64) with no named parameter, compute-strategy field or DataContext setting to
+    replace it in 2.60 (its named ones: num_cpus, num_gpus, memory, label_selector, fallback_strategy,
+    max_calls, resources, accelerator_type, runtime_env). Without them Ray Data retries a task and
+    restarts an actor forever (-1): a clip that kills its worker every time (a decoder crash) would never
+    be reported lost, and a restarted GPU actor could wait forever for the GPU its living peers hold.
+    So they stay, and only that deprecation warning is silenced. Placement needs no such argument: a map
+    task is spread over the nodes by Ray Data's default (SPREAD for inputs under its 50 MB large-args
+    threshold), and the driver-node map is pinned with the named `label_selector`."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*`ray_remote_args` is deprecated")
+        yield
 
 
 def on_driver(ds):
-    """Read each job's input files on the driver's node as the run streams (a Ray Data map pinned to it,
-    no CPU reserved, one at a time)."""
+    """Read each job's input files on the driver's node as the run streams (a Ray Data map pinned to it by
+    its node-id label, no CPU reserved, one task at a time)."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    import ray.data
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    with warnings.catch_warnings():  # scheduling_strategy has no named parameter in Ray 2.60
-        warnings.simplefilter("ignore")
-        return ds.map(read_inputs, num_cpus=0, concurrency=1, **_remote(scheduling_strategy=here))
+    here = {NODE_ID_LABEL: ray.get_runtime_context().get_node_id()}
+    return ds.map(read_inputs, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=1), label_selector=here)
 
 
 def read_inputs(row: dict) -> dict:
@@ -152,13 +166,11 @@ def _inputs_size(jobs: Sequence[Job]) -> int:
     return total
 
 
-def tasks(ds, fn: Callable, retries: int, num_cpus: float = 1, spread: bool = True, **kwargs):
-    """`fn(job, **kwargs)` as CPU tasks, one per item, Ray spreading them over the nodes and running a
-    task again (up to `retries` times) when its worker or node died."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return ds.map(apply, fn_kwargs={"fn": fn, "kwargs": kwargs}, num_cpus=num_cpus,
-                      **_remote(max_retries=retries, **({"scheduling_strategy": "SPREAD"} if spread else {})))
+def tasks(ds, fn: Callable, retries: int, num_cpus: float = 1, **kwargs):
+    """`fn(job, **kwargs)` as CPU tasks, one per item, spread over the nodes (Ray Data's default placement
+    of map tasks), each run again (up to `retries` times) when its worker or node died."""
+    with _retry_bounds():
+        return ds.map(apply, fn_kwargs={"fn": fn, "kwargs": kwargs}, num_cpus=num_cpus, max_retries=retries)
 
 
 def apply(row: dict, fn: Callable, kwargs: dict) -> dict:
@@ -166,15 +178,13 @@ def apply(row: dict, fn: Callable, kwargs: dict) -> dict:
     try:
         return {"i": row["i"], "out": pickle.dumps(fn(job, **kwargs), protocol=5), "crash": b""}
     except Exception as exc:  # noqa: BLE001 - the stage's function raised (a bug): the driver raises it
-        return {"i": row["i"], "out": b"", "crash": _portable(exc)}
+        return {"i": row["i"], "out": b"", "crash": portable(exc)}
 
 
 def with_media(ds, fn: Callable, retries: int, **kwargs):
     """`job.media = fn(job, **kwargs)` as CPU tasks ahead of the actors (decoding overlaps inference)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return ds.map(attach_media, fn_kwargs={"fn": fn, "kwargs": kwargs}, num_cpus=1,
-                      **_remote(max_retries=retries, scheduling_strategy="SPREAD"))
+    with _retry_bounds():
+        return ds.map(attach_media, fn_kwargs={"fn": fn, "kwargs": kwargs}, num_cpus=1, max_retries=retries)
 
 
 def attach_media(row: dict, fn: Callable, kwargs: dict) -> dict:
@@ -203,7 +213,7 @@ class Stateful:
                 crash.append(b"")
             except Exception as exc:  # noqa: BLE001 - a bug: the driver raises it
                 out.append(b"")
-                crash.append(_portable(exc))
+                crash.append(portable(exc))
         return {"i": list(batch["i"]), "out": out, "crash": crash}
 
 
@@ -217,21 +227,20 @@ def actors(ds, make: Callable, args: tuple, method: str, n: int, num_gpus: float
     # one batch in flight per actor: the batches are spread over the actors as each is ready (Ray Data's
     # advice for even work), and a dead actor held one clip at most
     pool = ray.data.ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _retry_bounds():
         return ds.map_batches(Stateful, fn_constructor_args=(make, args, method), batch_size=batch_size,
                               batch_format="numpy", compute=pool, num_gpus=num_gpus or None, num_cpus=num_cpus,
-                              zero_copy_batch=True, **_remote(max_restarts=0, max_task_retries=0))
+                              zero_copy_batch=True, max_restarts=0, max_task_retries=0)
 
 
-def _portable(exc: BaseException) -> bytes:
+def portable(exc: BaseException) -> bytes:
     try:
         return pickle.dumps(exc, protocol=5)
     except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
         return pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"), protocol=5)
 
 
-class _Sequencer:
+class Sequencer:
     """Hands results to `deliver` as they come or, `ordered`, in the items' order (a later result waits
     for the earlier ones, or for their being declared lost)."""
 
@@ -276,7 +285,7 @@ def run(items: Sequence, jobs: Callable[[Any], Job], build: Callable, deliver: C
     from avsbench_tools.engine.cluster import handlers, restore
 
     saved = handlers()
-    seq = _Sequencer(items, deliver, lost, report, ordered)
+    seq = Sequencer(items, deliver, lost, report, ordered)
     todo = list(range(len(items)))
     for _ in range(passes):
         if todo:
@@ -297,21 +306,27 @@ def run(items: Sequence, jobs: Callable[[Any], Job], build: Callable, deliver: C
     seq.skip_to_end(show=True)
 
 
-def _stream(ds, seq: _Sequencer, saved: dict, restore: Callable) -> None:
+def _stream(ds, seq: Sequencer, saved: dict, restore: Callable) -> None:
     """Iterate `ds` on a helper thread (Ray Data's iterator) and deliver here, so that a Ctrl-C on this
     thread can still take what arrives within GRACE_S before the execution is shut down."""
     got: queue.Queue = queue.Queue()
     stop = threading.Event()
 
     def consume() -> None:
+        it = iter(ds.iter_rows())
         try:
-            for row in ds.iter_rows():
+            for row in it:
                 got.put(("row", row))
                 if stop.is_set():
                     return
             got.put(("end", None))
         except BaseException as exc:  # noqa: BLE001 - Ray Data's own failure: raised on the driver's thread
             got.put(("error", exc))
+        finally:  # Ray Data's public way to stop an execution early: close its iterator (here, on its thread)
+            close = getattr(it, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     worker = threading.Thread(target=consume, name="avs-ray-results", daemon=True)
     worker.start()
@@ -360,8 +375,15 @@ def _stream(ds, seq: _Sequencer, saved: dict, restore: Callable) -> None:
 
 
 def shutdown(ds) -> None:
-    """Stop the dataset's execution now: its tasks cancelled, its actors killed (Ray Data's executor; the
-    driver's disconnect would do it too, as Ray ends a finished job's workers)."""
+    """Stop the dataset's execution now: its tasks cancelled, its actors killed.
+
+    Ray Data 2.60's public way to stop an execution early is to close its row iterator (Ray Data then shuts
+    its executor down, force=True), which only the thread iterating may do, and that thread is blocked
+    waiting for the next result (it closes the iterator when one arrives: `_stream`); `ray.cancel` needs
+    the tasks' refs, which Ray Data does not expose. So the executor the dataset holds is shut down here
+    through the private `Dataset._current_executor`, as Ray Data's own blocking calls do. Without it (a
+    later Ray), the run still ends everything it started, only later: the consumer closes the iterator at
+    its next result, and the command's `ray.shutdown()` ends the job, whose workers and actors Ray kills."""
     executor = getattr(ds, "_current_executor", None)
     if executor is not None:
         with contextlib.suppress(Exception):

@@ -1,12 +1,14 @@
-"""`sample` on Ray Data: one CPU task per clip (a `map` Ray spreads over the nodes); the task returns the
-clip's file bytes, the driver writes them.
+"""`sample` on Ray: one CPU task per clip (plain Ray tasks, `ray_tasks`: SPREAD over the nodes, retried by
+Ray); the task returns the clip's file bytes, the driver writes them.
 
-A task gets the clip's bytes (read by a Ray Data map on the driver's node, sent through Ray's object
-store) or, with --ray-shared-workspace, its path on storage all nodes share; it decodes once (media.decode, as the local engine) and returns the
-encoded frames, WAV, log-mel and activity as bytes plus the rows' metadata. The driver writes the
-files (temp + rename) and commits the clip's rows and 'done' in one transaction as each result
-arrives, so the outputs are the local engine's, byte for byte, and a node that dies mid-clip leaves
-nothing (Ray runs its task again elsewhere, up to TASK_RETRIES times).
+A task gets the clip's bytes (read on the driver as the task is submitted, a few tasks per CPU in
+flight, sent through Ray's object store) or, with --ray-shared-workspace, its path on storage all
+nodes share; it decodes once (media.decode, as the local engine) and returns the encoded frames, WAV,
+log-mel and activity as bytes plus the rows' metadata. The driver writes the files (temp + rename) and
+commits the clip's rows and 'done' in one transaction as each result arrives, so the outputs are the
+local engine's, byte for byte, and a node that dies mid-clip leaves nothing (Ray runs its task again
+elsewhere, up to TASK_RETRIES times). Plain tasks rather than a Ray Data map: the workers then need not
+import Ray Data (ray_tasks says why).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from avsbench_tools.progress import Progress
 from avsbench_tools.workspace import Workspace
 
 TASK_RETRIES = 3  # Ray runs a task again this many times when its worker or node dies
-# what a sample task imports (imported by the workers as the run starts: data.warm)
-WORKER_MODULES = ("ray.data", "av", "numpy", "avsbench_tools.engine.sample", "avsbench_tools.media.decode",
+# what a sample task imports (imported by the workers as the run starts: ray_data.warm)
+WORKER_MODULES = ("av", "numpy", "avsbench_tools.engine.ray_tasks", "avsbench_tools.engine.sample", "avsbench_tools.media.decode",
                   "avsbench_tools.sample.clip", "avsbench_tools.sample.outputs", "avsbench_tools.audio.logmel",
                   "avsbench_tools.audio.activity", "avsbench_tools.audio.wav")
 
@@ -138,7 +140,7 @@ def sample_on_ray(ws: Workspace, todo: list[Clip], settings: dict, engine: Engin
 
 
 def sample_job(job, rule: str, fmt: str) -> SampledClip:
-    """The CPU task of one clip (Ray Data map): its bytes, read on the driver's node, or its shared path."""
+    """The CPU task of one clip (a Ray task): its bytes, read on the driver's node, or its shared path."""
     clip, path = job.item
     if job.error is not None:
         return SampledClip(clip.clip_id, node_ip(), error=job.error)
@@ -148,6 +150,7 @@ def sample_job(job, rule: str, fmt: str) -> SampledClip:
 def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions, progress: Progress, res,
          cluster: Cluster) -> None:
     from avsbench_tools.engine import ray_data as data
+    from avsbench_tools.engine import ray_tasks
 
     warming = data.warm(cluster.nodes, WORKER_MODULES)  # noqa: F841 - held for the run
     rule, fmt = ws.recipe.sampling, ws.recipe.frame_format
@@ -157,9 +160,6 @@ def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions,
     def job(c: Clip):
         path = str(ws.path(c.path))
         return data.Job((c, path), [path])
-
-    def build(ds, _n: int):
-        return data.tasks(ds, sample_job, TASK_RETRIES, rule=rule, fmt=fmt)
 
     def deliver(c: Clip, got: SampledClip) -> str:
         if got.error is not None:
@@ -190,7 +190,8 @@ def _run(ws: Workspace, todo: list[Clip], settings: dict, engine: EngineOptions,
     gone = {c.clip_id for c in missing}
     todo = [c for c in todo if c.clip_id not in gone]
     try:
-        data.run(todo, job, build, deliver, lost, report, shared=engine.shared)
+        ray_tasks.run(todo, job, sample_job, deliver, lost, report, cluster.cpus, shared=engine.shared,
+                      retries=TASK_RETRIES, rule=rule, fmt=fmt)
     except KeyboardInterrupt:
         left = len(todo) - res.sampled - len(res.failures) + len(missing)
         raise Interrupted(res.skipped + res.sampled, left,

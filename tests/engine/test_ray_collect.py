@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import threading
 from pathlib import Path
@@ -14,7 +16,17 @@ import pytest
 from avsbench_tools.engine import nodes_summary
 from tests.helpers import run_cli
 from tests.helpers.httpserver import MediaServer
-from tests.helpers.ray_cluster import HEAD_IP, SECOND_IP, digest, kill_second_when_busy
+from tests.helpers.ray_cluster import (
+    HEAD_IP,
+    RAY_DATA_SERVICES,
+    SECOND_IP,
+    digest,
+    kill_second_when_busy,
+    left_behind,
+    run_processes,
+    start_cli,
+    wait_held,
+)
 
 pytestmark = pytest.mark.xdist_group("ray")  # the one loopback cluster: every Ray test on one worker
 
@@ -102,3 +114,37 @@ def test_killed_node_downloads_are_retried_elsewhere(on_cluster, served, world_m
     assert not [p for p in ws_dir.rglob(".tmp-*")] and not [p for p in ws_dir.rglob("*.part")]
     gets = {n: served.srv.gets.get(n, 0) - before.get(n, 0) for n in ok}
     assert all(g >= 1 for g in gets.values()), gets
+
+
+def test_ctrl_c_on_ray_data_records_finished_sources_and_leaves_no_worker(on_cluster, served, world_ms3, tmp_path):
+    """Ctrl-C on a Ray Data stage run by the CLI (collect: a Ray Data map): exit 130 with the "interrupted" line,
+    the sources finished so far recorded, nothing of the run left on the cluster (its job's workers) but, where
+    this was the cluster's first Ray Data job, Ray Data's own detached services (RAY_DATA_SERVICES, which stay
+    with the cluster for every later job); the same command again finishes the rest: the local engine's
+    workspace."""
+    ws_dir = tmp_path / "ray"
+    run_cli("init", ws_dir, "--recipe", world_ms3 / "recipe.toml", check=True)
+    before = on_cluster.processes()
+    hold = tmp_path / "hold"
+    args = ("collect", ws_dir, "--urls", served.urls, "--world", world_ms3, "--any-license", "--retries", "0",
+            "--engine", "ray", "--ray-address", on_cluster.address, "-q")
+    proc = start_cli(*args, hold=hold, hold_at=2)
+    try:
+        wait_held(hold, proc)
+        started = run_processes(on_cluster, before, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        hold.unlink(missing_ok=True)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted: " in err and "run the same command to resume" in err
+    assert started, "the run started no worker process"
+    left, kept = left_behind(started)
+    assert left == []
+    assert kept <= RAY_DATA_SERVICES, kept
+    assert not [p for p in ws_dir.rglob(".tmp-*")] and not [p for p in ws_dir.rglob("*.part")]
+    res = _collect_on_ray(ws_dir, served, world_ms3)  # the same command again (in this process): the rest
+    assert res.new_clips + res.rejected < len(served.names)  # the first run had recorded some
+    assert digest(ws_dir) == digest(served.local)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avsbench_tools.engine import EngineOptions
+from avsbench_tools.engine import EngineOptions, ray_data
 from avsbench_tools.engine import preannotate as engine_preannotate
 from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.workspace import open_workspace
@@ -49,9 +49,12 @@ def _motion_on_ray(ws_dir: Path, ids: list[str], progress=None):
         ws.close()
 
 
-def test_ray_preannotate_equals_local(on_cluster, sampled_ws, motion_local, tmp_path):
+def test_ray_preannotate_equals_local(on_cluster, sampled_ws, motion_local, tmp_path, monkeypatch):
     """A pool of CPU actors (Ray Data map_batches, one per CPU here: no GPU) on both nodes, the local engine's
-    masks and rows byte for byte (stored in the clips' order)."""
+    masks and rows byte for byte (stored in the clips' order). The inputs are read as the run streams by the
+    Ray Data map pinned to the driver's node (INLINE_BYTES 0: none go in the dataset itself, as for a large
+    run)."""
+    monkeypatch.setattr(ray_data, "INLINE_BYTES", 0)
     ids, local, want = motion_local
     on_ray = copy_ws(sampled_ws, tmp_path / "ray")
     res = _motion_on_ray(on_ray, ids)

@@ -12,8 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from avsbench_tools.engine import EngineOptions, nodes_summary
-from avsbench_tools.engine import ray_data as data
+from avsbench_tools.engine import EngineOptions, nodes_summary, ray_tasks
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import run_cli
@@ -24,7 +23,9 @@ from tests.helpers.ray_cluster import (
     digest,
     done_ids,
     kill_second_when_busy,
+    left_behind,
     outside_loopback,
+    run_processes,
     start_cli,
     tree,
     wait_held,
@@ -46,10 +47,9 @@ def _sample(ws_dir: Path, progress=None, shared: bool = False):
 def test_ray_sample_is_byte_identical_to_local_and_stays_on_loopback(on_cluster, collected_ws, sampled_ws,
                                                                      tmp_path, monkeypatch):
     """The same files and rows as the local engine; and every TCP/UDP endpoint of the cluster's processes and of
-    the driver, taken while the run is in the middle of its work, is in 127.0.0.0/8. The clips are read as the
-    run streams by the Ray Data map pinned to the driver's node (INLINE_BYTES 0: none go in the dataset
-    itself, as for a large run)."""
-    monkeypatch.setattr(data, "INLINE_BYTES", 0)
+    the driver, taken while the run is in the middle of its work, is in 127.0.0.0/8. One task per CPU in flight
+    (IN_FLIGHT_PER_CPU 1): the driver reads each clip as a task finishes, as in a run larger than memory."""
+    monkeypatch.setattr(ray_tasks, "IN_FLIGHT_PER_CPU", 1)
     ws = copy_ws(collected_ws, tmp_path / "ws")
     seen = {}
 
@@ -80,7 +80,7 @@ def test_ctrl_c_records_finished_clips_and_leaves_no_worker(on_cluster, collecte
     proc = start_cli("sample", ws, "--engine", "ray", "--ray-address", on_cluster.address, "-q", hold=hold, hold_at=2)
     try:
         wait_held(hold, proc)
-        started = (on_cluster.processes() | tree(proc.pid)) - before - {proc.pid}
+        started = run_processes(on_cluster, before, proc)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -95,12 +95,9 @@ def test_ctrl_c_records_finished_clips_and_leaves_no_worker(on_cluster, collecte
     assert sampled == set(done)  # files only of recorded clips
     assert not [p for p in ws.rglob(".tmp-*")]
     assert started, "the run started no worker process"  # the check below looks at real processes
-    end = time.monotonic() + 20
-    while [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] \
-            and time.monotonic() < end:
-        time.sleep(0.2)
-    left = [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert left == [], [psutil.Process(p).cmdline() for p in left]
+    left, kept = left_behind(started)
+    assert left == []
+    assert kept == set()  # plain Ray tasks: not even Ray Data's cluster services (ray_tasks)
     resumed = _sample(ws)  # the same command again (in this process, the session's driver): the rest only
     assert (resumed.skipped, resumed.sampled, resumed.failures) == (len(done), N_CLIPS - len(done), [])
     assert len(done_ids(ws, "sample")) == N_CLIPS

@@ -207,6 +207,85 @@ def tree(pid: int) -> set[int]:
         return set()
 
 
+# Ray Data's cluster-wide service actors: detached (they belong to the cluster, not to a job), created with
+# get_if_exists by the first Ray Data job on a cluster and reused by every later one (stats, autoscaling
+# coordination; ray/data/_internal/stats.py, cluster_autoscaler/, execution/node_trackers/, usage/)
+RAY_DATA_SERVICES = frozenset({"_StatsActor", "_AutoscalingCoordinatorActor", "ActorLocationTracker",
+                               "AutoscalingRequester", "_StatsSummaryActor", "_UsageCollectionActor"})
+
+
+def detached_actors() -> dict[int, str]:
+    """{pid: class name} of the cluster's alive detached actors, from the GCS's actor table (this process must
+    be a driver of the cluster; Ray's state API needs the dashboard, which the loopback cluster does not run,
+    so the table is read through ray._private.state, test-only)."""
+    from ray._private import state
+
+    return {a["Pid"]: a["ActorClassName"] for a in state.actors(actor_state_name="ALIVE").values()
+            if a["IsDetached"] and a["Pid"]}
+
+
+# a node's own agents (started by its raylet, sometimes seconds after the node joined): the node's, no run's
+NODE_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
+def title(pid: int) -> str:
+    """A process's title (Ray names a worker `ray::<what it runs>`, `ray::IDLE` when it runs nothing)."""
+    try:
+        return " ".join(psutil.Process(pid).cmdline()).strip()
+    except psutil.Error:
+        return ""
+
+
+def node_agents(pids) -> set[int]:
+    return {p for p in pids if title(p).startswith(NODE_AGENTS)}
+
+
+def busy_workers(cluster: LoopbackCluster) -> set[int]:
+    """The cluster's worker processes that run something now: title `ray::<task or actor>`, not `ray::IDLE`
+    (a worker Ray started ahead for a job to come, or one a job left idle) nor a node's agent."""
+    out = set()
+    for pid in cluster.processes():
+        t = title(pid)
+        if t.startswith("ray::") and not t.startswith(("ray::IDLE", *NODE_AGENTS)):
+            out.add(pid)
+    return out
+
+
+def run_processes(cluster: LoopbackCluster, before: set[int], proc) -> set[int]:
+    """What a CLI run `proc` started on the cluster, seen while it is held: the processes new since `before`
+    (its own children included; not a node's agent, which may start after the node joined) and the workers
+    busy now (the run's: Ray may hand a job workers it started ahead of any job; not a detached actor that
+    was there before). This process must be a driver of the cluster (detached_actors)."""
+    new = (cluster.processes() | tree(proc.pid)) - before - {proc.pid}
+    return (new - node_agents(new)) | (busy_workers(cluster) - (before & set(detached_actors())))
+
+
+def left_behind(started: set[int], timeout: float = 20) -> tuple[list[str], set[str]]:
+    """After the run: (the command lines of the `started` processes still running after up to `timeout` s,
+    Ray Data's detached cluster services apart; the class names of those services among `started`).
+    The services (RAY_DATA_SERVICES) are what a Ray Data job started on a cluster where none ran before:
+    they stay with the cluster, as Ray Data intends, and the next job reuses them."""
+    end = time.monotonic() + timeout
+    while True:
+        services = detached_actors()
+        left = [p for p in still_running(started) if p not in services]
+        if not left or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    kept = {services[p] for p in still_running(started) if p in services}
+    return [title(p) for p in left], kept
+
+
+def still_running(pids) -> list[int]:
+    """The `pids` that are alive (not zombies)."""
+    out = []
+    for p in pids:
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+    return out
+
+
 def kill_second_when_busy(cluster: LoopbackCluster, stop, killed: list, busy, timeout: float = 120) -> None:
     """Kill the second node's raylet (appending its pid to `killed`) as soon as a worker process there is
     `busy(title)` (its process title, `ray::<what it runs>`; an idle worker's is `ray::IDLE`): the kill
