@@ -1,5 +1,11 @@
 """baseline predict / eval: logits equal a direct forward of the model on officially loaded inputs; the
-predictions sit at the release's mask paths, so `evaluate` scores them; --json is evaluate's."""
+predictions sit at the release's mask paths, so `evaluate` scores them; --json is evaluate's.
+
+Only the test against the official forward and key layout needs the official network (ResNet-18, 256 channels, 224x224
+inputs); the others (resume and refusal, the AVSS layout and class maps, eval --json) use TINY models: a quarter-width
+ResNet-18 with 32 channels, run at 64x64 with the logits upsampled to the official 224x224 as every CPU sanity run's
+are. What they check (files, layouts, counts, the same numbers as evaluate) does not depend on the network's size, and
+each of their predict runs took 4-8 s of a full ResNet-18 at 224 (the 256-channel decoder most of it)."""
 
 from __future__ import annotations
 
@@ -29,11 +35,17 @@ def vggish(tmp_path_factory):
     return he_vggish(tmp_path_factory.getbasetemp() / "baseline-worlds" / "vggish_he.pth")
 
 
-def _model(setting, classes, vggish, seed=0):
+TINY = {"backbone": "resnet18-w16", "channels": 32}  # run at 64x64 (TINY_EXTRA in its checkpoint)
+TINY_EXTRA = {"input_size": 64}
+TINY_TRAIN = ["--backbone", "resnet18-w16", "--channels", "32", "--input-size", "64"]
+
+
+def _model(setting, classes, vggish, seed=0, **cfg):
     from avsbench_tools.baselines.model import ModelConfig, build_model
 
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(backbone="resnet18", num_classes=classes, setting=setting), None, vggish)
+    model = build_model(ModelConfig(**{"backbone": "resnet18", "num_classes": classes, "setting": setting, **cfg}), None,
+                        vggish)
     for m in model.modules():  # non-trivial BatchNorm statistics, so eval mode matters
         if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -110,9 +122,9 @@ def test_predict_resumes_and_refuses_other_checkpoints(ms3, vggish, tmp_path):
     from avsbench_tools.baselines.weights import save_checkpoint
 
     ck = tmp_path / "a.pt"
-    save_checkpoint(_model("ms3", 1, vggish), ck)
+    save_checkpoint(_model("ms3", 1, vggish, **TINY), ck, extra=TINY_EXTRA)
     other = tmp_path / "b.pt"
-    save_checkpoint(_model("ms3", 1, vggish, seed=1), other)
+    save_checkpoint(_model("ms3", 1, vggish, seed=1, **TINY), other, extra=TINY_EXTRA)
     out = tmp_path / "pred"
     args = ["--setting", "ms3", "--split", "train", "--out", out, "--vggish-weights", vggish, "--device", "cpu",
             "--binary"]
@@ -136,9 +148,9 @@ def test_predict_avss_layout_and_class_maps(tmp_path_factory, vggish, tmp_path):
 
     avss = make_world(tmp_path_factory, clips=6, seconds=5, width=96, height=64, seed=5, gold="avss") / "gold"
     k = len(json.loads((avss / "label2idx.json").read_text()))
-    model = _model("avss", k, vggish)
+    model = _model("avss", k, vggish, **TINY)
     ck = tmp_path / "avss.pt"
-    save_checkpoint(model, ck)
+    save_checkpoint(model, ck, extra=TINY_EXTRA)
     out = tmp_path / "pred"
     r = run_cli("baseline", "predict", avss, "--checkpoint", ck, "--setting", "avss", "--split", "test", "--out", out,
                 "--vggish-weights", vggish, "--device", "cpu", "-q")
@@ -164,8 +176,8 @@ def test_predict_avss_layout_and_class_maps(tmp_path_factory, vggish, tmp_path):
 
 def test_eval_json_is_evaluates_json(ms3, vggish, tmp_path):
     run = tmp_path / "run"
-    r = run_cli("baseline", "train", ms3, "--setting", "ms3", "--out", run, "--backbone", "resnet18", "--epochs", "1",
-                "--input-size", "64", "--vggish-weights", vggish, "--device", "cpu", "-q")
+    r = run_cli("baseline", "train", ms3, "--setting", "ms3", "--out", run, *TINY_TRAIN, "--epochs", "1",
+                "--vggish-weights", vggish, "--device", "cpu", "-q")
     assert r.returncode == 0, r.stderr
     r = run_cli("baseline", "eval", run, "--split", "test", "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
