@@ -97,8 +97,9 @@ def warm_up(ws, conn, n: int = 20) -> None:
     without this, ours (timed first) would pay for it and the ceiling (timed after) would not."""
     from avsbench_tools.studio.labelling import label_config
     from avsbench_tools.studio.project import Api
-    from avsbench_tools.studio.push import _interface, _plan
+    from avsbench_tools.studio.push import _plan
     from avsbench_tools.studio.push_build import task_json
+    from avsbench_tools.studio.push_sync import interface as _interface
 
     t = time.perf_counter()
     api = Api(conn)
@@ -136,8 +137,9 @@ def main() -> None:
     from avsbench_tools.studio.connect import connect
     from avsbench_tools.studio.labelling import label_config
     from avsbench_tools.studio.project import Api, encode
-    from avsbench_tools.studio.push import PushOptions, _interface, _plan, push
+    from avsbench_tools.studio.push import PushOptions, _plan, push
     from avsbench_tools.studio.push_build import task_json
+    from avsbench_tools.studio.push_sync import interface as _interface
     from avsbench_tools.studio.server import start_studio, stop_studio
     from avsbench_tools.workspace import open_workspace
 

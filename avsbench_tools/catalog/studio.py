@@ -7,7 +7,10 @@ may change between starts: it is named "ws:<ws_id>" (`own_server`). A project is
 "<server name>#<project id>" (never a token), so the own server's project keeps its key at any port.
 `studio_tasks` maps each pushed (clip, second) to its task id (one task id once per project);
 `studio_predictions` maps (task id, model version) to the prediction id, the mask versions it holds
-and the digest of what it carries (objects and labels). The project id of each server is kept in meta
+and the digest of what it carries (objects and labels). An import does not return prediction ids, so push
+records a prediction as soon as its import is answered with the id 0 ("not learnt yet"); the server's id is
+learnt when something needs it (pull sees it in the tasks it lists, push asks before it updates one), and a
+review finds the prediction it started from by (task, model version) as well (`prediction_versions`). The project id of each server is kept in meta
 (`studio.project:<server name>`), and the workspace's random id (`studio.ws_id`) marks the tasks it made.
 """
 
@@ -123,10 +126,25 @@ class StudioMethods(CatalogBase):
             "SELECT project_key FROM studio_tasks UNION SELECT project_key FROM studio_reviews")
             if r[0].startswith(prefix) or not server})
 
-    def prediction_versions(self, project_key: str, prediction_id: int) -> list[int] | None:
-        """The mask version ids a pushed prediction holds, or None if it was not pushed from here."""
+    def learn_prediction_ids(self, project_key: str, rows: Iterable[tuple[int, str, int]]) -> int:
+        """Record the server's ids of pushed predictions, (task_id, model_version, prediction_id) each, where the
+        id was not learnt yet (0), in one transaction. Returns how many were learnt."""
+        data = [(int(p), project_key, int(t), str(mv)) for t, mv, p in rows]
+        with self.tx() as db:
+            cur = db.executemany("UPDATE studio_predictions SET prediction_id=? WHERE project_key=? AND task_id=? AND "
+                                 "model_version=? AND prediction_id=0", data)
+            return cur.rowcount
+
+    def prediction_versions(self, project_key: str, prediction_id: int, task_id: int | None = None,
+                            model_version: str | None = None) -> list[int] | None:
+        """The mask version ids a pushed prediction holds, or None if it was not pushed from here. Found by its id,
+        else (its id not learnt yet) by its task and model version when given."""
         row = self._one("SELECT version_ids FROM studio_predictions WHERE project_key=? AND prediction_id=?",
                         (project_key, int(prediction_id)))
+        if row is None and task_id is not None and model_version is not None:
+            row = self._one("SELECT version_ids FROM studio_predictions WHERE project_key=? AND task_id=? AND "
+                            "model_version=? AND prediction_id IN (0, ?)",
+                            (project_key, int(task_id), str(model_version), int(prediction_id)))
         return None if row is None else [int(v) for v in json.loads(row[0])]
 
     def forget_studio_tasks(self, project_key: str, task_ids: Iterable[int]) -> int:

@@ -33,7 +33,9 @@ def push(
     order: Annotated[bool, typer.Option(
         "--order", help="Import the new frames by need of a human, highest first: low proposal score, a mask that "
                         "changed most from the previous second, a second near the silence threshold (task field "
-                        "'priority', 0-100, sortable in the Data Manager; the label stream follows it).")] = False,
+                        "'priority', 0-100). Sequential sampling serves tasks in import order (new ones after those "
+                        "already there); the Data Manager tab 'avs-tools: by priority' serves every task by "
+                        "priority.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Create (or reuse) the workspace's Label Studio project and send one task per sampled frame, with the
@@ -53,7 +55,7 @@ def push(
     if res.predictions_updated:
         note(f"{res.predictions_updated} predictions updated in place (their objects or labels changed, e.g. by "
              "set-category): annotators now see the new labels")
-    if not res.tasks_created and not res.predictions_sent and not res.predictions_updated:
+    if not (res.tasks_created or res.predictions_sent or res.predictions_updated or res.audio_updated):
         typer.echo(f"push: nothing to do: {res.tasks_reused} tasks and their {res.predictions_skipped} predictions "
                    f"of {res.clips} clips are already in {where}")
     else:
@@ -63,12 +65,20 @@ def push(
     if res.tasks_adopted or res.predictions_adopted:
         note(f"{res.tasks_adopted} tasks and {res.predictions_adopted} predictions made by an interrupted push "
              "were found on the server and recorded (not sent again)")
+    if res.audio_updated:
+        note(f"{res.audio_updated} tasks pushed before their audio started at their second now have it (their data "
+             "updated in place; annotations kept)")
+    if res.excerpts_removed:
+        note(f"{res.excerpts_removed} audio excerpts no task uses any more were removed (WS/audio/seconds)")
     if res.overlap_percent is not None:
         typer.echo(f"push: {res.overlap_percent}% of the project's tasks go to two annotators (Label Studio's overlap "
                    "cohort)" if res.overlap_percent else "push: one annotator per task (no overlap)")
     if res.ordered:
         typer.echo(f"push: {res.ordered} new tasks imported by priority, highest first (task field 'priority'; "
-                   "sequential sampling)")
+                   "sequential sampling: the label stream serves them in that order after the tasks already there)")
+    if res.order_tab is not None:
+        typer.echo("push: the Data Manager tab 'avs-tools: by priority' serves every task by priority, those already "
+                   "there included (start the label stream from it)")
     if res.reprioritised:
         typer.echo(f"push: the priority of {res.reprioritised} tasks already on the server set or updated (their "
                    "place stays: sort the Data Manager by 'priority')")

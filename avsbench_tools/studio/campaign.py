@@ -17,8 +17,15 @@ qa then reports the annotators' agreement on the frames annotated twice.
   the analysis could have called either way is where "no sounding object" needs a person.
 
 push writes it into the task data (`priority`, and `priority_why` with the three parts), so it is a sortable
-column of the Data Manager, imports the new tasks in that order (highest first), and sets the project's
-sampling to sequential (the label stream follows the Data Manager's order, which is the import order).
+column of the Data Manager, imports the new tasks in that order (highest first), sets the project's sampling to
+sequential, and makes (once) the Data Manager tab ORDER_TAB, sorted by the priority as a number, highest first.
+
+What the label stream serves, exactly (Label Studio 1.23, projects/functions/next_task.py): with sequential
+sampling, the first task not yet done of the Data Manager tab the stream is started from, in that tab's order; a
+tab not sorted (and the API's /next without a tab) goes by task id, which is the import order. So a first push
+--order is served by priority from any tab; tasks imported by a later push come after every task already there in
+the import order (a task's id cannot change; its `priority` field is updated in place), and only ORDER_TAB (or any
+tab sorted by `priority` as a Number column) serves every task by priority.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 from avsbench_tools.audio.activity import ABS_LOUD_DB, ABS_SILENCE_DB, MIN_RELATIVE_DB
 from avsbench_tools.studio.project import SEQUENTIAL
 
+ORDER_TAB = "avs-tools: by priority"  # the Data Manager tab push --order makes: every task, highest priority first
 NO_OBJECT_NEED = 0.5  # the score need of a frame without any proposed object
 MARGIN_DB = 10.0  # a second this far (or more) from the silence decision needs nobody for its sound
 
@@ -110,31 +118,22 @@ def priorities(ws, items) -> dict[tuple[str, int], dict]:
 def refresh(api, pid: int, ws_id: str, extra: dict[tuple[str, int], dict]) -> int:
     """Set the priority fields of this workspace's tasks already on the server where they differ (a task's place in
     the import order cannot change, its field can: the Data Manager sorts by it). Returns how many were changed."""
-    changed, page = 0, 1
-    while True:
-        d = api.request("GET", "api/tasks/", params={"project": pid, "page": page, "page_size": 1000,
-                                                      "fields": "task_only", "include": "id,data"},
-                        what="the task list", timeout=600)
-        rows = d.get("tasks", []) if isinstance(d, dict) else d
-        for t in rows:
-            data = t.get("data") or {}
-            if data.get("ws_id") != ws_id or "clip_id" not in data or "second" not in data:
-                continue
-            want = extra.get((str(data["clip_id"]), int(data["second"])))
-            if want and any(data.get(k) != v for k, v in want.items()):
-                api.request("PATCH", f"api/tasks/{int(t['id'])}/", {"data": {**data, **want}},
-                            what=f"the priority of task {t['id']}")
-                changed += 1
-        if not rows or not isinstance(d, dict) or page * 1000 >= int(d.get("total", 0)):
-            return changed
-        page += 1
+    changed = 0
+    for tid, data in api.tasks_data(pid).items():
+        if data.get("ws_id") != ws_id or "clip_id" not in data or "second" not in data:
+            continue
+        want = extra.get((str(data["clip_id"]), int(data["second"])))
+        if want and any(data.get(k) != v for k, v in want.items()):
+            api.update_task_data(tid, {**data, **want}, f"the priority of task {tid}")
+            changed += 1
+    return changed
 
 
 def settings(api, proj, opts, res, extra: dict | None = None, ws_id: str = "") -> None:
     """--overlap: Label Studio's own overlap settings (maximum_annotations 2 on a cohort of overlap_cohort_percentage
-    of the tasks, which the server picks and keeps as tasks are added); --order: sequential sampling (the label
-    stream follows the Data Manager's order, which is the import order) and the priority fields of the tasks already
-    there brought up to date. Set after the imports: the server re-picks the cohort once, not per imported chunk."""
+    of the tasks, which the server picks and keeps as tasks are added); --order: sequential sampling, the priority
+    fields of the tasks already there brought up to date, and the Data Manager tab ORDER_TAB (what the label stream
+    serves: the module doc). Set after the imports: the server re-picks the cohort once, not per imported chunk."""
     fields: dict = {}
     if opts.overlap is not None:
         pct = 0 if opts.overlap <= 0 else max(1, round(100 * opts.overlap))
@@ -149,5 +148,20 @@ def settings(api, proj, opts, res, extra: dict | None = None, ws_id: str = "") -
         fields["sampling"] = SEQUENTIAL
     if opts.order and extra and res.tasks_reused:
         res.reprioritised = refresh(api, proj.id, ws_id, extra)
+    if opts.order:
+        res.order_tab = order_tab(api, proj.id)
     if fields:
         api.update_project(proj.id, **fields)
+
+
+def order_tab(api, pid: int) -> int:
+    """The id of the project's Data Manager tab ORDER_TAB (made if missing): sorted by the `priority` field as a
+    number (a column shown as Number; otherwise Label Studio may sort it as text), highest first."""
+    views = api.request("GET", "api/dm/views/", params={"project": pid}, what="the Data Manager tabs") or []
+    for v in views:
+        if (v.get("data") or {}).get("title") == ORDER_TAB and int(v.get("project") or pid) == pid:
+            return int(v["id"])
+    data = {"title": ORDER_TAB, "ordering": ["-tasks:data.priority"],
+            "columnsDisplayType": {"tasks:data.priority": "Number"}}
+    made = api.request("POST", "api/dm/views/", {"project": pid, "data": data}, what="making the tab " + ORDER_TAB)
+    return int(made["id"])

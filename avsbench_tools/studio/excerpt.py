@@ -7,7 +7,9 @@ region of `config.SECOND` marks [0, 1) of it. The clip's whole sound stays in th
 An excerpt lives at WS/audio/seconds/<clip>/<second>.wav: under WS/audio, a folder push already gives the server as
 a local-files storage (WS/studio is never served: it holds the server's secrets). It is written once (atomically,
 following the umask) and rewritten only when its bytes would differ (the clip was sampled again, or a crash left it
-short): a second push reads it and writes nothing.
+short): a second push reads it and writes nothing. An excerpt no pushed task uses any more (its task or project
+deleted on the server) is removed by the next push or pull (`prune`; only files that are byte for byte an excerpt
+of the clip's WAV: never anything else under that folder).
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ def _clip_pcm(path: str, mtime_ns: int, size: int):
     return read_wav(Path(path))
 
 
-def task_audio(ws, clip_id: str, wav_rel: str | None, second: int) -> Excerpt | None:
+def task_audio(ws, clip_id: str, wav_rel: str | None, second: int, writer=None) -> Excerpt | None:
     """The excerpt of the clip's WAV from `second` to its end, written if missing or different; None when the
-    clip has no WAV or the second is past its end (the task then names the whole clip's WAV, if any)."""
-    from avsbench_tools.audio.wav import wav_bytes
+    clip has no WAV or the second is past its end (the task then names the whole clip's WAV, if any). writer:
+    a function that runs the write later (push's writer thread: the task's JSON needs only the excerpt's path
+    and length); None: written before this returns."""
     from avsbench_tools.errors import AvsError
-    from avsbench_tools.fsutil import atomic_path
 
     if not wav_rel:
         return None
@@ -57,14 +59,118 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int) -> Excerpt | 
     start = int(second) * sr
     if start >= len(pcm):
         return None
-    body = wav_bytes(pcm[start:], sr)
     rel = excerpt_rel(clip_id, second)
-    dest = ws.abs(rel)
-    try:
-        same = dest.stat().st_size == len(body) and dest.read_bytes() == body
-    except OSError:
-        same = False
-    if not same:  # no fsync (6 ms a file on a loaded disk): a file a crash left short differs, and is written again
-        with atomic_path(dest) as tmp:
-            tmp.write_bytes(body)
+    job = _Write(ws.abs(rel), pcm, start, sr)
+    if writer is None:
+        job()
+    else:
+        writer(job)
     return Excerpt(rel, int(second), (len(pcm) - start) / sr)
+
+
+@dataclass
+class _Write:
+    """Write the excerpt pcm[start:] to dest unless dest already holds exactly those bytes."""
+
+    dest: Path
+    pcm: object
+    start: int
+    sr: int
+
+    def __call__(self) -> None:
+        from avsbench_tools.audio.wav import wav_bytes
+        from avsbench_tools.fsutil import atomic_path
+
+        body = wav_bytes(self.pcm[self.start:], self.sr)
+        try:
+            same = self.dest.stat().st_size == len(body) and self.dest.read_bytes() == body
+        except OSError:
+            same = False
+        if not same:  # no fsync (6 ms a file on a loaded disk): a file a crash left short differs, and is written again
+            try:
+                with atomic_path(self.dest) as tmp:
+                    tmp.write_bytes(body)
+            except OSError as exc:
+                from avsbench_tools.errors import AvsError
+
+                raise AvsError(f"{self.dest}: the task's audio cannot be written ({exc.strerror or exc})") from None
+
+
+class Writer:
+    """Excerpt writes (`task_audio(..., writer)`) in a thread of their own: file I/O beside push's build thread,
+    which needs only each excerpt's path and length. `wait()` returns when every write is done, raising the first
+    error; `close()` drops the writes not started (Ctrl-C: the next push writes what is missing)."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avs-push-audio")
+        self._jobs: list = []
+
+    def __call__(self, job) -> None:
+        self._jobs.append(self._pool.submit(job))
+
+    def wait(self) -> None:
+        jobs, self._jobs = self._jobs, []
+        for j in jobs:
+            j.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Pruned:
+    removed: int = 0  # excerpts removed (their task is gone)
+    freed: int = 0  # bytes they held
+    foreign: int = 0  # files under WS/audio/seconds that are not excerpts of the clip's WAV now: left as they are
+
+
+def prune(ws) -> Pruned:
+    """Remove the excerpts that no pushed task uses (its task deleted on the server, its project gone, the clip no
+    longer sampled there): WS/audio/seconds/<clip>/<second>.wav whose (clip, second) no task of any project names.
+    Only a file that is byte for byte the excerpt push would write from the clip's WAV now is removed (never a file
+    the tool did not write: anything else there is counted in `foreign` and left); a clip folder left empty goes."""
+    res = Pruned()
+    base = ws.abs("/".join(EXCERPT_DIR))
+    try:
+        folders = [d for d in os.scandir(base) if d.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return res
+    used = ws.catalog.pushed_frames()
+    for d in folders:
+        for f in os.scandir(d.path):
+            stem, dot, ext = f.name.partition(".")
+            if not (f.is_file(follow_symlinks=False) and stem.isdigit() and dot and ext == "wav"):
+                res.foreign += 1
+                continue
+            if (d.name, int(stem)) in used:
+                continue
+            if not _is_excerpt(ws, d.name, int(stem), Path(f.path)):
+                res.foreign += 1
+                continue
+            size = f.stat(follow_symlinks=False).st_size
+            os.unlink(f.path)
+            res.removed, res.freed = res.removed + 1, res.freed + size
+        try:
+            os.rmdir(d.path)  # only when empty
+        except OSError:
+            pass
+    return res
+
+
+def _is_excerpt(ws, clip_id: str, second: int, path: Path) -> bool:
+    """Whether the file is byte for byte the excerpt push writes for (clip, second) from the clip's WAV now."""
+    from avsbench_tools.audio.wav import wav_bytes
+
+    audio = ws.catalog.audio(clip_id) if ws.catalog.clip(clip_id) is not None else None
+    if audio is None or not audio.wav_path:
+        return False
+    try:
+        src = ws.abs(audio.wav_path)
+        st = os.stat(src)
+        pcm, sr = _clip_pcm(str(src), st.st_mtime_ns, st.st_size)
+        body = wav_bytes(pcm[int(second) * sr:], sr)
+        return path.stat().st_size == len(body) and path.read_bytes() == body
+    except (OSError, ValueError, EOFError):
+        return False

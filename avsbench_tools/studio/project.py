@@ -181,6 +181,24 @@ class Api:
                 return ours, every
             page += 1
 
+    def tasks_data(self, pid: int) -> dict[int, dict]:
+        """{task id: its data} of every task of the project (no predictions or annotations: a light listing)."""
+        out: dict[int, dict] = {}
+        page = 1
+        while True:
+            d = self.request("GET", "api/tasks/", params={"project": pid, "page": page, "page_size": 1000,
+                                                           "fields": "task_only", "include": "id,data"},
+                             what="the task list", timeout=BULK_TIMEOUT)
+            rows = d.get("tasks", []) if isinstance(d, dict) else d
+            out.update({int(t["id"]): t.get("data") or {} for t in rows})
+            if not rows or not isinstance(d, dict) or len(out) >= int(d.get("total", 0)):
+                return out
+            page += 1
+
+    def update_task_data(self, task_id: int, data: dict, what: str) -> None:
+        """Replace a task's data in place (its annotations and predictions stay)."""
+        self.request("PATCH", f"api/tasks/{int(task_id)}/", {"data": data}, what=what)
+
     def delete(self, what: str, ids: list[int]) -> None:
         """Delete tasks or predictions (`what`: "tasks" | "predictions") by id."""
         for i in ids:
@@ -209,15 +227,20 @@ class Api:
             out.setdefault((int(p["task"]), str(p.get("model_version") or "")), []).append(int(p["id"]))
         return out
 
-    def import_tasks(self, pid: int, tasks: list[dict] | bytes, n: int | None = None) -> list[int]:
+    def import_tasks(self, pid: int, tasks: list[dict] | bytes, n: int | None = None,
+                     predictions: int | None = None) -> list[int]:
         """Create tasks (with their predictions) in one request; their ids, in order. `tasks`: the task dicts,
-        or their JSON array already encoded (`encode`) with `n` tasks in it."""
+        or their JSON array already encoded (`encode`) with `n` tasks in it; `predictions`: how many they carry
+        (checked against the server's count; the import answers no prediction id)."""
         n = len(tasks) if n is None else n
         d = self.request("POST", f"api/projects/{int(pid)}/import", tasks, params={"return_task_ids": "true"},
-                         what=f"importing {n} tasks", timeout=BULK_TIMEOUT)
-        ids = [int(i) for i in (d or {}).get("task_ids", [])]
+                         what=f"importing {n} tasks", timeout=BULK_TIMEOUT) or {}
+        ids = [int(i) for i in d.get("task_ids", [])]
         if len(ids) != n:
             raise StudioError(f"Label Studio at {self.url} created {len(ids)} of {n} tasks in one import")
+        if predictions is not None and d.get("prediction_count") != predictions:
+            raise StudioError(f"Label Studio at {self.url} stored {d.get('prediction_count')} of the {predictions} "
+                              f"predictions of {n} tasks in one import")
         return ids
 
     def update_prediction(self, pid: int, task_id: int, prediction_id: int, prediction: dict) -> None:
@@ -230,8 +253,10 @@ class Api:
         """Add predictions (each with its "task") to existing tasks, in one request (`predictions`: dicts, or their
         JSON array already encoded, `n` of them)."""
         n = len(predictions) if n is None else n
-        self.request("POST", f"api/projects/{int(pid)}/import/predictions", predictions,
-                     what=f"importing {n} predictions", timeout=BULK_TIMEOUT)
+        d = self.request("POST", f"api/projects/{int(pid)}/import/predictions", predictions,
+                         what=f"importing {n} predictions", timeout=BULK_TIMEOUT) or {}
+        if d.get("created") != n:
+            raise StudioError(f"Label Studio at {self.url} created {d.get('created')} of {n} predictions in one import")
 
 
 def encode(body: Any) -> bytes:
@@ -306,6 +331,13 @@ def previous_port(ws_root: Path, host: str) -> int | None:
     if parts.hostname != want or not parts.port:
         return None
     return parts.port if port_free(host, parts.port) else None
+
+
+def known_root(ws, conn, given: str | None) -> Path | None:
+    """The document root push expects before asking the server (`document_root` checks it): the one given, else
+    the one known for the workspace's own server; None when neither is there."""
+    root = given or getattr(conn, "document_root", None)
+    return Path(os.path.abspath(root)) if root else None
 
 
 def document_root(ws, conn, api: Api, given: str | None, probe: str) -> Path:

@@ -9,7 +9,9 @@ keeps what finished. The conversion rules are in `review_set.py`, the storing in
 
 The catalog mirrors the server: an annotation the server no longer lists for a task (deleted), a task
 missing from the project's id listing, or the whole project answering 404 retracts the reviews
-concerned (kept as history, never shown; their frames are pending again). An annotation that cannot be
+concerned (kept as history, never shown; their frames are pending again), and forgets the tasks (the next
+push makes them again; the audio excerpts no task uses any more are removed: studio.excerpt.prune). An
+annotation that cannot be
 used is skipped and listed; the tasks of open skips are fetched again by the next pull. The project of
 the workspace's own server is found by the workspace id whatever its port (`project.server_name`).
 """
@@ -72,6 +74,7 @@ def pull(ws: Workspace, conn, opts: PullOptions | None = None, progress: Progres
         res.null_expressions = len(opts.null_expressions)
     if not _project_exists(client, pid, conn.url):
         puller.retract_all(f"project {pid} was deleted on the server")
+        ws.catalog.forget_studio_tasks(key, set(puller.tasks))  # no task of it uses its frames' audio excerpts
         ws.catalog.set_studio_project(server, None)  # the next push makes a new project
         res.project_gone = pid
         return _totals(ws, res)
@@ -80,6 +83,7 @@ def pull(ws: Workspace, conn, opts: PullOptions | None = None, progress: Progres
         gone = (set(puller.live) | set(puller.tasks)) - on_server
         puller.retract_tasks({t for t in gone if puller.live.get(t)}, "its task was deleted on the server")
         puller.resolve_gone(gone)
+        ws.catalog.forget_studio_tasks(key, gone & set(puller.tasks))  # the next push makes them again
     except BaseException as exc:
         puller.discard_unsaved()
         _server_error(exc, conn.url, 0)
@@ -118,7 +122,9 @@ def pull(ws: Workspace, conn, opts: PullOptions | None = None, progress: Progres
 
 def _totals(ws: Workspace, res: PullResult) -> PullResult:
     from avsbench_tools.completeness import review_counts
+    from avsbench_tools.studio.excerpt import prune
 
+    res.excerpts_removed = prune(ws).removed  # the audio excerpts of tasks gone from every project
     counts = review_counts(ws)
     res.reviewed_clips, res.partial_clips = counts["reviewed"], counts["partial"]
     return res

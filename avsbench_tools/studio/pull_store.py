@@ -73,6 +73,7 @@ class PullResult:
     project_gone: int | None = None  # the project id, when the project was deleted on the server
     reviewed_clips: int = 0  # clips of the workspace fully reviewed after the pull (completeness rule)
     partial_clips: int = 0
+    excerpts_removed: int = 0  # audio excerpts (WS/audio/seconds) no pushed task uses any more, removed
 
 
 class Puller:
@@ -171,6 +172,7 @@ class Puller:
         retract = list(retract or [])
         books: dict[str, FidBook] = {}
         done_items: list[str] = []
+        learnt: list[tuple[int, str, int]] = []  # the ids of pushed predictions (push records them as not learnt)
         for task in tasks:
             where = self._where(task)
             shape = where and self._shape(*where)
@@ -180,6 +182,7 @@ class Puller:
             clip_id, second = where
             tid = int(task["id"])
             models = {int(p["id"]): p.get("model_version") for p in task.get("predictions") or [] if isinstance(p, dict)}
+            learnt += [(tid, mv, p) for p, mv in models.items() if mv is not None]
             info = TaskInfo(self.key, tid, clip_id, second, shape, models)
             anns = [a for a in task.get("annotations") or [] if isinstance(a, dict) and "id" in a]
             listed = {int(a["id"]) for a in anns}
@@ -214,6 +217,8 @@ class Puller:
                     done_items.append(item)
                 reviews.append(review)
                 self._count(review, dropped)
+        if learnt:
+            cat.learn_prediction_ids(self.key, learnt)
         return self._save(reviews, retract, books, cursor, done_items, len(tasks))
 
     def _save(self, reviews, retract, books, cursor, done_items, n_tasks) -> int:

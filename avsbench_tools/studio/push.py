@@ -3,8 +3,9 @@
 One task per sampled frame (the frame, the clip's 16 kHz WAV with the frame's second named in the
 header, the clip video for context); one prediction per task and proposal mask set (model_version
 "<backend>:<settings hash>", one brush region per object, score = the lowest object confidence).
-Every prediction is validated against the project's config before it is sent; tasks go in chunks,
-and each chunk's task ids are recorded as soon as the server answers. A push that died (server
+Every prediction is validated against the project's config before it is sent; tasks go in chunks, each
+with its predictions, and each chunk's task ids and predictions are recorded as soon as the server answers
+(prediction ids are learnt later, when needed: studio.push_sync). A push that died (server
 down, Ctrl-C) is finished by the next one with no duplicate: tasks and predictions the server holds
 but the catalog does not are found by their keys (workspace id, clip, second, model version) and
 recorded, never sent again.
@@ -12,16 +13,14 @@ recorded, never sent again.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from avsbench_tools.catalog import MaskVersion
 from avsbench_tools.catalog.studio import project_key
 from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.progress import Progress, no_progress
-from avsbench_tools.studio import labelling as cfg
 from avsbench_tools.studio.campaign import by_priority, check_overlap, settings
+from avsbench_tools.studio.excerpt import Writer, prune
 from avsbench_tools.studio.project import (
     Api,
     CheckedInterface,
@@ -29,17 +28,29 @@ from avsbench_tools.studio.project import (
     StudioError,
     document_root,
     encode,
+    known_root,
     ramped,
     server_name,
 )
 from avsbench_tools.studio.push_build import (
     Item,
+    audio_only,
     built,
+    has_second,
     prediction_json,
     refresh_audio,
     sound_text,
     split_silent,
+    task_data,
     task_json,
+)
+from avsbench_tools.studio.push_sync import (
+    find_project,
+    interface,
+    reconcile,
+    reconcile_tasks,
+    refresh_data,
+    update_changed,
 )
 
 CHUNK = 100  # tasks per import request (the largest; the first requests are smaller: project.ramped)
@@ -81,6 +92,9 @@ class PushResult:
     predictions_updated: int = 0  # predictions whose objects or labels changed (set-category), updated in place
     overlap_percent: int | None = None  # the project's overlap cohort (% of tasks for 2 annotators) when --overlap
     ordered: int = 0  # new tasks imported by priority (--order)
+    audio_updated: int = 0  # tasks pushed before their audio started at their second: their data updated in place
+    excerpts_removed: int = 0  # audio excerpts no pushed task uses any more, removed (studio.excerpt.prune)
+    order_tab: int | None = None  # --order: the id of the Data Manager tab that serves every task by priority
     reprioritised: int = 0  # tasks already on the server whose priority fields were set or changed (--order)
     model_versions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -102,67 +116,91 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     ws_id = cat.studio_ws_id()
     res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
     server = server_name(conn, ws_id)
-    proj = _project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root))
+    proj = find_project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root))
     key = project_key(server, proj.id)
-    docroot = document_root(ws, conn, api, opts.document_root, items[0].frame.path)
-    li = CheckedInterface(_interface(proj.label_config))
-    tasks, preds = _reconcile(ws, api, proj, key, ws_id, items, res)
+    li = CheckedInterface(interface(proj.label_config))
+    if not has_second(li):  # a project made before the audio's second: a frame without proposal gets no region
+        for it in items:
+            it.preds = [p for p in it.preds if not p.audio_only or p.no_sound]
+    tasks, preds = reconcile(ws, api, proj, key, ws_id, items, res)
     todo_new = [it for it in items if (it.clip_id, it.frame.second) not in tasks]
     extra = by_priority(ws, items, todo_new, progress) if opts.order else {}  # sorts todo_new
     res.ordered = len(todo_new) if extra else 0
 
-    def task(it: Item) -> dict:  # the task JSON, with its priority fields (--order)
-        return {**(t := task_json(ws, it, docroot, ws_id, li, proj.id)),
-                "data": {**t["data"], **extra.get((it.clip_id, it.frame.second), {})}}
+    def build_from(root):  # the new tasks' chunk bodies, built in a thread from now on (root: the document root)
+        def task(it: Item) -> dict:  # the task JSON, with its priority fields (--order)
+            return {**(t := task_json(ws, it, root, ws_id, li, proj.id, audio)),
+                    "data": {**t["data"], **extra.get((it.clip_id, it.frame.second), {})}}
+        return built(ramped(todo_new, opts.chunk_size), lambda ch: encode([task(it) for it in ch]))
 
     todo_more = [(tasks[(it.clip_id, it.frame.second)], it, p) for it in items
                  if (it.clip_id, it.frame.second) in tasks for p in it.preds
                  if (tasks[(it.clip_id, it.frame.second)], p.model_version) not in preds]
-    res.tasks_reused = len(items) - len(todo_new)
-    refresh_audio(ws, [it for it in items if (it.clip_id, it.frame.second) in tasks])  # a clip sampled again
+    reused = [it for it in items if (it.clip_id, it.frame.second) in tasks]
+    res.tasks_reused = len(reused)
     res.predictions_skipped = sum(len(it.preds) for it in items) - len(todo_more) - \
         sum(len(it.preds) for it in todo_new)
     total, done = len(todo_new) + len(todo_more), 0
-    pending: list[tuple[int, str, list[int], str]] = []
+    audio = Writer()  # the new tasks' audio excerpts, written beside the build
+    guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
+    new_tasks = build_from(guess) if guess else None  # while the storages are made and the document root checked
     try:
+        api.ensure_storages(proj.id, ws.root)  # the server serves the workspace's files from them
+        docroot = document_root(ws, conn, api, opts.document_root, items[0].frame.path)
+        if new_tasks is None or docroot != guess:
+            if new_tasks is not None:
+                new_tasks.close()
+            new_tasks = build_from(docroot)
         progress("pushing", done, total, "")
-        for chunk, body in built(ramped(todo_new, opts.chunk_size),
-                                  lambda ch: encode([task(it) for it in ch])):
-            new_ids = api.import_tasks(proj.id, body, len(chunk))
+        for chunk, body in new_tasks:
+            sent = sum(len(it.preds) for it in chunk)
+            new_ids = api.import_tasks(proj.id, body, len(chunk), predictions=sent)
             made = list(zip(chunk, new_ids, strict=True))
             cat.save_studio_tasks(key, [(it.clip_id, it.frame.second, tid) for it, tid in made])
-            for it, tid in made:
-                tasks[(it.clip_id, it.frame.second)] = tid
-                pending += [p.row(tid) for p in it.preds]
+            cat.save_studio_predictions(key, [_unlearnt(p, tid) for it, tid in made for p in it.preds])
+            tasks.update({(it.clip_id, it.frame.second): tid for it, tid in made})
             res.tasks_created += len(chunk)
-            res.predictions_sent += sum(len(it.preds) for it in chunk)
+            res.predictions_sent += sent
             done += len(chunk)
             progress("pushing", done, total, chunk[-1].clip_id)
+
+        audio.wait()
+
         def more(ch):
             return encode([{"task": tid, **prediction_json(ws, it, p, li, proj.id)} for tid, it, p in ch])
 
         for chunk, body in built(ramped(todo_more, opts.chunk_size), more):
             api.import_predictions(proj.id, body, len(chunk))
-            pending += [p.row(tid) for tid, _, p in chunk]
+            cat.save_studio_predictions(key, [_unlearnt(p, tid) for tid, _, p in chunk])
             res.predictions_sent += len(chunk)
             done += len(chunk)
             progress("pushing", done, total, chunk[-1][1].clip_id)
-        res.predictions_updated = _update_changed(ws, api, key, tasks, preds, items, li, proj.id)
-        if pending:
-            progress("pushing", done, total, "recording prediction ids")
-            _record_predictions(ws, api, proj.id, key, pending, newest=True,
-                                in_project=proj.prediction_number + res.predictions_sent)
+        missing = refresh_audio(ws, reused)  # excerpts made again where the clip was sampled again
+        res.audio_updated = refresh_data(api, proj.id, tasks, missing, lambda it: task_data(ws, it, docroot, ws_id))
+        res.predictions_updated = update_changed(ws, api, key, tasks, preds, items, li, proj.id,
+                                                 proj.prediction_number + res.predictions_sent)
     except KeyboardInterrupt:
         raise Interrupted(done, total - done, "tasks and predictions; the next push records what the server "
                                                "already holds") from None
     except StudioError as exc:
         raise StudioError(f"{exc}; {res.tasks_created} new tasks recorded: run avs-tools push {ws.root} again "
                           "to finish (nothing is duplicated)") from None
+    finally:
+        audio.close()
+        if new_tasks is not None:
+            new_tasks.close()
     if api.task_number(proj.id) != len(cat.studio_tasks(key)):  # an import of an interrupted push landed late
-        _reconcile_tasks(ws, api, proj.id, key, ws_id, res)
+        reconcile_tasks(ws, api, proj.id, key, ws_id, res)
     settings(api, proj, opts, res, extra, ws_id)
     _finish(ws, proj, api, key, items, res)
+    res.excerpts_removed = prune(ws).removed
     return res
+
+
+def _unlearnt(p, tid: int) -> tuple:
+    """The catalog row of a prediction just imported: its id is not learnt yet (0; studio.push_sync)."""
+    t, mv, vids, digest = p.row(tid)
+    return (t, mv, 0, vids, digest)
 
 
 # -- the plan: what the catalog says should be on the server ------------------------------------------
@@ -192,7 +230,8 @@ def _plan(ws, clip_ids: list[str]) -> list[Item]:
                                            sorted((v for v in vs if v.second == f.second), key=lambda v: v.fid),
                                            clip.category, activity)]
             items.append(Item(cid, f, clip.seconds, audio.wav_path if audio else None, clip.path, clip.category,
-                               preds, fps=clip.fps, n_frames=clip.n_frames, sound=sound_text(activity, f.second)))
+                               preds or [audio_only(f.second, activity)], fps=clip.fps, n_frames=clip.n_frames,
+                               sound=sound_text(activity, f.second)))
     return items
 
 
@@ -210,179 +249,6 @@ def _needed(ws, clip, frames: list, src) -> list:
     return [f for f in frames if f.second in need] or frames
 
 
-# -- the project ----------------------------------------------------------------------------------------
-def _project(ws, api: Api, ws_id: str, server: str, res: PushResult, check_serving) -> Project:
-    """The workspace's project, found or made. `check_serving` (connect's: can the server serve the workspace's
-    media?) runs before an existing project is changed, and right after a new one is made, which is deleted again
-    when the answer is no: a refusal leaves nothing behind (and on a server without any project, the check names
-    the new one instead of making and deleting a scratch project)."""
-    cat, recipe = ws.catalog, ws.recipe
-    pid = cat.studio_project(server)
-    proj = api.project(pid) if pid is not None else None
-    if proj is not None and not proj.is_ours(ws_id):
-        proj = None  # the server was reset and the id now names another workspace's project
-    if proj is None:
-        proj = api.find_project(ws_id)
-        if proj is not None:
-            res.notes += _same_server(ws, api, proj.id, ws_id, project_key(server, proj.id))
-    instructions = cfg.instructions(recipe)
-    if proj is None:
-        title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
-        proj = api.create_project(title, ws_id, cfg.label_config(recipe), instructions)
-        try:
-            check_serving()
-        except BaseException:
-            api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id} (the check failed)")
-            raise
-    else:
-        check_serving()
-        missing = cfg.check_config(proj.label_config, recipe)
-        unknown = cfg.unknown_controls(proj.label_config, recipe)
-        if unknown:
-            raise UsageError(f"project {proj.id} at {api.url} was edited by hand: its labelling config has "
-                             f"{'; '.join(unknown)}, which the recipe {recipe.name} does not know (pull could not "
-                             "use what is painted with them). Remove them in the project's settings (Labeling "
-                             "Interface), or add the categories to the recipe")
-        if missing:
-            raise UsageError(f"project {proj.id} at {api.url} was edited by hand: its labelling config lacks "
-                             f"{'; '.join(missing)}. Restore them in the project's settings (Labeling Interface), "
-                             "or delete the project and push again to make a new one")
-        if " ".join(proj.instructions.split()) != " ".join(instructions.split()):
-            api.update_project(proj.id, expert_instruction=instructions, show_instruction=True)
-    if proj.id != pid:
-        cat.set_studio_project(server, proj.id)
-    api.ensure_storages(proj.id, ws.root)
-    res.project_id, res.project_created = proj.id, proj.created
-    return proj
-
-
-def _same_server(ws, api: Api, pid: int, ws_id: str, key: str) -> list[str]:
-    """A project found by the workspace's marker under a server name the catalog has no project for: when the
-    catalog holds it under another name (the same server reached by another URL) with task ids the server
-    lists, its rows move to this name, so nothing is adopted or pulled a second time."""
-    cat = ws.catalog
-    others = [k for k in cat.studio_project_keys("") if k.endswith(f"#{pid}") and k != key]
-    if not others:
-        return []
-    _, every = api.task_keys(pid, ws_id)
-    notes = []
-    for old in others:
-        ids = set(cat.studio_tasks(old).values())
-        if ids and ids <= every:
-            cat.merge_studio_project(old, key)
-            notes.append(f"project {pid} was recorded for {old.rsplit('#', 1)[0]}: the same server, its records "
-                         "are kept under this URL")
-    return notes
-
-
-def _interface(config: str):
-    from label_studio_sdk.label_interface import LabelInterface
-
-    return LabelInterface(config)
-
-
-def _reconcile(ws, api: Api, proj: Project, key: str, ws_id: str, items: list[Item], res: PushResult):
-    """The catalog's record of tasks and predictions, completed with what the server holds that an
-    interrupted push did not record (found by our keys), cleared of tasks deleted on the server, and
-    with duplicates of our tasks and predictions (a late import of an interrupted push) deleted."""
-    cat = ws.catalog
-    tasks = cat.studio_tasks(key)
-    if proj.task_number != len(tasks):
-        tasks = _reconcile_tasks(ws, api, proj.id, key, ws_id, res)
-    preds = cat.studio_predictions(key)
-    if proj.prediction_number != len(preds):
-        want = [p.row(tasks[(it.clip_id, it.frame.second)])
-                for it in items if (it.clip_id, it.frame.second) in tasks for p in it.preds]
-        res.predictions_adopted = _record_predictions(ws, api, proj.id, key, want, newest=False,
-                                                      in_project=proj.prediction_number)
-        preds = cat.studio_predictions(key)
-    return tasks, preds
-
-
-def _reconcile_tasks(ws, api: Api, pid: int, key: str, ws_id: str, res: PushResult) -> dict[tuple[str, int], int]:
-    cat = ws.catalog
-    tasks = cat.studio_tasks(key)
-    ours, every = api.task_keys(pid, ws_id)
-    gone = [tid for tid in tasks.values() if tid not in every]
-    if gone:
-        cat.forget_studio_tasks(key, gone)
-        res.notes.append(f"{len(gone)} tasks were deleted on the server: they are made again")
-        tasks = cat.studio_tasks(key)
-    adopt, extra, kept = [], [], 0
-    for k, found in ours.items():
-        keep = tasks.get(k)
-        if keep not in found:  # made by a push that never heard the answer: the annotated one, else the oldest
-            keep = min(found, key=lambda t: (-found[t], t))
-            adopt.append((*k, keep))
-        for tid, n_ann in found.items():
-            if tid != keep:
-                kept += n_ann > 0
-                if not n_ann:
-                    extra.append(tid)
-    if adopt:
-        cat.save_studio_tasks(key, adopt)
-        res.tasks_adopted += len(adopt)
-    if extra:
-        api.delete("tasks", extra)
-        res.notes.append(f"{len(extra)} duplicate tasks (made by an interrupted push after it stopped) were deleted")
-    if kept:
-        res.notes.append(f"{kept} duplicate tasks with annotations were kept: see the project's Data Manager")
-    return cat.studio_tasks(key)
-
-
-def _update_changed(ws, api: Api, key: str, tasks: dict, preds: dict, items: list[Item], li, pid: int) -> int:
-    """Update on the server the predictions whose content changed since they were sent (their digest:
-    objects and labels, e.g. after set-category), so annotators see the new labels. A prediction pushed
-    before digests existed counts as changed when its clip's category was changed since."""
-    cat = ws.catalog
-    digests = cat.prediction_digests(key)
-    changed_clips = {it.clip_id for it in items if cat.category_changes(it.clip_id)}
-    update, adopt = [], []
-    for it in items:
-        tid = tasks.get((it.clip_id, it.frame.second))
-        for p in it.preds:
-            if tid is None or (tid, p.model_version) not in preds:
-                continue
-            old = digests.get((tid, p.model_version))
-            if old == p.digest:
-                continue
-            if old is None and it.clip_id not in changed_clips:
-                adopt.append((tid, p.model_version, p.digest))
-            else:
-                update.append((tid, it, p))
-    for tid, it, p in update:
-        api.update_prediction(pid, tid, preds[(tid, p.model_version)], prediction_json(ws, it, p, li, pid))
-        cat.set_prediction_digests(key, [(tid, p.model_version, p.digest)])
-    if adopt:
-        cat.set_prediction_digests(key, adopt)
-    return len(update)
-
-
-def _record_predictions(ws, api: Api, pid: int, key: str, rows: list[tuple[int, str, list[int], str]],
-                        newest: bool, in_project: int) -> int:
-    """Record the ids the server gave the predictions in `rows` (task id, model version, version ids)
-    and delete any duplicate of them. newest: they were just sent (the newest id; all must be there);
-    else adopt what is found (the oldest). Returns how many were recorded."""
-    known = ws.catalog.studio_predictions(key)
-    on_server = api.prediction_ids(pid, {r[0] for r in rows}, in_project)
-    found, extra = [], []
-    for tid, mv, vids, digest in rows:
-        ids = on_server.get((tid, mv), [])
-        keep = known.get((tid, mv)) if known.get((tid, mv)) in ids else (ids[-1] if newest else ids[0]) if ids else None
-        if keep is None:
-            continue
-        if known.get((tid, mv)) != keep:
-            found.append((tid, mv, keep, vids, digest))
-        extra += [i for i in ids if i != keep]
-    ws.catalog.save_studio_predictions(key, found)
-    if extra:
-        api.delete("predictions", extra)
-    if newest and len(found) != len(rows):
-        raise StudioError(f"Label Studio at {api.url} does not list {len(rows) - len(found)} of the predictions "
-                          "just imported")
-    return len(found)
-
-
 def _finish(ws, proj: Project, api: Api, key: str, items: list[Item], res: PushResult) -> None:
     cat = ws.catalog
     tasks, preds = cat.studio_tasks(key), cat.studio_predictions(key)
@@ -392,7 +258,7 @@ def _finish(ws, proj: Project, api: Api, key: str, items: list[Item], res: PushR
         tid = tasks.get((it.clip_id, it.frame.second))
         ok = tid is not None and all((tid, p.model_version) in preds for p in it.preds)
         complete[it.clip_id] = complete.get(it.clip_id, True) and ok
-        offered = [p for p in it.preds if not p.with_silent]
+        offered = [p for p in it.preds if not p.with_silent and not p.audio_only]
         if offered:
             newest[it.clip_id] = offered[-1].model_version
     versions = sorted(set(newest.values()))

@@ -25,6 +25,10 @@ SILENT_SUFFIX = " (includes objects believed silent)"
 SILENT_SCORE = 0.01  # its score: never the prediction an annotator is meant to accept
 UNVERIFIED_SCORE = 0.5  # the highest score of a prediction whose classes no model named (a coin toss, never 100%)
 UNVERIFIED = "class not verified"  # the mark on such regions and in the task header
+# the model version of the prediction a frame without any proposal gets: only the audio's second region (and, in a
+# silent second, "no sounding object"); regions travel only in predictions. Never a proposal (qa, the project's
+# model version and --order leave it out).
+AUDIO_ONLY = "the task's second (no proposal)"
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Pred:
     with_silent: bool = False  # the apart prediction: it includes objects believed silent
     silent_second: bool = False  # the sample stage found the second silent
     unverified: bool = False  # its backend does not name classes (motion): every label is the clip's category
+    audio_only: bool = False  # AUDIO_ONLY: a frame without any proposal (the audio's second region only)
 
     def row(self, tid: int) -> tuple[int, str, list[int], str]:
         return (tid, self.model_version, [v.version_id for v in self.versions], self.digest)
@@ -91,6 +96,13 @@ def split_silent(model_version: str, second: int, versions: list[MaskVersion], c
     return out
 
 
+def audio_only(second: int, activity) -> Pred:
+    """The prediction of a frame without any proposal: the audio's second region, and "no sounding object" pre-set
+    when the sample stage found the second silent."""
+    quiet = second_silent(activity, second)
+    return Pred(AUDIO_ONLY, [], digest_of([], None, quiet), no_sound=quiet, silent_second=quiet, audio_only=True)
+
+
 def names_classes(backend: str | None) -> bool:
     """Whether a backend's proposals name their objects' classes: the backend registry's `names_classes`
     (preannotate.backends); without that registry, every backend but the weight-free motion one."""
@@ -116,23 +128,44 @@ def sound_text(activity, second: int) -> str | None:
     return f"{state}: {float(activity.relative_db[second]):+.1f} dB over the clip's floor"
 
 
-def built(chunks: Iterator[list], build) -> Iterator[tuple[list, list]]:
-    """(chunk, build(chunk)) for each chunk, the next one built in a thread while the caller sends the
-    current one (reading masks and encoding RLE overlaps the server's import). Errors surface in order."""
-    from concurrent.futures import ThreadPoolExecutor
+AHEAD = 4  # chunks built ahead of the one being sent (10 + 20 + 40 + 80 tasks while push sets up the project)
+BUILDERS = 2  # threads building them (numpy and zlib release the GIL: two keep up with the server on a busy CPU)
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avs-push-build")
-    try:
-        chunk = next(chunks, None)
-        fut = pool.submit(build, chunk) if chunk is not None else None
-        while chunk is not None:
-            body = fut.result()
-            nxt = next(chunks, None)
-            fut = pool.submit(build, nxt) if nxt is not None else None
-            yield chunk, body
-            chunk = nxt
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+
+class built:
+    """(chunk, build(chunk)) for each chunk, built in threads (BUILDERS) from the moment this is made (while push
+    still sets up the project's storages), up to AHEAD chunks ahead of the one the caller sends: reading masks and encoding
+    RLE and JSON overlap the server's imports, and a chunk that builds slowly is absorbed by the one ready before
+    it. Errors surface in order; `close()` (or the end of the iteration) stops the thread's queued work."""
+
+    def __init__(self, chunks: Iterator[list], build, ahead: int | None = None, threads: int | None = None):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        ahead = AHEAD if ahead is None else ahead
+        self._chunks, self._build = chunks, build
+        self._pool = ThreadPoolExecutor(max_workers=threads or BUILDERS, thread_name_prefix="avs-push-build")
+        self._queue: deque = deque()
+        for _ in range(max(1, ahead)):
+            self._submit()
+
+    def _submit(self) -> None:
+        chunk = next(self._chunks, None)
+        if chunk is not None:
+            self._queue.append((chunk, self._pool.submit(self._build, chunk)))
+
+    def __iter__(self) -> Iterator[tuple[list, bytes]]:
+        try:
+            while self._queue:
+                chunk, fut = self._queue.popleft()
+                body = fut.result()
+                self._submit()
+                yield chunk, body
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 # -- task and prediction JSON ----------------------------------------------------------------------------
@@ -148,30 +181,42 @@ def _file_url(ws, docroot: Path, rel: str | None) -> str:
     return "/data/local-files/?d=" + quote(p.relative_to(docroot).as_posix(), safe="/")
 
 
-def audio_of(ws, it: Item) -> Excerpt | None:
-    """The task's audio: the clip's WAV from the task's second to its end (studio.excerpt), written on first use."""
+def audio_of(ws, it: Item, writer=None) -> Excerpt | None:
+    """The task's audio: the clip's WAV from the task's second to its end (studio.excerpt), written on first use
+    (by `writer`, when given: excerpt.task_audio)."""
     if it.excerpt is False:
-        it.excerpt = task_audio(ws, it.clip_id, it.wav, int(it.frame.second))
+        it.excerpt = task_audio(ws, it.clip_id, it.wav, int(it.frame.second), writer)
     return it.excerpt
 
 
-def refresh_audio(ws, items: list[Item]) -> int:
+def refresh_audio(ws, items: list[Item]) -> list[Item]:
     """The audio of tasks already on the server made again where it differs from the clip's WAV now (the clip was
-    sampled again); a task without an excerpt (pushed before tasks had one) is left as it is. Returns how many
-    items were checked."""
+    sampled again). Returns the items whose excerpt is missing: pushed before tasks had one (their task data names
+    the whole clip's WAV: push_sync.refresh_data updates it), or removed since."""
     from avsbench_tools.studio.excerpt import excerpt_rel
 
-    have = [it for it in items if it.wav and ws.abs(excerpt_rel(it.clip_id, int(it.frame.second))).is_file()]
-    for it in have:
-        audio_of(ws, it)
-    return len(have)
+    missing = []
+    for it in items:
+        if it.wav and ws.abs(excerpt_rel(it.clip_id, int(it.frame.second))).is_file():
+            audio_of(ws, it)
+        elif it.wav:
+            missing.append(it)
+    return missing
 
 
-def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
+def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int, writer=None) -> dict:
+    """The task Label Studio imports: its data (`task_data`) and its predictions."""
+    return {"data": task_data(ws, it, docroot, ws_id, writer),
+            "predictions": [prediction_json(ws, it, p, li, pid) for p in it.preds]}
+
+
+def task_data(ws, it: Item, docroot: Path, ws_id: str, writer=None) -> dict:
+    """The task's data: its media URLs (the audio from its second on: written if missing, by `writer` when given),
+    keys and header."""
     f = it.frame
     w, h = _size(ws, f)
     of = f" of {it.n_frames}" if it.n_frames else ""
-    ex = audio_of(ws, it)
+    ex = audio_of(ws, it, writer)
     starts = (f"the audio player starts at it (0 s there is second {f.second} of the clip)" if ex else
               "the audio player holds the whole clip")
     note = (f"{it.clip_id}, second {f.second} (of {it.n_seconds}): listen to {f.second:.1f}-{f.second + 1:.1f} s of "
@@ -190,7 +235,7 @@ def task_json(ws, it: Item, docroot: Path, ws_id: str, li, pid: int) -> dict:
         data["classes"] = (f"{UNVERIFIED}: the proposals come from a backend that does not name classes "
                            "(every object carries the clip's category)")
         data["note"] = f"{note}. Proposed labels: {UNVERIFIED}"
-    return {"data": data, "predictions": [prediction_json(ws, it, p, li, pid) for p in it.preds]}
+    return data
 
 
 def second_region(second: int, duration: float) -> dict:
@@ -217,7 +262,7 @@ def _labels(li) -> set[str]:
     return li._avs_labels
 
 
-def _has_second(li) -> bool:
+def has_second(li) -> bool:
     """The project's config has the audio's second (config.SECOND with SECOND_LABEL): a project made before has
     not (made before the task's audio started at its second, its tasks hold the whole clip: no region is sent)."""
     if not hasattr(li, "_avs_second"):
@@ -232,7 +277,7 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
     w, h = _size(ws, it.frame)
     where = f"clip {it.clip_id} second {it.frame.second}"
     # the audio's second first: with no region selected, Alt+. (Label Studio's "cycle regions") selects it
-    ex = audio_of(ws, it) if _has_second(li) else None
+    ex = audio_of(ws, it) if has_second(li) else None
     result = [second_region(it.frame.second, ex.duration)] if ex else []
     for v in p.versions:
         obj = v.to_object_mask(ws.root)

@@ -142,9 +142,11 @@ class _Masks:
 
 def _proposal(ws: Workspace, r: StudioReview) -> dict[int, object] | None:
     """{fid: MaskVersion} of the prediction a review started from, or None when it is not known."""
-    if r.parent_prediction is None:
+    from avsbench_tools.studio.push_build import AUDIO_ONLY
+
+    if r.parent_prediction is None or r.model_version == AUDIO_ONLY:  # the audio's second only: no proposal
         return None
-    ids = ws.catalog.prediction_versions(r.project_key, r.parent_prediction)
+    ids = ws.catalog.prediction_versions(r.project_key, r.parent_prediction, r.task_id, r.model_version)
     if ids is None:
         return None
     versions = ws.catalog.versions_by_id(ids)

@@ -19,6 +19,7 @@ import pytest
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import cli_here as cli
 from tests.helpers.catalog_rows import stage_of
+from tests.helpers.studio_push import learn_prediction_ids
 from tests.helpers.studio_tasks import brush, build_workspace, rect
 
 
@@ -41,6 +42,7 @@ class Pushed:
         con.close()
         r = self.cli("push")
         assert r.returncode == 0, r.stderr
+        learn_prediction_ids(self.path, srv.url, srv.api_key)  # push records predictions without their ids
         ws = open_workspace(self.path)
         try:
             self.pid = ws.catalog.studio_project(srv.url)

@@ -15,6 +15,7 @@ import sqlite3
 import pytest
 
 from tests.helpers import cli_here
+from tests.helpers.studio_push import learn_prediction_ids
 from tests.helpers.studio_server import copy_template, sdk_client
 from tests.helpers.studio_tasks import build_workspace, cli
 
@@ -41,6 +42,7 @@ def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_templa
     try:
         url1 = _state(path)["url"]
         _ok(cli_here("push", path), "5 tasks created")
+        learn_prediction_ids(path)  # push records predictions without their ids (an import answers none)
         client = sdk_client(url1, (path / "studio" / "token").read_text().strip())
         con = sqlite3.connect(path / "catalog.sqlite")
         tasks = dict(con.execute("SELECT second, task_id FROM studio_tasks").fetchall())

@@ -22,6 +22,7 @@ from avsbench_tools.studio.qa import qa
 from avsbench_tools.workspace import open_workspace
 from tests.helpers import cli_here as cli
 from tests.helpers.catalog_rows import stage_of
+from tests.helpers.studio_push import learn_prediction_ids
 from tests.helpers.studio_server import make_user, sdk_client
 from tests.helpers.studio_tasks import build_workspace, frame_choice, rect, rle_of_alpha, soft_alpha
 
@@ -49,6 +50,7 @@ def round_trip(studio_server):
     env = {"LABEL_STUDIO_API_KEY": srv.api_key}
     r = cli("push", path, "--url", srv.url, "-q", env=env)
     assert r.returncode == 0, r.stderr
+    learn_prediction_ids(path, srv.url, srv.api_key)  # push records predictions without their ids
     ws = open_workspace(path)
     try:
         pid = ws.catalog.studio_project(srv.url)

@@ -9,6 +9,8 @@ the audio says are silent.
 
 from __future__ import annotations
 
+import httpx
+
 from avsbench_tools.catalog import MaskVersion
 from avsbench_tools.sample import activity_of
 from avsbench_tools.studio.labelling import NO_SOUND
@@ -156,5 +158,126 @@ def test_push_sends_only_the_frames_the_export_supervises(studio_server):
     con.close()
     r = cli("push", path, "--url", srv.url, env=env)
     assert r.returncode == 0 and r.stdout.startswith("push: 4 tasks created, 6 already there"), r.stdout + r.stderr
-    seconds = sorted((t["data"]["clip_id"], t["data"]["second"]) for t in _server_tasks(srv, pid))
+    tasks = _server_tasks(srv, pid)
+    seconds = sorted((t["data"]["clip_id"], t["data"]["second"]) for t in tasks)
     assert seconds == [(a, s) for s in range(5)] + [(b, s) for s in range(5)]
+
+    # item 4: the audio excerpts of tasks gone (deleted on the server, their frames no longer pushed) are removed by
+    # push and by pull; files the tool did not write stay
+    excerpts = path / "audio" / "seconds"
+    foreign = [excerpts / a / "7.wav", excerpts / a / "notes.txt", excerpts / b / "1.wav.bak"]
+    for f in foreign:
+        f.write_bytes(b"not an excerpt")
+    con = sqlite3.connect(path / "catalog.sqlite")
+    con.execute("UPDATE clips SET split='train' WHERE clip_id=?", (a,))  # train again: only the first frame
+    con.commit()
+    con.close()
+    client = srv.client()
+    for t in tasks:
+        if t["data"]["clip_id"] == a and t["data"]["second"] > 0:
+            client.tasks.delete(id=t["id"])
+    r = cli("push", path, "--url", srv.url, env=env)
+    assert r.returncode == 0 and "4 audio excerpts no task uses any more were removed" in r.stderr, r.stdout + r.stderr
+    assert sorted(f.name for f in (excerpts / a).iterdir()) == ["0.wav", "7.wav", "notes.txt"]
+    assert sorted(f.name for f in (excerpts / b).iterdir()) == ["0.wav", "1.wav", "1.wav.bak", "2.wav", "3.wav",
+                                                                 "4.wav"]
+    assert all(f.read_bytes() == b"not an excerpt" for f in foreign)
+    gone = next(t for t in tasks if (t["data"]["clip_id"], t["data"]["second"]) == (b, 3))
+    body = (excerpts / b / "3.wav").read_bytes()
+    client.tasks.delete(id=gone["id"])
+    r = cli("pull", path, "--url", srv.url, env=env)
+    assert r.returncode == 0, r.stderr
+    assert not (excerpts / b / "3.wav").exists() and (excerpts / b / "4.wav").exists()
+    r = cli("push", path, "--url", srv.url, env=env)  # the frame is still supervised: its task and audio come back
+    assert r.returncode == 0 and r.stdout.startswith("push: 1 tasks created, 5 already there"), r.stdout + r.stderr
+    assert (excerpts / b / "3.wav").read_bytes() == body
+
+
+def test_a_frame_without_proposal_gets_the_audio_second_and_qa_counts_no_proposal(studio_server, built):
+    """Item 5 for every task: a frame no proposal set covers gets the audio's second region in a prediction of its own
+    (AUDIO_ONLY: no object; "no sounding object" pre-set in a silent second), never taken for a proposal."""
+    import sqlite3
+
+    from avsbench_tools.studio.labelling import SECOND_LABEL
+    from avsbench_tools.studio.push_build import AUDIO_ONLY
+
+    server, path = studio_server, fresh(built, "no-proposal")
+    con = sqlite3.connect(path / "catalog.sqlite")
+    bare = con.execute("SELECT clip_id FROM clips ORDER BY clip_id").fetchone()[0]
+    con.execute("DELETE FROM mask_versions WHERE clip_id=? AND kind='proposal'", (bare,))
+    con.execute("DELETE FROM mask_sets WHERE clip_id=?", (bare,))
+    con.commit()
+    con.close()
+    res = _push(path, server.url, server.api_key)
+    assert AUDIO_ONLY not in res.model_versions and len(res.model_versions) == 1
+    ws = open_workspace(path)
+    try:
+        act = activity_of(ws, bare)
+        pid = ws.catalog.studio_project(server.url)
+    finally:
+        ws.close()
+    tasks = [t for t in _server_tasks(server, pid) if t["data"]["clip_id"] == bare]
+    assert len(tasks) == 5
+    for t in tasks:
+        (p,) = t["predictions"]
+        assert p["model_version"] == AUDIO_ONLY and p["score"] is None
+        (region,) = [r for r in p["result"] if r["type"] == "labels"]
+        assert region["value"]["labels"] == [SECOND_LABEL] and region["readonly"]
+        assert (region["value"]["start"], region["value"]["end"]) == (0.0, 1.0)
+        assert not [r for r in p["result"] if r["type"] == "brushlabels"]
+        silent = not act.active[t["data"]["second"]]
+        assert [r["value"]["choices"] for r in p["result"] if r["type"] == "choices"] == ([[NO_SOUND]] if silent else [])
+    # an annotation that starts from it is one without a known proposal in qa (not "every object added")
+    from tests.helpers.studio_tasks import brush, rect
+
+    t = next(t for t in tasks if act.active[t["data"]["second"]])
+    p = t["predictions"][0]
+    server.client().annotations.create(id=t["id"], result=[*p["result"], brush("m1", rect(10, 10, 50, 40), "guitar")],
+                                       lead_time=3.0, parent_prediction=p["id"])
+    r = cli("pull", path, "--url", server.url, env={"LABEL_STUDIO_API_KEY": server.api_key})
+    assert r.returncode == 0, r.stderr
+    ws = open_workspace(path)
+    try:
+        rep = qa(ws)
+    finally:
+        ws.close()
+    assert rep.frames["without_known_proposal"] == 1 and rep.frames["reviewed"] == 1
+    assert _push(path, server.url, server.api_key).predictions_sent == 0  # recorded like any prediction: not sent again
+
+
+def test_tasks_pushed_before_the_audio_excerpt_get_it_in_place(studio_server, built):
+    """Item 3: a task whose data names the whole clip's WAV (pushed before tasks had their audio from their second)
+    gets the excerpt and its data updated by the next push, in place: same task, its annotation kept."""
+    from urllib.parse import quote
+
+    server, path = studio_server, fresh(built, "old-audio")
+    _push(path, server.url, server.api_key)
+    ws = open_workspace(path)
+    try:
+        pid = ws.catalog.studio_project(server.url)
+        wav = {c.clip_id: ws.catalog.audio(c.clip_id).wav_path for c in ws.catalog.clips()}
+    finally:
+        ws.close()
+    c = server.client()
+    before = {t["id"]: t for t in _server_tasks(server, pid)}
+    t = next(t for t in before.values() if t["data"]["second"] == 2)
+    clip, excerpt = t["data"]["clip_id"], path / "audio" / "seconds" / t["data"]["clip_id"] / "2.wav"
+    body = excerpt.read_bytes()
+    old = {k: v for k, v in t["data"].items() if k != "audio_start"}
+    old["audio"] = f"/data/local-files/?d={quote(path.name)}/{wav[clip]}"  # how tasks were pushed before
+    old["note"] = old["note"].replace("the audio player starts at it (0 s there is second 2 of the clip)",
+                                      "the audio player holds the whole clip")
+    httpx.patch(f"{server.url}/api/tasks/{t['id']}/", json={"data": old},
+                headers={"Authorization": f"Token {server.api_key}"}, timeout=60).raise_for_status()
+    excerpt.unlink()
+    main = t["predictions"][0]
+    ann = c.annotations.create(id=t["id"], result=main["result"], lead_time=2.0, parent_prediction=main["id"])
+    res = _push(path, server.url, server.api_key)
+    assert res.audio_updated == 1 and res.tasks_created == 0 and res.predictions_sent == 0
+    after = {x["id"]: x for x in _server_tasks(server, pid)}
+    assert set(after) == set(before)
+    assert after[t["id"]]["data"] == t["data"]  # the audio from its second again, its header too
+    assert [a["id"] for a in after[t["id"]]["annotations"]] == [ann.id]
+    assert excerpt.read_bytes() == body
+    assert all(after[i]["data"] == before[i]["data"] for i in before)
+    assert _push(path, server.url, server.api_key).audio_updated == 0

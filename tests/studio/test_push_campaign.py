@@ -192,6 +192,26 @@ def test_order_imports_the_frames_that_need_a_human_first_as_a_sortable_field(or
     assert "the priority of 1 tasks already on the server set or updated" in again.stdout
     assert [x["data"]["priority"] for x in _tasks(srv, proj["id"])] == prio
 
+    # what the label stream follows: task ids (the import order) by default, every task's priority from the tab
+    # push --order makes. The highest and the lowest task deleted on the server come back with the next push --order,
+    # imported highest first but after every task already there
+    from avsbench_tools.studio.campaign import ORDER_TAB
+
+    for x in (tasks[0], tasks[-1]):
+        httpx.delete(f"{srv.url}/api/tasks/{x['id']}/", headers={"Authorization": f"Token {srv.api_key}"},
+                     timeout=60).raise_for_status()
+    again = cli("push", path, "--url", srv.url, "--order", env={"LABEL_STUDIO_API_KEY": srv.api_key})
+    assert again.returncode == 0, again.stderr
+    assert "2 new tasks imported by priority" in again.stdout and f"tab '{ORDER_TAB}'" in again.stdout, again.stdout
+    now = _tasks(srv, proj["id"])
+    assert [x["data"]["priority"] for x in now] == prio[1:-1] + [prio[0], prio[-1]]
+    assert _get(srv, f"api/projects/{proj['id']}/next/").json()["id"] == tasks[1]["id"]  # by id
+    views = _get(srv, "api/dm/views/", project=proj["id"]).json()
+    (tab,) = [v for v in views if v["data"].get("title") == ORDER_TAB]
+    served = _get(srv, f"api/projects/{proj['id']}/next/", view=tab["id"]).json()
+    assert served["data"]["priority"] == max(prio) > now[0]["data"]["priority"] or prio[0] == prio[1]
+    assert served["id"] == now[-2]["id"] or prio[0] == prio[1]
+
 
 @pytest.mark.parametrize("level, relative, margin", [
     (-20.0, 30.0, 20.0),  # sounding, 20 dB over the 10 dB rule
