@@ -1,7 +1,9 @@
 """Headless Chromium for the tests that look at pages (Label Studio tasks, QA and release-check reports).
 
 `chromium(*args, window=...)` is a context manager giving a selenium driver (Debian's chromium and
-chromium-driver; missing ones FAIL the test, never skip it). `look_at_report(page, shot, n_img, needle)`
+chromium-driver; missing ones FAIL the test, never skip it). The Label Studio tests share one logged-in driver per
+worker (`studio_browser`/`studio_page` in tests/studio/conftest.py): `set_window(driver, "W,H")` gives it the window a
+new one would get from --window-size=W,H (the same innerWidth/innerHeight), `leave(driver)` leaves the page. `look_at_report(page, shot, n_img, needle)`
 opens a self-contained HTML report: every <img> decoded, `needle` in the text, a screenshot saved that
 is not blank.
 """
@@ -40,6 +42,25 @@ def chromium(*args: str, window: str = "1300,2400"):
         yield driver
     finally:
         driver.quit()
+
+
+def set_window(driver, window: str) -> None:
+    """Resize the window to "W,H": what `--window-size=W,H` gives a new Chromium (headless: the same viewport)."""
+    w, h = (int(v) for v in window.split(","))
+    driver.set_window_size(w, h)
+
+
+def leave(driver) -> None:
+    """Go to a blank page, accepting a "leave the page?" prompt if the editor raises one."""
+    from selenium.common.exceptions import NoAlertPresentException, UnexpectedAlertPresentException
+
+    for _ in range(3):
+        try:
+            driver.get("about:blank")
+            return
+        except UnexpectedAlertPresentException:
+            with contextlib.suppress(NoAlertPresentException):
+                driver.switch_to.alert.accept()
 
 
 def look_at_report(page: Path, shot: Path, n_img: int, needles: tuple[str, ...], window: str = "1300,2400") -> str:

@@ -21,6 +21,9 @@ make_workspace`):
   form, joins the server's organisation, gets its own legacy token).
 - `sdk_client(url, api_key)` / `annotator_client(url, api_key)` -> `label_studio_sdk.LabelStudio`.
 - `make_workspace(server, name, recipe="avsbench-ms3") -> Path`: `avs-tools init` under server.ws.
+- `studio_browser` (session fixture): one headless Chromium per worker, logged in to the server as the admin;
+  `studio_page` (per test) hands it to a test and leaves the page afterwards (the login is kept). A test sets its
+  window with `tests.helpers.browser.set_window(driver, "W,H")`.
 - `studio_template` (session fixture) -> Path of a migrated data dir template (data/, token,
   credentials); `copy_template(template, ws)` puts it in a workspace, so `avs-tools studio start ws`
   restarts in seconds instead of a cold start (database migrations: ~30 s idle, minutes when loaded).
@@ -89,6 +92,27 @@ def studio_server(studio_template, tmp_path_factory):
         stop = run_cli("studio", "stop", ws)
         assert stop.returncode == 0, stop.stderr
         assert not group_processes(server.pid), "Label Studio left processes behind"
+
+
+@pytest.fixture(scope="session")
+def studio_browser(studio_server):
+    """One headless Chromium per worker, logged in to the run's server once: the browser tests share it (a Chromium
+    start, a login and the editor's scripts fetched into an empty cache cost seconds each on a loaded machine).
+    Media may play without a gesture (the audio tests play the task's second)."""
+    from tests.helpers.browser import chromium, login
+
+    with chromium("--autoplay-policy=no-user-gesture-required", window="1366,768") as driver:
+        login(driver, studio_server)
+        yield driver
+
+
+@pytest.fixture
+def studio_page(studio_browser):
+    """The shared browser for one test; afterwards it leaves the page, so the next test starts on a blank page."""
+    from tests.helpers.browser import leave
+
+    yield studio_browser
+    leave(studio_browser)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """A real browser on a pushed task: the prediction's brush region is drawn where its mask is, and the
 audio player holds the clip's audio.
 
-Headless Chromium (Debian's `chromium` + `chromium-driver`, through selenium) logs in to the run's
-real Label Studio server (tests/studio/conftest.py `studio_server`) with its username and password,
+Headless Chromium (Debian's `chromium` + `chromium-driver`, through selenium), logged in to the run's
+real Label Studio server with its username and password (tests/studio/conftest.py `studio_browser`),
 opens the pushed task whose prediction has the largest mask, and reads the editor's canvases back:
 the layer painted in the label's colour must cover the predicted mask (IoU >= 0.8 after mapping
 image pixels to canvas pixels through the page geometry). This is the check that predictions
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.browser import WAIT_S, chromium, login
+from tests.helpers.browser import WAIT_S, set_window
 from tests.helpers.studio_media import pushed_media
 
 
@@ -48,10 +48,11 @@ def label_colour(config: str, label: str) -> np.ndarray:
     return np.array([int(m.group(1)[i: i + 2], 16) for i in (0, 2, 4)])
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium("--autoplay-policy=no-user-gesture-required", window="1600,1000") as driver:
-        yield driver
+@pytest.fixture
+def browser(studio_page):
+    """The worker's logged-in Chromium (tests/studio/conftest.py) in a 1600x1000 window."""
+    set_window(studio_page, "1600,1000")
+    return studio_page
 
 
 GEOMETRY_JS = """
@@ -98,7 +99,6 @@ def test_prediction_drawn_and_audio_player_present(studio_server, browser, tmp_p
     assert mask.sum() > 100, "the pushed prediction has no mask to look for"
     colour = label_colour(studio_server.client().projects.get(media.project_id).label_config, label)
 
-    login(browser, studio_server)
     browser.get(f"{studio_server.url}/projects/{media.project_id}/data?task={task['id']}")
     wait = WebDriverWait(browser, WAIT_S)
     try:  # the region list names the predicted region; the frame and the audio have loaded

@@ -5,7 +5,8 @@ A scratch project per frame size with our labelling config (`studio.labelling.la
 frame is a PNG with a 4-pixel red border, served from the run's real Label Studio (tests/studio/conftest.py).
 The frame's <img> rectangle on the page is intersected with every clipping ancestor and the window: all of it
 must be inside (a 1 px rounding margin), and the red border must show on all four sides of the screenshot.
-Screenshots are kept in the test's tmp dir (and copied to $AVS_TEST_SCREENSHOT_DIR when set).
+Screenshots are kept in the test's tmp dir (and copied to $AVS_TEST_SCREENSHOT_DIR when set). The tests share the
+worker's logged-in Chromium (`studio_page`), resized to each window (the same viewport as a Chromium started in it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from avsbench_tools.recipe import load_recipe
 from avsbench_tools.studio import labelling as cfg
-from tests.helpers.browser import WAIT_S, chromium, login
+from tests.helpers.browser import WAIT_S, set_window
 
 SIZES = ((320, 240), (1280, 720))
 WINDOWS = ("1366,768", "1920,1080")
@@ -116,43 +117,43 @@ def _settled(driver, timeout: float = 30.0) -> dict:
 
 
 @pytest.mark.parametrize("window", WINDOWS)
-def test_the_whole_frame_is_visible_when_a_task_opens(studio_server, fit_projects, window, tmp_path):
+def test_the_whole_frame_is_visible_when_a_task_opens(studio_server, studio_page, fit_projects, window, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     seen = []
-    with chromium(window=window) as driver:
-        login(driver, studio_server)
-        for view in ("task", "stream"):
-            for (w, h), (pid, tid) in fit_projects.items():
-                url = (f"{studio_server.url}/projects/{pid}/data?task={tid}" if view == "task"
-                       else f"{studio_server.url}/projects/{pid}/data?labeling=1")
-                driver.get(url)
-                shot = tmp_path / f"{window.replace(',', 'x')}-{view}-{w}x{h}.png"
-                try:
-                    WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(IMG_READY))
-                    geo = _settled(driver)
-                finally:
-                    driver.save_screenshot(str(shot))
-                    if os.environ.get("AVS_TEST_SCREENSHOT_DIR"):
-                        shutil.copy(shot, Path(os.environ["AVS_TEST_SCREENSHOT_DIR"]) / shot.name)
-                left, top, right, bottom, nat_w, nat_h = geo["img"]
-                c = geo["clip"]
-                scale = (right - left) / nat_w
-                seen.append(f"{view} {w}x{h}: zoom {scale:.2f}, img {[round(v) for v in geo['img'][:4]]}, "
-                            f"visible box {[round(v) for v in c]}")
-                assert (nat_w, nat_h) == (w, h)
-                assert (bottom - top) / nat_h == pytest.approx(scale, rel=0.02), "the frame is drawn out of shape"
-                assert left >= c[0] - 1 and top >= c[1] - 1 and right <= c[2] + 1 and bottom <= c[3] + 1, (
-                    f"{window} {view} {w}x{h}: part of the frame is cut off ({seen[-1]})")
-                # what is on screen: the frame's red border, whole, where the page says the frame is
-                drawn, whole = _red_box(driver.get_screenshot_as_png(), geo["dpr"], c)
-                assert whole, f"{window} {view} {w}x{h}: the frame's border is not whole on screen ({shot})"
-                assert drawn == pytest.approx([left, top, right, bottom], abs=3), (
-                    f"{window} {view} {w}x{h}: the frame is drawn at {drawn}, not at its box ({seen[-1]})")
+    driver = studio_page  # the worker's logged-in Chromium, in this window
+    set_window(driver, window)
+    for view in ("task", "stream"):
+        for (w, h), (pid, tid) in fit_projects.items():
+            url = (f"{studio_server.url}/projects/{pid}/data?task={tid}" if view == "task"
+                   else f"{studio_server.url}/projects/{pid}/data?labeling=1")
+            driver.get(url)
+            shot = tmp_path / f"{window.replace(',', 'x')}-{view}-{w}x{h}.png"
+            try:
+                WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(IMG_READY))
+                geo = _settled(driver)
+            finally:
+                driver.save_screenshot(str(shot))
+                if os.environ.get("AVS_TEST_SCREENSHOT_DIR"):
+                    shutil.copy(shot, Path(os.environ["AVS_TEST_SCREENSHOT_DIR"]) / shot.name)
+            left, top, right, bottom, nat_w, nat_h = geo["img"]
+            c = geo["clip"]
+            scale = (right - left) / nat_w
+            seen.append(f"{view} {w}x{h}: zoom {scale:.2f}, img {[round(v) for v in geo['img'][:4]]}, "
+                        f"visible box {[round(v) for v in c]}")
+            assert (nat_w, nat_h) == (w, h)
+            assert (bottom - top) / nat_h == pytest.approx(scale, rel=0.02), "the frame is drawn out of shape"
+            assert left >= c[0] - 1 and top >= c[1] - 1 and right <= c[2] + 1 and bottom <= c[3] + 1, (
+                f"{window} {view} {w}x{h}: part of the frame is cut off ({seen[-1]})")
+            # what is on screen: the frame's red border, whole, where the page says the frame is
+            drawn, whole = _red_box(driver.get_screenshot_as_png(), geo["dpr"], c)
+            assert whole, f"{window} {view} {w}x{h}: the frame's border is not whole on screen ({shot})"
+            assert drawn == pytest.approx([left, top, right, bottom], abs=3), (
+                f"{window} {view} {w}x{h}: the frame is drawn at {drawn}, not at its box ({seen[-1]})")
     print("\n".join(seen))
 
 
-def test_the_video_counts_the_clips_frames_and_the_header_names_the_frame(studio_server, tmp_path):
+def test_the_video_counts_the_clips_frames_and_the_header_names_the_frame(studio_server, studio_page, tmp_path):
     """A pushed task: its data carry the clip's frame rate, the header names the frame's number in the clip,
     and the editor's video counter counts the clip's frames (Label Studio assumes 24 fps without frameRate)."""
     import re
@@ -171,18 +172,18 @@ def test_the_video_counts_the_clips_frames_and_the_header_names_the_frame(studio
         w.close()
     assert clip.fps and clip.n_frames and task["data"]["fps"] == pytest.approx(clip.fps, abs=1e-3)
     assert f"the clip's frame {task['data']['frame_index'] + 1} of {clip.n_frames}," in task["data"]["note"]
-    with chromium(window="1366,768") as driver:
-        login(driver, studio_server)
-        driver.get(f"{studio_server.url}/projects/{media.project_id}/data?task={task['id']}")
-        shot = tmp_path / "video-counter.png"
-        try:
-            WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(
-                "const v = document.querySelector('video'); return !!v && v.readyState >= 1 && v.duration > 0"))
-            counter = WebDriverWait(driver, 30).until(lambda d: re.findall(
-                r"(\d+)\s*of\s*(\d+)", d.execute_script("return document.body.innerText")))
-            body = driver.execute_script("return document.body.innerText")
-        finally:
-            driver.save_screenshot(str(shot))
+    driver = studio_page
+    set_window(driver, "1366,768")
+    driver.get(f"{studio_server.url}/projects/{media.project_id}/data?task={task['id']}")
+    shot = tmp_path / "video-counter.png"
+    try:
+        WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(
+            "const v = document.querySelector('video'); return !!v && v.readyState >= 1 && v.duration > 0"))
+        counter = WebDriverWait(driver, 30).until(lambda d: re.findall(
+            r"(\d+)\s*of\s*(\d+)", d.execute_script("return document.body.innerText")))
+        body = driver.execute_script("return document.body.innerText")
+    finally:
+        driver.save_screenshot(str(shot))
     assert str(clip.n_frames) in {total for _, total in counter}, (
         f"the video counter shows {counter}, the clip has {clip.n_frames} frames")
     assert f"frame {task['data']['frame_index'] + 1} of {clip.n_frames}" in body  # the header, on the page

@@ -21,7 +21,7 @@ import pytest
 
 from avsbench_tools.studio import labelling as cfg
 from avsbench_tools.studio.push_build import second_region
-from tests.helpers.browser import WAIT_S, chromium, login
+from tests.helpers.browser import WAIT_S, set_window
 
 #: the audio regions of the editor's annotation, and its player: position, playing, duration
 AUDIO_JS = """
@@ -91,7 +91,7 @@ def test_the_tasks_audio_is_the_clip_from_its_second_written_once(studio_server)
             assert (p.stat().st_ino, p.stat().st_mtime_ns) == (before[k].st_ino, before[k].st_mtime_ns), k
 
 
-def test_the_audio_opens_at_the_tasks_second_and_ctrl_p_plays_just_it(studio_server, tmp_path):
+def test_the_audio_opens_at_the_tasks_second_and_ctrl_p_plays_just_it(studio_server, studio_page, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -112,30 +112,30 @@ def test_the_audio_opens_at_the_tasks_second_and_ctrl_p_plays_just_it(studio_ser
     assert f"second {s} (of 5)" in note and f"frame {task['data']['frame_index'] + 1} of " in note
     assert f"the audio player starts at it (0 s there is second {s} of the clip)" in note
     shots = []
-    with chromium("--autoplay-policy=no-user-gesture-required", window="1366,768") as driver:
-        login(driver, studio_server)
-        driver.get(f"{studio_server.url}/projects/{media.project_id}/data?task={task['id']}")
-        try:
-            opened = WebDriverWait(driver, WAIT_S).until(lambda d: (st := d.execute_script(AUDIO_JS)) and
-                                                         st["regions"] and st)
-            shots.append(tmp_path / "audio-opened.png")
-            driver.save_screenshot(str(shots[-1]))
-            # the annotator: Alt+. selects the region (or a click on it in the Regions list), then Ctrl+P
-            assert WebDriverWait(driver, 30).until(lambda d: [e for e in d.find_elements(
-                By.XPATH, f"//*[contains(text(), \"{cfg.SECOND_LABEL}\")]") if e.is_displayed()])  # listed
-            ActionChains(driver).key_down(Keys.ALT).send_keys(".").key_up(Keys.ALT).perform()
-            selected = WebDriverWait(driver, 30).until(lambda d: d.execute_script(AUDIO_JS)["selected"])
-            ActionChains(driver).key_down(Keys.CONTROL).send_keys("p").key_up(Keys.CONTROL).perform()
-            during = WebDriverWait(driver, 30, poll_frequency=0.05).until(
-                lambda d: (st := d.execute_script(AUDIO_JS))["playing"] and st)
-            time.sleep(2.0)  # longer than the second: playback stops at its end
-            after = driver.execute_script(AUDIO_JS)
-            shots.append(tmp_path / "audio-played.png")
-            driver.save_screenshot(str(shots[-1]))
-        finally:
-            for shot in shots:
-                if os.environ.get("AVS_TEST_SCREENSHOT_DIR"):
-                    shutil.copy(shot, Path(os.environ["AVS_TEST_SCREENSHOT_DIR"]) / shot.name)
+    driver = studio_page  # the worker's logged-in Chromium (media may play without a gesture)
+    set_window(driver, "1366,768")
+    driver.get(f"{studio_server.url}/projects/{media.project_id}/data?task={task['id']}")
+    try:
+        opened = WebDriverWait(driver, WAIT_S).until(lambda d: (st := d.execute_script(AUDIO_JS)) and
+                                                     st["regions"] and st)
+        shots.append(tmp_path / "audio-opened.png")
+        driver.save_screenshot(str(shots[-1]))
+        # the annotator: Alt+. selects the region (or a click on it in the Regions list), then Ctrl+P
+        assert WebDriverWait(driver, 30).until(lambda d: [e for e in d.find_elements(
+            By.XPATH, f"//*[contains(text(), \"{cfg.SECOND_LABEL}\")]") if e.is_displayed()])  # listed
+        ActionChains(driver).key_down(Keys.ALT).send_keys(".").key_up(Keys.ALT).perform()
+        selected = WebDriverWait(driver, 30).until(lambda d: d.execute_script(AUDIO_JS)["selected"])
+        ActionChains(driver).key_down(Keys.CONTROL).send_keys("p").key_up(Keys.CONTROL).perform()
+        during = WebDriverWait(driver, 30, poll_frequency=0.05).until(
+            lambda d: (st := d.execute_script(AUDIO_JS))["playing"] and st)
+        time.sleep(2.0)  # longer than the second: playback stops at its end
+        after = driver.execute_script(AUDIO_JS)
+        shots.append(tmp_path / "audio-played.png")
+        driver.save_screenshot(str(shots[-1]))
+    finally:
+        for shot in shots:
+            if os.environ.get("AVS_TEST_SCREENSHOT_DIR"):
+                shutil.copy(shot, Path(os.environ["AVS_TEST_SCREENSHOT_DIR"]) / shot.name)
     regions = [(r["start"], r["end"]) for r in opened["regions"]]
     assert regions == [(0, 1)], regions
     assert opened["regions"][0]["labels"] == [cfg.SECOND_LABEL] and opened["regions"][0]["readonly"]
