@@ -175,17 +175,20 @@ def main() -> None:
     cluster = Cluster()
     cluster.start()
     try:
-        locals_, rays = [], []
+        locals_, rays, loads = [], [], []
         for _ in range(a.rounds):  # alternating, best of each: other jobs on the machine weigh on both alike
             for ws in (local, on_ray):
                 shutil.rmtree(ws, ignore_errors=True)
                 shutil.copytree(base, ws)
+            loads.append(os.getloadavg()[0])
             locals_.append(cli("sample", local, "-j", "2", "-q")[0])
             took, proc = cli("sample", on_ray, "--engine", "ray", "--ray-address", cluster.address, "-q")
             rays.append(took)
         t_local, t_ray = min(locals_), min(rays)
         print("rounds: local " + ", ".join(f"{t:.1f}" for t in locals_) + " s; Ray " +
-              ", ".join(f"{t:.1f}" for t in rays) + " s")
+              ", ".join(f"{t:.1f}" for t in rays) + " s; ratio per round " +
+              ", ".join(f"{r / lo:.2f}x" for lo, r in zip(locals_, rays, strict=True)) + "; 1-min load average at each round's start " +
+              ", ".join(f"{x:.1f}" for x in loads) + f" ({os.cpu_count()} CPUs)")
         same = digest(local) == digest(on_ray)
         nodes = [line for line in proc.stdout.splitlines() if line.startswith("ray:")]
         print(f"sample of {a.clips} clips (5 s, {a.size}, 25 fps), best of {a.rounds}: local -j 2 {t_local:.1f} s; Ray, 2-node loopback cluster "

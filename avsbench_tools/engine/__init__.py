@@ -2,9 +2,12 @@
 
   options.py    `EngineOptions` (--engine, --ray-address, --ray-shared-workspace, --gpus-per-worker), checks
   cluster.py    joining or starting Ray for one run, the one-line error for an unreachable cluster, nodes
-  data.py       the stages as Ray Data pipelines (inputs read on the driver's node, `map` tasks, `map_batches`
-                actor pools), rows streamed back (`iter_rows`); Ctrl-C shuts the run down and keeps what finished
-  sample.py     `sample` as Ray Data CPU tasks over clips (workers return file bytes; the driver writes)
+  ray_data.py   collect and preannotate as Ray Data pipelines (inputs read on the driver's node, `map` tasks,
+                `map_batches` actor pools), rows streamed back (`iter_rows`); Ctrl-C shuts the run down and
+                keeps what finished
+  ray_tasks.py  a CPU stage as plain Ray tasks (`ray.remote`, `ray.wait`, `ray.cancel`): its workers need not
+                import Ray Data
+  sample.py     `sample` as a Ray task per clip (workers return file bytes; the driver writes)
   collect.py    `collect` downloads spread over the nodes (SPREAD; per-node sleep and retries)
   preannotate.py  `map_batches` with a callable class: one model-holding actor per GPU, fed a clip's sampled frames
   nodes.py      which node did how much: summaries and `status --json`'s `nodes`
