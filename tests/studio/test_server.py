@@ -1,4 +1,8 @@
-"""avs-tools studio start / stop / status against a real Label Studio on loopback."""
+"""avs-tools studio start / stop / status against a real Label Studio on loopback.
+
+A start that brings a server up runs as a process (the server outlives it; Ctrl-C reaches it); the other commands
+(status, stop, a start that finds the server running or refuses) run in the test's process (`cli_here`: the same
+exit code and output, without a Python start per command)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers import run_cli
+from tests.helpers import cli_here, run_cli
 from tests.helpers.studio_server import START_TIMEOUT, copy_template, group_processes, start_from_template
 
 
@@ -35,7 +39,7 @@ def _files_holding(root: Path, secret: str, skip: set[Path]) -> list[Path]:
 
 def test_status_json_files_modes_and_loopback_only(studio_server):
     ws, studio = studio_server.ws, studio_server.ws / "studio"
-    st = run_cli("studio", "status", ws, "--json", check=True)
+    st = cli_here("studio", "status", ws, "--json", check=True)
     assert json.loads(st.stdout) == {"running": True, "url": studio_server.url, "token_file": str(studio / "token")}
     assert _mode(studio / "token") == 0o600 and _mode(studio / "credentials") == 0o600
     state = json.loads((studio / "server.json").read_text())
@@ -51,7 +55,7 @@ def test_status_json_files_modes_and_loopback_only(studio_server):
     out = studio_server.start.stdout
     assert f"running at {studio_server.url}" in out and f"login: {studio_server.username}" in out
     assert str(studio / "credentials") in out and out.rstrip().endswith(f"next: avs-tools push {ws}")
-    text = run_cli("studio", "status", ws, check=True).stdout
+    text = cli_here("studio", "status", ws, check=True).stdout
     assert f"running at {studio_server.url}" in text
 
 
@@ -63,8 +67,8 @@ def test_the_token_is_only_in_its_file_and_the_database(studio_server):
     client.projects.import_tasks(id=project.id, request=[{"image": "/data/local-files/?d=x.jpg"}])
     list(client.tasks.list(project=project.id))
     client.projects.delete(id=project.id)
-    status = run_cli("studio", "status", ws, "--json", check=True)
-    again = run_cli("studio", "start", ws, check=True)
+    status = cli_here("studio", "status", ws, "--json", check=True)
+    again = cli_here("studio", "start", ws, check=True)
     for text in (studio_server.start.stdout, studio_server.start.stderr, status.stdout, again.stdout, again.stderr):
         assert token not in text
     data = ws / "studio" / "data"
@@ -77,21 +81,21 @@ def test_the_token_is_only_in_its_file_and_the_database(studio_server):
 
 
 def test_start_again_is_idempotent(studio_server):
-    again = run_cli("studio", "start", studio_server.ws, check=True)
+    again = cli_here("studio", "start", studio_server.ws, check=True)
     assert f"already running at {studio_server.url} (pid {studio_server.pid})" in again.stdout
     assert json.loads((studio_server.ws / "studio" / "server.json").read_text())["pid"] == studio_server.pid
 
 
 def test_restart_keeps_the_token_stop_leaves_nothing_and_is_idempotent(studio_template, tmp_path):
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     copy_template(studio_template, ws)
     token = (ws / "studio" / "token").read_text()
     dead = subprocess.Popen(["true"])
     dead.wait()
     (ws / "studio" / "server.json").write_text(json.dumps({"pid": dead.pid, "url": "http://127.0.0.1:9", "host":
                                                            "127.0.0.1", "port": 9, "username": "x", "document_root": "/"}))
-    assert json.loads(run_cli("studio", "status", ws, "--json").stdout)["running"] is False  # stale: dead pid
+    assert json.loads(cli_here("studio", "status", ws, "--json").stdout)["running"] is False  # stale: dead pid
     start = run_cli("studio", "start", ws, "--timeout", str(START_TIMEOUT), timeout=START_TIMEOUT + 60)
     assert start.returncode == 0, start.stderr
     state = json.loads((ws / "studio" / "server.json").read_text())
@@ -101,11 +105,11 @@ def test_restart_keeps_the_token_stop_leaves_nothing_and_is_idempotent(studio_te
 
     assert connect(ws).check() == json.loads((ws / "studio" / "credentials").read_text())["username"]
     assert group_processes(state["pid"])
-    stop = run_cli("studio", "stop", ws, check=True)
+    stop = cli_here("studio", "stop", ws, check=True)
     assert stop.stdout.strip() == "stopped Label Studio"
     assert not group_processes(state["pid"]) and not (ws / "studio" / "server.json").exists()
-    assert run_cli("studio", "stop", ws, check=True).stdout.strip() == "Label Studio is not running"
-    st = run_cli("studio", "status", ws, "--json", check=True)
+    assert cli_here("studio", "stop", ws, check=True).stdout.strip() == "Label Studio is not running"
+    st = cli_here("studio", "status", ws, "--json", check=True)
     assert json.loads(st.stdout) == {"running": False, "url": None, "token_file": str(ws / "studio" / "token")}
     assert (ws / "studio" / "data" / "label_studio.sqlite3").is_file() and (ws / "studio" / "token").read_text() == token
 
@@ -119,7 +123,7 @@ def _wait_for(path: Path, seconds: float) -> None:
 
 def test_ctrl_c_during_start_stops_the_half_started_server(studio_template, tmp_path):
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     copy_template(studio_template, ws)
     proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "studio", "start", str(ws)], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -148,7 +152,7 @@ def test_a_server_that_does_not_answer_in_time_is_stopped(studio_template, tmp_p
 
 def test_a_data_dir_with_another_token_is_refused_and_stopped(studio_template, tmp_path):
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     copy_template(studio_template, ws)
     wrong = "f" * 40
     (ws / "studio" / "token").write_text(wrong + "\n")
@@ -163,9 +167,9 @@ def test_a_data_dir_with_another_token_is_refused_and_stopped(studio_template, t
 
 def test_not_installed_is_one_line_exit_2(tmp_path):
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     missing = tmp_path / "no" / "label-studio"
-    proc = run_cli("studio", "start", ws, env={"AVS_TOOLS_LABEL_STUDIO": str(missing)})
+    proc = cli_here("studio", "start", ws, env={"AVS_TOOLS_LABEL_STUDIO": str(missing)})
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip() == ("avs-tools: error: Label Studio is not installed: run `make studio-install` (or set "
                                    f"AVS_TOOLS_LABEL_STUDIO); AVS_TOOLS_LABEL_STUDIO={missing} is not an executable file")
@@ -174,35 +178,35 @@ def test_not_installed_is_one_line_exit_2(tmp_path):
 
 def test_usage_errors(tmp_path):
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        busy = run_cli("studio", "start", ws, "--port", str(port))
+        busy = cli_here("studio", "start", ws, "--port", str(port))
     assert busy.returncode == 2
     assert busy.stderr.strip() == (f"avs-tools: error: --port {port}: the port is in use on 127.0.0.1; "
                                    "choose another or leave --port out")
     (ws / "studio" / "token").unlink()
     (ws / "studio" / "data").mkdir()
     (ws / "studio" / "data" / "label_studio.sqlite3").write_bytes(b"")  # a data dir from an earlier start
-    lost = run_cli("studio", "start", ws)
+    lost = cli_here("studio", "start", ws)
     assert lost.returncode == 2 and f"{ws / 'studio' / 'token'} is gone" in lost.stderr
     assert len(lost.stderr.strip().splitlines()) == 1
     for args in (("start", tmp_path / "nope"), ("status", tmp_path / "nope"), ("stop", tmp_path / "nope")):
-        proc = run_cli("studio", *args)
+        proc = cli_here("studio", *args)
         assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
-    v6 = run_cli("studio", "start", ws, "--host", "::1")
+    v6 = cli_here("studio", "start", ws, "--host", "::1")
     assert v6.returncode == 2 and "IPv4" in v6.stderr
 
 
 def test_a_server_that_exits_during_start_is_reported_with_its_last_log_line(tmp_path):
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     broken = tmp_path / "label-studio"
     broken.write_text("#!/bin/sh\necho 'ImportError: no module named django' >&2\nexit 3\n")
     broken.chmod(0o755)
-    proc = run_cli("studio", "start", ws, env={"AVS_TOOLS_LABEL_STUDIO": str(broken)})
+    proc = cli_here("studio", "start", ws, env={"AVS_TOOLS_LABEL_STUDIO": str(broken)})
     log = ws / "studio" / "server.log"
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (f"avs-tools: error: Label Studio exited during its start: see {log} "

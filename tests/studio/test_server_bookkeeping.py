@@ -1,5 +1,8 @@
 """The workspace's server: its bookkeeping (server.json pids, a moved or copied workspace), its secrets at rest
-whatever the umask, and push refusing a server that cannot serve the workspace before it makes a project."""
+whatever the umask, and push refusing a server that cannot serve the workspace before it makes a project.
+
+The starts (one under umask 0) and the stops of pid 0/-1 run as processes; the other commands run in the test's
+process (`cli_here`: the same exit code and output, without a Python start per command)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from avsbench_tools.studio.process import alive, group_alive, kill_group
-from tests.helpers import run_cli
+from tests.helpers import cli_here, run_cli
 from tests.helpers.studio_server import START_TIMEOUT, copy_template, group_processes
 
 STATE = {"url": "http://127.0.0.1:9", "host": "127.0.0.1", "port": 9, "username": "x", "document_root": "/"}
@@ -113,21 +116,21 @@ def test_secrets_stay_private_under_umask_0_and_a_moved_workspace_keeps_its_serv
 
         moved = tmp_path / "moved"
         os.rename(ws, moved)
-        st = run_cli("studio", "status", moved, "--json", check=True)
+        st = cli_here("studio", "status", moved, "--json", check=True)
         got = json.loads(st.stdout)
         assert got["running"] is False and got["moved_from"] == str(ws) and got["pid"] == pid, got
-        text = run_cli("studio", "status", moved, check=True).stdout
+        text = cli_here("studio", "status", moved, check=True).stdout
         assert f"Label Studio (pid {pid}) was started when the workspace was at {ws}" in text
-        pull = run_cli("pull", moved)  # its own server, found, but working on the old paths: one line
+        pull = cli_here("pull", moved)  # its own server, found, but working on the old paths: one line
         assert pull.returncode == 2 and pull.stderr.strip().splitlines() == [
             f"avs-tools: error: the workspace moved since its Label Studio (pid {pid}) started at {ws}: run "
             f"`avs-tools studio start {moved}` (it restarts it)"], pull.stderr
         copy = tmp_path / "copy"
         shutil.copytree(moved, copy, ignore=shutil.ignore_patterns(".lock", "*.sqlite3-*"))
-        st = json.loads(run_cli("studio", "status", copy, "--json", check=True).stdout)
+        st = json.loads(cli_here("studio", "status", copy, "--json", check=True).stdout)
         assert st["running"] is False and st["orphan_pid"] == pid  # another data folder's server, named
-        assert f"names pid {pid}" in run_cli("studio", "status", copy, check=True).stdout
-        assert run_cli("studio", "stop", copy, check=True).stdout.strip() == "Label Studio is not running"
+        assert f"names pid {pid}" in cli_here("studio", "status", copy, check=True).stdout
+        assert cli_here("studio", "stop", copy, check=True).stdout.strip() == "Label Studio is not running"
         assert group_processes(pid)  # the copy's stop left the original's server alone
 
         again = run_cli("studio", "start", moved, "--timeout", str(START_TIMEOUT), timeout=START_TIMEOUT + 60)
@@ -136,11 +139,11 @@ def test_secrets_stay_private_under_umask_0_and_a_moved_workspace_keeps_its_serv
         assert not group_processes(pid)  # the old one was stopped: never two servers on one database
         new = json.loads((moved / "studio" / "server.json").read_text())
         assert new["pid"] != pid and new["document_root"] == str(moved)
-        assert json.loads(run_cli("studio", "status", moved, "--json", check=True).stdout)["running"] is True
+        assert json.loads(cli_here("studio", "status", moved, "--json", check=True).stdout)["running"] is True
         pids = [pid, new["pid"]]
         moved2 = tmp_path / "moved-again"
         os.rename(moved, moved2)  # stop finds it too (pid + the inode of its data folder)
-        stop = run_cli("studio", "stop", moved2, check=True)
+        stop = cli_here("studio", "stop", moved2, check=True)
         assert stop.stdout.strip() == "stopped Label Studio" and not group_processes(new["pid"])
         assert not (moved2 / "studio" / "server.json").exists()
     finally:
@@ -156,12 +159,12 @@ def test_push_url_to_a_server_that_cannot_serve_the_workspace_leaves_no_project(
     world = tmp_path / "world"
     synthesize(world, SynthParams(clips=1, seconds=5, width=64, height=64, seed=5, gold="avsbench-ms3"))
     ws = tmp_path / "outside"  # not under the server's document root (studio_server.ws)
-    run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
-    run_cli("collect", ws, "--world", world, "-q", check=True)
-    run_cli("sample", ws, "-q", check=True)
+    cli_here("init", ws, "--recipe", world / "recipe.toml", check=True)
+    cli_here("collect", ws, "--world", world, "-q", check=True)
+    cli_here("sample", ws, "-q", check=True)
     client = studio_server.client()
     before = sorted(p.id for p in client.projects.list())
-    proc = run_cli("push", ws, "--url", studio_server.url, env={"LABEL_STUDIO_API_KEY": studio_server.api_key})
+    proc = cli_here("push", ws, "--url", studio_server.url, env={"LABEL_STUDIO_API_KEY": studio_server.api_key})
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1, proc.stderr
     assert "cannot serve the workspace's files" in err[0] and str(ws / "frames") in err[0]
