@@ -7,7 +7,7 @@ import json
 from avsbench_tools.catalog import Clip, Source
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.workspace import init_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.media_factory import make_video
 
 STAGES = ["collect", "sample", "preannotate", "push", "pull", "export"]
@@ -27,9 +27,9 @@ def test_clips_lists_category_source_length_split_and_stage_states(tmp_path):
     local_ids = sorted(c.clip_id for c in ws.catalog.clips() if c.clip_id != "abc_0")
     ws.path("clips", f"{local_ids[1]}.mp4").write_bytes(b"\0" * 100)  # this one will fail to sample
     ws.close()
-    run_cli("sample", tmp_path / "ws", "-q", check=True)
+    cli_here("sample", tmp_path / "ws", "-q", check=True)
 
-    rows = json.loads(run_cli("clips", tmp_path / "ws", "--json", check=True).stdout)
+    rows = json.loads(cli_here("clips", tmp_path / "ws", "--json", check=True).stdout)
     by_id = {r["clip"]: r for r in rows}
     assert sorted(by_id) == sorted([*local_ids, "abc_0"])
     for r in rows:
@@ -44,7 +44,7 @@ def test_clips_lists_category_source_length_split_and_stage_states(tmp_path):
     assert by_id[local_ids[0]]["stages"]["sample"] == "done"
     assert by_id[local_ids[1]]["stages"]["sample"] == "failed"
 
-    text = run_cli("clips", tmp_path / "ws", check=True)
+    text = cli_here("clips", tmp_path / "ws", check=True)
     lines = text.stdout.splitlines()
     assert lines[0].split() == ["clip", "category", "source", "seconds", "split", *STAGES]
     assert len(lines) == 1 + len(rows)
@@ -56,6 +56,6 @@ def test_clips_lists_category_source_length_split_and_stage_states(tmp_path):
 def test_clips_on_an_empty_workspace_says_what_to_run(tmp_path):
     ws, _ = init_workspace(tmp_path / "ws", "avss")
     ws.close()
-    r = run_cli("clips", tmp_path / "ws", check=True)
+    r = cli_here("clips", tmp_path / "ws", check=True)
     assert r.stdout == "" and f"avs-tools collect {tmp_path / 'ws'}" in r.stderr
-    assert json.loads(run_cli("clips", tmp_path / "ws", "--json", check=True).stdout) == []
+    assert json.loads(cli_here("clips", tmp_path / "ws", "--json", check=True).stdout) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REAL_METADATA, run_cli
+from tests.helpers import REAL_METADATA, cli_here
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def _check(r, bad: str) -> None:
 @pytest.mark.parametrize("cmd", list(COMMANDS), ids=list(COMMANDS))
 def test_bad_input_path_is_one_line(place, cmd, bad):
     path = BAD_INPUTS[bad]
-    r = run_cli(*COMMANDS[cmd](path), cwd=place, timeout=120)
+    r = cli_here(*COMMANDS[cmd](path), cwd=place)
     _check(r, path)
     assert r.returncode in (1, 2)
     assert (place / "a-file.mp4").read_bytes() == b"not a video"
@@ -84,7 +84,7 @@ def test_bad_input_path_is_one_line(place, cmd, bad):
 @pytest.mark.parametrize("cmd", list(OUTPUTS), ids=list(OUTPUTS))
 def test_bad_output_path_is_one_line(place, cmd, bad):
     path = BAD_OUTPUTS[bad]
-    r = run_cli(*OUTPUTS[cmd](path), cwd=place, timeout=120)
+    r = cli_here(*OUTPUTS[cmd](path), cwd=place)
     if cmd == "preview-out":
         # the workspace 'nows' does not exist: the one line names whichever is checked first
         err = [line for line in r.stderr.splitlines() if line.strip()]

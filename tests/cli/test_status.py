@@ -8,7 +8,7 @@ from avsbench_tools.catalog import Catalog, Clip, Source
 from avsbench_tools.cli import app
 from avsbench_tools.workspace import init_workspace
 from avsbench_tools.ws_status import workspace_status
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.catalog_rows import put_stage
 
 SHOWN = ["collect", "sample", "preannotate", "push", "pull", "export"]
@@ -38,10 +38,10 @@ def test_status_shows_only_stages_with_a_command(tmp_path):
     ws.close()
     commands = {(c.name or c.callback.__name__) for c in app.registered_commands}
     assert set(SHOWN) <= commands  # every stage shown is one the user can run
-    st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
+    st = json.loads(cli_here("status", tmp_path / "ws", "--json", check=True).stdout)
     assert list(st["stages"]) == SHOWN
     assert all(set(v) == {"done", "failed", "pending"} for v in st["stages"].values())
-    text = run_cli("status", tmp_path / "ws", check=True).stdout
+    text = cli_here("status", tmp_path / "ws", check=True).stdout
     for stage in SHOWN:
         assert stage in text
     assert "next: avs-tools collect" in text  # an empty workspace: what to run first
@@ -56,19 +56,19 @@ def test_status_failures_flag_lists_every_row_with_retryable(tmp_path):
     assert rows["yt-old"]["retryable"] is False  # an older rejection (payload kind) is permanent too
     assert rows["yt-v3"]["retryable"] is True and rows["yt-v3"]["source"] == "https://example.org/v3.mp4"
     assert rows["c1"]["stage"] == "sample" and rows["c1"]["retryable"] is True
-    default = run_cli("status", ws)
+    default = cli_here("status", ws)
     assert default.returncode == 0
     shown = [ln for ln in default.stdout.splitlines() if "HTTP 50" in ln or "rejected" in ln or "cannot open" in ln]
     assert len(shown) == 5
     assert f"and 6 more: avs-tools status {ws} --failures" in default.stderr
-    full = run_cli("status", ws, "--failures")
+    full = cli_here("status", ws, "--failures")
     assert full.returncode == 0 and "more:" not in full.stderr
     for item in rows:
         assert item in full.stdout
     assert "/home/someone" not in full.stdout
     assert "no (permanent)" in full.stdout and "yes" in full.stdout
     assert f"avs-tools collect {ws} --retry-failed" in full.stderr
-    st_json = json.loads(run_cli("status", ws, "--json", check=True).stdout)
+    st_json = json.loads(cli_here("status", ws, "--json", check=True).stdout)
     assert {r["item"] for r in st_json["failures"]} == set(rows)
     assert all({"stage", "item", "source", "reason", "attempts", "retryable"} <= set(r) for r in st_json["failures"])
 
@@ -96,7 +96,7 @@ def test_status_reads_an_older_catalog_without_the_column(tmp_path):
     ws.catalog.db.execute("ALTER TABLE failures DROP COLUMN permanent")
     ws.catalog.db.execute("INSERT INTO failures(stage, item, reason, first_at, last_at) VALUES('collect', 'x', 'r', 't', 't')")
     ws.close()
-    st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
+    st = json.loads(cli_here("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["failures"][0]["retryable"] is True
 
 
@@ -132,7 +132,7 @@ def test_status_right_after_a_pull_says_the_review_goes_on_in_the_studio(tmp_pat
     put_stage(ws.catalog, "c1", "pull", "done")
     put_stage(ws.catalog, "c2", "pull", "partial")
     ws.close()
-    out = run_cli("status", tmp_path / "my ws", check=True).stdout
+    out = cli_here("status", tmp_path / "my ws", check=True).stdout
     quoted = "'" + str(tmp_path / "my ws") + "'"
     assert out.strip().splitlines()[-1] == (
         f"next: finish the review in Label Studio (1 clips fully reviewed, 1 partly, 1 not yet), then avs-tools pull "

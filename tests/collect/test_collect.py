@@ -26,7 +26,7 @@ from avsbench_tools.collect import (
 )
 from avsbench_tools.media import probe
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import REAL_METADATA, run_cli
+from tests.helpers import REAL_METADATA, cli_here
 from tests.helpers.httpserver import MediaServer
 from tests.helpers.media_factory import make_video, read_counter
 
@@ -60,8 +60,8 @@ def test_urls_through_yt_dlp_give_exact_clips(tmp_path, server, world_ms3):
         shutil.copy(mp4, server.root / mp4.name)
         names.append(mp4.name)
     urls = _urls(tmp_path, server, names)
-    run_cli("init", tmp_path / "ws", "--recipe", world_ms3 / "recipe.toml", check=True)
-    proc = run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "guitar", "-q",
+    cli_here("init", tmp_path / "ws", "--recipe", world_ms3 / "recipe.toml", check=True)
+    proc = cli_here("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "guitar", "-q",
                    check=True)
     assert "3 new clips" in proc.stdout
     clips = sorted((tmp_path / "ws" / "clips").glob("*.mp4"))
@@ -74,7 +74,7 @@ def test_urls_through_yt_dlp_give_exact_clips(tmp_path, server, world_ms3):
     assert {s.status for s in srcs} == {"done"} and all(s.fetched_at and s.url for s in srcs)
     assert (tmp_path / "ws" / "download-archive.txt").read_text().count("generic") == 3
     gets = dict(server.gets)
-    proc = run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "guitar", check=True)
+    proc = cli_here("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "guitar", check=True)
     assert "nothing to do: all 3 source(s) are already collected" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == f"next: avs-tools sample {tmp_path / 'ws'}"
     assert server.gets == gets, "a re-run must not touch the network for finished sources"
@@ -106,7 +106,7 @@ def test_http_errors_and_timeouts_become_ledger_rows_then_retry_completes(tmp_pa
     reasons = sorted(f.reason for f in ws.catalog.failures("collect"))
     assert any("404" in r and r.startswith("rejected") for r in reasons)
     assert any("403" in r for r in reasons) and any("timeout" in r for r in reasons)
-    st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
+    st = json.loads(cli_here("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["stages"]["collect"]["failed"] == 3 and st["clips"] == 1
     server.modes.clear()
     res = collect(ws, CollectOptions(urls=urls, any_license=True, timeout=2, retry_failed=True))
@@ -170,7 +170,7 @@ def test_sigkill_mid_download_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     assert (server.root / "big.mp4").stat().st_size > 1_500_000
     server.modes["big.mp4"] = "hold"  # its body stops after 64 KiB until server.release is set
     urls = _urls(tmp_path, server, ["first.mp4", "big.mp4"])
-    run_cli("init", tmp_path / "ws", "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", tmp_path / "ws", "--recipe", "avsbench-ms3", check=True)
     args = [sys.executable, "-m", "avsbench_tools", "collect", str(tmp_path / "ws"), "--urls", str(urls),
             "--any-license", "-q", "--clips-per-video", "2", "--category", "dog_barking"]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -188,11 +188,11 @@ def test_sigkill_mid_download_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     server.release.set()
     first_gets = server.gets["first.mp4"]
     server.modes.clear()
-    run_cli(*args[3:], check=True)
+    cli_here(*args[3:], check=True)
     assert server.gets["first.mp4"] == first_gets, "a finished download was fetched again"
     ref = tmp_path / "ref"
-    run_cli("init", ref, "--recipe", "avsbench-ms3", check=True)
-    run_cli("collect", ref, *args[5:], check=True)
+    cli_here("init", ref, "--recipe", "avsbench-ms3", check=True)
+    cli_here("collect", ref, *args[5:], check=True)
     got = sorted(p.name for p in (tmp_path / "ws" / "clips").iterdir())
     assert got == sorted(p.name for p in (ref / "clips").iterdir()) and len(got) == 3
     assert not _strays(tmp_path / "ws")
@@ -229,8 +229,8 @@ def test_keywords_are_plain_search_text(keyword, tmp_path):
 
 
 def test_keyword_search_without_js_runtime_says_what_to_install(tmp_path):
-    run_cli("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
-    proc = run_cli("collect", tmp_path / "ws", "--keywords", "dog barking", "--category", "dog_barking", "-q")
+    cli_here("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
+    proc = cli_here("collect", tmp_path / "ws", "--keywords", "dog barking", "--category", "dog_barking", "-q")
     assert proc.returncode == 1 and "avs-tools[youtube]" in proc.stderr and "deno" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -245,9 +245,9 @@ def test_real_avss_rows_offline_become_network_ledger_rows(tmp_path):
                 w.writerow([r["vid"], int(r["s_min"]) * 60 + int(r["s_sec"]), r["a_obj"]])
                 n += 1
     assert len(read_csv_rows(rows)) == n == 4932
-    run_cli("init", tmp_path / "ws", "--recipe", "avss", check=True)
+    cli_here("init", tmp_path / "ws", "--recipe", "avss", check=True)
     t0 = time.time()
-    proc = run_cli("collect", tmp_path / "ws", "--csv", rows, "-q", "--timeout", "5", timeout=300)
+    proc = cli_here("collect", tmp_path / "ws", "--csv", rows, "-q", "--timeout", "5")
     # every row failed: loud, with the first URLs and their reason, and where to see the rest
     assert proc.returncode == 1, proc.stderr
     assert "every one of the 4932 sources of this run failed" in proc.stderr
@@ -255,16 +255,16 @@ def test_real_avss_rows_offline_become_network_ledger_rows(tmp_path):
     assert len(lines) == 5 and all("network error" in ln for ln in lines)
     assert f"and 4927 more: avs-tools status {tmp_path / 'ws'} --failures" in proc.stderr
     assert time.time() - t0 < 240
-    st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
+    st = json.loads(cli_here("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["stages"]["collect"]["failed"] == 4932 and st["clips"] == 0
     assert all("network" in f["reason"] for f in st["failures"])
     ws = open_workspace(tmp_path / "ws")
     src = ws.catalog.sources()[0]
     assert src.url.startswith("https://www.youtube.com/watch?v=") and src.category in ws.recipe.categories
     ws.close()
-    proc = run_cli("collect", tmp_path / "ws", "--retry-failed", "-q", "--timeout", "5", timeout=300)
+    proc = cli_here("collect", tmp_path / "ws", "--retry-failed", "-q", "--timeout", "5")
     assert proc.returncode == 1 and "failed: https://www.youtube.com/" in proc.stderr
-    st = json.loads(run_cli("status", tmp_path / "ws", "--json", check=True).stdout)
+    st = json.loads(cli_here("status", tmp_path / "ws", "--json", check=True).stdout)
     assert st["stages"]["collect"]["failed"] == 4932
     assert max(f["attempts"] for f in st["failures"]) == 2
 
@@ -278,17 +278,17 @@ def test_error_classification():
 
 
 def test_bad_options_are_usage_errors(tmp_path):
-    run_cli("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
+    cli_here("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
     for args, needle in ((["--urls", tmp_path / "nope.txt"], "not found"), (["--category", "unicorn"], "unicorn"),
                          (["--seconds", "10", "--local", tmp_path], "--seconds")):
-        proc = run_cli("collect", tmp_path / "ws", *args, "-q")
+        proc = cli_here("collect", tmp_path / "ws", *args, "-q")
         assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("ytid,start\nabc,zero\n")
-    proc = run_cli("collect", tmp_path / "ws", "--csv", bad, "-q")
+    proc = cli_here("collect", tmp_path / "ws", "--csv", bad, "-q")
     assert proc.returncode == 2 and "bad.csv:2" in proc.stderr
     bad.write_text("ytid,start,label,split\nabc,0,dog_barking,testing\n")
-    proc = run_cli("collect", tmp_path / "ws", "--csv", bad, "-q")
+    proc = cli_here("collect", tmp_path / "ws", "--csv", bad, "-q")
     assert proc.returncode == 2 and "split 'testing'" in proc.stderr and "one of: test, train, val" in proc.stderr
 
 

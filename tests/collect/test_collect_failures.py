@@ -18,7 +18,7 @@ import pytest
 from avsbench_tools.collect import CollectOptions, collect, is_permanent
 from avsbench_tools.media import ffmpeg_exe, probe
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.httpserver import MediaServer
 from tests.helpers.media_factory import make_video
 
@@ -78,7 +78,7 @@ def test_kill9_after_a_download_finished_picks_it_up(tmp_path, server):
         names.append(f"v{i}.mp4")
     urls = _urls(tmp_path, server, names)
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     opts = ["--urls", urls, "--any-license", "-q", "--clips-per-video", "2", "--category", "dog_barking"]
     p = subprocess.Popen(_cli("collect", ws, *opts), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -93,15 +93,15 @@ def test_kill9_after_a_download_finished_picks_it_up(tmp_path, server):
     p.wait()
     name = downloaded[0][1].rsplit("/", 1)[1]
     fetched = server.completed.get(name, 0)
-    proc = run_cli("collect", ws, *opts)
+    proc = cli_here("collect", ws, *opts)
     assert proc.returncode == 0, proc.stderr
     assert "download produced no file" not in proc.stdout + proc.stderr
     assert server.completed.get(name, 0) == fetched, "a finished download was fetched again"
     assert not _db(ws, "SELECT * FROM failures"), "nothing failed"
     assert {r[0] for r in _db(ws, "SELECT status FROM sources")} == {"done"}
     ref = tmp_path / "ref"
-    run_cli("init", ref, "--recipe", "avsbench-ms3", check=True)
-    run_cli("collect", ref, *opts, check=True)
+    cli_here("init", ref, "--recipe", "avsbench-ms3", check=True)
+    cli_here("collect", ref, *opts, check=True)
     assert _clip_rows(ws) == _clip_rows(ref) and len(_clip_rows(ws)) == 8
     assert sorted(p.name for p in (ws / "clips").iterdir()) == sorted(p.name for p in (ref / "clips").iterdir())
     assert not _strays(ws)
@@ -128,8 +128,8 @@ def test_every_url_failing_is_loud_and_exits_1(tmp_path, server):
     make_video(server.root / "denied.mp4", seconds=5)
     server.modes.update({"denied.mp4": "403"})
     urls = _urls(tmp_path, server, ["gone.mp4", "denied.mp4"])
-    run_cli("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
-    proc = run_cli("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "dog_barking", "-q",
+    cli_here("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
+    proc = cli_here("collect", tmp_path / "ws", "--urls", urls, "--any-license", "--category", "dog_barking", "-q",
                    "--retries", "0")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
@@ -160,11 +160,11 @@ def test_local_folder_every_file_is_accounted_for(tmp_path):
     (d / "notes.txt").write_text("shot list\n")
     (d / ".DS_Store").write_bytes(b"\0")
     ws_dir = d / "ws"  # the workspace being filled lives inside the folder it reads
-    run_cli("init", ws_dir, "--recipe", "avsbench-s4", check=True)
+    cli_here("init", ws_dir, "--recipe", "avsbench-s4", check=True)
     other = d / "old-ws"
-    run_cli("init", other, "--recipe", "avsbench-s4", check=True)
+    cli_here("init", other, "--recipe", "avsbench-s4", check=True)
     make_video(other / "clips" / "old_0_5000.mp4", seconds=5)
-    proc = run_cli("collect", ws_dir, "--local", d, "--category", "dog_barking")
+    proc = cli_here("collect", ws_dir, "--local", d, "--category", "dog_barking")
     assert proc.returncode == 0, proc.stderr
     assert "1 new clips" in proc.stdout and "from 4 sources" in proc.stdout and "3 rejected (permanent)" in proc.stdout
     err = proc.stderr
@@ -181,7 +181,7 @@ def test_local_folder_every_file_is_accounted_for(tmp_path):
     assert [Path(ws.catalog.source(c.source_id).path).name for c in ws.catalog.clips()] == ["good.mp4"]
     ws.close()
     # the same command again: nothing new, no ledger row counted twice, and it says why
-    proc = run_cli("collect", ws_dir, "--local", d, "--category", "dog_barking")
+    proc = cli_here("collect", ws_dir, "--local", d, "--category", "dog_barking")
     assert proc.returncode == 0, proc.stderr
     assert "nothing to do: all 1 source(s) are already collected" in proc.stdout
     assert "3 rejected for good, not retried" in proc.stdout
@@ -213,7 +213,7 @@ def test_permanent_rejections_are_not_retried(tmp_path):
     assert all(is_permanent(f) and f.reason.startswith("rejected: ") for f in fails) and len(fails) == 3
     assert {s.status for s in ws.catalog.sources()} == {"done", "rejected"}
     ws.close()
-    proc = run_cli("collect", tmp_path / "ws", "--retry-failed")
+    proc = cli_here("collect", tmp_path / "ws", "--retry-failed")
     assert proc.returncode == 0, proc.stderr
     assert "nothing to do: no failed source to retry; 3 rejected for good, not retried" in proc.stdout
     assert _db(tmp_path / "ws", "SELECT MAX(attempts) FROM failures") == [(1,)]
@@ -223,12 +223,12 @@ def test_permanent_rejections_are_not_retried(tmp_path):
 def test_nothing_asked_is_a_usage_error_and_quiet_has_no_next_line(tmp_path):
     d = tmp_path / "footage"
     make_video(d / "a.mp4", seconds=5)
-    run_cli("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
-    proc = run_cli("collect", tmp_path / "ws")
+    cli_here("init", tmp_path / "ws", "--recipe", "avsbench-s4", check=True)
+    proc = cli_here("collect", tmp_path / "ws")
     assert proc.returncode == 2 and "nothing to collect" in proc.stderr and "--local DIR" in proc.stderr
-    proc = run_cli("collect", tmp_path / "ws", "--local", d, "--category", "dog_barking", "-q")
+    proc = cli_here("collect", tmp_path / "ws", "--local", d, "--category", "dog_barking", "-q")
     assert proc.returncode == 0 and "next:" not in proc.stdout
-    proc = run_cli("collect", tmp_path / "ws")
+    proc = cli_here("collect", tmp_path / "ws")
     assert proc.returncode == 0 and "nothing to do: all 1 source(s) are already collected" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == f"next: avs-tools sample {tmp_path / 'ws'}"
 
@@ -245,7 +245,7 @@ def test_ctrl_c_stops_promptly_records_finished_clips_and_resumes(tmp_path, serv
     server.slow_rate = 150_000  # about 1.3 s per download
     urls = _urls(tmp_path, server, names)
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-ms3", check=True)
+    cli_here("init", ws, "--recipe", "avsbench-ms3", check=True)
     opts = ["--urls", urls, "--any-license", "--clips-per-video", "2", "--category", "dog_barking", "-j", "2"]
     p = subprocess.Popen(_cli("collect", ws, *opts), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
@@ -254,7 +254,7 @@ def test_ctrl_c_stops_promptly_records_finished_clips_and_resumes(tmp_path, serv
         while time.time() < deadline and p.poll() is None and len(_db(ws, "SELECT * FROM clips")) < 1:
             time.sleep(0.02)
         assert p.poll() is None, "collect ended before the interrupt"
-        busy = run_cli("collect", ws, *opts)
+        busy = cli_here("collect", ws, *opts)
         assert busy.returncode == 2 and "busy" in busy.stderr and "collect" in busy.stderr
         t0 = time.time()
         os.killpg(p.pid, signal.SIGINT)
@@ -281,7 +281,7 @@ def test_ctrl_c_stops_promptly_records_finished_clips_and_resumes(tmp_path, serv
     done_urls = [r[0] for r in _db(ws, "SELECT url FROM sources WHERE status='done'")]
     fetched = dict(server.completed)
     server.modes.clear()
-    proc = run_cli("collect", ws, *opts)
+    proc = cli_here("collect", ws, *opts)
     assert proc.returncode == 0, proc.stderr
     for u in done_urls:
         n = u.rsplit("/", 1)[1]
@@ -314,7 +314,7 @@ def test_paths_are_relative_and_a_moved_workspace_resumes(tmp_path, server):
     moved = tmp_path / "elsewhere" / "moved-ws"
     moved.parent.mkdir()
     shutil.move(str(tmp_path / "first" / "ws"), str(moved))
-    proc = run_cli("collect", moved, "--urls", urls, "--any-license", "--category", "dog_barking")
+    proc = cli_here("collect", moved, "--urls", urls, "--any-license", "--category", "dog_barking")
     assert proc.returncode == 0, proc.stderr
     assert "1 new clips (2 in the workspace)" in proc.stdout
     assert server.completed == fetched, "a finished download was fetched again"
@@ -342,7 +342,7 @@ def test_a_local_folder_inside_a_moved_workspace_keeps_its_sources(tmp_path):
     ws.close()
     moved = tmp_path / "moved"
     shutil.move(str(tmp_path / "ws"), str(moved))
-    proc = run_cli("collect", moved, "--local", moved / "footage", "--category", "dog_barking")
+    proc = cli_here("collect", moved, "--local", moved / "footage", "--category", "dog_barking")
     assert proc.returncode == 0, proc.stderr
     assert "1 new clips (2 in the workspace) from 1 sources" in proc.stdout
     assert _db(moved, "SELECT COUNT(*) FROM sources") == [(2,)]

@@ -11,7 +11,7 @@ import pytest
 
 from avsbench_tools.release_reader import read_release
 from avsbench_tools.synth import SynthParams, synthesize
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.httpserver import MediaServer
 
 
@@ -23,7 +23,7 @@ def world_s4(tmp_path_factory):
 
 
 def _clips(ws) -> list[dict]:
-    return json.loads(run_cli("clips", ws, "--json", check=True).stdout)
+    return json.loads(cli_here("clips", ws, "--json", check=True).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,8 @@ def test_world_round_trip_scores_every_gold_frame(fmt, tmp_path, request):
                                      "ref-avs": "world_10s"}[fmt])
     gold = read_release(world / "gold", fmt)
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
-    proc = run_cli("collect", ws, "--world", world)  # no --category: the world gives each clip its own
+    cli_here("init", ws, "--recipe", world / "recipe.toml", check=True)
+    proc = cli_here("collect", ws, "--world", world)  # no --category: the world gives each clip its own
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == f"next: avs-tools sample {ws}"
     clips = _clips(ws)
@@ -50,10 +50,10 @@ def test_world_round_trip_scores_every_gold_frame(fmt, tmp_path, request):
         assert sorted(c["clip"] for c in clips) == sorted(it.name for it in gold.items)
     assert sorted({c["clip"].split("_")[0] for c in clips}) == \
         sorted({it.row.get("vid", it.name).split("_")[0] for it in gold.items if not it.null})
-    run_cli("sample", ws, "-q", check=True)
-    run_cli("preannotate", ws, "-q", check=True)
+    cli_here("sample", ws, "-q", check=True)
+    cli_here("preannotate", ws, "-q", check=True)
     rel = tmp_path / "rel"
-    run_cli("export", ws, rel, "--include-unreviewed", "-q", check=True)
+    cli_here("export", ws, rel, "--include-unreviewed", "-q", check=True)
     exported = read_release(rel, fmt)
     if fmt == "avss":  # the names as released: v1m <ytid>_<n> with vid = uid, v1s/v2 <ytid>_<start_ms>_<end_ms>
         assert any(it.row["label"] == "v1m" for it in gold.items)
@@ -74,14 +74,14 @@ def test_world_round_trip_scores_every_gold_frame(fmt, tmp_path, request):
         # Ref-AVS masks are per referred object: the gold's objects the proposals did not find have no mask, and
         # --allow-missing scores them as empty, saying how many on the result line
         extra = ("--allow-missing",) if fmt == "ref-avs" else ()
-        proc = run_cli("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split, "--json",
+        proc = cli_here("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split, "--json",
                        *extra)
         assert proc.returncode == 0, proc.stderr
         res = json.loads(proc.stdout)
         assert res["frames"] == want > 0, (split, res)
         if fmt == "ref-avs":
             assert res[split]["missing"] == res["missing"] < want and 0 <= res[split]["J"] <= 1, (split, res)
-            text = run_cli("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split,
+            text = cli_here("evaluate", "--format", fmt, "--gt", world / "gold", "--pred", rel, "--split", split,
                            *extra, "-q").stdout
             line = next(x for x in text.splitlines() if x.strip().startswith(split))
             assert f"({want} frames, {res['missing']} of them without a prediction, scored as empty)" in line \
@@ -100,17 +100,17 @@ def test_world_through_urls_keeps_the_same_ids(tmp_path, world_ms3):
         urls.write_text("".join(srv.url(line) + "\n" for line in (world_ms3 / "urls.txt").read_text().split()))
         by_url, by_file = tmp_path / "ws-url", tmp_path / "ws-local"
         for ws in (by_url, by_file):
-            run_cli("init", ws, "--recipe", world_ms3 / "recipe.toml", check=True)
-        run_cli("collect", by_url, "--urls", urls, "--world", world_ms3, "--any-license", "-q", check=True)
-        run_cli("collect", by_file, "--local", world_ms3 / "videos", "--world", world_ms3, "-q", check=True)
+            cli_here("init", ws, "--recipe", world_ms3 / "recipe.toml", check=True)
+        cli_here("collect", by_url, "--urls", urls, "--world", world_ms3, "--any-license", "-q", check=True)
+        cli_here("collect", by_file, "--local", world_ms3 / "videos", "--world", world_ms3, "-q", check=True)
         key = [(c["clip"], c["split"], c["category"]) for c in _clips(by_url)]
         assert key == [(c["clip"], c["split"], c["category"]) for c in _clips(by_file)] and len(key) == 4
         # a URL that is not one of the world's videos is refused before anything is queued
         other = tmp_path / "other.txt"
         other.write_text(srv.url("videos/holiday.mp4") + "\n")
         ws = tmp_path / "ws-other"
-        run_cli("init", ws, "--recipe", world_ms3 / "recipe.toml", check=True)
-        proc = run_cli("collect", ws, "--urls", other, "--world", world_ms3, "--any-license", "-q")
+        cli_here("init", ws, "--recipe", world_ms3 / "recipe.toml", check=True)
+        proc = cli_here("collect", ws, "--urls", other, "--world", world_ms3, "--any-license", "-q")
         assert proc.returncode == 2 and "holiday.mp4" in proc.stderr and "is not one of its videos" in proc.stderr
     finally:
         srv.close()
@@ -118,11 +118,11 @@ def test_world_through_urls_keeps_the_same_ids(tmp_path, world_ms3):
 
 def test_world_needs_the_worlds_recipe(tmp_path, world_ms3):
     ws = tmp_path / "ws"
-    run_cli("init", ws, "--recipe", "avsbench-s4", check=True)
-    proc = run_cli("collect", ws, "--world", world_ms3, "-q")
+    cli_here("init", ws, "--recipe", "avsbench-s4", check=True)
+    proc = cli_here("collect", ws, "--world", world_ms3, "-q")
     assert proc.returncode == 2 and f"--recipe {world_ms3}/recipe.toml" in proc.stderr
-    run_cli("init", tmp_path / "ws2", "--recipe", "avsbench-ms3", check=True)
-    proc = run_cli("collect", tmp_path / "ws2", "--world", world_ms3, "-q")  # same format, other categories
+    cli_here("init", tmp_path / "ws2", "--recipe", "avsbench-ms3", check=True)
+    proc = cli_here("collect", tmp_path / "ws2", "--world", world_ms3, "-q")  # same format, other categories
     assert proc.returncode == 2 and "is not in recipe avsbench-ms3" in proc.stderr
-    proc = run_cli("collect", tmp_path / "ws2", "--world", tmp_path, "-q")
+    proc = cli_here("collect", tmp_path / "ws2", "--world", tmp_path, "-q")
     assert proc.returncode == 2 and "not a synthetic world" in proc.stderr

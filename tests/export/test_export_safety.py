@@ -23,7 +23,7 @@ from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, synthesize
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 
 def _build(root: Path, clips: int, seconds: int, seed: int, *, stages=("collect", "sample", "preannotate")) -> Path:
@@ -76,7 +76,7 @@ def _one_line_refusal(r: subprocess.CompletedProcess, *needles: str) -> str:
 
 
 def _export(ws: Path, out: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    return run_cli("export", ws, out, "--include-unreviewed", "-q", *args, **kw)
+    return cli_here("export", ws, out, "--include-unreviewed", "-q", *args, **kw)
 
 
 def test_force_never_replaces_the_workspace_its_parent_sources_or_user_files(ms3, tmp_path):
@@ -183,17 +183,17 @@ def test_card_names_local_sources_by_file_name_only(ms3, tmp_path):
 
 def test_next_line_and_seed_after_splits_are_fixed(ms3, tmp_path):
     ws = ms3 / "ws"
-    r = run_cli("export", ws, tmp_path / "a", "--include-unreviewed", check=True)
+    r = cli_here("export", ws, tmp_path / "a", "--include-unreviewed", check=True)
     assert r.stdout.splitlines()[-1] == f"next: avs-tools validate {tmp_path / 'a'} --format avsbench-ms3"
     assert "ignored" not in r.stderr
     splits = list(csv.reader(open(tmp_path / "a" / "Multi-sources" / "ms3_meta_data.csv")))
-    r = run_cli("export", ws, tmp_path / "b", "--include-unreviewed", "--seed", "5", "-q", check=True)
+    r = cli_here("export", ws, tmp_path / "b", "--include-unreviewed", "--seed", "5", "-q", check=True)
     assert "next:" not in r.stdout  # --quiet
     notes = [ln for ln in r.stderr.splitlines() if "--seed" in ln]
     assert len(notes) == 1 and "--seed 5 ignored" in notes[0] and "assigned earlier" in notes[0], r.stderr
     assert list(csv.reader(open(tmp_path / "b" / "Multi-sources" / "ms3_meta_data.csv"))) == splits
     # the same seed as the stored one: nothing to say
-    r = run_cli("export", ws, tmp_path / "c", "--include-unreviewed", "--seed", "0", "-q", check=True)
+    r = cli_here("export", ws, tmp_path / "c", "--include-unreviewed", "--seed", "0", "-q", check=True)
     assert "--seed" not in r.stderr
 
 
@@ -205,7 +205,7 @@ def test_seed_on_a_workspace_without_splits_is_used(ms3, tmp_path):
         db.execute("UPDATE clips SET split=NULL")
         db.execute("DELETE FROM meta WHERE key='split_seed'")
     w.close()
-    r = run_cli("export", ws, tmp_path / "rel", "--include-unreviewed", "--seed", "5", "-q", check=True)
+    r = cli_here("export", ws, tmp_path / "rel", "--include-unreviewed", "--seed", "5", "-q", check=True)
     assert "--seed" not in r.stderr
     w = open_workspace(ws)
     assert w.catalog.meta()["split_seed"] == "5"
@@ -218,20 +218,20 @@ def test_nothing_to_export_says_what_to_run_first(tmp_path):
     ws, _ = init_workspace(root / "ws", str(root / "world" / "recipe.toml"))
     ws.close()
     out = root / "rel"
-    _one_line_refusal(run_cli("export", root / "ws", out), "no clips", f"avs-tools collect {root / 'ws'}")
+    _one_line_refusal(cli_here("export", root / "ws", out), "no clips", f"avs-tools collect {root / 'ws'}")
     ws = open_workspace(root / "ws")
     collect(ws, CollectOptions(local=root / "world" / "videos", any_license=True, category="guitar"))
     ws.close()
-    _one_line_refusal(run_cli("export", root / "ws", out), "sampled", f"avs-tools sample {root / 'ws'}")
+    _one_line_refusal(cli_here("export", root / "ws", out), "sampled", f"avs-tools sample {root / 'ws'}")
     ws = open_workspace(root / "ws")
     sample(ws, SampleOptions(jobs=1))
     ws.close()
     for extra in ((), ("--include-unreviewed",)):
-        _one_line_refusal(run_cli("export", root / "ws", out, *extra), "masks", f"avs-tools preannotate {root / 'ws'}")
+        _one_line_refusal(cli_here("export", root / "ws", out, *extra), "masks", f"avs-tools preannotate {root / 'ws'}")
     ws = open_workspace(root / "ws")
     preannotate(ws, PreannotateOptions())
     ws.close()
-    _one_line_refusal(run_cli("export", root / "ws", out), "reviewed", "--include-unreviewed")
+    _one_line_refusal(cli_here("export", root / "ws", out), "reviewed", "--include-unreviewed")
     assert not out.exists()
     # every refusal came before any work: no splits were drawn
     ws = open_workspace(root / "ws")
@@ -240,14 +240,14 @@ def test_nothing_to_export_says_what_to_run_first(tmp_path):
 
 
 def test_split_without_clips_says_what_to_do(refavs, tmp_path):
-    r = run_cli("export", refavs / "ws", tmp_path / "rel", "--split", "test_u", "--include-unreviewed")
+    r = cli_here("export", refavs / "ws", tmp_path / "rel", "--split", "test_u", "--include-unreviewed")
     _one_line_refusal(r, "--split test_u", "avs-tools collect", "avs-tools sample")
-    _one_line_refusal(run_cli("export", refavs / "ws", tmp_path / "rel", "--split", "testing"), "--split testing")
+    _one_line_refusal(cli_here("export", refavs / "ws", tmp_path / "rel", "--split", "testing"), "--split testing")
     assert not (tmp_path / "rel").exists()
 
 
 def test_ref_avs_template_expressions_and_missing_categories_are_loud(refavs, tmp_path):
-    r = run_cli("export", refavs / "ws", tmp_path / "rel", "--include-unreviewed", "-q", check=True)
+    r = cli_here("export", refavs / "ws", tmp_path / "rel", "--include-unreviewed", "-q", check=True)
     rows = list(csv.DictReader(open(tmp_path / "rel" / "metadata.csv")))
     objects = {(row["vid"], row["fid"]) for row in rows if not row["uid"].startswith("null")}
     assert objects
@@ -267,7 +267,7 @@ def test_ref_avs_template_expressions_and_missing_categories_are_loud(refavs, tm
         db.execute("UPDATE mask_versions SET category=NULL")
     n = len(w.catalog.clips())
     w.close()
-    r = run_cli("export", ws, tmp_path / "rel2", "--include-unreviewed", "-q")
+    r = cli_here("export", ws, tmp_path / "rel2", "--include-unreviewed", "-q")
     assert r.returncode == 0, r.stderr
     cat = [ln for ln in r.stderr.splitlines() if "set-category" in ln]
     assert len(cat) == 1 and f"{n} clips with objects of no category" in cat[0] and f"set-category {ws}" in cat[0]
@@ -283,7 +283,7 @@ def test_s4_unknown_category_is_reported(ms3, tmp_path):
         db.execute("UPDATE clips SET category=NULL")
         db.execute("UPDATE mask_versions SET category=NULL")
     w.close()
-    r = run_cli("export", ws, tmp_path / "rel", "--format", "avsbench-s4", "--include-unreviewed", "-q")
+    r = cli_here("export", ws, tmp_path / "rel", "--format", "avsbench-s4", "--include-unreviewed", "-q")
     assert r.returncode == 0, r.stderr
     warn = [ln for ln in r.stderr.splitlines() if "warning" in ln]
     assert len(warn) == 1 and "6 clips without a category" in warn[0] and "'unknown'" in warn[0]
@@ -296,7 +296,7 @@ def test_s4_unknown_category_is_reported(ms3, tmp_path):
 def test_export_takes_the_workspace_lock(ms3, tmp_path):
     w = open_workspace(ms3 / "ws", lock="test-holder")
     try:
-        r = run_cli("export", ms3 / "ws", tmp_path / "rel", "--include-unreviewed", "-q")
+        r = cli_here("export", ms3 / "ws", tmp_path / "rel", "--include-unreviewed", "-q")
     finally:
         w.close()
     _one_line_refusal(r, "busy", "test-holder")
@@ -310,7 +310,7 @@ def test_export_path_problems_are_one_line(ms3, tmp_path):
     cases = [(".", "'.'"), (afile, "not a folder"), (tmp_path / "missing" / "rel", "does not exist"),
              ("/proc/avs-tools-rel", "cannot write"), ("/proc/self", "")]
     for out, needle in cases:
-        r = run_cli("export", ws, out, "--include-unreviewed", "--force", cwd=tmp_path)
+        r = cli_here("export", ws, out, "--include-unreviewed", "--force", cwd=tmp_path)
         _one_line_refusal(r, needle)
     assert afile.read_bytes() == b"not mine"
     if os.geteuid() != 0:  # root writes anywhere: a read-only folder only stops other users
@@ -318,7 +318,7 @@ def test_export_path_problems_are_one_line(ms3, tmp_path):
         ro.mkdir()
         ro.chmod(0o555)
         try:
-            _one_line_refusal(run_cli("export", ws, ro / "rel", "--include-unreviewed"), "cannot write")
+            _one_line_refusal(cli_here("export", ws, ro / "rel", "--include-unreviewed"), "cannot write")
         finally:
             ro.chmod(0o755)
 

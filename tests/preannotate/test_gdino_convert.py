@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.tiny_models import (
     bert_tokenizer_cache,
     dino_to_original,
@@ -121,7 +121,7 @@ def test_wrong_files_fail_in_one_line(tiny, env, tmp_path, monkeypatch):
                       (folder, "not a Grounding DINO checkpoint")):
         (row, _) = check_models(str(spec), None, "cpu")
         assert not row["loads"] and msg in row["detail"] and "\n" not in row["detail"], row
-    r = run_cli("models", "check", "--dino", sam, "--device", "cpu", env=env)
+    r = cli_here("models", "check", "--dino", sam, "--device", "cpu", env=env)
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("dino"))
     assert r.returncode == 1 and "FAILED" in line and "not an original Grounding DINO" in line
     assert "Traceback" not in r.stderr
@@ -137,7 +137,7 @@ def test_models_check_and_the_run_settings_take_the_original_file(tiny, env, tmp
     from avsbench_tools.checkpoints import checkpoint_hash
     from avsbench_tools.preannotate import Models, PreannotateOptions, settings_for
 
-    r = run_cli("models", "check", "--dino", tiny["pth"], "--device", "cpu", env=env)
+    r = cli_here("models", "check", "--dino", tiny["pth"], "--device", "cpu", env=env)
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("dino"))
     assert r.returncode == 0 and " ok " in line and "GroundingDinoForObjectDetection" in line, r.stdout + r.stderr
     opts = PreannotateOptions(dino=str(tiny["pth"]), sam=str(tiny_hf_sam(tmp_path / "sam")), device="cpu")

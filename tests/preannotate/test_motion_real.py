@@ -22,7 +22,7 @@ from avsbench_tools.masks import iou
 from avsbench_tools.preannotate.motion import BORDER_SIDES, border_contact, is_scenery, motion_settings
 from avsbench_tools.preannotate.track import ids_summary
 from avsbench_tools.workspace import open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 REF = Path(__file__).resolve().parent.parent / "data" / "bigbuckbunny"
 IOU_BAR = 0.75  # per sounding second; measured 0.86, 0.89, 0.94 (seconds 2, 3, 4) on the 2-core dev box
@@ -65,10 +65,10 @@ def bunny_ws(tmp_path_factory) -> tuple[Path, str]:
                    check=True, timeout=120)
     (d / "recipe.toml").write_text(RECIPE)
     ws = d / "ws"
-    run_cli("init", ws, "--recipe", d / "recipe.toml", check=True)
-    run_cli("collect", ws, "-q", "--local", d / "videos", "--category", "rabbit", "--any-license", check=True)
-    run_cli("sample", ws, "-q", check=True)
-    r = run_cli("preannotate", ws, "--backend", "motion", check=True)
+    cli_here("init", ws, "--recipe", d / "recipe.toml", check=True)
+    cli_here("collect", ws, "-q", "--local", d / "videos", "--category", "rabbit", "--any-license", check=True)
+    cli_here("sample", ws, "-q", check=True)
+    r = cli_here("preannotate", ws, "--backend", "motion", check=True)
     return ws, r.stdout
 
 
@@ -108,7 +108,7 @@ def test_one_character_keeps_one_id_and_covers_the_reference(bunny_ws):
 
 def test_rerun_skips_and_reports_nothing_new(bunny_ws):
     wsdir, _ = bunny_ws
-    r = run_cli("preannotate", wsdir, "--backend", "motion", check=True)
+    r = cli_here("preannotate", wsdir, "--backend", "motion", check=True)
     assert "nothing to do" in r.stdout and "objects (ids)" not in r.stdout
 
 

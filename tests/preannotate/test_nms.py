@@ -15,7 +15,7 @@ from avsbench_tools.masks import ObjectMask
 from avsbench_tools.preannotate.nms import CapStats, bound_detections, large_enough
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import init_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.tiny_models import tiny_hf_sam
 
 pytest.importorskip("torchvision")
@@ -153,6 +153,6 @@ def _per_frame(rows) -> dict[tuple, int]:
 def test_bounds_that_cannot_work_are_one_line_usage_errors(tmp_path, sampled):
     for flag, value, msg in (("--max-objects", "0", "must be at least 1"), ("--nms-iou", "0", "must be in (0, 1]"),
                              ("--min-area", "1", "in [0, 1)"), ("--precision", "fp16", "expected one of fp32, bf16")):
-        r = run_cli("preannotate", sampled, "-q", "--dino", "x", "--sam", "y", flag, value)
+        r = cli_here("preannotate", sampled, "-q", "--dino", "x", "--sam", "y", flag, value)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and msg in lines[0] and flag in lines[0], r.stderr

@@ -10,7 +10,7 @@ import pytest
 from avsbench_tools.collect import CollectOptions, collect
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +35,25 @@ def sampled(tmp_path_factory, collected) -> Path:
 def test_preannotate_names_the_next_step_and_says_when_nothing_is_left(tmp_path, sampled):
     ws = tmp_path / "ws"
     shutil.copytree(sampled, ws)
-    r = run_cli("preannotate", ws, "--backend", "motion", check=True)
+    r = cli_here("preannotate", ws, "--backend", "motion", check=True)
     assert "4 clips proposed" in r.stdout
     # Label Studio is installed in this build: review first, or export the proposals as they are
     assert (f"next: avs-tools studio start {ws} && avs-tools push {ws}  (review the proposals), or: avs-tools export "
             f"{ws} OUT --include-unreviewed") in r.stdout
-    r = run_cli("preannotate", ws, "--backend", "motion", check=True)
+    r = cli_here("preannotate", ws, "--backend", "motion", check=True)
     assert "nothing to do: all 4 sampled clips already have proposals" in r.stdout
     assert "next: avs-tools studio start" in r.stdout
-    r = run_cli("preannotate", ws, "--backend", "motion", env={"AVS_TOOLS_LABEL_STUDIO": str(tmp_path / "none")},
+    r = cli_here("preannotate", ws, "--backend", "motion", env={"AVS_TOOLS_LABEL_STUDIO": str(tmp_path / "none")},
                 check=True)  # no Label Studio: the export, and how to get the studio
     assert f"next: avs-tools export {ws} OUT --include-unreviewed" in r.stdout and "make studio-install" in r.stdout
-    assert "next:" not in run_cli("preannotate", ws, "-q", "--backend", "motion", check=True).stdout
+    assert "next:" not in cli_here("preannotate", ws, "-q", "--backend", "motion", check=True).stdout
 
 
 def test_preannotate_before_sample_and_before_collect(tmp_path, collected):
-    r = run_cli("preannotate", collected)
+    r = cli_here("preannotate", collected)
     assert r.returncode == 2 and f"run avs-tools sample {collected} first" in r.stderr and "Traceback" not in r.stderr
     init_workspace(tmp_path / "empty", "avss")[0].close()
-    r = run_cli("preannotate", tmp_path / "empty")
+    r = cli_here("preannotate", tmp_path / "empty")
     assert r.returncode == 2 and "has no clips yet" in r.stderr and "avs-tools collect" in r.stderr
 
 
@@ -62,7 +62,7 @@ def test_preannotate_exits_1_when_every_clip_fails(tmp_path, sampled):
     shutil.copytree(sampled, ws)
     for p in (ws / "clips").glob("*.mp4"):
         p.unlink()  # the videos went missing after sampling
-    r = run_cli("preannotate", ws, "-q", "--backend", "motion")
+    r = cli_here("preannotate", ws, "-q", "--backend", "motion")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "0 clips proposed" in r.stdout and "4 failed" in r.stdout
     failed = [ln for ln in r.stderr.splitlines() if ln.strip().startswith("failed: ")]
@@ -74,12 +74,12 @@ def test_options_that_cannot_take_effect_say_so(tmp_path, sampled):
     ws = tmp_path / "ws"
     shutil.copytree(sampled, ws)
     clip = sorted(p.stem for p in (ws / "clips").glob("*.mp4"))[0]
-    r = run_cli("preannotate", ws, "--dino", "IDEA-Research/grounding-dino-tiny")  # no --sam: not silently motion
+    r = cli_here("preannotate", ws, "--dino", "IDEA-Research/grounding-dino-tiny")  # no --sam: not silently motion
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "--sam" in lines[0], r.stderr
-    r = run_cli("preannotate", ws, "-q", "--backend", "motion", "--device", "cuda", "--prompt", "dog",
+    r = cli_here("preannotate", ws, "-q", "--backend", "motion", "--device", "cuda", "--prompt", "dog",
                 "--clip", clip, check=True)
     assert "--device cuda has no effect with the motion backend" in r.stderr
     assert "--prompt has no effect with the motion backend" in r.stderr
-    r = run_cli("preannotate", ws, "--clip", clip[:-1] + "x")
+    r = cli_here("preannotate", ws, "--clip", clip[:-1] + "x")
     assert r.returncode == 2 and f"did you mean {clip}" in r.stderr

@@ -15,7 +15,7 @@ from avsbench_tools.preannotate import PreannotateOptions, preannotate
 from avsbench_tools.preannotate import sam3 as sam3_backend
 from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 from tests.helpers.tiny_models import tiny_hf_sam, tiny_sam3
 
 torch = pytest.importorskip("torch")
@@ -95,20 +95,20 @@ def test_sam3_on_the_command_line(tmp_path, sampled, sam3_model):
     shutil.copytree(sampled[0], wsdir)
     clip = sampled[1][0]
     sam1 = tiny_hf_sam(tmp_path / "sam1")
-    r = run_cli("preannotate", wsdir, "-q", "--backend", "sam3", "--clip", clip, env=ONE_THREAD)
+    r = cli_here("preannotate", wsdir, "-q", "--backend", "sam3", "--clip", clip, env=ONE_THREAD)
     assert r.returncode == 2 and r.stderr.strip().endswith("--backend sam3 needs --sam3 (a transformers "
                                                            "Sam3VideoModel checkpoint, e.g. facebook/sam3)")
-    r = run_cli("preannotate", wsdir, "-q", "--sam3", sam1, "--device", "cpu", "--clip", clip, env=ONE_THREAD)
+    r = cli_here("preannotate", wsdir, "-q", "--sam3", sam1, "--device", "cpu", "--clip", clip, env=ONE_THREAD)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and f"--sam3 {sam1}: not a SAM 3 video checkpoint (model_type 'sam')" \
         in lines[0], r.stderr
-    r = run_cli("models", "check", "--sam3", sam3_model, "--device", "cpu", env=ONE_THREAD)
+    r = cli_here("models", "check", "--sam3", sam3_model, "--device", "cpu", env=ONE_THREAD)
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith("sam3"))
     assert r.returncode == 0 and " ok " in row and "Sam3VideoModel" in row, r.stdout + r.stderr
     # --sam3 alone picks the backend (as --dino with --sam picks grounded-sam); options of other backends are named
     unsampled = next(c.name.removesuffix(".mp4") for c in sorted((wsdir / "clips").glob("*.mp4"))
                      if c.stem not in sampled[1])
-    r = run_cli("preannotate", wsdir, "--sam3", sam3_model, "--tracker", "none", "--clip", unsampled, env=ONE_THREAD)
+    r = cli_here("preannotate", wsdir, "--sam3", sam3_model, "--tracker", "none", "--clip", unsampled, env=ONE_THREAD)
     assert r.returncode == 2 and "--tracker has no effect with the sam3 backend" in r.stderr
     assert f"clip {unsampled} is not sampled yet" in r.stderr
 

@@ -30,7 +30,7 @@ from avsbench_tools.preview import (
 )
 from avsbench_tools.sample import Activity, SampleOptions, activity_of, sample
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here, run_cli
 
 
 def _umask022():
@@ -108,7 +108,7 @@ def test_masks_are_drawn_and_a_clip_without_masks_says_so(ws5):
     a = np.asarray(Image.open(root / "m.png").convert("RGB"), np.int16)
     b = np.asarray(Image.open(root / "p.png").convert("RGB"), np.int16)
     assert a.shape[1] == b.shape[1] and a.shape[0] > b.shape[0]  # the legend lines under the frames
-    r = run_cli("preview", root, "--clip", ids[-1], "--masks", "--out", root / "none.png")
+    r = cli_here("preview", root, "--clip", ids[-1], "--masks", "--out", root / "none.png")
     assert r.returncode == 0 and "no masks for this clip yet" in r.stdout and "preannotate" in r.stdout
 
 
@@ -116,7 +116,7 @@ def test_preview_reads_while_a_stage_holds_the_lock(ws5):
     root, ids = ws5
     busy = open_workspace(root, lock="sample")
     try:
-        r = run_cli("preview", root, "--clip", ids[1], "--out", root / "while-locked.png")
+        r = cli_here("preview", root, "--clip", ids[1], "--out", root / "while-locked.png")
     finally:
         busy.close()
     assert r.returncode == 0, r.stderr
@@ -139,18 +139,18 @@ def test_a_users_png_is_never_overwritten_and_our_own_is(ws5, tmp_path):
     cases = {"user.png": None, "gimp.png": {"Software": "GIMP 2.10"}}
     for name, text in cases.items():
         before = _plain_png(tmp_path / name, text)
-        r = run_cli("preview", root, "--clip", ids[0], "--out", tmp_path / name)
+        r = cli_here("preview", root, "--clip", ids[0], "--out", tmp_path / name)
         _one_line_error(r, name, "not written by avs-tools")
         assert (tmp_path / name).read_bytes() == before
     notes = tmp_path / "notes.png"
     notes.write_text("my notes, not an image\n")
-    _one_line_error(run_cli("preview", root, "--clip", ids[0], "--out", notes), "notes.png")
+    _one_line_error(cli_here("preview", root, "--clip", ids[0], "--out", notes), "notes.png")
     assert notes.read_text() == "my notes, not an image\n"
     # an earlier preview is ours: replaced
     ours = tmp_path / "ours.png"
-    run_cli("preview", root, "--clip", ids[0], "--out", ours, check=True)
+    cli_here("preview", root, "--clip", ids[0], "--out", ours, check=True)
     first = ours.read_bytes()
-    run_cli("preview", root, "--clip", ids[1], "--out", ours, check=True)
+    cli_here("preview", root, "--clip", ids[1], "--out", ours, check=True)
     assert ours.read_bytes() != first and png_text(ours)["Source"] == ids[1]
 
 
@@ -159,7 +159,7 @@ def test_a_users_file_in_previews_is_not_overwritten(ws5):
     target = root / "previews" / f"{ids[2]}.png"
     target.parent.mkdir(exist_ok=True)
     before = _plain_png(target)
-    _one_line_error(run_cli("preview", root, "--clip", ids[2]), target.name, "not written by avs-tools")
+    _one_line_error(cli_here("preview", root, "--clip", ids[2]), target.name, "not written by avs-tools")
     assert target.read_bytes() == before
     target.unlink()
 
@@ -175,23 +175,23 @@ def test_path_errors_are_one_line(ws5, tmp_path, out, needle):
     root, ids = ws5
     if out == "FOLDER":
         out = str(tmp_path)
-    r = run_cli("preview", root, "--clip", ids[0], "--out", out, cwd=tmp_path)
+    r = cli_here("preview", root, "--clip", ids[0], "--out", out, cwd=tmp_path)
     _one_line_error(r, needle)
     assert not (tmp_path / "x.jpg").exists()
 
 
 def test_unknown_clip_and_nothing_sampled(ws5, tmp_path, world_ms3):
     root, ids = ws5
-    r = run_cli("preview", root, "--clip", ids[0][:-3])
+    r = cli_here("preview", root, "--clip", ids[0][:-3])
     _one_line_error(r, "no such clip", ids[0])  # the nearest ids are suggested
     fresh, _ = init_workspace(tmp_path / "fresh", str(world_ms3 / "recipe.toml"))
     fresh.close()
-    _one_line_error(run_cli("preview", tmp_path / "fresh"), f"run avs-tools sample {tmp_path / 'fresh'} first")
+    _one_line_error(cli_here("preview", tmp_path / "fresh"), f"run avs-tools sample {tmp_path / 'fresh'} first")
     fresh = open_workspace(tmp_path / "fresh")
     collect(fresh, CollectOptions(local=world_ms3 / "videos", any_license=True, category="guitar"))
     clip = sorted(c.clip_id for c in fresh.catalog.clips())[0]
     fresh.close()
-    r = run_cli("preview", tmp_path / "fresh", "--clip", clip)
+    r = cli_here("preview", tmp_path / "fresh", "--clip", clip)
     _one_line_error(r, clip, "not sampled", f"avs-tools sample {tmp_path / 'fresh'}")
     assert not (tmp_path / "fresh" / "previews").exists()
 

@@ -11,7 +11,7 @@ import numpy as np
 from avsbench_tools.fsutil import MARKER
 from avsbench_tools.media import probe
 from avsbench_tools.synth import CATEGORIES, SynthParams, load_instances, load_truth, render_clip
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 
 def _digest_tree(root: Path, skip_suffix=(".mp4",)) -> dict[str, str]:
@@ -22,8 +22,8 @@ def _digest_tree(root: Path, skip_suffix=(".mp4",)) -> dict[str, str]:
 
 def test_same_seed_gives_byte_identical_ground_truth(tmp_path):
     args = ["--clips", "4", "--seconds", "5", "--seed", "7", "--gold", "avsbench-ms3", "--size", "160x120", "-q"]
-    run_cli("synth", tmp_path / "a", *args, check=True)
-    run_cli("synth", tmp_path / "b", *args, check=True)
+    cli_here("synth", tmp_path / "a", *args, check=True)
+    cli_here("synth", tmp_path / "b", *args, check=True)
     da, db = _digest_tree(tmp_path / "a"), _digest_tree(tmp_path / "b")
     assert da == db and any(k.startswith("gold/") for k in da) and any(k.endswith(".npz") for k in da)
     for mp4 in sorted((tmp_path / "a" / "videos").glob("*.mp4")):
@@ -86,7 +86,7 @@ def test_truth_files_load(world_ms3):
 def test_kill_9_during_synth_then_rerun_matches_uninterrupted(tmp_path):
     args = ["--clips", "6", "--seconds", "5", "--seed", "5", "--size", "160x120", "--gold", "avss", "-q"]
     ref = tmp_path / "ref"
-    run_cli("synth", ref, *args, check=True)
+    cli_here("synth", ref, *args, check=True)
     out = tmp_path / "killed"
     for delay in (0.8, 1.6, 2.4):
         p = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "synth", str(out), *args],
@@ -95,7 +95,7 @@ def test_kill_9_during_synth_then_rerun_matches_uninterrupted(tmp_path):
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
         p.wait()
-    run_cli("synth", out, *args, check=True)
+    cli_here("synth", out, *args, check=True)
     assert _digest_tree(out) == _digest_tree(ref)
     assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
     assert sorted(p.name for p in (out / "videos").iterdir()) == sorted(p.name for p in (ref / "videos").iterdir())
@@ -104,7 +104,7 @@ def test_kill_9_during_synth_then_rerun_matches_uninterrupted(tmp_path):
 def test_bad_synth_options(tmp_path):
     for args, needle in ((["--gold", "ref-avs"], "10 s"), (["--seconds", "7"], "--seconds 7: must be 5 or 10 s"), (["--gold", "coco"], "--gold"),
                          (["--size", "161x120"], "even")):
-        proc = run_cli("synth", tmp_path / "x", *args)
+        proc = cli_here("synth", tmp_path / "x", *args)
         assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 
 from avsbench_tools.fsutil import MARKER, read_marker
-from tests.helpers import run_cli
+from tests.helpers import cli_here
 
 TINY = ["--clips", "2", "--seconds", "5", "--size", "64x64", "--seed", "3"]
 
@@ -29,7 +29,7 @@ def test_synth_path_problems_are_one_line(tmp_path):
     cases = [(".", "'.'"), (afile, "not a folder"), (tmp_path / "missing" / "w", "does not exist"),
              ("/proc/avs-tools-world", "cannot write"), ("/proc", "")]
     for out, needle in cases:
-        _one_line(run_cli("synth", out, *TINY, "-q", cwd=tmp_path), needle)
+        _one_line(cli_here("synth", out, *TINY, "-q", cwd=tmp_path), needle)
     assert afile.read_bytes() == b"mine"
     assert not (tmp_path / "missing").exists()
     if os.geteuid() != 0:  # root writes anywhere: a read-only folder only stops other users
@@ -37,7 +37,7 @@ def test_synth_path_problems_are_one_line(tmp_path):
         ro.mkdir()
         ro.chmod(0o555)
         try:
-            _one_line(run_cli("synth", ro / "w", *TINY, "-q"), "cannot write")
+            _one_line(cli_here("synth", ro / "w", *TINY, "-q"), "cannot write")
         finally:
             ro.chmod(0o755)
 
@@ -46,41 +46,41 @@ def test_synth_refuses_a_folder_it_did_not_write_and_resumes_its_own(tmp_path):
     user = tmp_path / "videos"
     user.mkdir()
     (user / "holiday.mp4").write_bytes(b"mine")
-    _one_line(run_cli("synth", user, *TINY, "-q"), MARKER)
+    _one_line(cli_here("synth", user, *TINY, "-q"), MARKER)
     assert [p.name for p in user.iterdir()] == ["holiday.mp4"]
     # a release avs-tools wrote is not a world either
     rel = tmp_path / "rel"
     rel.mkdir()
     (rel / MARKER).write_text('{"tool": "avs-tools", "kind": "release"}')
     (rel / "metadata.csv").write_text("vid\n")
-    _one_line(run_cli("synth", rel, *TINY, "-q"), "release")
+    _one_line(cli_here("synth", rel, *TINY, "-q"), "release")
     # an empty folder is fine; the world it gets is marked, and a re-run resumes it
     world = tmp_path / "world"
     world.mkdir()
-    r = run_cli("synth", world, *TINY, check=True)
+    r = cli_here("synth", world, *TINY, check=True)
     assert read_marker(world)["kind"] == "synth-world"
     assert "2 rendered" in r.stdout
     assert r.stdout.splitlines()[-1] == f"next: avs-tools init WS --recipe {world / 'recipe.toml'}"
-    r = run_cli("synth", world, *TINY, "--gold", "avsbench-ms3", "-q", check=True)
+    r = cli_here("synth", world, *TINY, "--gold", "avsbench-ms3", "-q", check=True)
     assert "0 rendered, 2 already there" in r.stdout and "next:" not in r.stdout
     assert (world / "gold" / "Multi-sources" / "ms3_meta_data.csv").is_file()
     # other parameters: refused, naming the ones it was made with
-    _one_line(run_cli("synth", world, "--clips", "3", "--size", "64x64", "-q"), "--clips 2", "--seed 3")
+    _one_line(cli_here("synth", world, "--clips", "3", "--size", "64x64", "-q"), "--clips 2", "--seed 3")
     # a world written before worlds had a marker is recognised by its world.json and files
     (world / MARKER).unlink()
-    run_cli("synth", world, *TINY, "-q", check=True)
+    cli_here("synth", world, *TINY, "-q", check=True)
     assert read_marker(world)["kind"] == "synth-world"
     # ... but not once the user put something of theirs in it
     (world / MARKER).unlink()
     (world / "notes.txt").write_text("mine")
-    _one_line(run_cli("synth", world, *TINY, "-q"), MARKER)
+    _one_line(cli_here("synth", world, *TINY, "-q"), MARKER)
     assert (world / "notes.txt").read_text() == "mine"
 
 
 def test_synth_options_say_what_is_allowed(tmp_path):
-    line = _one_line(run_cli("synth", tmp_path / "w", "--seconds", "7"), "--seconds 7: must be 5 or 10 s")
+    line = _one_line(cli_here("synth", tmp_path / "w", "--seconds", "7"), "--seconds 7: must be 5 or 10 s")
     assert "(" not in line
-    _one_line(run_cli("synth", tmp_path / "w", "--clips", "0"), "--clips 0")
+    _one_line(cli_here("synth", tmp_path / "w", "--clips", "0"), "--clips 0")
     assert not (tmp_path / "w").exists()
 
 
@@ -118,22 +118,22 @@ def test_ctrl_c_during_synth_records_finished_clips(tmp_path):
     finished = sorted(p.stem for p in (out / "truth").glob("*.json"))
     assert done == len(finished) >= 2
     assert not [p for p in out.rglob(".tmp-*")]
-    r = run_cli("synth", out, *args, check=True)
+    r = cli_here("synth", out, *args, check=True)
     assert f"{12 - done} rendered, {done} already there" in r.stdout
     assert len(list((out / "videos").glob("*.mp4"))) == 12
 
 
 def test_gold_release_inside_the_world_is_its_own(tmp_path):
     out = tmp_path / "w"
-    run_cli("synth", out, *TINY, "--gold", "avsbench-ms3", "-q", check=True)
+    cli_here("synth", out, *TINY, "--gold", "avsbench-ms3", "-q", check=True)
     stamp = (out / "gold" / ".avs-gold.json").read_text()
     csv_before = (out / "gold" / "Multi-sources" / "ms3_meta_data.csv").read_bytes()
     # a gold release left unfinished-looking (no stamp): the world rewrites it, it is its own output
     (out / "gold" / ".avs-gold.json").unlink()
     (out / "gold" / "Multi-sources" / "ms3_meta_data.csv").write_text("broken")
-    run_cli("synth", out, *TINY, "--gold", "avsbench-ms3", "-q", check=True)
+    cli_here("synth", out, *TINY, "--gold", "avsbench-ms3", "-q", check=True)
     assert (out / "gold" / ".avs-gold.json").read_text() == stamp
     assert (out / "gold" / "Multi-sources" / "ms3_meta_data.csv").read_bytes() == csv_before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     # another layout changes the world's recipe: refused, naming the layout it was made with
-    _one_line(run_cli("synth", out, *TINY, "--gold", "avss", "-q"), "--gold avsbench-ms3")
+    _one_line(cli_here("synth", out, *TINY, "--gold", "avss", "-q"), "--gold avsbench-ms3")
