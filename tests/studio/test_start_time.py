@@ -28,7 +28,11 @@ def seed_cache(pytestconfig, tmp_path_factory):
     from avsbench_tools.studio.server import StudioPaths, _server_env
 
     binary = require_label_studio()
-    cache = pytestconfig.cache.mkdir("studio-seed")
+    if getattr(pytestconfig, "cache", None) is not None:
+        cache = pytestconfig.cache.mkdir("studio-seed")
+    else:  # -p no:cacheprovider: this run's own folder, shared by its xdist workers (their base temps' parent)
+        cache = tmp_path_factory.getbasetemp().parent / "studio-seed"
+        cache.mkdir(exist_ok=True)
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         template = cache / f"label-studio-{_ls_version(binary)}.sqlite3"
