@@ -108,11 +108,12 @@ class Api:
                 return None
             page += 1
 
-    def create_project(self, title: str, ws_id: str, config: str, instructions: str) -> Project:
-        """A new project: our config and instructions, shown before labelling, sampled by prediction score."""
+    def create_project(self, title: str, ws_id: str, config: str, instructions: str, model_version: str = "") -> Project:
+        """A new project: our config and instructions, shown before labelling, sampled by prediction score, showing
+        the predictions of `model_version` (set now: push need not change it afterwards)."""
         body = {"title": title[:TITLE_MAX], "description": f"{MARKER}{ws_id} (made by avs-tools push)",
                 "label_config": config, "expert_instruction": instructions, "show_instruction": True,
-                "sampling": SAMPLING, "show_collab_predictions": True}
+                "sampling": SAMPLING, "show_collab_predictions": True, "model_version": model_version}
         p = _project(self.request("POST", "api/projects/", body, what="creating the project"))
         p.created = True
         return p
@@ -334,8 +335,8 @@ def previous_port(ws_root: Path, host: str) -> int | None:
 
 
 def known_root(ws, conn, given: str | None) -> Path | None:
-    """The document root push expects before asking the server (`document_root` checks it): the one given, else
-    the one known for the workspace's own server; None when neither is there."""
+    """The document root given, else the one known for the workspace's own server, else None (`document_root`
+    checks it with the server)."""
     root = given or getattr(conn, "document_root", None)
     return Path(os.path.abspath(root)) if root else None
 

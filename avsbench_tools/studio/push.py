@@ -47,6 +47,7 @@ from avsbench_tools.studio.push_build import (
 from avsbench_tools.studio.push_sync import (
     find_project,
     interface,
+    make_storages,
     reconcile,
     reconcile_tasks,
     refresh_data,
@@ -116,7 +117,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     ws_id = cat.studio_ws_id()
     res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
     server = server_name(conn, ws_id)
-    proj = find_project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root))
+    proj = find_project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root), _shown(items)[1])
     key = project_key(server, proj.id)
     li = CheckedInterface(interface(proj.label_config))
     if not has_second(li):  # a project made before the audio's second: a frame without proposal gets no region
@@ -145,7 +146,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
     new_tasks = build_from(guess) if guess else None  # while the storages are made and the document root checked
     try:
-        api.ensure_storages(proj.id, ws.root)  # the server serves the workspace's files from them
+        make_storages(ws, api, proj, server)  # the server serves the workspace's files from them
         docroot = document_root(ws, conn, api, opts.document_root, items[0].frame.path)
         if new_tasks is None or docroot != guess:
             if new_tasks is not None:
@@ -249,21 +250,28 @@ def _needed(ws, clip, frames: list, src) -> list:
     return [f for f in frames if f.second in need] or frames
 
 
-def _finish(ws, proj: Project, api: Api, key: str, items: list[Item], res: PushResult) -> None:
-    cat = ws.catalog
-    tasks, preds = cat.studio_tasks(key), cat.studio_predictions(key)
-    complete: dict[str, bool] = {}
+def _shown(items: list[Item]) -> tuple[list[str], str]:
+    """(the model versions of the clips' newest proposals, the one the project shows: that one when there is one,
+    else "" (every prediction))."""
     newest: dict[str, str] = {}
     for it in items:
-        tid = tasks.get((it.clip_id, it.frame.second))
-        ok = tid is not None and all((tid, p.model_version) in preds for p in it.preds)
-        complete[it.clip_id] = complete.get(it.clip_id, True) and ok
         offered = [p for p in it.preds if not p.with_silent and not p.audio_only]
         if offered:
             newest[it.clip_id] = offered[-1].model_version
     versions = sorted(set(newest.values()))
+    return versions, versions[0] if len(versions) == 1 else ""
+
+
+def _finish(ws, proj: Project, api: Api, key: str, items: list[Item], res: PushResult) -> None:
+    cat = ws.catalog
+    tasks, preds = cat.studio_tasks(key), cat.studio_predictions(key)
+    complete: dict[str, bool] = {}
+    for it in items:
+        tid = tasks.get((it.clip_id, it.frame.second))
+        ok = tid is not None and all((tid, p.model_version) in preds for p in it.preds)
+        complete[it.clip_id] = complete.get(it.clip_id, True) and ok
+    versions, show = _shown(items)
     res.model_versions = versions
-    show = versions[0] if len(versions) == 1 else ""
     if len(versions) > 1:
         res.notes.append(f"the clips' newest proposals come from {len(versions)} settings ({', '.join(versions)}): "
                          "the editor shows every prediction, and tasks are served in random order, not lowest "

@@ -22,12 +22,11 @@ from avsbench_tools.studio.push_build import Item, prediction_json
 
 
 # -- the project ----------------------------------------------------------------------------------------
-def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving) -> Project:
-    """The workspace's project (`res`: the push's PushResult), found or made. `check_serving` (connect's: can the server serve the workspace's
-    media?) runs before an existing project is changed, and right after a new one is made, which is deleted again
-    when the answer is no: a refusal leaves nothing behind (and on a server without any project, the check names
-    the new one instead of making and deleting a scratch project). Its local-files storages are made by push, while
-    the first chunks are built."""
+def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving, model_version: str = "") -> Project:
+    """The workspace's project (`res`: the push's PushResult), found or made (with `model_version`). `check_serving`
+    (connect's: can the server serve the workspace's media?) runs before an existing project is changed. A new
+    project is checked by making its local-files storages (`make_storages`, which the server validates the same
+    way), and deleted again when they are refused: a refusal leaves nothing behind."""
     cat, recipe = ws.catalog, ws.recipe
     pid = cat.studio_project(server)
     proj = api.project(pid) if pid is not None else None
@@ -40,12 +39,7 @@ def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving) -> P
     instructions = cfg.instructions(recipe)
     if proj is None:
         title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
-        proj = api.create_project(title, ws_id, cfg.label_config(recipe), instructions)
-        try:
-            check_serving()
-        except BaseException:
-            api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id} (the check failed)")
-            raise
+        proj = api.create_project(title, ws_id, cfg.label_config(recipe), instructions, model_version)
     else:
         check_serving()
         missing = cfg.check_config(proj.label_config, recipe)
@@ -65,6 +59,19 @@ def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving) -> P
         cat.set_studio_project(server, proj.id)
     res.project_id, res.project_created = proj.id, proj.created
     return proj
+
+
+def make_storages(ws, api: Api, proj: Project, server: str) -> None:
+    """The project's local-files storages (what lets the server serve the workspace's files). A new project whose
+    storages the server refuses (it cannot serve the workspace) is deleted again, and forgotten."""
+    try:
+        api.ensure_storages(proj.id, ws.root)
+    except BaseException:
+        if proj.created:
+            api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id} (its storages were "
+                        "refused)")
+            ws.catalog.set_studio_project(server, None)
+        raise
 
 
 def _same_server(ws, api: Api, pid: int, ws_id: str, key: str) -> list[str]:
