@@ -16,7 +16,7 @@ from avsbench_tools.cli import app, run
 from avsbench_tools.cli.common import stage_run
 from avsbench_tools.errors import UsageError, WorkspaceBusy
 from avsbench_tools.workspace import init_workspace, open_workspace
-from tests.helpers import run_cli
+from tests.helpers import cli_here, run_cli
 
 PIPELINE = ["init", "status", "clips", "backup", "synth", "collect", "set-category", "sample", "preview",
             "preannotate", "models", "studio", "push", "pull", "qa", "export", "validate", "stats", "evaluate",
@@ -39,7 +39,7 @@ def ws(tmp_path) -> Path:
 
 
 # -- --debug ---------------------------------------------------------------------------------------------
-def test_an_error_is_one_line_and_debug_shows_its_traceback(tmp_path):
+def test_an_error_is_one_line_and_debug_shows_its_traceback(tmp_path):  # --debug: the process prints the traceback
     missing = tmp_path / "nowhere"
     plain = run_cli("status", missing)
     lines = plain.stderr.strip().splitlines()
@@ -84,7 +84,7 @@ def test_debug_does_not_outlive_its_command(tmp_path, capsys):
 
 # -- help ------------------------------------------------------------------------------------------------
 def test_help_lists_the_commands_in_pipeline_order():
-    out = run_cli("--help", check=True).stdout
+    out = cli_here("--help", check=True).stdout
     section = out.split("\nCommands:\n", 1)[1]
     names = [ln.split()[0] for ln in section.splitlines() if ln.startswith("  ") and not ln.startswith("   ")]
     assert names == PIPELINE
@@ -101,7 +101,7 @@ def test_usage_line_names_arguments_the_usual_way(command, capsys):
 
 
 def test_a_missing_argument_is_named_in_capitals():
-    r = run_cli("sample")
+    r = cli_here("sample")
     assert r.returncode == 2 and "Missing argument 'WORKSPACE'" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -145,7 +145,7 @@ def test_every_command_declares_the_shared_options_the_same_way():
 
 
 def test_checkpoints_fall_back_to_their_environment_variables():
-    r = run_cli("models", "check", "--json", "--dino", "/cli/dino",
+    r = cli_here("models", "check", "--json", "--dino", "/cli/dino",
                 env={"AVS_TOOLS_DINO": "/env/dino", "AVS_TOOLS_SAM": "/env/sam.pth", "AVS_TOOLS_CLAP": ""})
     rows = {row["role"]: row for row in json.loads(r.stdout)}
     assert rows["dino"]["spec"] == "/cli/dino"  # the option wins over the variable
@@ -155,9 +155,9 @@ def test_checkpoints_fall_back_to_their_environment_variables():
 
 def test_notes_about_ignored_options_speak_only_of_what_was_typed(ws):
     env = {"AVS_TOOLS_DINO": "/env/dino"}
-    r = run_cli("preannotate", ws, "--backend", "motion", "-q", env=env)
+    r = cli_here("preannotate", ws, "--backend", "motion", "-q", env=env)
     assert "--dino" not in r.stderr, r.stderr  # a standing configuration is not something the user asked for
-    r = run_cli("preannotate", ws, "--backend", "motion", "--dino", "/cli/dino", "-q", env=env)
+    r = cli_here("preannotate", ws, "--backend", "motion", "--dino", "/cli/dino", "-q", env=env)
     assert "avs-tools: note: --dino has no effect with the motion backend" in r.stderr, r.stderr
 
 
