@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from avsbench_tools.workspace import open_workspace
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import cli_here
 
 WS_NAME = "a-media"  # the workspace under the server's document root
 
@@ -24,17 +24,18 @@ class Media:
 
 def pushed_media(server) -> Media:
     """One clip (5 s, 320x240) with motion proposals, pushed with `avs-tools push`; built once per run
-    (a second caller finds the marker and only lists the tasks)."""
+    (a second caller finds the marker and only lists the tasks). The commands run in the test's process
+    (`cli_here`: the same commands without a Python start each)."""
     ws = server.ws / WS_NAME
     marker = server.ws.parent / f"{WS_NAME}.pushed"
     if not marker.exists():
         world = server.ws.parent / f"{WS_NAME}-world"  # outside the document root: only the workspace is served
-        run_cli("synth", world, "--clips", "1", "--seconds", "5", "--size", "320x240", "--seed", "11", "-q", check=True)
-        run_cli("init", ws, "--recipe", world / "recipe.toml", check=True)
-        run_cli("collect", ws, "--world", world, "-q", check=True)
-        run_cli("sample", ws, "-q", check=True)
-        run_cli("preannotate", ws, "--backend", "motion", "-q", check=True)
-        run_cli("push", ws, "--url", server.url, "-q", env={"LABEL_STUDIO_API_KEY": server.api_key}, check=True)
+        cli_here("synth", world, "--clips", "1", "--seconds", "5", "--size", "320x240", "--seed", "11", "-q", check=True)
+        cli_here("init", ws, "--recipe", world / "recipe.toml", check=True)
+        cli_here("collect", ws, "--world", world, "-q", check=True)
+        cli_here("sample", ws, "-q", check=True)
+        cli_here("preannotate", ws, "--backend", "motion", "-q", check=True)
+        cli_here("push", ws, "--url", server.url, "-q", env={"LABEL_STUDIO_API_KEY": server.api_key}, check=True)
         marker.write_text("pushed\n")
     w = open_workspace(ws)
     try:
