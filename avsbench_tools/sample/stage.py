@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,10 @@ from avsbench_tools.sample.outputs import audio_paths, npy_bytes
 from avsbench_tools.workspace import Workspace, deferred_interrupt
 
 GRACE_S = 0.8  # after Ctrl-C, clips in progress get this long to finish (and be recorded) before they stop
+#: Clips handed to the pool at a time, per job: the workers never wait for the main thread, and a main thread
+#: that stops (Ctrl-C, an error, a progress report that blocks) leaves at most this many per job to finish,
+#: not the whole workspace queued behind them.
+IN_FLIGHT_PER_JOB = 2
 
 
 @dataclass
@@ -167,14 +171,28 @@ def _sample(ws: Workspace, opts: SampleOptions, progress: Progress) -> SampleRes
                     res.failures.append((c.clip_id, reason))
         res.failed = len(res.failures) + failed_before
 
+    queue = iter(todo)
+    running: set[Future] = set()
+
+    def submit_next() -> None:
+        c = next(queue, None)
+        if c is not None:
+            f = pool.submit(run_one, c)
+            futs[f] = c
+            running.add(f)
+
     try:
-        for c in todo:
-            futs[pool.submit(run_one, c)] = c
+        for _ in range(IN_FLIGHT_PER_JOB * opts.jobs):
+            submit_next()
         n = res.skipped
-        for fut in as_completed(futs):
-            fut.result()  # a bug or a disk error stops the run (below), after the other workers stop
-            n += 1
-            progress("sampling", n, len(clips), futs[fut].clip_id)
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                running.discard(fut)
+                fut.result()  # a bug or a disk error stops the run (below), after the other workers stop
+                submit_next()
+                n += 1
+                progress("sampling", n, len(clips), futs[fut].clip_id)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         stop_at(GRACE_S if interrupted else 0.0)

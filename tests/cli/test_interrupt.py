@@ -29,7 +29,9 @@ MSG = re.compile(r"interrupted: (\d+) done, (\d+) left; run the same command to 
 
 @pytest.fixture(scope="module")
 def ws24(tmp_path_factory) -> Path:
-    return clip_workspace(tmp_path_factory.mktemp("i24"), "ref-avs", 24, 10, w=640, h=360)
+    # held (start_cli): the size is no race; the pool holds at most 2 clips per job (sample/stage.py
+    # IN_FLIGHT_PER_JOB), so a run held on its main thread cannot finish the 24 clips behind the test's back
+    return clip_workspace(tmp_path_factory.mktemp("i24"), "ref-avs", 24, 10, w=160, h=120)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,7 @@ def test_ctrl_c_during_sample_records_every_finished_clip_and_resumes(tmp_path, 
     assert rc == 130 and took < STOP_LIMIT_S, (rc, took, err)
     done, left = _numbers(err)
     assert done + left == 24 and done >= 3 and left >= 1, err
+    assert done <= 3 + 2 * 2, err  # held after 3 clips: only the clips in flight then (2 per job) could finish
     # what is on disk is exactly what is recorded: no clip written but not recorded, nothing half-written
     recorded = {r[0] for r in sqlite3.connect(ws / "catalog.sqlite").execute(
         "SELECT clip_id FROM stage_status WHERE stage='sample' AND status='done'")}
