@@ -24,6 +24,7 @@ from avsbench_tools.sample import SampleOptions, sample
 from avsbench_tools.synth import SynthParams, synthesize
 from avsbench_tools.workspace import init_workspace, open_workspace
 from tests.helpers import cli_here
+from tests.helpers.interrupt import start_cli, wait_for
 
 
 def _build(root: Path, clips: int, seconds: int, seed: int, *, stages=("collect", "sample", "preannotate")) -> Path:
@@ -343,17 +344,11 @@ def test_ctrl_c_during_export_leaves_the_earlier_release_and_removes_the_temp(ms
     w = open_workspace(ws)
     status_before = [tuple(r) for r in w.catalog.query("SELECT * FROM stage_status WHERE stage='export' ORDER BY clip_id")]
     w.close()
-    proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "export", str(ws), str(rel), "--force",
-                             "--include-unreviewed", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    # held in its progress report after its first clip (start_cli, test-only): never finished before the Ctrl-C
+    proc = start_cli("export", ws, rel, "--force", "--include-unreviewed", "-q", hold=tmp_path / "hold", hold_at=1)
+    wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
     tmp = tmp_path / f".tmp-{proc.pid}-rel"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if tmp.is_dir() and any(p.suffix == ".png" for p in tmp.rglob("*")):
-            break
-        time.sleep(0.01)
-    assert proc.poll() is None, "export finished before the test could interrupt it"
-    assert tmp.is_dir()
+    assert tmp.is_dir() and any(p.suffix == ".png" for p in tmp.rglob("*"))
     os.killpg(proc.pid, signal.SIGINT)
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=30)

@@ -10,6 +10,7 @@ import time
 
 from avsbench_tools.fsutil import MARKER, read_marker
 from tests.helpers import cli_here
+from tests.helpers.interrupt import start_cli, wait_for
 
 TINY = ["--clips", "2", "--seconds", "5", "--size", "64x64", "--seed", "3"]
 
@@ -101,14 +102,10 @@ def test_synth_files_follow_the_umask(tmp_path):
 def test_ctrl_c_during_synth_records_finished_clips(tmp_path):
     out = tmp_path / "w"
     args = ["--clips", "12", "--seconds", "5", "--size", "160x120", "--seed", "6", "-q"]
-    proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "synth", str(out), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((out / "truth").glob("*.json"))) >= 2:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "synth finished before the test could interrupt it"
+    # held in its progress report after the second clip (start_cli, test-only): never finished before the Ctrl-C
+    proc = start_cli("synth", out, *args, hold=tmp_path / "hold", hold_at=2)
+    wait_for(lambda: (tmp_path / "hold.held").exists(), proc)
+    assert len(list((out / "truth").glob("*.json"))) >= 2
     os.killpg(proc.pid, signal.SIGINT)
     t0 = time.monotonic()
     _, err = proc.communicate(timeout=30)
