@@ -25,13 +25,20 @@ console = Console(stderr=True)
 #: thread, from the report whose `done` reaches AVS_TOOLS_TEST_HOLD_AT, default 0) for as long as that
 #: file exists, after writing `<file>.held`. Tests hold a stage there to Ctrl-C it or to try a second
 #: run against it, without hoping that the machine is slow enough (Ctrl-C still stops it at once).
-HOLD_ENV, HOLD_AT_ENV = "AVS_TOOLS_TEST_HOLD", "AVS_TOOLS_TEST_HOLD_AT"
+#: AVS_TOOLS_TEST_HOLD_MATCH, when set, is a regular expression the report's "<stage> <info>" must contain
+#: (e.g. "training epoch 2/": a run held in its second epoch, after the first one's checkpoint).
+HOLD_ENV, HOLD_AT_ENV, HOLD_MATCH_ENV = "AVS_TOOLS_TEST_HOLD", "AVS_TOOLS_TEST_HOLD_AT", "AVS_TOOLS_TEST_HOLD_MATCH"
 
 
-def _test_hold(done: int) -> None:
+def _test_hold(done: int, what: str = "") -> None:
     hold = os.environ.get(HOLD_ENV)
     if not hold or done < int(os.environ.get(HOLD_AT_ENV) or 0):
         return
+    if os.environ.get(HOLD_MATCH_ENV):
+        import re
+
+        if not re.search(os.environ[HOLD_MATCH_ENV], what):
+            return
     if threading.current_thread() is not threading.main_thread():
         return
     path = Path(hold)
@@ -50,7 +57,7 @@ class _Bars:
         self.tasks: dict[str, int] = {}
 
     def __call__(self, stage: str, done: int, total: int, info: str = "") -> None:
-        _test_hold(done)
+        _test_hold(done, f"{stage} {info}")
         if self.progress is None:
             return
         if not self.started:  # drawn from the first report on: an error before any work prints only its line

@@ -9,7 +9,7 @@ CLI, gives back the validation mIoU its training measured, on every seed; and ea
 validation mIoU above the best trivial predictor's), which is the sanity check's question.
 
 The runs are the session's (tests/baselines/conftest.py tones_run): seed 41's is also the audio check's
-(test_train.py), so it is trained once."""
+(test_train.py), so it is trained once (both tests are in one xdist group, so on one worker)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ SEEDS = (41, 42, 43)  # no test outside tests/baselines renders these worlds
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("baselines/tones")  # conftest's TONES_GROUP: seed 41's run is test_train's audio check's too
 def test_cpu_sanity_check_on_three_new_seeds_scores_what_it_trained(tones_run):
     from avsbench_tools.baselines.dataset import ClipDataset, open_release
     from avsbench_tools.release_check.trivial import trivial_scores
@@ -33,7 +34,7 @@ def test_cpu_sanity_check_on_three_new_seeds_scores_what_it_trained(tones_run):
         assert "fixed He-normal VGGish initialisation" in t.trained.stderr  # the encoder is named, not "random"
         rows = list(csv.DictReader(open(t.run / "log.csv")))
         best = max(float(x["val_miou"]) for x in rows)
-        r = run_cli("baseline", "eval", t.run, "--split", "val", "--device", "cpu", "-q", env={"OMP_NUM_THREADS": "1"})
+        r = run_cli("baseline", "eval", t.run, "--split", "val", "--device", "cpu", "-q")
         assert r.returncode == 0, r.stderr
         line = next(x for x in r.stdout.splitlines() if "on the float logits" in x)
         rescored = float(line.split("mIoU ")[1].split(",")[0])
