@@ -1,7 +1,9 @@
 """Issue #21, items 1, 2 and 4: `--force` of baseline train / predict / release-check replaces only a folder the
 command wrote (one line naming what is in the way) and swaps the new output in atomically (Ctrl-C keeps the
 earlier one whole); a run belongs to its data (a changed release is refused, never resumed); training reads
-only what validate accepts; a bad log-mel pickle is one line. Subprocess runs of the CLI; tiny training."""
+only what validate accepts; a bad log-mel pickle is one line. Subprocess runs of the CLI; tiny training (TINY: a
+quarter-width ResNet-18 with 32 channels at 64x64, whose checkpoints are a thirtieth of the full ResNet-18's: what is
+refused, kept or replaced does not depend on the network's size)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from tests.helpers.worlds import he_vggish, make_world
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-TINY = ["--backbone", "resnet18", "--input-size", "64", "--batch", "2", "--device", "cpu", "--seed", "5"]
+TINY = ["--backbone", "resnet18-w16", "--channels", "32", "--input-size", "64", "--batch", "2", "--device", "cpu",
+        "--seed", "5"]
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # the CLI's torch: one thread, like the tests' own
 
 
@@ -112,9 +115,11 @@ def test_force_never_deletes_what_the_command_did_not_write(made, ms3, vggish, t
     assert not list(tmp_path.glob(".tmp-*")), "a staging folder was left beside the output"
 
 
-def _held(cmd: list, hold: Path) -> subprocess.Popen:
+def _held(cmd: list, hold: Path, match: str = "") -> subprocess.Popen:
+    """The command, held at its first progress report with 1 done (whose "<stage> <info>" matches `match`)."""
     hold.touch()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", AVS_TOOLS_TEST_HOLD=str(hold), AVS_TOOLS_TEST_HOLD_AT="1", **ENV)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", AVS_TOOLS_TEST_HOLD=str(hold), AVS_TOOLS_TEST_HOLD_AT="1",
+               AVS_TOOLS_TEST_HOLD_MATCH=match, **ENV)
     return subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, cmd)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -143,11 +148,10 @@ def test_ctrl_c_during_force_keeps_the_earlier_output_whole(made, ms3, vggish, t
     before = _tree(run)
     cmd = ["baseline", "train", rel, "--setting", "ms3", "--out", run, "--epochs", "3", *TINY,
            "--vggish-weights", vggish, "--force", "-q"]
-    proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, cmd)], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1", **ENV))
+    hold = tmp_path / "hold"
+    proc = _held(cmd, hold, "^training epoch 2/")  # held during its epochs, the first one's checkpoint staged
     staged = lambda: any((p / "run.json").is_file() for p in tmp_path.glob(".tmp-new-*-run"))  # noqa: E731
-    rc, err = _ctrl_c_when(proc, staged)
+    rc, err = _ctrl_c_when(proc, lambda: (tmp_path / "hold.held").exists() and staged())
     assert rc == 130 and "the earlier run" in err and "is as it was" in err, err
     assert _tree(run) == before and not list(tmp_path.glob(".tmp-*"))
 
@@ -156,7 +160,7 @@ def test_ctrl_c_during_force_keeps_the_earlier_output_whole(made, ms3, vggish, t
     assert run_cli("release-check", broken, "--format", "avsbench-ms3", "--out", check, "--device", "cpu",
                    "-q").returncode == 1
     before = _tree(check)
-    hold = tmp_path / "hold"
+    (tmp_path / "hold.held").unlink()
     proc = _held(["release-check", broken, "--format", "avsbench-ms3", "--out", check, "--device", "cpu", "--force"],
                  hold)
     rc, err = _ctrl_c_when(proc, lambda: (tmp_path / "hold.held").exists())

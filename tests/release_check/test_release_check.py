@@ -23,9 +23,12 @@ def s4(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checked(s4, tmp_path_factory):
+    """A release-check of the 8-clip S4 world with a budget of 8 s (4 s a run: a few epochs of the CPU plan's
+    quarter-width ResNet-18 on this world's few training clips; the report's numbers and page are checked against
+    what it trained, whatever the epochs; before, 20 s bought nothing more to check)."""
     vggish = he_vggish(tmp_path_factory.getbasetemp() / "baseline-worlds" / "vggish_he.pth")
     out = tmp_path_factory.mktemp("check") / "check"
-    args = ["release-check", s4, "--format", "avsbench-s4", "--out", out, "--budget", "20", "--device", "cpu",
+    args = ["release-check", s4, "--format", "avsbench-s4", "--out", out, "--budget", "8", "--device", "cpu",
             "--vggish-weights", vggish]
     t0 = time.monotonic()
     r = run_cli(*args)
@@ -174,21 +177,31 @@ def test_bad_arguments_are_one_line(s4, tmp_path):
 def test_ctrl_c_then_the_same_command_keeps_the_finished_run_and_counts_runs_and_epochs(s4, tmp_path):
     """Row: Ctrl-C in release-check, then the same command: the finished audio run was trained again with a fresh
     budget and the message read "0 done, 500 left" (500 = the epoch cap). Now the finished run is kept and the
-    message counts runs, and epochs of the run that was going (its kept epochs, and the audio run's count)."""
+    message counts runs, and epochs of the run that was going (its kept epochs, and the audio run's count).
+    The check is held (cli/bars.py's test-only hold) at the no-audio run's first training step, the audio run done,
+    so the Ctrl-C arrives there whatever the machine's speed; a budget of 4 s (2 s a run) gives the runs the epochs
+    they count."""
     import os
     import signal
     import subprocess
 
+    from avsbench_tools.release_check.plan import MAX_EPOCHS
+
     out = tmp_path / "check"
-    args = ["release-check", s4, "--format", "avsbench-s4", "--out", out, "--budget", "16", "--device", "cpu", "-q"]
+    args = ["release-check", s4, "--format", "avsbench-s4", "--out", out, "--budget", "4", "--device", "cpu", "-q"]
+    hold = tmp_path / "hold"
+    hold.touch()
+    # the audio run's epochs are counted against the cap (epoch k/500), the no-audio run's against the audio run's
     proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", *map(str, args)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", AVS_TOOLS_TEST_HOLD=str(hold),
+                                     AVS_TOOLS_TEST_HOLD_MATCH=rf"^training epoch 1/(?!{MAX_EPOCHS} )"))
     end = time.monotonic() + 300
-    while not (out / "runs" / "no-audio" / "run.json").is_file():  # the audio run is done, the no-audio one began
+    while not (tmp_path / "hold.held").is_file():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < end
         time.sleep(0.05)
+    assert (out / "runs" / "audio" / "done.json").is_file() and (out / "runs" / "no-audio" / "run.json").is_file()
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
