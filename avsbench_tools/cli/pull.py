@@ -58,6 +58,8 @@ def pull(
         extra.append(f"null expressions set for {res.null_expressions} clips")
     if res.retracted:
         extra.append(f"{len(res.retracted)} reviews retracted (gone from the server: kept as history, not counted)")
+    if res.excerpts_removed:
+        extra.append(f"{res.excerpts_removed} audio excerpts of tasks gone removed (WS/audio/seconds)")
     if res.project_gone is not None:
         typer.echo(f"pull: project {res.project_gone} was deleted at {res.url}: its {len(res.retracted)} reviews "
                    f"are retracted (kept as history, not counted); {res.reviewed_clips} clips fully reviewed")

@@ -186,7 +186,7 @@ def test_push_sends_only_the_frames_the_export_supervises(studio_server):
     body = (excerpts / b / "3.wav").read_bytes()
     client.tasks.delete(id=gone["id"])
     r = cli("pull", path, "--url", srv.url, env=env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and "1 audio excerpts of tasks gone removed" in r.stdout, r.stdout + r.stderr
     assert not (excerpts / b / "3.wav").exists() and (excerpts / b / "4.wav").exists()
     r = cli("push", path, "--url", srv.url, env=env)  # the frame is still supervised: its task and audio come back
     assert r.returncode == 0 and r.stdout.startswith("push: 1 tasks created, 5 already there"), r.stdout + r.stderr
