@@ -1,5 +1,6 @@
 """Pushing a copy of the studio tests' built workspace (`built`, tests/studio/conftest.py) and listing what the
-server holds: shared by test_push.py and test_push_audio.py."""
+server holds: shared by test_push.py and test_push_audio.py; `learn_prediction_ids` for the tests that annotate
+through the API right after a push (test_pull, test_mirror, test_own_project)."""
 
 from __future__ import annotations
 
