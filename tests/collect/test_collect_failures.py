@@ -236,12 +236,14 @@ def test_nothing_asked_is_a_usage_error_and_quiet_has_no_next_line(tmp_path):
 def test_ctrl_c_stops_promptly_records_finished_clips_and_resumes(tmp_path, server):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) in the middle of downloads
     and cuts: exit 130 within seconds with the resume line, no yt-dlp/ffmpeg left, every clip on disk
-    recorded, no partial file; a second collect meanwhile is refused; the re-run skips finished work."""
+    recorded, no partial file; a second collect meanwhile is refused; the re-run skips finished work.
+    The last two videos are held half-way by the server ('hold' mode) until after the interrupt, so the
+    run is mid-download when the Ctrl-C comes however fast or loaded the machine is (no race)."""
     names = []
     for i in range(5):
         make_video(server.root / f"v{i}.mp4", seconds=10)
         names.append(f"v{i}.mp4")
-        server.modes[f"v{i}.mp4"] = "slow"
+        server.modes[f"v{i}.mp4"] = "slow" if i < 3 else "hold"
     server.slow_rate = 150_000  # about 1.3 s per download
     urls = _urls(tmp_path, server, names)
     ws = tmp_path / "ws"
@@ -263,6 +265,7 @@ def test_ctrl_c_stops_promptly_records_finished_clips_and_resumes(tmp_path, serv
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+        server.release.set()  # the held bodies' handler threads end (their client is gone)
     assert p.returncode == 130, err
     assert took < 5, f"took {took:.1f} s to stop"
     line = [ln for ln in err.splitlines() if ln.startswith("interrupted:")]
