@@ -102,8 +102,10 @@ def _meta_state(build) -> dict:
         return build().state_dict()
 
 
-def _visual_state(path: Path, backbone: str) -> dict:
-    """A visual weights file in this model's key layout (not yet checked)."""
+def visual_state(path: Path, backbone: str) -> dict:
+    """A visual weights file in this model's key layout, not yet checked against a network's shapes
+    (read_visual_weights checks it against the full-size encoder; a smaller network of the same layout loads
+    it with `load_state_dict`)."""
     state = _unwrap(_read(path, "--visual-weights"), path)
     if backbone == "pvt_v2_b5":
         from avsbench_tools.baselines.pvt import from_timm_keys
@@ -117,7 +119,7 @@ def read_visual_weights(path: Path, backbone: str) -> dict:
     torchvision's ResNet layout (`fc.*` ignored) for resnet50/resnet18; the official `pvt_v2_b5.pth`
     layout or timm's for pvt_v2_b5 (`head.*` ignored)."""
     path = Path(path)
-    state = _visual_state(path, backbone)
+    state = visual_state(path, backbone)
     if backbone == "pvt_v2_b5":
         from avsbench_tools.baselines.pvt import pvt_v2_b5
 
@@ -175,13 +177,6 @@ def fixed_vggish(vggish) -> None:
                 mod.weight.copy_(w)
                 mod.bias.zero_()
         vggish.embeddings[4].weight /= 3
-
-
-def load_visual_weights(model, path: Path) -> None:
-    """ImageNet weights into `model.visual` (see read_visual_weights for the layouts accepted)."""
-    path = Path(path)
-    _check_and_load(model.visual, _visual_state(path, model.cfg.backbone), path,
-                    f"{model.cfg.backbone} ImageNet weights")
 
 
 def official_to_ours(state: dict) -> tuple[dict, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-from types import SimpleNamespace
 
 import pytest
 
@@ -18,9 +17,9 @@ from avsbench_tools.baselines.weights import (  # noqa: E402
     Checkpoint,
     checkpoint_config,
     load_checkpoint,
-    load_visual_weights,
     read_checkpoint,
     save_checkpoint,
+    visual_state,
 )
 from avsbench_tools.errors import AvsError, UsageError  # noqa: E402
 
@@ -83,9 +82,8 @@ def test_pvt_matches_timm_and_both_key_layouts_load(tmp_path):
     timm_state = timm_net.state_dict()
     assert any(k.startswith("stages.") for k in timm_state) and "head.weight" in timm_state
     ours = PVTv2(mlp_ratio=4, **TINY_PVT).eval()
-    holder = SimpleNamespace(cfg=SimpleNamespace(backbone="pvt_v2_b5"), visual=ours)
     torch.save(timm_state, tmp_path / "timm.pth")
-    load_visual_weights(holder, tmp_path / "timm.pth")
+    ours.load_state_dict(visual_state(tmp_path / "timm.pth", "pvt_v2_b5"), strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         want = timm_net.forward_intermediates(x, intermediates_only=True)
@@ -96,7 +94,7 @@ def test_pvt_matches_timm_and_both_key_layouts_load(tmp_path):
     official = dict(ours.state_dict(), **{"head.weight": torch.zeros(1000, 64), "head.bias": torch.zeros(1000)})
     torch.save({"model": official}, tmp_path / "official.pth")
     fresh = PVTv2(mlp_ratio=4, **TINY_PVT)
-    load_visual_weights(SimpleNamespace(cfg=holder.cfg, visual=fresh), tmp_path / "official.pth")
+    fresh.load_state_dict(visual_state(tmp_path / "official.pth", "pvt_v2_b5"), strict=True)
     assert _same(fresh.state_dict(), ours.state_dict())
 
 
