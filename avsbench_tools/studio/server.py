@@ -217,6 +217,9 @@ def _server_env(paths: StudioPaths, username: str, password: str, token: str) ->
         "LABEL_STUDIO_COLLECT_ANALYTICS": "false", "LABEL_STUDIO_LOG_LEVEL": "INFO",
         "LABEL_STUDIO_DEBUG": "false", "PYTHONUNBUFFERED": "1",
     })
+    # studio/lsboot/sitecustomize.py: TCP_NODELAY on the server's sockets (no 40 ms stall per request)
+    boot = str(Path(__file__).resolve().parent / "lsboot")
+    env["PYTHONPATH"] = os.pathsep.join([boot] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
 
 

@@ -212,3 +212,28 @@ def test_a_server_that_exits_during_start_is_reported_with_its_last_log_line(tmp
     assert proc.stderr.strip().splitlines()[-1] == (f"avs-tools: error: Label Studio exited during its start: see {log} "
                                                     "(ImportError: no module named django)")
     assert not (ws / "studio" / "server.json").exists()
+
+
+def test_the_server_sends_each_write_at_once_tcp_nodelay(studio_server, tmp_path):
+    """Django's development server (label-studio start) answers in several socket writes; with Nagle's algorithm on,
+    each request waited up to 40 ms for the client's delayed ACK (GET /health: 48 ms against 5 ms). The running
+    server was started with studio/lsboot first on its PYTHONPATH, whose sitecustomize turns TCP_NODELAY on for its
+    request handler, and a distribution's own sitecustomize further on the path still runs."""
+    from avsbench_tools.studio import server as srv
+
+    env = dict(line.split("=", 1) for line in
+               Path(f"/proc/{studio_server.pid}/environ").read_bytes().decode().split("\0") if "=" in line)
+    boot = Path(srv.__file__).resolve().parent / "lsboot"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(boot)
+    other = tmp_path / "site"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text("import os\nos.environ['AVS_TEST_CHAINED'] = 'yes'\n")
+    python = srv.find_binary().parent / "python"
+    probe = ("import os; from django.core.servers.basehttp import WSGIRequestHandler as H; "
+             "print(H.disable_nagle_algorithm, os.environ.get('AVS_TEST_CHAINED'))")
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(boot), str(other)])})
+    assert out.stdout.split() == ["True", "yes"], out.stderr
+    plain = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert plain.stdout.split() == ["False", "None"]  # what the server answered with before
