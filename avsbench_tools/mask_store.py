@@ -1,4 +1,4 @@
-"""Mask storage: a clip's masks as catalog `MaskVersion`s (PNG 0/255 under WS/masks/), and THE rule of
+"""Mask storage: a clip's masks as catalog `MaskVersion`s (1-bit PNGs under WS/masks/), and THE rule of
 which masks a clip shows.
 
 - `save_versions` stores a set of `masks.ObjectMask`s (one transaction, `Catalog.save_mask_set`);
@@ -33,10 +33,11 @@ def settings_hash(settings: dict) -> str:
 
 
 def mask_png(mask: np.ndarray) -> bytes:
-    """A bool mask as the PNG (0/255, 8-bit grey) every stored mask is."""
-    from avsbench_tools.pngfast import encode_png
+    """A bool mask as the PNG every stored mask is: 1-bit grey, painted white (pngfast.encode_png_1bit: ~5x smaller
+    and ~4x faster to read back than 8-bit 0/255; masks stored as 8-bit 0/255 before are read the same)."""
+    from avsbench_tools.pngfast import encode_png_1bit
 
-    return encode_png(mask.astype(np.uint8) * 255)
+    return encode_png_1bit(mask)
 
 
 def write_mask(ws: Workspace, clip_id: str, folder: str, name: str, mask: np.ndarray):
@@ -49,10 +50,9 @@ def write_mask(ws: Workspace, clip_id: str, folder: str, name: str, mask: np.nda
 
 def load_mask(ws: Workspace, rel: str) -> np.ndarray:
     """A stored mask PNG (path relative to the workspace) as a bool array [H, W]."""
-    from PIL import Image
+    from avsbench_tools.pngfast import read_mask
 
-    with Image.open(ws.path(rel)) as im:
-        return np.asarray(im) > 0
+    return read_mask(ws.path(rel))
 
 
 def save_versions(ws: Workspace, clip_id: str, objs: list[ObjectMask], kind: str, backend: str, settings: dict,

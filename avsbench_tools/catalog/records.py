@@ -160,7 +160,7 @@ _MASK_FIELDS = ("tracked", "lost", "box")
 class MaskVersion:
     """A row of `mask_versions`: one object's mask in one second, as proposed or reviewed.
 
-    The mask itself is a single-channel PNG (0/255) at `path`, relative to the workspace."""
+    The mask itself is a 1-bit grey PNG (mask_store.mask_png; 8-bit 0/255 in older workspaces) at `path`, relative to the workspace."""
 
     version_id: int | None
     clip_id: str
@@ -196,9 +196,9 @@ class MaskVersion:
 
     def load(self, root: Path):
         """The mask as a bool array [H, W], read from `root / path`."""
-        from avsbench_tools.pngfast import read_png
+        from avsbench_tools.pngfast import read_mask
 
-        return read_png(Path(root) / self.path) > 0
+        return read_mask(Path(root) / self.path)
 
     def to_object_mask(self, root: Path):
         """This version as the pipeline's mask type, `masks.ObjectMask`, with its mask loaded."""

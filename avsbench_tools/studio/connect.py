@@ -34,17 +34,34 @@ class Connection:
     api_key: str = field(repr=False)
     source: str
     document_root: str | None = None
+    _sdk: object = field(default=None, repr=False, compare=False)
+    _http: object = field(default=None, repr=False, compare=False)
 
     def client(self):
-        """A label_studio_sdk client (`LabelStudio(base_url=url, api_key=api_key)`). The SDK sends a
-        legacy token as `Authorization: Token <key>` and a personal access token (JWT) as Bearer."""
-        from label_studio_sdk import LabelStudio
-        from label_studio_sdk.core.api_error import ApiError
+        """This connection's label_studio_sdk client (`LabelStudio(base_url=url, api_key=api_key)`), made once: one
+        HTTP connection pool and TLS context per command, not one per call (each new httpx client loads the CA store,
+        ~20 ms). The SDK sends a legacy token as `Authorization: Token <key>` and a personal access token (JWT) as
+        Bearer."""
+        if self._sdk is None:
+            from label_studio_sdk import LabelStudio
+            from label_studio_sdk.core.api_error import ApiError
 
-        try:
-            return LabelStudio(base_url=self.url, api_key=self.api_key)
-        except ApiError as exc:  # an expired personal access token is refused when the client is made
-            raise StudioUnreachable(f"Label Studio at {self.url} refused the API key ({exc.status_code})") from None
+            try:
+                self._sdk = LabelStudio(base_url=self.url, api_key=self.api_key, timeout=60, httpx_client=self._httpx())
+            except ApiError as exc:  # an expired personal access token is refused when the client is made
+                raise StudioUnreachable(f"Label Studio at {self.url} refused the API key ({exc.status_code})") from None
+        return self._sdk
+
+    def _httpx(self):
+        """The connection's plain httpx client (no key on it: the SDK adds its headers per request)."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(timeout=60, follow_redirects=True)
+        return self._http
+
+    def __getstate__(self) -> dict:  # a Connection sent to another process makes its own clients there
+        return {**self.__dict__, "_sdk": None, "_http": None}
 
     def check(self) -> str:
         """Raise a one-line StudioUnreachable when the server is down, is not Label Studio, or refuses
@@ -53,7 +70,7 @@ class Connection:
         from label_studio_sdk.core.api_error import ApiError
 
         try:
-            r = httpx.get(self.url + "/health", timeout=CHECK_TIMEOUT, follow_redirects=True)
+            r = self._httpx().get(self.url + "/health", timeout=CHECK_TIMEOUT)
         except httpx.HTTPError as exc:
             raise StudioUnreachable(f"cannot reach Label Studio at {self.url}: {_why(exc)}") from None
         if not _is_health(r):

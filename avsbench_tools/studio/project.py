@@ -24,7 +24,6 @@ SEQUENTIAL = "Sequential sampling"  # the Data Manager's order (push --order imp
 STORAGE_DIRS = ("frames", "audio", "clips")  # what tasks point at; never WS itself (WS/studio holds secrets)
 BULK_TIMEOUT = 600.0
 PER_TASK_COST = 20  # one request per task costs about as much as listing this many predictions
-FIRST_CHUNK = 10  # the first import request's tasks: the server starts while the next chunks are built
 
 
 class StudioError(AvsError):
@@ -123,11 +122,12 @@ class Api:
         self.request("PATCH", f"api/projects/{int(pid)}/", fields, what=f"updating project {pid}")
 
     # -- storages -----------------------------------------------------------------------------------
-    def ensure_storages(self, pid: int, root: Path) -> int:
+    def ensure_storages(self, pid: int, root: Path, new: bool = False) -> int:
         """Local-files import storages on the workspace's media folders (what lets the server serve them);
-        never synced (a sync would import every file as a task). Returns how many were made."""
-        have = {os.path.normpath(s.get("path") or "") for s in
-                self.request("GET", "api/storages/localfiles/", params={"project": pid}, what="the storages")}
+        never synced (a sync would import every file as a task). Returns how many were made. `new`: the project
+        was made by this push (it has none: they are not listed first)."""
+        have = set() if new else {os.path.normpath(s.get("path") or "") for s in self.request(
+            "GET", "api/storages/localfiles/", params={"project": pid}, what="the storages")}
         made = 0
         for sub in STORAGE_DIRS:
             path = os.path.join(os.path.abspath(root), sub)
@@ -261,26 +261,87 @@ class Api:
 
 
 def encode(body: Any) -> bytes:
-    """A request body as compact JSON bytes (push encodes a chunk in its build thread, off the request's path)."""
-    return json.dumps(body, separators=(",", ":")).encode()
+    """A request body as compact JSON bytes (push encodes a chunk in its build thread, off the request's path): the
+    same bytes as `json.dumps(body, separators=(",", ":"))`, but a brush RLE (a list of int byte values under "rle")
+    is written by `_rle_text` (numpy) instead of json's walk over each value, which cost more than the RLE itself."""
+    import secrets
+
+    rles: list[bytes] = []
+    nonce = "\x00rle" + secrets.token_hex(8) + ":"  # no string of the body can hold it (NUL + 16 random hex digits)
+    text = json.dumps(_swap_rles(body, rles, nonce), separators=(",", ":"))
+    if not rles:
+        return text.encode()
+    mark = json.dumps(nonce)[:-1]  # the token as json writes it, with its opening quote
+    parts = text.split(mark)
+    out = [parts[0].encode()]
+    for part in parts[1:]:
+        i, rest = part.split('"', 1)
+        out += [b"[", _rle_text(rles[int(i)]), b"]", rest.encode()]
+    return b"".join(out)
 
 
-def ramped(seq: list, n: int):
-    """`seq` in chunks of FIRST_CHUNK, twice that, ... up to `n` items: the server gets its first request after
-    a few tasks are built (and imports it while the next, larger chunk is built), then chunks of `n`."""
-    i, size = 0, max(1, min(FIRST_CHUNK, n))
-    while i < len(seq):
-        yield seq[i:i + size]
-        i += size
-        size = min(max(1, n), 2 * size)
+def _swap_rles(node: Any, rles: list[bytes], nonce: str) -> Any:
+    """`node` with each "rle" list of byte values replaced by a token naming its place in `rles` (copies only the
+    dicts and lists on the way to one)."""
+    if isinstance(node, dict):
+        out = None
+        for k, v in node.items():
+            if k == "rle" and isinstance(v, list) and len(v) > 16:
+                try:
+                    raw = bytes(v)  # every value an int 0..255, else json writes it as it is
+                except (TypeError, ValueError):
+                    continue
+                new = f"{nonce}{len(rles)}"
+                rles.append(raw)
+            elif isinstance(v, (dict, list)):
+                new = _swap_rles(v, rles, nonce)
+                if new is v:
+                    continue
+            else:
+                continue
+            out = dict(node) if out is None else out
+            out[k] = new
+        return node if out is None else out
+    if isinstance(node, list) and node and isinstance(node[0], (dict, list)):
+        new = [_swap_rles(v, rles, nonce) for v in node]
+        return node if all(a is b for a, b in zip(new, node, strict=True)) else new
+    return node
+
+
+def _digits_table():
+    import numpy as np
+
+    table = np.zeros((256, 4), np.uint8)
+    used = np.zeros((256, 4), bool)
+    for v in range(256):
+        s = f"{v},".encode()
+        table[v, :len(s)] = list(s)
+        used[v, :len(s)] = True
+    return table, used
+
+
+_DIGITS: tuple | None = None
+
+
+def _rle_text(raw: bytes) -> bytes:
+    """Byte values as the inside of a JSON array ("0,255,17"), in three numpy calls."""
+    import numpy as np
+
+    global _DIGITS
+    if _DIGITS is None:
+        _DIGITS = _digits_table()
+    table, used = _DIGITS
+    a = np.frombuffer(raw, np.uint8)
+    return table[a][used[a]].tobytes()[:-1]
 
 
 class CheckedInterface:
     """The project's LabelInterface, whose prediction check skips what cannot be wrong: a brush region's RLE is
     our encoder's list of byte values (studio/rle.py), so the SDK's walk over every value in Python (a third
     of the client's time) is done once per shape of prediction on a one-byte stand-in; everything else a
-    prediction holds (labels, tags, types, choices, scores, meta) is checked as before, and the server checks
-    the whole prediction again on import."""
+    prediction holds (labels, tags, types, choices, scores, meta) is checked as before (a score in [0, 1] on a
+    stand-in 0.5, so predictions that differ only in their scores are checked once), and the server checks the
+    whole prediction again on import."""
 
     def __init__(self, li):
         self._li = li
@@ -300,6 +361,9 @@ class CheckedInterface:
             return {**r, "value": {**v, "rle": [rle[0]]}}
 
         skeleton = {**pred, "result": [stand_in(r) for r in pred.get("result") or []]}
+        score = pred.get("score")
+        if type(score) in (int, float) and 0.0 <= score <= 1.0:  # any score in range validates alike
+            skeleton["score"] = 0.5
         key = json.dumps(skeleton, sort_keys=True, default=str)
         if key not in self._seen:
             self._seen[key] = self._li.validate_prediction(skeleton, return_errors=True) or []

@@ -21,6 +21,7 @@ from avsbench_tools.errors import Interrupted, UsageError
 from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.studio.campaign import by_priority, check_overlap, settings
 from avsbench_tools.studio.excerpt import Writer, prune
+from avsbench_tools.studio.labelling import label_config
 from avsbench_tools.studio.project import (
     Api,
     CheckedInterface,
@@ -29,7 +30,6 @@ from avsbench_tools.studio.project import (
     document_root,
     encode,
     known_root,
-    ramped,
     server_name,
 )
 from avsbench_tools.studio.push_build import (
@@ -54,7 +54,7 @@ from avsbench_tools.studio.push_sync import (
     update_changed,
 )
 
-CHUNK = 100  # tasks per import request (the largest; the first requests are smaller: project.ramped)
+CHUNK = 100  # tasks per import request (at most; a request holds the tasks built when it is sent: push_build.built)
 
 
 @dataclass
@@ -117,7 +117,25 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     ws_id = cat.studio_ws_id()
     res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
     server = server_name(conn, ws_id)
+    audio = Writer()  # the new tasks' audio excerpts, written beside the build
+    guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
+    ours = label_config(ws.recipe)
+    early, later = None, _Pid()
+    if guess and not opts.order and cat.studio_project(server) is None:  # a project will most likely be made, with
+        early = _bodies(ws, items, guess, ws_id, CheckedInterface(interface(ours)), later, audio, {}, opts.chunk_size)
+    try:  # ... our config: its tasks are built from now on, while it is made
+        return _push(ws, conn, api, opts, progress, items, res, server, audio, guess, ours, early, later)
+    finally:
+        audio.close()
+        if early is not None:
+            early.close()
+
+
+def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list[Item], res: PushResult, server: str,
+          audio: Writer, guess, ours: str, early: built | None, later: _Pid) -> PushResult:
+    cat, ws_id = ws.catalog, ws.catalog.studio_ws_id()
     proj = find_project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root), _shown(items)[1])
+    later.value = proj.id
     key = project_key(server, proj.id)
     li = CheckedInterface(interface(proj.label_config))
     if not has_second(li):  # a project made before the audio's second: a frame without proposal gets no region
@@ -127,12 +145,12 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     todo_new = [it for it in items if (it.clip_id, it.frame.second) not in tasks]
     extra = by_priority(ws, items, todo_new, progress) if opts.order else {}  # sorts todo_new
     res.ordered = len(todo_new) if extra else 0
+    if early is not None and not (proj.created and proj.label_config.strip() == ours.strip() and len(todo_new) == len(items)):
+        early.close()
+        early = None
 
-    def build_from(root):  # the new tasks' chunk bodies, built in a thread from now on (root: the document root)
-        def task(it: Item) -> dict:  # the task JSON, with its priority fields (--order)
-            return {**(t := task_json(ws, it, root, ws_id, li, proj.id, audio)),
-                    "data": {**t["data"], **extra.get((it.clip_id, it.frame.second), {})}}
-        return built(ramped(todo_new, opts.chunk_size), lambda ch: encode([task(it) for it in ch]))
+    def build_from(root):  # the new tasks' request bodies, built in threads from now on (root: the document root)
+        return _bodies(ws, todo_new, root, ws_id, li, proj.id, audio, extra, opts.chunk_size)
 
     todo_more = [(tasks[(it.clip_id, it.frame.second)], it, p) for it in items
                  if (it.clip_id, it.frame.second) in tasks for p in it.preds
@@ -142,9 +160,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     res.predictions_skipped = sum(len(it.preds) for it in items) - len(todo_more) - \
         sum(len(it.preds) for it in todo_new)
     total, done = len(todo_new) + len(todo_more), 0
-    audio = Writer()  # the new tasks' audio excerpts, written beside the build
-    guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
-    new_tasks = build_from(guess) if guess else None  # while the storages are made and the document root checked
+    new_tasks = early or (build_from(guess) if guess else None)  # while the storages are made and the root checked
     try:
         make_storages(ws, api, proj, server)  # the server serves the workspace's files from them
         docroot = document_root(ws, conn, api, opts.document_root, items[0].frame.path)
@@ -170,7 +186,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
         def more(ch):
             return encode([{"task": tid, **prediction_json(ws, it, p, li, proj.id)} for tid, it, p in ch])
 
-        for chunk, body in built(ramped(todo_more, opts.chunk_size), more):
+        for chunk, body in built(todo_more, more, opts.chunk_size):
             api.import_predictions(proj.id, body, len(chunk))
             cat.save_studio_predictions(key, [_unlearnt(p, tid) for tid, _, p in chunk])
             res.predictions_sent += len(chunk)
@@ -190,12 +206,30 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
         audio.close()
         if new_tasks is not None:
             new_tasks.close()
-    if api.task_number(proj.id) != len(cat.studio_tasks(key)):  # an import of an interrupted push landed late
+    # an import of an interrupted push landed late (never in a project this push made)
+    if not proj.created and api.task_number(proj.id) != len(cat.studio_tasks(key)):
         reconcile_tasks(ws, api, proj.id, key, ws_id, res)
     settings(api, proj, opts, res, extra, ws_id)
     _finish(ws, proj, api, key, items, res)
     res.excerpts_removed = prune(ws).removed
     return res
+
+
+def _bodies(ws, items: list[Item], root, ws_id: str, li, pid, audio, extra: dict, limit: int) -> built:
+    """The import requests of new tasks (push_build.built), with their priority fields (--order: `extra`)."""
+    def task(it: Item) -> dict:
+        return {**(t := task_json(ws, it, root, ws_id, li, pid, audio)),
+                "data": {**t["data"], **extra.get((it.clip_id, it.frame.second), {})}}
+    return built(items, lambda ch: encode([task(it) for it in ch]), limit)
+
+
+class _Pid:
+    """A project id known later: the tasks of a project being made are built while it is made (its id in messages)."""
+
+    value = 0
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 def _unlearnt(p, tid: int) -> tuple:

@@ -128,39 +128,53 @@ def sound_text(activity, second: int) -> str | None:
     return f"{state}: {float(activity.relative_db[second]):+.1f} dB over the clip's floor"
 
 
-AHEAD = 4  # chunks built ahead of the one being sent (10 + 20 + 40 + 80 tasks while push sets up the project)
+UNIT = 10  # tasks a build thread turns into JSON at a time (a request joins the units ready when it is sent)
 BUILDERS = 2  # threads building them (numpy and zlib release the GIL: two keep up with the server on a busy CPU)
 
 
 class built:
-    """(chunk, build(chunk)) for each chunk, built in threads (BUILDERS) from the moment this is made (while push
-    still sets up the project's storages), up to AHEAD chunks ahead of the one the caller sends: reading masks and encoding
-    RLE and JSON overlap the server's imports, and a chunk that builds slowly is absorbed by the one ready before
-    it. Errors surface in order; `close()` (or the end of the iteration) stops the thread's queued work."""
+    """The requests of `items`: (batch, body), each batch up to `limit` items. The items are built by `build` (a list
+    of items -> the JSON array of their request bytes) in units of UNIT, in threads (BUILDERS), from the moment this
+    is made (while push still sets up the project's storages) and up to two requests ahead of the one being sent.
+    A request joins every unit built by the time it is sent (up to `limit` items), and waits only for the first:
+    the server never waits while a unit is ready, and gets as few requests as the build allows (each import
+    request costs the server ~45 ms besides its tasks). Errors surface in order; `close()` (or the end of the
+    iteration) stops the threads' queued work."""
 
-    def __init__(self, chunks: Iterator[list], build, ahead: int | None = None, threads: int | None = None):
+    def __init__(self, items: list, build, limit: int, unit: int | None = None, threads: int | None = None):
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
-        ahead = AHEAD if ahead is None else ahead
-        self._chunks, self._build = chunks, build
+        limit = max(1, limit)
+        unit = max(1, min(unit or UNIT, limit))
+        self._limit, self._build = limit, build
+        self._units = chunks(items, unit)
         self._pool = ThreadPoolExecutor(max_workers=threads or BUILDERS, thread_name_prefix="avs-push-build")
         self._queue: deque = deque()
-        for _ in range(max(1, ahead)):
+        for _ in range(max(2, -(-2 * limit // unit))):
             self._submit()
 
     def _submit(self) -> None:
-        chunk = next(self._chunks, None)
-        if chunk is not None:
-            self._queue.append((chunk, self._pool.submit(self._build, chunk)))
+        unit = next(self._units, None)
+        if unit is not None:
+            self._queue.append((unit, self._pool.submit(self._build, unit)))
+
+    def _take(self) -> tuple[list, bytes]:
+        unit, fut = self._queue.popleft()
+        body = fut.result()
+        self._submit()
+        return unit, body
 
     def __iter__(self) -> Iterator[tuple[list, bytes]]:
         try:
             while self._queue:
-                chunk, fut = self._queue.popleft()
-                body = fut.result()
-                self._submit()
-                yield chunk, body
+                batch, body = self._take()
+                batch, bodies = list(batch), [body]
+                while self._queue and self._queue[0][1].done() and len(batch) + len(self._queue[0][0]) <= self._limit:
+                    unit, body = self._take()
+                    batch += unit
+                    bodies.append(body)
+                yield batch, bodies[0] if len(bodies) == 1 else b"[" + b",".join(b[1:-1] for b in bodies) + b"]"
         finally:
             self.close()
 

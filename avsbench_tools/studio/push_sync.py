@@ -65,7 +65,7 @@ def make_storages(ws, api: Api, proj: Project, server: str) -> None:
     """The project's local-files storages (what lets the server serve the workspace's files). A new project whose
     storages the server refuses (it cannot serve the workspace) is deleted again, and forgotten."""
     try:
-        api.ensure_storages(proj.id, ws.root)
+        api.ensure_storages(proj.id, ws.root, new=proj.created)
     except BaseException:
         if proj.created:
             api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id} (its storages were "

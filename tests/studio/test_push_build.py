@@ -1,0 +1,68 @@
+"""push_build.built: the import requests of a push, built in threads; each request joins the units built by the time
+it is sent (up to the chunk size) and waits only for the first. No server: the build is a function under the test's
+control."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from avsbench_tools.studio.project import encode
+from avsbench_tools.studio.push_build import built
+
+
+def _gated(gates: dict[int, threading.Event], seen: list):
+    def build(unit: list[int]) -> bytes:
+        seen.append(unit[0])
+        gates[unit[0]].wait(10)
+        if unit[0] == 666:
+            raise ValueError("unit 666 cannot be built")
+        return encode([{"n": n} for n in unit])
+    return build
+
+
+def test_a_request_joins_the_units_ready_when_it_is_sent_up_to_the_limit():
+    items = list(range(47))
+    gates = {u: threading.Event() for u in range(0, 47, 5)}
+    seen: list = []
+    requests = built(items, _gated(gates, seen), limit=20, unit=5)
+    it = iter(requests)
+    gates[0].set()
+    first, body = next(it)  # only the first unit was ready: sent alone, at once
+    assert first == [0, 1, 2, 3, 4] and json.loads(body) == [{"n": n} for n in first]
+    for u in (5, 10, 15, 20, 25):  # five units ready: the next request takes four (20 items, the limit)
+        gates[u].set()
+    deadline = time.monotonic() + 10
+    while not all(f.done() for unit, f in requests._queue if unit[0] <= 25) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the five units built (their gates are open)
+    second, body = next(it)
+    assert second == list(range(5, 25)) and json.loads(body) == [{"n": n} for n in second]
+    for g in gates.values():
+        g.set()
+    rest = [batch for batch, body in it]
+    assert [n for batch in [first, second, *rest] for n in batch] == items  # every item once, in order
+    assert all(len(b) <= 20 for b in rest) and len(seen) == 10  # each unit built once
+
+
+def test_errors_surface_in_order_and_close_stops_the_queued_work():
+    items = list(range(10)) + [666] + list(range(11, 200))
+    gates = {n: threading.Event() for n in items}
+    for g in gates.values():
+        g.set()
+    seen: list = []
+    got = []
+    with pytest.raises(ValueError, match="unit 666"):
+        for batch, _ in built(items, _gated(gates, seen), limit=10, unit=10):
+            got += batch
+    assert got == list(range(10))
+    late = {n: threading.Event() for n in range(0, 1000, 10)}
+    seen2: list = []
+    requests = built(list(range(1000)), _gated(late, seen2), limit=100, unit=10)
+    requests.close()  # nothing sent: queued units never start
+    for g in late.values():
+        g.set()
+    requests._pool.shutdown(wait=True)
+    assert len(seen2) <= 2  # at most the units the two threads had started
