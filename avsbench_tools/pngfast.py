@@ -92,6 +92,14 @@ def _chunks(data: bytes):
 def decode_mask(data: bytes) -> np.ndarray | None:
     """The bool [H, W] mask of a PNG `encode_png_1bit` writes (1-bit grey, rows unfiltered); None for any other PNG
     (`read_mask` then reads it with `decode_png` or Pillow)."""
+    bits = decode_mask_bits(data)
+    return None if bits is None else np.unpackbits(bits[0], axis=1, count=bits[1]).view(np.bool_)
+
+
+def decode_mask_bits(data: bytes) -> tuple[np.ndarray, int] | None:
+    """(its rows' packed bits, uint8 [H, ceil(W/8)], most significant bit first; W) of a PNG `encode_png_1bit`
+    writes; None for any other PNG. The bits as they are stored: the brush RLE is found from them without
+    unpacking a byte per pixel (studio.rle.encode_bits)."""
     parsed = _chunks(data)
     if parsed is None:
         return None
@@ -108,7 +116,13 @@ def decode_mask(data: bytes) -> np.ndarray | None:
     raw = raw.reshape(h, stride)
     if raw[:, 0].any():  # a filtered row: not ours
         return None
-    return np.unpackbits(raw[:, 1:], axis=1, count=w).view(np.bool_)
+    return raw[:, 1:], w
+
+
+def read_mask_bits(path) -> tuple[np.ndarray, int] | None:
+    """`decode_mask_bits` of a mask PNG file: None unless it is a 1-bit mask this module wrote."""
+    with open(path, "rb") as fh:
+        return decode_mask_bits(fh.read())
 
 
 def read_mask(path) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Label Studio results <-> `masks.ObjectMask`, both directions side by side, pure (no server, no catalog).
 
 - `to_studio(obj, label, shape)`: a brush result of a prediction (push): region id "o<fid>", the mask as
-  our brush RLE (alpha 255 inside, 0 outside) at the frame's size, one label;
+  our brush RLE (alpha 255 inside, 0 outside) at the frame's size, one label (`brush_region`: the same from an
+  RLE already made, e.g. from a stored mask's bits);
 - `from_studio(result, second, fid, shape)`: a brush result of an annotation (pull) -> a reviewed
   ObjectMask: alpha binarised at >= ALPHA_THRESHOLD (the editor anti-aliases stroke edges), scaled to
   the frame (nearest) when drawn at another size; the first brush label is its category;
@@ -37,9 +38,15 @@ def to_studio(obj: ObjectMask, label: str, shape: tuple[int, int]) -> dict:
     h, w = (int(x) for x in shape)
     if obj.mask.shape != (h, w):
         raise ValueError(f"object {obj.fid}: the mask is {obj.mask.shape[1]}x{obj.mask.shape[0]}, the frame {w}x{h}")
-    return {"id": region_id(obj.fid), "from_name": config.MASK, "to_name": config.IMAGE, "type": "brushlabels",
+    return brush_region(obj.fid, label, (h, w), encode(obj.mask))
+
+
+def brush_region(fid: int, label: str, shape: tuple[int, int], rle: list[int]) -> dict:
+    """The brush result of object `fid` whose mask (at the frame's shape (H, W)) is `rle` (studio.rle)."""
+    h, w = (int(x) for x in shape)
+    return {"id": region_id(fid), "from_name": config.MASK, "to_name": config.IMAGE, "type": "brushlabels",
             "original_width": w, "original_height": h, "image_rotation": 0,
-            "value": {"format": "rle", "rle": encode(obj.mask), "brushlabels": [label]}}
+            "value": {"format": "rle", "rle": rle, "brushlabels": [label]}}
 
 
 def from_studio(result: dict, second: int, fid: int, shape: tuple[int, int], category: str | None = None,

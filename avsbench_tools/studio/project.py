@@ -98,7 +98,8 @@ class Api:
         """A project whose description carries this workspace's marker (made by a push whose id was lost)."""
         page, marker = 1, MARKER + ws_id
         while True:
-            d = self.request("GET", "api/projects/", params={"page": page, "page_size": 100}, what="the project list")
+            d = self.request("GET", "api/projects/", params={"page": page, "page_size": 100, "include": "id,description"},
+                             what="the project list")  # include: those fields only (no task counts computed)
             rows = d.get("results", []) if isinstance(d, dict) else d
             for p in rows:
                 if marker in (p.get("description") or ""):
@@ -335,13 +336,17 @@ def _rle_text(raw: bytes) -> bytes:
     return table[a][used[a]].tobytes()[:-1]
 
 
+_CHECKED = {"from_name", "to_name", "type", "value"}  # what the SDK checks of a region (without relations)
+
+
 class CheckedInterface:
     """The project's LabelInterface, whose prediction check skips what cannot be wrong: a brush region's RLE is
     our encoder's list of byte values (studio/rle.py), so the SDK's walk over every value in Python (a third
     of the client's time) is done once per shape of prediction on a one-byte stand-in; everything else a
-    prediction holds (labels, tags, types, choices, scores, meta) is checked as before (a score in [0, 1] on a
-    stand-in 0.5, so predictions that differ only in their scores are checked once), and the server checks the
-    whole prediction again on import."""
+    prediction holds (labels, tags, types, choices, scores) is checked as before, and the server checks the whole
+    prediction again on import. The SDK checks of a region only its from_name, to_name, type and value (ids only
+    for relations), so without relations the check runs on those and a score in [0, 1] on a stand-in 0.5:
+    predictions that differ only in region ids, meta texts or scores are checked once."""
 
     def __init__(self, li):
         self._li = li
@@ -360,7 +365,12 @@ class CheckedInterface:
                 return r
             return {**r, "value": {**v, "rle": [rle[0]]}}
 
-        skeleton = {**pred, "result": [stand_in(r) for r in pred.get("result") or []]}
+        skeleton = dict(pred)
+        if isinstance(pred.get("result"), list):
+            regions = [stand_in(r) if isinstance(r, dict) else r for r in pred["result"]]
+            if all(isinstance(r, dict) and r.get("type") != "relation" for r in regions):
+                regions = [{k: r[k] for k in _CHECKED if k in r} for r in regions]
+            skeleton["result"] = regions
         score = pred.get("score")
         if type(score) in (int, float) and 0.0 <= score <= 1.0:  # any score in range validates alike
             skeleton["score"] = 0.5

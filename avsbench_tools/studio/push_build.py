@@ -189,10 +189,14 @@ def chunks(seq: list, n: int) -> Iterator[list]:
 
 
 def _file_url(ws, docroot: Path, rel: str | None) -> str:
+    """The server's URL of a workspace file: its path below the document root (string operations: three a task)."""
     if not rel:
         return ""
-    p = Path(os.path.abspath(ws.abs(rel)))
-    return "/data/local-files/?d=" + quote(p.relative_to(docroot).as_posix(), safe="/")
+    p = os.path.abspath(os.path.join(str(ws.root), str(rel)))  # an absolute `rel` stays itself
+    root = str(docroot)
+    if not p.startswith(root.rstrip(os.sep) + os.sep):
+        raise ValueError(f"{p} is not below the document root {root}")
+    return "/data/local-files/?d=" + quote(p[len(root.rstrip(os.sep)) + 1:].replace(os.sep, "/"), safe="/")
 
 
 def audio_of(ws, it: Item, writer=None) -> Excerpt | None:
@@ -285,8 +289,21 @@ def has_second(li) -> bool:
     return li._avs_second
 
 
+def _stored_rle(ws, v: MaskVersion) -> tuple[list[int], tuple[int, int]]:
+    """(the brush RLE, (H, W)) of a stored mask: from its 1-bit PNG's bits as stored (no byte per pixel), or, for a
+    mask stored before masks were 1-bit, from the mask read back."""
+    from avsbench_tools.pngfast import read_mask_bits
+    from avsbench_tools.studio.rle import encode, encode_bits
+
+    bits = read_mask_bits(ws.abs(v.path))
+    if bits is not None:
+        return encode_bits(*bits), (int(bits[0].shape[0]), int(bits[1]))
+    mask = v.load(ws.root)
+    return encode(mask), (int(mask.shape[0]), int(mask.shape[1]))
+
+
 def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
-    from avsbench_tools.studio.convert import to_studio
+    from avsbench_tools.studio.convert import brush_region
 
     w, h = _size(ws, it.frame)
     where = f"clip {it.clip_id} second {it.frame.second}"
@@ -294,16 +311,15 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
     ex = audio_of(ws, it) if has_second(li) else None
     result = [second_region(it.frame.second, ex.duration)] if ex else []
     for v in p.versions:
-        obj = v.to_object_mask(ws.root)
-        mask = obj.mask
-        if mask.shape != (h, w):
-            raise AvsError(f"{where}: the mask of object {v.fid} ({v.path}) is {mask.shape[1]}x{mask.shape[0]}, "
+        rle, shape = _stored_rle(ws, v)
+        if shape != (h, w):
+            raise AvsError(f"{where}: the mask of object {v.fid} ({v.path}) is {shape[1]}x{shape[0]}, "
                            f"the frame {w}x{h}")
         label = v.category or it.category
         if label not in _labels(li):
             raise AvsError(f"{where}: object {v.fid} has category {label!r}, which is not a label of project {pid}'s "
                            "config (fix the clip's category: avs-tools set-category)")
-        region = to_studio(obj, label, (h, w))
+        region = brush_region(v.fid, label, (h, w), rle)
         marks = (["believed silent"] if p.with_silent and believed_silent(v, p.silent_second) else []) + \
             ([UNVERIFIED] if p.unverified else [])
         if marks:

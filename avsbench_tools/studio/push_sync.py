@@ -22,20 +22,30 @@ from avsbench_tools.studio.push_build import Item, prediction_json
 
 
 # -- the project ----------------------------------------------------------------------------------------
-def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving, model_version: str = "") -> Project:
-    """The workspace's project (`res`: the push's PushResult), found or made (with `model_version`). `check_serving`
-    (connect's: can the server serve the workspace's media?) runs before an existing project is changed. A new
-    project is checked by making its local-files storages (`make_storages`, which the server validates the same
-    way), and deleted again when they are refused: a refusal leaves nothing behind."""
-    cat, recipe = ws.catalog, ws.recipe
-    pid = cat.studio_project(server)
+def locate_project(ws, api: Api, ws_id: str, server: str) -> tuple[Project | None, bool]:
+    """(the workspace's project on the server, or None; whether it was found by the workspace's marker rather than
+    the id the catalog records). Only reads (push asks it while it plans)."""
+    pid = ws.catalog.studio_project(server)
     proj = api.project(pid) if pid is not None else None
     if proj is not None and not proj.is_ours(ws_id):
         proj = None  # the server was reset and the id now names another workspace's project
-    if proj is None:
-        proj = api.find_project(ws_id)
-        if proj is not None:
-            res.notes += _same_server(ws, api, proj.id, ws_id, project_key(server, proj.id))
+    if proj is not None:
+        return proj, False
+    proj = api.find_project(ws_id)
+    return proj, proj is not None
+
+
+def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving, model_version: str = "",
+                 located: tuple[Project | None, bool] | None = None) -> Project:
+    """The workspace's project (`res`: the push's PushResult), found (`located`: what `locate_project` answered, when
+    it was asked already) or made (with `model_version`). `check_serving` (connect's: can the server serve the
+    workspace's media?) runs before an existing project is changed. A new project is checked by making its
+    local-files storages (`make_storages`, which the server validates the same way), and deleted again when they
+    are refused: a refusal leaves nothing behind."""
+    cat, recipe = ws.catalog, ws.recipe
+    proj, by_marker = located or locate_project(ws, api, ws_id, server)
+    if by_marker:
+        res.notes += _same_server(ws, api, proj.id, ws_id, project_key(server, proj.id))
     instructions = cfg.instructions(recipe)
     if proj is None:
         title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
@@ -55,7 +65,7 @@ def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving, mode
                              "or delete the project and push again to make a new one")
         if " ".join(proj.instructions.split()) != " ".join(instructions.split()):
             api.update_project(proj.id, expert_instruction=instructions, show_instruction=True)
-    if proj.id != pid:
+    if proj.id != cat.studio_project(server):
         cat.set_studio_project(server, proj.id)
     res.project_id, res.project_created = proj.id, proj.created
     return proj

@@ -95,10 +95,38 @@ def encode(mask) -> list[int]:
         return list(_pack(np.zeros(0, _U64), np.zeros(0, np.int64), _header_code(0)))
     change = np.flatnonzero(flat[1:] != flat[:-1])
     change += 1
+    return _encode_changes(change, n, bool(flat[0]))
+
+
+def encode_bits(bits: np.ndarray, width: int) -> list[int]:
+    """`encode` of a mask given as its rows' packed bits (uint8 [H, ceil(W/8)], most significant bit first, as a
+    1-bit PNG stores them: pngfast.decode_mask_bits): the same bytes, ~3x faster, since the pixel changes are
+    found on an eighth of the bytes (a row's change from the one before: one shift and one XOR of the bit stream)."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    if bits.ndim != 2 or bits.shape[1] != (width + 7) // 8:
+        raise ValueError(f"packed rows of a {width} px wide mask must be {(width + 7) // 8} bytes, got {bits.shape}")
+    if width % 8:  # rows end in padding bits: unpack (a frame width is nearly always a multiple of 8)
+        return encode(np.unpackbits(bits, axis=1, count=width).view(np.bool_))
+    x = bits.reshape(-1)
+    n = x.size * 8
+    if n == 0:
+        return encode(np.zeros((0, 0), bool))
+    prev = x >> 1  # bit k of the stream moved to k + 1 within its byte ...
+    prev[1:] |= x[:-1] << 7  # ... and a byte's last bit to the next byte's first
+    prev[0] |= x[0] & 0x80  # bit 0 is compared with itself: no change there
+    prev ^= x
+    where = np.flatnonzero(prev != 0)
+    on = np.unpackbits(prev[where]).reshape(-1, 8).view(np.bool_)
+    change = (where[:, None] * 8 + np.arange(8))[on]
+    return _encode_changes(change, n, bool(x[0] & 0x80))
+
+
+def _encode_changes(change: np.ndarray, n: int, first: bool) -> list[int]:
+    """The RLE of n pixels whose value changes at the sorted positions `change` (> 0), pixel 0 painted if `first`."""
     runs = np.diff(change, prepend=0, append=n)
     runs *= 4  # RGBA values per run
     painted = (np.arange(runs.size) & 1).astype(bool)  # runs alternate
-    if flat[0]:
+    if first:
         painted = ~painted
     if runs.max() > MAX_RUN:  # split long runs into 65,536-value records
         pieces = (runs + MAX_RUN - 1) // MAX_RUN

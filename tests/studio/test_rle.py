@@ -303,3 +303,27 @@ def test_garbage_bodies_raise_value_error_or_decode():
 
 def test_zero_size():
     assert rle.decode(rle.encode(np.zeros((0, 5), bool)), 0, 5).shape == (0, 5)
+
+
+@pytest.mark.parametrize("shape", [(720, 1280), (1, 8), (3, 16), (5, 13), (240, 320), (2, 7)])
+def test_encode_bits_writes_what_encode_writes_from_a_stored_masks_bits(shape, tmp_path):
+    """push reads a stored mask's packed bits (its 1-bit PNG rows) and encodes them without unpacking: the same RLE
+    bytes as `encode` of the mask, for empty, full, sparse, dense and striped masks, widths a multiple of 8 or not
+    (those unpack first), and the bits read back from the file the mask store writes."""
+    from avsbench_tools.pngfast import encode_png_1bit, read_mask_bits
+    from avsbench_tools.studio.rle import encode_bits
+
+    rng = np.random.default_rng(3)
+    for fill in (0.0, 1.0, 0.01, 0.99, None):
+        if fill is None:
+            m = np.add.outer(np.arange(shape[0]), np.arange(shape[1])) % 13 < 5
+        else:
+            m = rng.random(shape) < fill
+        p = tmp_path / "m.png"
+        p.write_bytes(encode_png_1bit(m))
+        bits, width = read_mask_bits(p)
+        assert width == shape[1] and bits.shape == (shape[0], (shape[1] + 7) // 8)
+        assert encode_bits(bits, width) == rle.encode(m), (shape, fill)
+        assert np.array_equal(rle.decode(encode_bits(bits, width), *shape) > 0, m)
+    with pytest.raises(ValueError):
+        encode_bits(np.zeros((2, 3), np.uint8), 64)
