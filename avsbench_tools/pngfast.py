@@ -134,6 +134,8 @@ def read_mask(path) -> np.ndarray:
     if mask is not None:
         return mask
     img = _decode_any(data)
+    if img.ndim == 3 and img.shape[2] in (2, 4):  # grey or RGB with alpha: the alpha is not the mask
+        img = img[..., :-1]
     return (img > 0) if img.ndim == 2 else (img > 0).any(axis=-1)
 
 

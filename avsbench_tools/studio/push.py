@@ -23,13 +23,12 @@ from avsbench_tools.progress import Progress, no_progress
 from avsbench_tools.studio.campaign import by_priority, check_overlap, settings
 from avsbench_tools.studio.excerpt import Writer, prune
 from avsbench_tools.studio.labelling import label_config
+from avsbench_tools.studio.payload import CheckedInterface, encode
 from avsbench_tools.studio.project import (
     Api,
-    CheckedInterface,
     Project,
     StudioError,
     document_root,
-    encode,
     known_root,
     server_name,
 )
@@ -38,6 +37,7 @@ from avsbench_tools.studio.push_build import (
     audio_only,
     built,
     has_second,
+    labels_of,
     prediction_json,
     refresh_audio,
     sound_text,
@@ -123,8 +123,9 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
     ours = label_config(ws.recipe)
     early, later = None, _Pid()
-    if guess and not opts.order and located[0] is None:  # a project will be made, with
-        early = _bodies(ws, items, guess, ws_id, CheckedInterface(interface(ours)), later, audio, {}, opts.chunk_size)
+    li0 = CheckedInterface(interface(ours)) if guess and not opts.order and located[0] is None else None
+    if li0 is not None and _labelled(items, li0):  # a project will be made, with our config (and every label in it:
+        early = _bodies(ws, items, guess, ws_id, li0, later, audio, {}, opts.chunk_size)  # else the error names it)
     try:  # ... our config: its tasks are built from now on, while it is made
         return _push(ws, conn, api, opts, progress, items, res, server, audio, guess, ours, early, later, located)
     finally:
@@ -182,14 +183,14 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
             sent = sum(len(it.preds) for it in chunk)
             new_ids = api.import_tasks(proj.id, body, len(chunk), predictions=sent)
             made = list(zip(chunk, new_ids, strict=True))
+            _recorded(records)  # a record that failed stops the push (its tasks are adopted by the next one)
             records.append(recorder.submit(_record, cat, key, made))  # while the next request is sent (a record
             tasks.update({(it.clip_id, it.frame.second): tid for it, tid in made})  # lost to a kill: push_sync adopts)
             res.tasks_created += len(chunk)
             res.predictions_sent += sent
             done += len(chunk)
             progress("pushing", done, total, chunk[-1].clip_id)
-        for rec in records:
-            rec.result()  # a failed record is this push's error
+        _recorded(records, wait=True)
         audio.wait()
 
         def more(ch):
@@ -209,8 +210,9 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
         raise Interrupted(done, total - done, "tasks and predictions; the next push records what the server "
                                                "already holds") from None
     except StudioError as exc:
-        raise StudioError(f"{exc}; {res.tasks_created} new tasks recorded: run avs-tools push {ws.root} again "
-                          "to finish (nothing is duplicated)") from None
+        recorder.shutdown(wait=True)
+        raise StudioError(f"{exc}; {_recorded(records, wait=True, count=True)} new tasks recorded: run avs-tools push "
+                          f"{ws.root} again to finish (nothing is duplicated)") from None
     finally:
         recorder.shutdown(wait=True)  # every answered import recorded (milliseconds), also on Ctrl-C and errors
         audio.close()
@@ -231,6 +233,13 @@ def _bodies(ws, items: list[Item], root, ws_id: str, li, pid, audio, extra: dict
         return {**(t := task_json(ws, it, root, ws_id, li, pid, audio)),
                 "data": {**t["data"], **extra.get((it.clip_id, it.frame.second), {})}}
     return built(items, lambda ch: encode([task(it) for it in ch]), limit)
+
+
+def _labelled(items: list[Item], li) -> bool:
+    """Every object's category is a label of the config of `li` (else push_build says which is not, naming the
+    project: the tasks are built once it is made)."""
+    labels = labels_of(li)
+    return all((v.category or it.category) in labels for it in items for p in it.preds for v in p.versions)
 
 
 class _Background:
@@ -267,10 +276,25 @@ class _Pid:
         return format(self.value, spec)
 
 
-def _record(cat, key: str, made: list[tuple[Item, int]]) -> None:
-    """The catalog's rows of newly imported tasks and their predictions."""
+def _record(cat, key: str, made: list[tuple[Item, int]]) -> int:
+    """The catalog's rows of newly imported tasks and their predictions; how many tasks."""
     cat.save_studio_tasks(key, [(it.clip_id, it.frame.second, tid) for it, tid in made])
     cat.save_studio_predictions(key, [_unlearnt(p, tid) for it, tid in made for p in it.preds])
+    return len(made)
+
+
+def _recorded(records: list, wait: bool = False, count: bool = False) -> int:
+    """Raise the error of a record (`_record` future) that failed (every one, when `wait`; else those done), or with
+    `count` (after another error) return how many tasks the records that succeeded wrote."""
+    done = 0
+    for f in records:
+        if not (wait or f.done()):
+            continue
+        exc = f.exception()
+        if exc is not None and not count:
+            raise exc
+        done += 0 if exc is not None else f.result()
+    return done
 
 
 def _unlearnt(p, tid: int) -> tuple:

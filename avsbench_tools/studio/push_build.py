@@ -170,7 +170,8 @@ class built:
             while self._queue:
                 batch, body = self._take()
                 batch, bodies = list(batch), [body]
-                while self._queue and self._queue[0][1].done() and len(batch) + len(self._queue[0][0]) <= self._limit:
+                while (self._queue and self._queue[0][1].done() and self._queue[0][1].exception() is None
+                       and len(batch) + len(self._queue[0][0]) <= self._limit):  # a failed unit: raised next
                     unit, body = self._take()
                     batch += unit
                     bodies.append(body)
@@ -274,7 +275,8 @@ def _size(ws, f: Frame) -> tuple[int, int]:
         return im.size
 
 
-def _labels(li) -> set[str]:
+def labels_of(li) -> set[str]:
+    """The brush labels of a project's config (its LabelInterface `li`), read once."""
     if not hasattr(li, "_avs_labels"):
         li._avs_labels = set(cfg._tag(li, cfg.MASK).labels or [])
     return li._avs_labels
@@ -316,7 +318,7 @@ def prediction_json(ws, it: Item, p: Pred, li, pid: int) -> dict:
             raise AvsError(f"{where}: the mask of object {v.fid} ({v.path}) is {shape[1]}x{shape[0]}, "
                            f"the frame {w}x{h}")
         label = v.category or it.category
-        if label not in _labels(li):
+        if label not in labels_of(li):
             raise AvsError(f"{where}: object {v.fid} has category {label!r}, which is not a label of project {pid}'s "
                            "config (fix the clip's category: avs-tools set-category)")
         region = brush_region(v.fid, label, (h, w), rle)

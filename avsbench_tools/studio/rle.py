@@ -77,6 +77,13 @@ _VALUE = np.array([255 << (61 - s - WORD_SIZE) for s in RLE_SIZES], dtype=_U64) 
 _RECORD_BITS = np.array([3 + s + WORD_SIZE for s in RLE_SIZES], dtype=np.int64)
 
 
+class Rle(list):
+    """A brush RLE this module wrote: a plain list of byte values (ints 0..255) that request encoders may write
+    without looking at each value (studio.project.encode)."""
+
+    __slots__ = ()
+
+
 def encode(mask) -> list[int]:
     """Encode a 2-D mask (bool, or any number: nonzero = painted) as Label Studio brush RLE.
 
@@ -92,7 +99,7 @@ def encode(mask) -> list[int]:
         flat = flat != 0
     n = flat.size
     if n == 0:
-        return list(_pack(np.zeros(0, _U64), np.zeros(0, np.int64), _header_code(0)))
+        return Rle(_pack(np.zeros(0, _U64), np.zeros(0, np.int64), _header_code(0)))
     change = np.flatnonzero(flat[1:] != flat[:-1])
     change += 1
     return _encode_changes(change, n, bool(flat[0]))
@@ -138,7 +145,7 @@ def _encode_changes(change: np.ndarray, n: int, first: bool) -> list[int]:
     cls = np.searchsorted(_BOUNDS, runs)
     codes = _PREFIX[cls] | ((runs - 1).astype(_U64) << _CLASS_SHIFT[cls])
     codes |= np.where(painted, _VALUE[cls], _U64(0))
-    return list(_pack(codes, _RECORD_BITS[cls], _header_code(4 * n)))
+    return Rle(_pack(codes, _RECORD_BITS[cls], _header_code(4 * n)))
 
 
 def _as_bytes(rle) -> np.ndarray:

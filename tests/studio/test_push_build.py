@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from avsbench_tools.studio.project import encode
+from avsbench_tools.studio.payload import encode
 from avsbench_tools.studio.push_build import built
 
 

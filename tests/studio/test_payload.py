@@ -1,4 +1,4 @@
-"""studio.project's request bodies: `encode` writes the same bytes as json.dumps, with brush RLEs written by numpy."""
+"""studio.payload: `encode` writes the same bytes as json.dumps (brush RLEs written by numpy); CheckedInterface says what the SDK says."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from avsbench_tools.studio.convert import to_studio
-from avsbench_tools.studio.project import encode
+from avsbench_tools.studio.payload import encode
 
 
 def test_encode_writes_exactly_what_json_writes():
@@ -23,7 +23,8 @@ def test_encode_writes_exactly_what_json_writes():
               "predictions": [{"model_version": "m", "score": 0.25,
                                "result": [region, {"value": {"rle": [int(x) for x in rng.integers(0, 256, 999)]}},
                                           {"value": {"rle": [256] + [0] * 40}},  # not bytes: json writes it
-                                          {"value": {"rle": [1.5] * 30}}, {"value": {"rle": [1, 2]}}]}]},
+                                          {"value": {"rle": [1.5] * 30}}, {"value": {"rle": [True, False] * 20}},
+                                          {"value": {"rle": [1, 2]}}]}]},
              {"data": {"nested": [[{"rle": list(range(200))}]]}, "predictions": []}, {"data": {}}]
     for body in (tasks, tasks[2:], [], {"rle": list(range(20, 60))}):
         assert encode(body) == json.dumps(body, separators=(",", ":")).encode()
@@ -38,7 +39,7 @@ def test_checked_interface_says_what_the_sdk_says_and_checks_each_shape_once():
 
     from avsbench_tools.recipe import load_recipe
     from avsbench_tools.studio import labelling as cfg
-    from avsbench_tools.studio.project import CheckedInterface
+    from avsbench_tools.studio.payload import CheckedInterface
     from avsbench_tools.studio.rle import encode as rle
 
     recipe = load_recipe("avsbench-ms3")
