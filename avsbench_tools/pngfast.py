@@ -119,17 +119,15 @@ def decode_mask_bits(data: bytes) -> tuple[np.ndarray, int] | None:
     return raw[:, 1:], w
 
 
-def read_mask_bits(path) -> tuple[np.ndarray, int] | None:
-    """`decode_mask_bits` of a mask PNG file: None unless it is a 1-bit mask this module wrote."""
-    with open(path, "rb") as fh:
-        return decode_mask_bits(fh.read())
-
-
 def read_mask(path) -> np.ndarray:
     """A mask PNG file as bool [H, W] (nonzero = painted): `decode_mask` for the masks this module writes, else
     the 8-bit reader (`read_png`: masks stored before masks were 1-bit, 0/255) and `> 0`."""
     with open(path, "rb") as fh:
-        data = fh.read()
+        return mask_of(fh.read())
+
+
+def mask_of(data: bytes) -> np.ndarray:
+    """`read_mask` of a mask PNG's bytes."""
     mask = decode_mask(data)
     if mask is not None:
         return mask

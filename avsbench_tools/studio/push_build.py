@@ -294,13 +294,14 @@ def has_second(li) -> bool:
 def _stored_rle(ws, v: MaskVersion) -> tuple[list[int], tuple[int, int]]:
     """(the brush RLE, (H, W)) of a stored mask: from its 1-bit PNG's bits as stored (no byte per pixel), or, for a
     mask stored before masks were 1-bit, from the mask read back."""
-    from avsbench_tools.pngfast import read_mask_bits
+    from avsbench_tools.pngfast import decode_mask_bits, mask_of
     from avsbench_tools.studio.rle import encode, encode_bits
 
-    bits = read_mask_bits(ws.abs(v.path))
+    data = ws.abs(v.path).read_bytes()  # read once, either way
+    bits = decode_mask_bits(data)
     if bits is not None:
         return encode_bits(*bits), (int(bits[0].shape[0]), int(bits[1]))
-    mask = v.load(ws.root)
+    mask = mask_of(data)
     return encode(mask), (int(mask.shape[0]), int(mask.shape[1]))
 
 

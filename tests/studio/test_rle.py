@@ -310,7 +310,7 @@ def test_encode_bits_writes_what_encode_writes_from_a_stored_masks_bits(shape, t
     """push reads a stored mask's packed bits (its 1-bit PNG rows) and encodes them without unpacking: the same RLE
     bytes as `encode` of the mask, for empty, full, sparse, dense and striped masks, widths a multiple of 8 or not
     (those unpack first), and the bits read back from the file the mask store writes."""
-    from avsbench_tools.pngfast import encode_png_1bit, read_mask_bits
+    from avsbench_tools.pngfast import decode_mask_bits, encode_png_1bit
     from avsbench_tools.studio.rle import encode_bits
 
     rng = np.random.default_rng(3)
@@ -321,7 +321,7 @@ def test_encode_bits_writes_what_encode_writes_from_a_stored_masks_bits(shape, t
             m = rng.random(shape) < fill
         p = tmp_path / "m.png"
         p.write_bytes(encode_png_1bit(m))
-        bits, width = read_mask_bits(p)
+        bits, width = decode_mask_bits(p.read_bytes())
         assert width == shape[1] and bits.shape == (shape[0], (shape[1] + 7) // 8)
         assert encode_bits(bits, width) == rle.encode(m), (shape, fill)
         assert np.array_equal(rle.decode(encode_bits(bits, width), *shape) > 0, m)
