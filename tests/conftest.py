@@ -24,6 +24,16 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# The local Ray clusters the stages start (and their CLIs, which inherit this) keep their session folders here, removed
+# when this process ends, not in /tmp/ray (a short path: Ray's unix sockets live below it).
+if "RAY_TMPDIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="avsray-t-", dir="/tmp")
+    atexit.register(shutil.rmtree, os.environ["RAY_TMPDIR"], True)
+
 #: What makes a test `slow` (make test-fast leaves these out; make test runs everything): a fixture that starts a
 #: server or a cluster, or a module below whose tests train, start processes per test, or build worlds that
 #: take long. tests/cli/test_every_command.py still runs every command in test-fast.

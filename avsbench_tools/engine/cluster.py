@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -105,10 +106,13 @@ def ray_cluster(opts: EngineOptions) -> Iterator[Cluster]:
     if ray.is_initialized():  # a caller (a test, a notebook) already joined a cluster: use it as it is
         yield Cluster("(already connected)", *_alive_nodes(ray))
         return
-    try:
+    scratch = None  # a local cluster's workers keep their temporary files here, removed after (also those of a
+    try:  # worker killed by Ctrl-C mid-clip, which its own clean-up never reached)
         if address is None:
             if LOCAL_IP:
                 kw["_node_ip_address"] = LOCAL_IP
+            scratch = tempfile.mkdtemp(prefix="avs-ray-scratch-")
+            kw["runtime_env"] = {"env_vars": {"TMPDIR": scratch}}
             ray.init(address="local", include_dashboard=False, **kw)
         elif address == "auto":
             ray.init(address="auto", **kw)
@@ -122,10 +126,12 @@ def ray_cluster(opts: EngineOptions) -> Iterator[Cluster]:
                 kw["_node_ip_address"] = host
             ray.init(address=f"{host}:{port}", **kw)
     except (AvsError, KeyboardInterrupt):
+        _remove(scratch)
         raise
     except Exception as exc:  # noqa: BLE001 - ConnectionError, version mismatch...: one line naming the address
         with contextlib.suppress(Exception):
             ray.shutdown()
+        _remove(scratch)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise AvsError(f"cannot connect to the Ray cluster at {address or 'local'}: {first}") from None
     restore(saved)
@@ -134,6 +140,14 @@ def ray_cluster(opts: EngineOptions) -> Iterator[Cluster]:
     finally:
         ray.shutdown()
         restore(saved)
+        _remove(scratch)
+
+
+def _remove(folder: str | None) -> None:
+    if folder is not None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def handlers() -> dict:

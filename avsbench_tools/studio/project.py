@@ -41,7 +41,8 @@ class Project:
     model_version: str | None
     description: str = ""
     instructions: str = ""
-    created: bool = False
+    created: bool = False  # made by this push
+    storages: bool = False  # its local-files storages made by this push (push_sync.new_project)
     maximum_annotations: int = 1
     overlap_cohort_percentage: int = 100
     sampling: str = ""
@@ -112,7 +113,9 @@ class Api:
 
     def create_project(self, title: str, ws_id: str, config: str, instructions: str, model_version: str = "") -> Project:
         """A new project: our config and instructions, shown before labelling, sampled by prediction score, showing
-        the predictions of `model_version` ("": all; push sets it after the imports, which are faster without)."""
+        the predictions of `model_version` ("": all). Push makes it before it knows the model versions: the server
+        gives a project without one the last prediction's of its first import (push mirrors it, then sets its own
+        if that differs)."""
         body = {"title": title[:TITLE_MAX], "description": f"{MARKER}{ws_id} (made by avs-tools push)",
                 "label_config": config, "expert_instruction": instructions, "show_instruction": True,
                 "sampling": SAMPLING, "show_collab_predictions": True, "model_version": model_version}

@@ -13,6 +13,8 @@ recorded, never sent again.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -50,6 +52,7 @@ from avsbench_tools.studio.push_sync import (
     interface,
     locate_project,
     make_storages,
+    new_project,
     reconcile,
     reconcile_tasks,
     refresh_data,
@@ -112,22 +115,27 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     ids = [ws.resolve_clip(c) for c in opts.clips] if opts.clips else cat.clip_ids_done("sample")
     api, ws_id = Api(conn), cat.studio_ws_id()
     server = server_name(conn, ws_id)
-    asked = _Background(lambda: (conn.check(), locate_project(ws, api, ws_id, server))[1]) if ids else None
-    items = _plan(ws, ids)  # while the server is checked and the project looked for (only reads)
-    if not items:
-        raise UsageError(f"nothing to push: no sampled frames in {ws.root}{' for those clips' if opts.clips else ''} "
-                         f"(run avs-tools sample {ws.root} first)")
-    located = asked.result()
-    res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
+    asked = _Ask(ws, conn, api, server) if ids else None  # the project looked for, or made, while the catalog is planned
     audio = Writer()  # the new tasks' audio excerpts, written beside the build
     guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
     ours = label_config(ws.recipe)
     early, later = None, _Pid()
-    li0 = CheckedInterface(interface(ours)) if guess and not opts.order and located[0] is None else None
-    if li0 is not None and _labelled(items, li0):  # a project will be made, with our config (and every label in it:
-        early = _bodies(ws, items, guess, ws_id, li0, later, audio, {}, opts.chunk_size)  # else the error names it)
-    try:  # ... our config: its tasks are built from now on, while it is made
-        return _push(ws, conn, api, opts, progress, items, res, server, audio, guess, ours, early, later, located)
+    try:
+        items = _plan(ws, ids)  # (the plan only reads)
+        if not items:
+            if asked is not None:
+                asked.drop()
+            raise UsageError(f"nothing to push: no sampled frames in {ws.root}"
+                             f"{' for those clips' if opts.clips else ''} (run avs-tools sample {ws.root} first)")
+        located = asked.located()
+        li0 = CheckedInterface(interface(ours)) if guess and not opts.order and located[0] is None else None
+        if li0 is not None and _labelled(items, li0):  # a project is being made, with our config (and every label
+            early = _bodies(ws, items, guess, ws_id, li0, later, audio, {}, opts.chunk_size)  # in it: else the error
+        # names it, after it is made): its tasks are built from now on, while it is made
+        res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
+        made = asked.made()
+        return _push(ws, conn, api, opts, progress, items, res, server, audio, guess, ours, early, later,
+                     (made, False) if made is not None else located)
     finally:
         audio.close()
         if early is not None:
@@ -137,9 +145,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
 def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list[Item], res: PushResult, server: str,
           audio: Writer, guess, ours: str, early: built | None, later: _Pid, located) -> PushResult:
     cat, ws_id = ws.catalog, ws.catalog.studio_ws_id()
-    # a new project gets its model version after the imports (_finish): the server imports into a project that has
-    # one ~15% slower (bench_push: 1.01 against 0.86 s for the same 300 tasks)
-    proj = find_project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root), "", located)
+    proj = find_project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root), located)
     later.value = proj.id
     key = project_key(server, proj.id)
     li = CheckedInterface(interface(proj.label_config))
@@ -169,7 +175,8 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
     recorder = ThreadPoolExecutor(1, thread_name_prefix="avs-push-record")  # the catalog's records of new tasks
     records: list = []
     try:
-        make_storages(ws, api, proj, server)  # the server serves the workspace's files from them
+        if not proj.storages:
+            make_storages(ws, api, proj, server)  # the server serves the workspace's files from them
         # the workspace's own server serves below the workspace (studio start sets it): storages it just made for a
         # new project say so (it refuses one outside its root, or with serving off); any other case is asked
         own = guess is not None and proj.created and not opts.document_root and getattr(conn, "document_root", None)
@@ -182,6 +189,8 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
         for chunk, body in new_tasks:
             sent = sum(len(it.preds) for it in chunk)
             new_ids = api.import_tasks(proj.id, body, len(chunk), predictions=sent)
+            if not proj.model_version and sent:  # the server gave the project the version of the import's last
+                proj.model_version = next(p.model_version for it in reversed(chunk) for p in reversed(it.preds))
             made = list(zip(chunk, new_ids, strict=True))
             _recorded(records)  # a record that failed stops the push (its tasks are adopted by the next one)
             records.append(recorder.submit(_record, cat, key, made))  # while the next request is sent (a record
@@ -242,29 +251,53 @@ def _labelled(items: list[Item], li) -> bool:
     return all((v.category or it.category) in labels for it in items for p in it.preds for v in p.versions)
 
 
-class _Background:
-    """fn() in a daemon thread (a request that hangs never holds up the exit after Ctrl-C); `result()` waits for it and
-    raises its error."""
+class _Ask:
+    """What push asks the server while it plans, in a daemon thread (a request that hangs never holds up the exit
+    after Ctrl-C): the workspace's project (`located()`: locate_project), and when it has none, a new one with its
+    storages (`made()`: push_sync.new_project; None when one was found). A request the server does not answer as
+    Label Studio is explained by `Connection.check` (down, not Label Studio, the key refused: one line), which push
+    asks only then. `drop()`: nothing to push after all, the project made for it is deleted again."""
 
-    def __init__(self, fn):
+    def __init__(self, ws, conn, api: Api, server: str):
         import threading
+        from concurrent.futures import Future
 
-        self._out: list = []
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name="avs-push-ask")
-        self._thread.start()
+        self._api = api
+        self._located: Future = Future()
+        self._made: Future = Future()
+        threading.Thread(target=self._run, args=(ws, conn, api, server), daemon=True, name="avs-push-ask").start()
 
-    def _run(self, fn) -> None:
+    def _run(self, ws, conn, api: Api, server: str) -> None:
         try:
-            self._out.append((True, fn()))
-        except BaseException as exc:  # noqa: BLE001 - handed to result()
-            self._out.append((False, exc))
+            try:
+                found = locate_project(ws, api, ws.catalog.studio_ws_id(), server)
+            except Exception:  # noqa: BLE001 - an error answer, or one that is not Label Studio's JSON
+                conn.check()  # the reason in one line, when it is one of those
+                raise
+        except BaseException as exc:  # noqa: BLE001 - handed to located() and made()
+            self._located.set_exception(exc)
+            self._made.set_exception(exc)
+            return
+        self._located.set_result(found)
+        try:
+            self._made.set_result(new_project(ws, api, server) if found[0] is None else None)
+        except BaseException as exc:  # noqa: BLE001
+            self._made.set_exception(exc)
 
-    def result(self):
-        self._thread.join()
-        ok, value = self._out[0]
-        if not ok:
-            raise value
-        return value
+    def answered(self) -> bool:
+        return self._located.done()
+
+    def located(self) -> tuple[Project | None, bool]:
+        return self._located.result()
+
+    def made(self) -> Project | None:
+        return self._made.result()
+
+    def drop(self) -> None:
+        with contextlib.suppress(Exception):  # the error push raises next says what matters (nothing to push)
+            proj = self.made()
+            if proj is not None:
+                self._api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id}")
 
 
 class _Pid:
@@ -305,16 +338,21 @@ def _unlearnt(p, tid: int) -> tuple:
 
 # -- the plan: what the catalog says should be on the server ------------------------------------------
 def _plan(ws, clip_ids: list[str]) -> list[Item]:
+    return [it for planned in _plan_clips(ws, clip_ids) for it in planned]
+
+
+def _plan_clips(ws, clip_ids: list[str]) -> Iterator[list[Item]]:
+    """The plan, a clip at a time (the clips without frames left out)."""
     from avsbench_tools.sample import activity_of
 
     cat = ws.catalog
-    items = []
     sources = {s.source_id: s for s in cat.sources()}
     for cid in clip_ids:
         frames = cat.frames(cid)
         clip = cat.clip(cid)
         if not frames or clip is None:
             continue
+        items = []
         frames = _needed(ws, clip, frames, sources.get(clip.source_id))
         audio = cat.audio(cid)
         sets: dict[str, list[MaskVersion]] = {}
@@ -332,7 +370,7 @@ def _plan(ws, clip_ids: list[str]) -> list[Item]:
             items.append(Item(cid, f, clip.seconds, audio.wav_path if audio else None, clip.path, clip.category,
                                preds or [audio_only(f.second, activity)], fps=clip.fps, n_frames=clip.n_frames,
                                sound=sound_text(activity, f.second)))
-    return items
+        yield items
 
 
 def _needed(ws, clip, frames: list, src) -> list:
@@ -375,7 +413,7 @@ def _finish(ws, proj: Project, api: Api, key: str, items: list[Item], res: PushR
         res.notes.append(f"the clips' newest proposals come from {len(versions)} settings ({', '.join(versions)}): "
                          "the editor shows every prediction, and tasks are served in random order, not lowest "
                          "score first")
-    if (proj.model_version or "") != show:
+    if (proj.model_version or "") != show:  # as the server holds it (an import gives a project without one its own)
         api.update_project(proj.id, model_version=show)
     done = [c for c, ok in complete.items() if ok]
     cat.finish_many("push", done, {"url": api.url, "project": proj.id, "model_versions": versions})

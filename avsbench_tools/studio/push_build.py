@@ -135,11 +135,11 @@ BUILDERS = 2  # threads building them (numpy and zlib release the GIL: two keep 
 class built:
     """The requests of `items`: (batch, body), each batch up to `limit` items. The items are built by `build` (a list
     of items -> the JSON array of their request bytes) in units of UNIT, in threads (BUILDERS), from the moment this
-    is made (while push still sets up the project's storages) and up to two requests ahead of the one being sent.
+    is made (while push still sets up the project's storages) and up to three requests ahead of the one being sent.
     A request joins every unit built by the time it is sent (up to `limit` items), and waits only for the first:
     the server never waits while a unit is ready, and gets as few requests as the build allows (each import
-    request costs the server ~45 ms besides its tasks). Errors surface in order; `close()` (or the end of the
-    iteration) stops the threads' queued work."""
+    request costs the server ~30 ms besides its tasks); the last request waits for every unit left when they all fit
+    in it. Errors surface in order; `close()` (or the end of the iteration) stops the threads' queued work."""
 
     def __init__(self, items: list, build, limit: int, unit: int | None = None, threads: int | None = None):
         from collections import deque
@@ -151,11 +151,13 @@ class built:
         self._units = chunks(items, unit)
         self._pool = ThreadPoolExecutor(max_workers=threads or BUILDERS, thread_name_prefix="avs-push-build")
         self._queue: deque = deque()
-        for _ in range(max(2, -(-2 * limit // unit))):
+        self._rest = next(self._units, None)
+        for _ in range(max(2, -(-3 * limit // unit))):
             self._submit()
 
     def _submit(self) -> None:
-        unit = next(self._units, None)
+        unit = self._rest if self._rest is not None else next(self._units, None)
+        self._rest = next(self._units, None)  # the unit after: None when every unit is submitted
         if unit is not None:
             self._queue.append((unit, self._pool.submit(self._build, unit)))
 
@@ -170,8 +172,12 @@ class built:
             while self._queue:
                 batch, body = self._take()
                 batch, bodies = list(batch), [body]
-                while (self._queue and self._queue[0][1].done() and self._queue[0][1].exception() is None
-                       and len(batch) + len(self._queue[0][0]) <= self._limit):  # a failed unit: raised next
+                # what is left fits in this request: it waits for it (a request of its own would cost the server
+                # more than the build needs to finish it, running ahead)
+                last = self._rest is None and len(batch) + sum(len(u) for u, _ in self._queue) <= self._limit
+                while (self._queue and (last or self._queue[0][1].done())
+                       and self._queue[0][1].exception() is None  # (waits for it) a failed unit: raised next
+                       and len(batch) + len(self._queue[0][0]) <= self._limit):
                     unit, body = self._take()
                     batch += unit
                     bodies.append(body)

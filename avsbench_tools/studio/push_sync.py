@@ -35,23 +35,34 @@ def locate_project(ws, api: Api, ws_id: str, server: str) -> tuple[Project | Non
     return proj, proj is not None
 
 
-def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving, model_version: str = "",
+def new_project(ws, api: Api, server: str) -> Project:
+    """A new project for the workspace (our config and instructions, no model version: see `Api.create_project`) with
+    its local-files storages (`make_storages`: a server that cannot serve the workspace refuses them, and the project
+    is deleted again). Push makes it while it plans (no catalog write here: `find_project` records it)."""
+    recipe = ws.recipe
+    title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
+    proj = api.create_project(title, ws.catalog.studio_ws_id(), cfg.label_config(recipe), cfg.instructions(recipe))
+    make_storages(ws, api, proj, server)
+    proj.storages = True
+    return proj
+
+
+def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving,
                  located: tuple[Project | None, bool] | None = None) -> Project:
     """The workspace's project (`res`: the push's PushResult), found (`located`: what `locate_project` answered, when
-    it was asked already) or made (with `model_version`). `check_serving` (connect's: can the server serve the
-    workspace's media?) runs before an existing project is changed. A new project is checked by making its
-    local-files storages (`make_storages`, which the server validates the same way), and deleted again when they
-    are refused: a refusal leaves nothing behind."""
+    it was asked already, or a project `new_project` made meanwhile) or made (`new_project`). `check_serving`
+    (connect's: can the server serve the workspace's media?) runs before an existing project is changed. A new
+    project is checked by making its local-files storages (which the server validates the same way), and deleted
+    again when they are refused: a refusal leaves nothing behind."""
     cat, recipe = ws.catalog, ws.recipe
     proj, by_marker = located or locate_project(ws, api, ws_id, server)
     if by_marker:
         res.notes += _same_server(ws, api, proj.id, ws_id, project_key(server, proj.id))
-    instructions = cfg.instructions(recipe)
     if proj is None:
-        title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
-        proj = api.create_project(title, ws_id, cfg.label_config(recipe), instructions, model_version)
-    else:
+        proj = new_project(ws, api, server)
+    elif not proj.created:
         check_serving()
+        instructions = cfg.instructions(recipe)
         missing = cfg.check_config(proj.label_config, recipe)
         unknown = cfg.unknown_controls(proj.label_config, recipe)
         if unknown:

@@ -11,7 +11,9 @@ is not blank.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +39,18 @@ def chromium(*args: str, window: str = "1300,2400"):
     opts.binary_location = str(CHROMIUM)
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={window}", *args):
         opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(str(chromedriver())), options=opts)
+    # its profile and the folder of its singleton socket go in a folder of its own, removed after (Chromium leaves
+    # /tmp/org.chromium.Chromium.* behind at every start otherwise)
+    scratch = tempfile.mkdtemp(prefix="avs-chromium-")
     try:
-        yield driver
+        service = Service(str(chromedriver()), env={**os.environ, "TMPDIR": scratch})
+        driver = webdriver.Chrome(service=service, options=opts)
+        try:
+            yield driver
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def set_window(driver, window: str) -> None:

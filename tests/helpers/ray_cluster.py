@@ -65,7 +65,10 @@ class LoopbackCluster:
         self.address = f"{HEAD_IP}:{self.port}"
 
     def _ray(self, *args: str) -> None:
-        proc = subprocess.run([RAY, "start", *args, "--num-cpus", "1", "--disable-usage-stats"], env=ENV,
+        scratch = self.tmp / "scratch"  # the workers' temporary files (tempfile), removed with the cluster's folder
+        scratch.mkdir(exist_ok=True)
+        proc = subprocess.run([RAY, "start", *args, "--num-cpus", "1", "--disable-usage-stats"],
+                              env={**ENV, "TMPDIR": str(scratch)},
                               capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

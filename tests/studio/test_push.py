@@ -401,6 +401,33 @@ def test_wrong_key_and_a_workspace_the_server_cannot_serve(studio_server, built,
     _token_nowhere(outside, server.api_key, proc.stdout, proc.stderr)
 
 
+def test_clips_whose_newest_proposals_differ_show_every_prediction(studio_server, built):
+    """The server gives a project without a model version the one of its first import's last prediction; when the
+    clips' newest proposals come from two settings, push leaves the project showing every prediction (""): on its
+    first push, and when a later push imports more tasks into it."""
+    server, ws = studio_server, fresh(built, "c1-two-sets")
+    w = open_workspace(ws)
+    try:
+        clips = sorted(c.clip_id for c in w.catalog.clips())
+        objs = [ObjectMask(v.second, v.fid, v.category, v.load(w.root), None, 0.4, v.sounding)
+                for v in w.catalog.mask_versions(clips[0], ["proposal"])]
+        save_versions(w, clips[0], objs, "proposal", "motion", {"backend": "motion", "test": "second set"},
+                      seconds=list(range(w.catalog.clip(clips[0]).seconds)))
+    finally:
+        w.close()
+    c = server.client()
+    res = _push(ws, server.url, server.api_key, clips=[clips[1]])  # one setting: the project shows it
+    assert len(res.model_versions) == 1 and c.projects.get(id=res.project_id).model_version == res.model_versions[0]
+    res = _push(ws, server.url, server.api_key)  # the first clip's tasks, its newest proposals from the second setting
+    assert res.tasks_created > 0 and len(res.model_versions) == 2
+    assert c.projects.get(id=res.project_id).model_version == ""
+    assert any("2 settings" in n for n in res.notes)
+    c.projects.delete(id=res.project_id)  # made again: both settings in the first push of a new project
+    res = _push(ws, server.url, server.api_key)
+    assert res.project_created and len(res.model_versions) == 2
+    assert c.projects.get(id=res.project_id).model_version == ""
+
+
 def test_push_only_some_clips(studio_server, built):
     server, ws = studio_server, fresh(built, "c1-some")
     frames = _frames(ws)

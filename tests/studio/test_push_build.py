@@ -66,3 +66,24 @@ def test_errors_surface_in_order_and_close_stops_the_queued_work():
         g.set()
     requests._pool.shutdown(wait=True)
     assert len(seen2) <= 2  # at most the units the two threads had started
+
+
+def test_the_last_request_waits_for_every_unit_left_when_they_fit_in_it():
+    """A tail request of its own costs the server ~30 ms besides its tasks: when every unit left fits in the request
+    being made, it waits for them (the build runs ahead of the server) instead of sending what is done."""
+    items = list(range(25))
+    gates = {u: threading.Event() for u in range(0, 25, 5)}
+    seen: list = []
+    it = iter(built(items, _gated(gates, seen), limit=20, unit=5))
+    gates[0].set()
+    first, _ = next(it)  # 20 items left after it: more than fit, so only what is ready goes
+    assert first == [0, 1, 2, 3, 4]
+    gates[5].set()
+    timer = threading.Timer(0.3, lambda: [g.set() for g in gates.values()])  # the rest built a little later
+    timer.start()
+    t = time.monotonic()
+    second, body = next(it)
+    assert second == list(range(5, 25)) and json.loads(body) == [{"n": n} for n in second]
+    assert time.monotonic() - t >= 0.2  # it waited for the units still building
+    assert list(it) == []  # two requests, not three
+    timer.join()

@@ -237,3 +237,30 @@ def test_the_server_sends_each_write_at_once_tcp_nodelay(studio_server, tmp_path
     plain = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True,
                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert plain.stdout.split() == ["False", "None"]  # what the server answered with before
+
+
+def test_the_server_serves_with_its_loaded_code_out_of_the_collectors_sight():
+    """Python's full garbage collections scanned the whole loaded server (~300,000 objects): ~200 ms one every few
+    seconds of work, in whichever request ran then. studio/lsboot's sitecustomize imports the views and the SDK's
+    label interface and freezes what is alive (gc.freeze) before a socketserver serves: a server started with it
+    answers from a process whose collector skips that code; one started without it does not."""
+    from avsbench_tools.studio import server as srv
+
+    boot = Path(srv.__file__).resolve().parent / "lsboot"
+    python = srv.find_binary().parent / "python"
+    probe = ("import gc, socket, socketserver, sys, threading\n"
+             "class H(socketserver.BaseRequestHandler):\n"
+             "    def handle(self):\n"
+             "        loaded = 'label_studio_sdk.label_interface' in sys.modules\n"
+             "        self.request.sendall(f'{gc.get_freeze_count()} {loaded}'.encode())\n"
+             "s = socketserver.TCPServer(('127.0.0.1', 0), H)\n"
+             "threading.Thread(target=s.serve_forever, daemon=True).start()\n"
+             "c = socket.create_connection(s.server_address)\n"
+             "print(c.recv(100).decode())\n")
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(boot)})
+    frozen, loaded = out.stdout.split()
+    assert int(frozen) > 10_000 and loaded == "True", out.stderr
+    plain = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert plain.stdout.split() == ["0", "False"]
