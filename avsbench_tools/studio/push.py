@@ -14,7 +14,6 @@ recorded, never sent again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -112,21 +111,23 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     opts.check()
     progress = progress or no_progress
     cat = ws.catalog
-    ids = [ws.resolve_clip(c) for c in opts.clips] if opts.clips else cat.clip_ids_done("sample")
+    sampled = cat.clip_ids_done("sample")
+    ids = [ws.resolve_clip(c) for c in opts.clips] if opts.clips else sampled
     api, ws_id = Api(conn), cat.studio_ws_id()
     server = server_name(conn, ws_id)
-    asked = _Ask(ws, conn, api, server) if ids else None  # the project looked for, or made, while the catalog is planned
+    # the project looked for, or made, while the catalog is planned (only when there is something to push: a
+    # sampled clip has frames)
+    asked = _Ask(ws, conn, api, ws_id, server) if set(ids) & set(sampled) else None
     audio = Writer()  # the new tasks' audio excerpts, written beside the build
     guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
     ours = label_config(ws.recipe)
-    early, later = None, _Pid()
+    early, later, pushing = None, _Pid(), False
     try:
         items = _plan(ws, ids)  # (the plan only reads)
         if not items:
-            if asked is not None:
-                asked.drop()
             raise UsageError(f"nothing to push: no sampled frames in {ws.root}"
                              f"{' for those clips' if opts.clips else ''} (run avs-tools sample {ws.root} first)")
+        asked = asked or _Ask(ws, conn, api, ws_id, server)  # (frames of a clip whose sample is not recorded done)
         located = asked.located()
         li0 = CheckedInterface(interface(ours)) if guess and not opts.order and located[0] is None else None
         if li0 is not None and _labelled(items, li0):  # a project is being made, with our config (and every label
@@ -134,8 +135,13 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
         # names it, after it is made): its tasks are built from now on, while it is made
         res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
         made = asked.made()
+        pushing = True  # from here on the project is push's (recorded by find_project): an error keeps it
         return _push(ws, conn, api, opts, progress, items, res, server, audio, guess, ours, early, later,
                      (made, False) if made is not None else located)
+    except BaseException:
+        if asked is not None and not pushing:
+            asked.drop()  # an error (or Ctrl-C) while planning: the empty project made meanwhile goes again
+        raise
     finally:
         audio.close()
         if early is not None:
@@ -258,19 +264,20 @@ class _Ask:
     Label Studio is explained by `Connection.check` (down, not Label Studio, the key refused: one line), which push
     asks only then. `drop()`: nothing to push after all, the project made for it is deleted again."""
 
-    def __init__(self, ws, conn, api: Api, server: str):
+    def __init__(self, ws, conn, api: Api, ws_id: str, server: str):
         import threading
         from concurrent.futures import Future
 
         self._api = api
         self._located: Future = Future()
         self._made: Future = Future()
-        threading.Thread(target=self._run, args=(ws, conn, api, server), daemon=True, name="avs-push-ask").start()
+        threading.Thread(target=self._run, args=(ws, conn, api, ws_id, server), daemon=True,
+                         name="avs-push-ask").start()
 
-    def _run(self, ws, conn, api: Api, server: str) -> None:
+    def _run(self, ws, conn, api: Api, ws_id: str, server: str) -> None:
         try:
             try:
-                found = locate_project(ws, api, ws.catalog.studio_ws_id(), server)
+                found = locate_project(ws, api, ws_id, server)
             except Exception:  # noqa: BLE001 - an error answer, or one that is not Label Studio's JSON
                 conn.check()  # the reason in one line, when it is one of those
                 raise
@@ -280,12 +287,9 @@ class _Ask:
             return
         self._located.set_result(found)
         try:
-            self._made.set_result(new_project(ws, api, server) if found[0] is None else None)
+            self._made.set_result(new_project(ws, api, ws_id, server) if found[0] is None else None)
         except BaseException as exc:  # noqa: BLE001
             self._made.set_exception(exc)
-
-    def answered(self) -> bool:
-        return self._located.done()
 
     def located(self) -> tuple[Project | None, bool]:
         return self._located.result()
@@ -294,10 +298,15 @@ class _Ask:
         return self._made.result()
 
     def drop(self) -> None:
-        with contextlib.suppress(Exception):  # the error push raises next says what matters (nothing to push)
-            proj = self.made()
-            if proj is not None:
-                self._api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id}")
+        """Delete the project made meanwhile, if it is made by now (never waits: a project still being made is left,
+        and the next push finds it by the workspace's marker and uses it)."""
+        if not self._made.done() or self._made.exception() is not None:
+            return
+        proj = self._made.result()
+        if proj is not None:
+            with contextlib.suppress(Exception):  # the error push raises says what matters
+                self._api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id}",
+                                  timeout=10)
 
 
 class _Pid:
@@ -338,21 +347,16 @@ def _unlearnt(p, tid: int) -> tuple:
 
 # -- the plan: what the catalog says should be on the server ------------------------------------------
 def _plan(ws, clip_ids: list[str]) -> list[Item]:
-    return [it for planned in _plan_clips(ws, clip_ids) for it in planned]
-
-
-def _plan_clips(ws, clip_ids: list[str]) -> Iterator[list[Item]]:
-    """The plan, a clip at a time (the clips without frames left out)."""
     from avsbench_tools.sample import activity_of
 
     cat = ws.catalog
+    items = []
     sources = {s.source_id: s for s in cat.sources()}
     for cid in clip_ids:
         frames = cat.frames(cid)
         clip = cat.clip(cid)
         if not frames or clip is None:
             continue
-        items = []
         frames = _needed(ws, clip, frames, sources.get(clip.source_id))
         audio = cat.audio(cid)
         sets: dict[str, list[MaskVersion]] = {}
@@ -370,7 +374,7 @@ def _plan_clips(ws, clip_ids: list[str]) -> Iterator[list[Item]]:
             items.append(Item(cid, f, clip.seconds, audio.wav_path if audio else None, clip.path, clip.category,
                                preds or [audio_only(f.second, activity)], fps=clip.fps, n_frames=clip.n_frames,
                                sound=sound_text(activity, f.second)))
-        yield items
+    return items
 
 
 def _needed(ws, clip, frames: list, src) -> list:

@@ -35,13 +35,13 @@ def locate_project(ws, api: Api, ws_id: str, server: str) -> tuple[Project | Non
     return proj, proj is not None
 
 
-def new_project(ws, api: Api, server: str) -> Project:
+def new_project(ws, api: Api, ws_id: str, server: str) -> Project:
     """A new project for the workspace (our config and instructions, no model version: see `Api.create_project`) with
     its local-files storages (`make_storages`: a server that cannot serve the workspace refuses them, and the project
     is deleted again). Push makes it while it plans (no catalog write here: `find_project` records it)."""
     recipe = ws.recipe
     title = f"{Path(os.path.abspath(ws.root)).name} ({recipe.name})"
-    proj = api.create_project(title, ws.catalog.studio_ws_id(), cfg.label_config(recipe), cfg.instructions(recipe))
+    proj = api.create_project(title, ws_id, cfg.label_config(recipe), cfg.instructions(recipe))
     make_storages(ws, api, proj, server)
     proj.storages = True
     return proj
@@ -59,7 +59,7 @@ def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving,
     if by_marker:
         res.notes += _same_server(ws, api, proj.id, ws_id, project_key(server, proj.id))
     if proj is None:
-        proj = new_project(ws, api, server)
+        proj = new_project(ws, api, ws_id, server)
     elif not proj.created:
         check_serving()
         instructions = cfg.instructions(recipe)
