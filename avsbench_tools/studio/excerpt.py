@@ -14,9 +14,7 @@ of the clip's WAV: never anything else under that folder).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +79,7 @@ class _Write:
 
     def __call__(self) -> None:
         from avsbench_tools.audio.wav import wav_bytes
+        from avsbench_tools.fsutil import atomic_path
 
         body = wav_bytes(self.pcm[self.start:], self.sr)
         try:
@@ -89,34 +88,12 @@ class _Write:
             same = False
         if not same:  # no fsync (6 ms a file on a loaded disk): a file a crash left short differs, and is written again
             try:
-                _replace(self.dest, body)
+                with atomic_path(self.dest) as tmp:
+                    tmp.write_bytes(body)
             except OSError as exc:
                 from avsbench_tools.errors import AvsError
 
                 raise AvsError(f"{self.dest}: the task's audio cannot be written ({exc.strerror or exc})") from None
-
-
-def _replace(dest: Path, body: bytes) -> None:
-    """Write body to a temporary file beside dest (made as a plain open makes it: the umask applies), renamed over
-    dest: never a short excerpt under dest's name, which the server may serve at any moment. The fewest system
-    calls (an excerpt is small and there are five to ten a clip: creating files is most of push's file work)."""
-    from avsbench_tools.fsutil import TMP_PREFIX
-
-    tmp = os.path.join(os.path.dirname(dest), f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{dest.name}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(tmp, flags, 0o666)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)
-    try:
-        with open(fd, "wb", closefd=True) as fh:
-            fh.write(body)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class Writer:

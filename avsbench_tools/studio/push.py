@@ -262,7 +262,7 @@ class _Ask:
     after Ctrl-C): the workspace's project (`located()`: locate_project), and when it has none, a new one with its
     storages (`made()`: push_sync.new_project; None when one was found). A request the server does not answer as
     Label Studio is explained by `Connection.check` (down, not Label Studio, the key refused: one line), which push
-    asks only then. `drop()`: nothing to push after all, the project made for it is deleted again."""
+    asks only then. `drop()`: push failed or was interrupted while planning, the project made for it goes again."""
 
     def __init__(self, ws, conn, api: Api, ws_id: str, server: str):
         import threading
