@@ -98,24 +98,47 @@ class _Write:
 
 class Writer:
     """Excerpt writes (`task_audio(..., writer)`) in a thread of their own: file I/O beside push's build thread,
-    which needs only each excerpt's path and length. `wait()` returns when every write is done, raising the first
-    error; `close()` drops the writes not started (Ctrl-C: the next push writes what is missing)."""
+    which needs only each excerpt's path and length. `hold`: the writes wait for `release()` (push releases them
+    when the last import request is built: until then the build is what the server waits for, and the writes share
+    the client's CPU with it; after, they run while the server imports the last requests). `wait()` releases, and
+    returns when every write is done, raising the first error; `close()` drops the writes not started (Ctrl-C, an
+    error: the next push writes what is missing, push_build.refresh_audio)."""
 
-    def __init__(self):
+    def __init__(self, hold: bool = False):
+        import threading
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avs-push-audio")
         self._jobs: list = []
+        self._held: list | None = [] if hold else None
+        self._lock = threading.Lock()
+        self._closed = False
 
     def __call__(self, job) -> None:
-        self._jobs.append(self._pool.submit(job))
+        with self._lock:
+            if self._closed:  # (a build thread still running after close: its writes are dropped too)
+                return
+            if self._held is not None:
+                self._held.append(job)
+            else:
+                self._jobs.append(self._pool.submit(job))
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held and not self._closed:
+                self._jobs += [self._pool.submit(job) for job in self._held]
+            self._held = None
 
     def wait(self) -> None:
-        jobs, self._jobs = self._jobs, []
+        self.release()
+        with self._lock:
+            jobs, self._jobs = self._jobs, []
         for j in jobs:
             j.result()
 
     def close(self) -> None:
+        with self._lock:
+            self._closed, self._held = True, None
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

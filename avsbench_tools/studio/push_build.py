@@ -139,15 +139,32 @@ class built:
     A request joins every unit built by the time it is sent (up to `limit` items), and waits only for the first:
     the server never waits while a unit is ready, and gets as few requests as the build allows (each import
     request costs the server ~30 ms besides its tasks); the last request waits for every unit left when they all fit
-    in it. Errors surface in order; `close()` (or the end of the iteration) stops the threads' queued work."""
+    in it. `finished`: called once, by the build thread that built the last unit, when every unit is built (push
+    then lets work that is not on the server's path start: the audio excerpts). Errors surface in order; `close()`
+    (or the end of the iteration) stops the threads' queued work."""
 
-    def __init__(self, items: list, build, limit: int, unit: int | None = None, threads: int | None = None):
+    def __init__(self, items: list, build, limit: int, unit: int | None = None, threads: int | None = None,
+                 finished=None):
+        import threading
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         limit = max(1, limit)
         unit = max(1, min(unit or UNIT, limit))
         self._limit, self._build = limit, build
+        if finished is not None:
+            left, lock = [-(-len(items) // unit)], threading.Lock()
+
+            def build_counted(u):
+                out = build(u)
+                with lock:
+                    left[0] -= 1
+                    last = left[0] == 0
+                if last:
+                    finished()
+                return out
+
+            self._build = build_counted
         self._units = chunks(items, unit)
         self._pool = ThreadPoolExecutor(max_workers=threads or BUILDERS, thread_name_prefix="avs-push-build")
         self._queue: deque = deque()

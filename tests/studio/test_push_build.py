@@ -87,3 +87,52 @@ def test_the_last_request_waits_for_every_unit_left_when_they_fit_in_it():
     assert time.monotonic() - t >= 0.2  # it waited for the units still building
     assert list(it) == []  # two requests, not three
     timer.join()
+
+
+def test_finished_runs_once_when_the_last_unit_is_built_before_the_last_request_is_sent():
+    """push lets the audio excerpts be written only then (excerpt.Writer(hold=True).release): until the last unit is
+    built, the build is what the server waits for."""
+    items = list(range(23))
+    gates = {u: threading.Event() for u in range(0, 23, 5)}
+    calls: list = []
+    requests = built(items, _gated(gates, []), limit=10, unit=5, finished=lambda: calls.append(len(calls)))
+    it = iter(requests)
+    for u in (0, 5, 10, 15):
+        gates[u].set()
+    first, _ = next(it)
+    assert calls == []  # the unit of 20-22 is not built yet
+    gates[20].set()
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == [0]  # before the rest is taken
+    assert [n for b in [first, *(b for b, _ in it)] for n in b] == items
+    assert calls == [0]  # once
+
+
+def test_a_held_writer_writes_nothing_until_released_and_wait_releases_it(tmp_path):
+    from avsbench_tools.studio.excerpt import Writer
+
+    done: list = []
+    w = Writer(hold=True)
+    for i in range(3):
+        w(lambda i=i: done.append(i))
+    time.sleep(0.1)
+    assert done == []  # held
+    w.release()
+    w(lambda: done.append(3))  # after the release: written at once
+    w.wait()
+    assert sorted(done) == [0, 1, 2, 3]
+    w.close()
+    dropped = Writer(hold=True)
+    dropped(lambda: done.append(4))
+    dropped.close()  # Ctrl-C or an error: held writes are dropped (the next push writes what is missing) ...
+    dropped.release()  # ... also when the build finishes after the close
+    dropped(lambda: done.append(5))
+    time.sleep(0.1)
+    assert sorted(done) == [0, 1, 2, 3]
+    waited = Writer(hold=True)  # nothing released it (no new task was built): wait() writes them
+    waited(lambda: done.append(6))
+    waited.wait()
+    assert done[-1] == 6
+    waited.close()
