@@ -99,8 +99,8 @@ class _Write:
 class Writer:
     """Excerpt writes (`task_audio(..., writer)`) in a thread of their own: file I/O beside push's build thread,
     which needs only each excerpt's path and length. `hold`: the writes wait for `release()` (push releases them
-    when the last import request is built: until then the build is what the server waits for, and the writes share
-    the client's CPU with it; after, they run while the server imports the last requests). `wait()` releases, and
+    when its build is ahead of the server, push_build.built's `ahead`: until then the build is what the server waits
+    for, and the writes would share the client's CPU with it). `wait()` releases, and
     returns when every write is done, raising the first error; `close()` drops the writes not started (Ctrl-C, an
     error: the next push writes what is missing, push_build.refresh_audio)."""
 

@@ -118,7 +118,7 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     # the project looked for, or made, while the catalog is planned (only when there is something to push: a
     # sampled clip has frames)
     asked = _Ask(ws, conn, api, ws_id, server) if set(ids) & set(sampled) else None
-    audio = Writer(hold=True)  # the new tasks' audio excerpts: written once their import requests are built
+    audio = Writer(hold=True)  # the new tasks' audio excerpts: written once the build is ahead of the server
     guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
     ours = label_config(ws.recipe)
     early, later, pushing = None, _Pid(), False
@@ -247,7 +247,7 @@ def _bodies(ws, items: list[Item], root, ws_id: str, li, pid, audio, extra: dict
     def task(it: Item) -> dict:
         return {**(t := task_json(ws, it, root, ws_id, li, pid, audio)),
                 "data": {**t["data"], **extra.get((it.clip_id, it.frame.second), {})}}
-    return built(items, lambda ch: encode([task(it) for it in ch]), limit, finished=audio.release)
+    return built(items, lambda ch: encode([task(it) for it in ch]), limit, ahead=audio.release)
 
 
 def _labelled(items: list[Item], li) -> bool:

@@ -139,12 +139,14 @@ class built:
     A request joins every unit built by the time it is sent (up to `limit` items), and waits only for the first:
     the server never waits while a unit is ready, and gets as few requests as the build allows (each import
     request costs the server ~30 ms besides its tasks); the last request waits for every unit left when they all fit
-    in it. `finished`: called once, by the build thread that built the last unit, when every unit is built (push
-    then lets work that is not on the server's path start: the audio excerpts). Errors surface in order; `close()`
-    (or the end of the iteration) stops the threads' queued work."""
+    in it. `ahead`: called once, when the build is ahead of the server: a full request (`limit` items) is about to be
+    sent, or every unit is built, whichever comes first. Until then the build is what the server waits for (its
+    first requests are small: what is built when they are sent), and push lets work that is not on the server's
+    path (the audio excerpts) start only then. Errors surface in order; `close()` (or the end of the iteration)
+    stops the threads' queued work."""
 
     def __init__(self, items: list, build, limit: int, unit: int | None = None, threads: int | None = None,
-                 finished=None):
+                 ahead=None):
         import threading
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
@@ -152,16 +154,24 @@ class built:
         limit = max(1, limit)
         unit = max(1, min(unit or UNIT, limit))
         self._limit, self._build = limit, build
-        if finished is not None:
-            left, lock = [-(-len(items) // unit)], threading.Lock()
+        lock, left = threading.Lock(), [-(-len(items) // unit)]
 
+        def once() -> None:
+            nonlocal ahead
+            with lock:
+                call, ahead = ahead, None
+            if call is not None:
+                call()
+
+        self._ahead = once
+        if ahead is not None:
             def build_counted(u):
                 out = build(u)
                 with lock:
                     left[0] -= 1
                     last = left[0] == 0
                 if last:
-                    finished()
+                    once()
                 return out
 
             self._build = build_counted
@@ -198,6 +208,8 @@ class built:
                     unit, body = self._take()
                     batch += unit
                     bodies.append(body)
+                if len(batch) >= self._limit:
+                    self._ahead()
                 yield batch, bodies[0] if len(bodies) == 1 else b"[" + b",".join(b[1:-1] for b in bodies) + b"]"
         finally:
             self.close()

@@ -89,25 +89,38 @@ def test_the_last_request_waits_for_every_unit_left_when_they_fit_in_it():
     timer.join()
 
 
-def test_finished_runs_once_when_the_last_unit_is_built_before_the_last_request_is_sent():
-    """push lets the audio excerpts be written only then (excerpt.Writer(hold=True).release): until the last unit is
-    built, the build is what the server waits for."""
-    items = list(range(23))
-    gates = {u: threading.Event() for u in range(0, 23, 5)}
+def test_ahead_runs_once_when_a_full_request_goes_or_every_unit_is_built():
+    """push lets the audio excerpts be written only then (excerpt.Writer(hold=True).release): until then the build is
+    what the server waits for (the first requests are small: what is built when they are sent)."""
+    items = list(range(50))
+    gates = {u: threading.Event() for u in range(0, 50, 5)}
     calls: list = []
-    requests = built(items, _gated(gates, []), limit=10, unit=5, finished=lambda: calls.append(len(calls)))
+    requests = built(items, _gated(gates, []), limit=10, unit=5, ahead=lambda: calls.append(len(calls)))
     it = iter(requests)
-    for u in (0, 5, 10, 15):
-        gates[u].set()
+    gates[0].set()
     first, _ = next(it)
-    assert calls == []  # the unit of 20-22 is not built yet
-    gates[20].set()
+    assert first == [0, 1, 2, 3, 4] and calls == []  # a small request: the build is behind
+    for u in (5, 10):
+        gates[u].set()
     deadline = time.monotonic() + 10
-    while not calls and time.monotonic() < deadline:
+    while not all(f.done() for unit, f in list(requests._queue)[:2]) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert calls == [0]  # before the rest is taken
-    assert [n for b in [first, *(b for b, _ in it)] for n in b] == items
-    assert calls == [0]  # once
+    second, _ = next(it)
+    assert second == list(range(5, 15)) and calls == [0]  # a full request: ahead
+    for g in gates.values():
+        g.set()
+    assert [n for b in [first, second, *(b for b, _ in it)] for n in b] == items and calls == [0]  # once
+
+    small: list = []  # no request is ever full: called when the last unit is built
+    few = {u: threading.Event() for u in range(0, 12, 5)}
+    requests = built(list(range(12)), _gated(few, []), limit=100, unit=5, ahead=lambda: small.append(1))
+    for g in few.values():
+        g.set()
+    deadline = time.monotonic() + 10
+    while not small and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert small == [1]  # before anything is taken
+    assert [n for b, _ in requests for n in b] == list(range(12)) and small == [1]
 
 
 def test_a_held_writer_writes_nothing_until_released_and_wait_releases_it(tmp_path):
