@@ -94,7 +94,19 @@ def ray_driver(loopback_cluster):
 @pytest.fixture
 def on_cluster(ray_driver, ray_cluster):
     """The session's cluster with both nodes, this process its driver: run stages in-process with
-    `EngineOptions("ray")` (no CLI start-up, warm workers)."""
+    `EngineOptions("ray")` (no CLI start-up, warm workers), once Ray itself shows both nodes alive and idle
+    (`LoopbackCluster.ready_for_work`)."""
+    import time
+
+    import ray
+
+    end = time.monotonic() + 90
+    while not ray_cluster.ready_for_work(ray.nodes(), ray.available_resources().get("CPU", 0)):
+        if time.monotonic() > end:
+            raise RuntimeError(f"Ray has not shown the loopback cluster's two nodes alive and idle in 90 s: "
+                               f"{[(n['NodeManagerAddress'], n['Alive']) for n in ray.nodes()]}, free "
+                               f"{ray.available_resources().get('CPU', 0)} CPUs")
+        time.sleep(0.1)
     return ray_cluster
 
 

@@ -63,6 +63,7 @@ class LoopbackCluster:
         self.tmp = Path(tempfile.mkdtemp(prefix="avsray-", dir="/tmp"))  # short: Ray's unix sockets live here
         self.port = free_port(HEAD_IP)
         self.address = f"{HEAD_IP}:{self.port}"
+        self.second_starts = 0  # second nodes started: each registers as a new node (ready_for_work)
 
     def _ray(self, *args: str) -> None:
         scratch = self.tmp / "scratch"  # the workers' temporary files (tempfile), removed with the cluster's folder
@@ -80,6 +81,7 @@ class LoopbackCluster:
         return self
 
     def start_second(self) -> None:
+        self.second_starts += 1
         self._ray("--address", self.address, "--node-ip-address", SECOND_IP, "--temp-dir", str(self.tmp))
         self.wait_nodes(2)
 
@@ -90,6 +92,17 @@ class LoopbackCluster:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the loopback cluster did not reach {n} raylets")
+
+    def ready_for_work(self, nodes: list[dict], free_cpus: float) -> bool:
+        """Whether Ray's own view (`ray.nodes()`, the free CPUs) shows the cluster as a test expects it: the head and
+        the second node started last registered and alive, every earlier second node seen dead, both CPUs free.
+        (A restarted second node has a raylet process before it is registered; a killed one stays alive to the GCS
+        for seconds; a task of an earlier test may still hold a CPU: each would let SPREAD place every task on one
+        node.)"""
+        head = [n for n in nodes if n["NodeManagerAddress"] == HEAD_IP]
+        second = [n for n in nodes if n["NodeManagerAddress"] == SECOND_IP]
+        return ([n["Alive"] for n in head] == [True] and len(second) == self.second_starts
+                and sum(n["Alive"] for n in second) == 1 and free_cpus >= 2)
 
     def roots(self) -> list[psutil.Process]:
         """The cluster's own daemons (their command lines name its temp folder)."""
