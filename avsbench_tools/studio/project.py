@@ -111,14 +111,14 @@ class Api:
                 return None
             page += 1
 
-    def create_project(self, title: str, ws_id: str, config: str, instructions: str, model_version: str = "") -> Project:
+    def create_project(self, title: str, ws_id: str, config: str, instructions: str) -> Project:
         """A new project: our config and instructions, shown before labelling, sampled by prediction score, showing
-        the predictions of `model_version` ("": all). Push makes it before it knows the model versions: the server
+        every prediction (no model version). Push makes it before it knows the model versions: the server
         gives a project without one the last prediction's of its first import (push mirrors it, then sets its own
         if that differs)."""
         body = {"title": title[:TITLE_MAX], "description": f"{MARKER}{ws_id} (made by avs-tools push)",
                 "label_config": config, "expert_instruction": instructions, "show_instruction": True,
-                "sampling": SAMPLING, "show_collab_predictions": True, "model_version": model_version}
+                "sampling": SAMPLING, "show_collab_predictions": True, "model_version": ""}
         p = _project(self.request("POST", "api/projects/", body, what="creating the project"))
         p.created = True
         return p

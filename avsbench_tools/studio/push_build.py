@@ -154,7 +154,7 @@ class built:
         limit = max(1, limit)
         unit = max(1, min(unit or UNIT, limit))
         self._limit, self._build = limit, build
-        lock, left = threading.Lock(), [-(-len(items) // unit)]
+        lock = threading.Lock()
 
         def once() -> None:
             nonlocal ahead
@@ -165,6 +165,8 @@ class built:
 
         self._ahead = once
         if ahead is not None:
+            left = [-(-len(items) // unit)]
+
             def build_counted(u):
                 out = build(u)
                 with lock:
@@ -183,8 +185,7 @@ class built:
             self._submit()
 
     def _submit(self) -> None:
-        unit = self._rest if self._rest is not None else next(self._units, None)
-        self._rest = next(self._units, None)  # the unit after: None when every unit is submitted
+        unit, self._rest = self._rest, next(self._units, None)  # the unit after: None when every unit is submitted
         if unit is not None:
             self._queue.append((unit, self._pool.submit(self._build, unit)))
 
