@@ -88,7 +88,8 @@ class ClipReviews:
     versions: the review MaskVersions (kind "review", settings hash REVIEW_SET); seconds: the reviewed
     seconds (with or without objects); flags: {second: ["silent" | "unusable"]}; objects: {fid: category};
     expressions: {fid: texts} replacing the texts of `reviewed_fids` (the fids any chosen review holds);
-    done: every sampled second of the clip is reviewed (stage "pull" done, else "partial")."""
+    done: every sampled second of the clip is reviewed (stage "pull" done, else "partial"; pending when no second
+    is reviewed)."""
 
     versions: list[MaskVersion] = field(default_factory=list)
     seconds: list[int] = field(default_factory=list)
@@ -262,9 +263,13 @@ def _write_clip(db, clip_id: str, c: ClipReviews, settings: dict) -> None:
             rows.append((clip_id, len(rows), fid, text, is_null))
     db.execute("DELETE FROM expressions WHERE clip_id=?", (clip_id,))
     db.executemany("INSERT INTO expressions(clip_id, n, fid, text, is_null) VALUES(?, ?, ?, ?, ?)", rows)
-    write_stage(db, clip_id, "pull", "done" if c.done else "partial", None, settings)
     if c.done:
+        write_stage(db, clip_id, "pull", "done", None, settings)
         write_resolved(db, "pull", clip_id)
+    elif c.seconds:
+        write_stage(db, clip_id, "pull", "partial", None, settings)
+    else:  # no reviewed second (only cancelled annotations, or every review retracted): not reviewed, pending
+        db.execute("DELETE FROM stage_status WHERE clip_id=? AND stage='pull'", (clip_id,))
 
 
 def _set_null_expressions(db, clip_id: str, texts: list[str]) -> None:

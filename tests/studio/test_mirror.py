@@ -144,6 +144,30 @@ def test_deleted_cancelled_and_task_deleted_reviews_are_retracted(studio_server,
     assert np.array_equal(np.asarray(Image.open(m)) > 0, want)  # the proposal, not the deleted review
 
 
+def test_a_clip_without_a_live_review_is_not_partly_reviewed(studio_server, built):
+    """A clip whose only annotation is cancelled, or whose only review is deleted on the server, has no reviewed
+    frame: status counts it as not reviewed yet (it said "partly", against pull's and qa's count)."""
+    p = Pushed(studio_server, built, "mirror-unreviewed")
+
+    def pull_state() -> str:
+        (row,) = [c for c in json.loads(cli("clips", p.path, "--json").stdout) if c["clip"] == p.clip]
+        return row["stages"]["pull"]
+
+    cancelled = p.annotate(0, p.shown(0))
+    p.client.annotations.update(id=cancelled, was_cancelled=True, result=[])
+    r = p.cli("pull")
+    assert r.returncode == 0 and "1 cancelled" in r.stdout and "0 partly" in r.stdout, r.stdout
+    assert pull_state() == "pending"
+    kept = p.annotate(1, p.shown(1))
+    assert p.cli("pull").returncode == 0 and pull_state() == "partial"
+    p.client.annotations.delete(id=kept)
+    r = p.cli("pull")
+    assert r.returncode == 0 and "1 reviews retracted" in r.stdout, r.stdout
+    assert pull_state() == "pending"
+    st = json.loads(cli("status", p.path, "--json").stdout)["stages"]["pull"]
+    assert st["done"] == 0 and st["pending"] >= 1
+
+
 def test_set_category_reaches_the_annotators_and_stays(studio_server, built):
     """Row 4: push after set-category updates the predictions (new labels); a pull never brings the old
     category back, and an annotation still carrying it is reported."""
