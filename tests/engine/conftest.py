@@ -13,13 +13,15 @@ the machine. Ray missing: the fixture FAILS (it is part of `make install`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
-from tests.helpers.ray_cluster import HEAD_IP, RAY_ENV, LoopbackCluster, copy_ws
+from tests.helpers.ray_cluster import HEAD_IP, RAY_ENV, SECOND_IP, LoopbackCluster, copy_ws
 
 
 @pytest.fixture
@@ -95,17 +97,31 @@ def ray_driver(loopback_cluster):
 def on_cluster(ray_driver, ray_cluster):
     """The session's cluster with both nodes, this process its driver: run stages in-process with
     `EngineOptions("ray")` (no CLI start-up, warm workers), once Ray itself shows both nodes alive and idle
-    (`LoopbackCluster.ready_for_work`)."""
+    (`LoopbackCluster.ready_for_work`). A CPU still held 20 s on: a warning says by what (`describe`), any
+    actor-pool actor left by an earlier run is killed and the second node restarted, once (CI saw one CPU held
+    for minutes after the preannotate node-kill test, which did not happen in 7 runs here)."""
     import time
+    import warnings
 
     import ray
 
-    end = time.monotonic() + 90
+    start = time.monotonic()
+    healed = False
     while not ray_cluster.ready_for_work(ray.nodes(), ray.available_resources().get("CPU", 0)):
-        if time.monotonic() > end:
-            raise RuntimeError(f"Ray has not shown the loopback cluster's two nodes alive and idle in 90 s: "
-                               f"{[(n['NodeManagerAddress'], n['Alive']) for n in ray.nodes()]}, free "
-                               f"{ray.available_resources().get('CPU', 0)} CPUs")
+        waited = time.monotonic() - start
+        if waited > 20 and not healed:
+            healed = True
+            warnings.warn(f"the loopback cluster was not idle 20 s after the last test: {ray_cluster.describe()}",
+                          stacklevel=1)
+            for actor in ray_cluster.leftover_actors():
+                with contextlib.suppress(psutil.Error, TypeError, ValueError):
+                    psutil.Process(int(actor["Pid"])).kill()
+            if ray_cluster.raylets(SECOND_IP):
+                ray_cluster.kill_second()
+            ray_cluster.start_second()
+        if waited > 110:
+            raise RuntimeError(f"Ray has not shown the loopback cluster's two nodes alive and idle in {waited:.0f} s: "
+                               f"{ray_cluster.describe()}")
         time.sleep(0.1)
     return ray_cluster
 

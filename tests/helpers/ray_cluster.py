@@ -104,6 +104,25 @@ class LoopbackCluster:
         return ([n["Alive"] for n in head] == [True] and len(second) == self.second_starts
                 and sum(n["Alive"] for n in second) == 1 and free_cpus >= 2)
 
+    def describe(self) -> str:
+        """What Ray shows of the cluster (for a fixture that waits): its nodes, the free CPUs of each, every actor
+        that is not dead (class, state, node, pid)."""
+        import ray
+        from ray._private import state  # the GCS's own tables: no dashboard on this cluster
+
+        free = {k[:8]: v.get("CPU", 0) for k, v in state.available_resources_per_node().items()}
+        nodes = [(n["NodeManagerAddress"], n["NodeID"][:8], n["Alive"]) for n in ray.nodes()]
+        actors = [(a["ActorClassName"], a["State"], a["Address"]["IPAddress"], a.get("Pid"))
+                  for a in state.actors().values() if a["State"] != "DEAD"]
+        return f"nodes {nodes}, free CPUs per node {free}, actors not dead {actors}"
+
+    def leftover_actors(self) -> list[dict]:
+        """The actors of a Ray Data actor pool (`MapWorker(...)`) that are not dead: an earlier test's run has
+        ended, so none should be; each holds a CPU that the next test's tasks would not get."""
+        from ray._private import state
+
+        return [a for a in state.actors().values() if a["State"] != "DEAD" and a["ActorClassName"].startswith("MapWorker")]
+
     def roots(self) -> list[psutil.Process]:
         """The cluster's own daemons (their command lines name its temp folder)."""
         out = []
