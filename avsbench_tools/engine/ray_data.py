@@ -14,7 +14,7 @@ not at all).
 Faults: a task whose worker or node died is run again by Ray (max_retries); an item whose task or actor
 call still failed (its block errored: `DataContext.max_errored_blocks` lets the run go on) is run again
 in a new pass (`passes`), then handed to `lost`. An exception raised by the stage's own function (a bug)
-comes back in the row and is raised on the driver. Ctrl-C: results arriving within GRACE_S are still
+comes back in the row and is raised on the driver. A pass's pool actors are killed when it ends (`Roster`). Ctrl-C: results arriving within GRACE_S are still
 delivered, then the execution is shut down (tasks cancelled, actors killed) and KeyboardInterrupt raised.
 """
 
@@ -197,11 +197,65 @@ def attach_media(row: dict, fn: Callable, kwargs: dict) -> dict:
     return {"i": row["i"], "job": pickle.dumps(job, protocol=5)}
 
 
-class Stateful:
-    """The callable class of `map_batches`: one per actor; `make(*args)` builds the stage's worker object
-    once (it loads the models), whose `method(job)` is called for each item of a batch."""
+class Roster:
+    """The pool actors of one pass (a Ray actor of no CPU on the driver's node, one per `actors` pool): each pool
+    actor joins it before it loads its models; when the pass ends, `dismiss` kills every member and the roster.
+    Ray Data only drops its handles to a finished pass's actors (`force=False`), and an actor it had asked for
+    (to replace one whose node died) can still be placed after the pass, on a node that comes back, and hold a
+    CPU or GPU for as long as the driver lives (seen in CI: one CPU of two held for minutes after the
+    node-kill test; Ray issue 53124 reports a GPU held so). Such a late actor finds the roster gone and does not
+    start (`Stateful`). A CLI's driver ends with its run, and its actors with it; this is for the drivers that
+    stay (the Python API, a notebook, the tests), and frees a pass's GPUs for the next pass at once."""
 
-    def __init__(self, make: Callable, args: tuple, method: str):
+    def __init__(self) -> None:
+        self.handles: list = []
+
+    def join(self, handle) -> None:
+        self.handles.append(handle)
+
+    def members(self) -> list:
+        return list(self.handles)
+
+
+_rosters: list = []  # the rosters of the pass `run` is in (made by `actors` when `build` runs)
+
+
+def _roster():
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    roster = ray.remote(Roster).options(num_cpus=0, max_restarts=0, scheduling_strategy=here).remote()
+    _rosters.append(roster)
+    return roster
+
+
+def dismiss(rosters: list) -> None:
+    """Kill every member of `rosters` and the rosters (their pass has ended: each result is in)."""
+    import ray
+
+    for roster in rosters:
+        with contextlib.suppress(Exception):
+            for handle in ray.get(roster.members.remote(), timeout=5):
+                with contextlib.suppress(Exception):
+                    ray.kill(handle)
+        with contextlib.suppress(Exception):
+            ray.kill(roster)
+
+
+class Stateful:
+    """The callable class of `map_batches`: one per actor; it joins its pass's `roster` (a late actor, whose
+    pass has ended, refuses to start), then `make(*args)` builds the stage's worker object once (it loads the
+    models), whose `method(job)` is called for each item of a batch."""
+
+    def __init__(self, make: Callable, args: tuple, method: str, roster=None):
+        if roster is not None:
+            import ray
+
+            try:
+                ray.get(roster.join.remote(ray.get_runtime_context().current_actor))
+            except ray.exceptions.RayActorError:
+                raise RuntimeError("a pool actor started after its pass ended: not started") from None
         self.obj = make(*args)
         self.method = getattr(self.obj, method)
 
@@ -228,7 +282,7 @@ def actors(ds, make: Callable, args: tuple, method: str, n: int, num_gpus: float
     # advice for even work), and a dead actor held one clip at most
     pool = ray.data.ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=1)
     with _retry_bounds():
-        return ds.map_batches(Stateful, fn_constructor_args=(make, args, method), batch_size=batch_size,
+        return ds.map_batches(Stateful, fn_constructor_args=(make, args, method, _roster()), batch_size=batch_size,
                               batch_format="numpy", compute=pool, num_gpus=num_gpus or None, num_cpus=num_cpus,
                               zero_copy_batch=True, max_restarts=0, max_task_retries=0)
 
@@ -297,8 +351,12 @@ def run(items: Sequence, jobs: Callable[[Any], Job], build: Callable, deliver: C
             ds = rows(batch)
             if not shared and not inline:
                 ds = on_driver(ds)
-            ds = build(ds, len(todo))
-            _stream(ds, seq, saved, restore)
+            try:
+                ds = build(ds, len(todo))
+                _stream(ds, seq, saved, restore)
+            finally:
+                dismiss(_rosters)
+                _rosters.clear()
             todo = [i for i in todo if i not in seq.done and i not in seq.waiting]
     why = f"lost on the Ray cluster ({passes} pass{'es' if passes != 1 else ''}, each with Ray's retries)"
     for i in todo:

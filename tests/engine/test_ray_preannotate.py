@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -118,6 +120,45 @@ def test_ray_grounded_sam_actors_equal_local(on_cluster, sampled_ws, tmp_path, d
     assert sum(got.nodes.values()) == 1 and set(got.nodes) <= {"127.0.0.2", "127.0.0.3"}
     assert done_ids(on_ray, "preannotate") == [CLIP]
     assert digest(on_ray) == digest(local)
+
+
+def _alive(handle) -> bool:
+    import ray
+
+    try:
+        ray.get(handle.__ray_ready__.remote(), timeout=30)
+        return True
+    except ray.exceptions.RayActorError:
+        return False
+
+
+def test_a_pass_kills_its_pool_actors_and_a_late_one_does_not_start(on_cluster, tmp_path):
+    """`ray_data.Roster`: a pool actor joins its pass's roster before it builds its worker object; `dismiss` (at the
+    end of each pass) kills the members, so their CPUs are free at once; an actor that Ray places after its pass
+    ended (one Ray Data asked for to replace an actor whose node died) finds the roster gone and does not start:
+    its models are never loaded, its CPU never held."""
+    import ray
+
+    def wait_free(cpus: float) -> float:
+        end = time.monotonic() + 20
+        while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < end:
+            time.sleep(0.1)
+        return ray.available_resources().get("CPU", 0)
+
+    # the worker object: a copy of a file (the workers import the package, not the tests), a side effect seen here
+    (tmp_path / "model").write_text("made")
+    pool = ray.remote(ray_data.Stateful).options(num_cpus=1, max_restarts=0)
+    roster = ray_data._roster()
+    member = pool.remote(shutil.copyfile, (str(tmp_path / "model"), str(tmp_path / "member")), "upper", roster)
+    assert _alive(member) and (tmp_path / "member").read_text() == "made"
+    assert wait_free(0) <= 1  # it holds a CPU while its pass runs
+    ray_data.dismiss([roster])
+    assert wait_free(2) >= 2 and not _alive(member)
+    ray_data._rosters.clear()
+
+    late = pool.remote(shutil.copyfile, (str(tmp_path / "model"), str(tmp_path / "late")), "upper", roster)  # its pass has ended
+    assert not _alive(late) and not (tmp_path / "late").exists()
+    assert wait_free(2) >= 2
 
 
 def test_cuda_on_a_cluster_without_gpus_is_one_line(ray_cluster, sampled_ws, tmp_path):
