@@ -139,9 +139,18 @@ def test_every_command_declares_the_shared_options_the_same_way():
     assert [v[2] for v in seen["--dino"]] == ["AVS_TOOLS_DINO"]
     assert [v[2] for v in seen["--sam"]] == ["AVS_TOOLS_SAM"]
     assert {n for n, c in _commands().items() if any(p.name == "quiet" for p in c.params)} == {
-        "collect", "set-category", "sample", "preannotate", "export", "synth", "validate", "stats", "evaluate",
+        "init", "collect", "set-category", "sample", "preannotate", "export", "synth", "validate", "stats", "evaluate",
         "push", "pull", "qa", "baseline train", "baseline eval", "baseline predict", "release-check", "publish",
         "unpublish"}
+
+
+def test_init_quiet_says_what_it_made_without_the_next_step(tmp_path):
+    """Found trying commands as a script would: `init -q` was 'No such option' (every stage command takes -q)."""
+    r = cli_here("init", tmp_path / "ws", "--recipe", "avsbench-s4", "-q")
+    assert r.returncode == 0 and r.stdout.strip().splitlines() == [
+        f"created: workspace {tmp_path / 'ws'} (recipe avsbench-s4)"], (r.stdout, r.stderr)
+    r = cli_here("init", tmp_path / "ws", "--recipe", "avsbench-s4")
+    assert r.stdout.strip().splitlines()[-1].startswith("next: avs-tools collect"), r.stdout
 
 
 def test_checkpoints_fall_back_to_their_environment_variables():
