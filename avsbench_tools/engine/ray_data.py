@@ -217,7 +217,13 @@ class Roster:
         return list(self.handles)
 
 
-_rosters: list = []  # the rosters of the pass `run` is in (made by `actors` when `build` runs)
+_pass = threading.local()  # .rosters: those of the pass `run` is in on this thread (made by `actors` in `build`)
+
+
+def _pass_rosters() -> list:
+    if not hasattr(_pass, "rosters"):
+        _pass.rosters = []
+    return _pass.rosters
 
 
 def _roster():
@@ -226,7 +232,7 @@ def _roster():
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     roster = ray.remote(Roster).options(num_cpus=0, max_restarts=0, scheduling_strategy=here).remote()
-    _rosters.append(roster)
+    _pass_rosters().append(roster)
     return roster
 
 
@@ -355,8 +361,8 @@ def run(items: Sequence, jobs: Callable[[Any], Job], build: Callable, deliver: C
                 ds = build(ds, len(todo))
                 _stream(ds, seq, saved, restore)
             finally:
-                dismiss(_rosters)
-                _rosters.clear()
+                dismiss(_pass_rosters())
+                _pass_rosters().clear()
             todo = [i for i in todo if i not in seq.done and i not in seq.waiting]
     why = f"lost on the Ray cluster ({passes} pass{'es' if passes != 1 else ''}, each with Ray's retries)"
     for i in todo:

@@ -154,7 +154,7 @@ def test_a_pass_kills_its_pool_actors_and_a_late_one_does_not_start(on_cluster, 
     assert wait_free(0) <= 1  # it holds a CPU while its pass runs
     ray_data.dismiss([roster])
     assert wait_free(2) >= 2 and not _alive(member)
-    ray_data._rosters.clear()
+    ray_data._pass_rosters().clear()
 
     late = pool.remote(shutil.copyfile, (str(tmp_path / "model"), str(tmp_path / "late")), "upper", roster)  # its pass has ended
     assert not _alive(late) and not (tmp_path / "late").exists()
