@@ -14,8 +14,9 @@ not at all).
 Faults: a task whose worker or node died is run again by Ray (max_retries); an item whose task or actor
 call still failed (its block errored: `DataContext.max_errored_blocks` lets the run go on) is run again
 in a new pass (`passes`), then handed to `lost`. An exception raised by the stage's own function (a bug)
-comes back in the row and is raised on the driver. A pass's pool actors are killed when it ends (`Roster`). Ctrl-C: results arriving within GRACE_S are still
-delivered, then the execution is shut down (tasks cancelled, actors killed) and KeyboardInterrupt raised.
+comes back in the row and is raised on the driver. A pass's pool actors are killed when it ends (`Roster`).
+Ctrl-C: results arriving within GRACE_S are still delivered, then the execution is shut down (tasks
+cancelled, actors killed) and KeyboardInterrupt raised.
 """
 
 from __future__ import annotations

@@ -139,11 +139,13 @@ def test_a_pass_kills_its_pool_actors_and_a_late_one_does_not_start(on_cluster, 
     its models are never loaded, its CPU never held."""
     import ray
 
-    def wait_free(cpus: float) -> float:
+    def free_once(ok) -> float:
+        """The cluster's free CPUs once `ok(free)` holds, or after 20 s (Ray's view follows an actor's start or
+        death within moments)."""
         end = time.monotonic() + 20
-        while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < end:
+        while not ok(free := ray.available_resources().get("CPU", 0)) and time.monotonic() < end:
             time.sleep(0.1)
-        return ray.available_resources().get("CPU", 0)
+        return free
 
     # the worker object: a copy of a file (the workers import the package, not the tests), a side effect seen here
     (tmp_path / "model").write_text("made")
@@ -151,14 +153,15 @@ def test_a_pass_kills_its_pool_actors_and_a_late_one_does_not_start(on_cluster, 
     roster = ray_data._roster()
     member = pool.remote(shutil.copyfile, (str(tmp_path / "model"), str(tmp_path / "member")), "upper", roster)
     assert _alive(member) and (tmp_path / "member").read_text() == "made"
-    assert wait_free(0) <= 1  # it holds a CPU while its pass runs
+    assert free_once(lambda f: f <= 1) <= 1  # it holds a CPU while its pass runs
     ray_data.dismiss([roster])
-    assert wait_free(2) >= 2 and not _alive(member)
+    assert free_once(lambda f: f >= 2) >= 2 and not _alive(member)
     ray_data._pass_rosters().clear()
 
-    late = pool.remote(shutil.copyfile, (str(tmp_path / "model"), str(tmp_path / "late")), "upper", roster)  # its pass has ended
+    # its pass has ended
+    late = pool.remote(shutil.copyfile, (str(tmp_path / "model"), str(tmp_path / "late")), "upper", roster)
     assert not _alive(late) and not (tmp_path / "late").exists()
-    assert wait_free(2) >= 2
+    assert free_once(lambda f: f >= 2) >= 2
 
 
 def test_cuda_on_a_cluster_without_gpus_is_one_line(ray_cluster, sampled_ws, tmp_path):

@@ -121,7 +121,8 @@ class LoopbackCluster:
         ended, so none should be; each holds a CPU that the next test's tasks would not get."""
         from ray._private import state
 
-        return [a for a in state.actors().values() if a["State"] != "DEAD" and a["ActorClassName"].startswith("MapWorker")]
+        return [a for a in state.actors().values()
+                if a["State"] != "DEAD" and a["ActorClassName"].startswith("MapWorker")]
 
     def roots(self) -> list[psutil.Process]:
         """The cluster's own daemons (their command lines name its temp folder)."""
