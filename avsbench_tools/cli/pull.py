@@ -65,7 +65,8 @@ def pull(
                    f"are retracted (kept as history, not counted); {res.reviewed_clips} clips fully reviewed")
         say_next(f"avs-tools push {q(workspace)}  (makes a new project)", quiet)
         return
-    typer.echo(f"pull: {res.new} new annotations ({res.regions} masks), {res.cancelled} cancelled (counted, not "
+    changed = f" and {res.changed} changed" if res.changed else ""
+    typer.echo(f"pull: {res.new} new annotations{changed} ({res.regions} masks), {res.cancelled} cancelled (counted, not "
                f"stored), {res.unchanged} unchanged, from {res.tasks} updated tasks at {res.url}; "
                f"{res.clips} clips updated; {res.reviewed_clips} clips fully reviewed, {res.partial_clips} partly"
                + "".join(f"; {x}" for x in extra))

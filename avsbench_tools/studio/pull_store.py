@@ -50,12 +50,13 @@ class Skipped:
 
 @dataclass
 class PullResult:
-    """What one pull did. `new`: annotations stored for the first time or changed since the last pull."""
+    """What one pull did. `new`: annotations stored for the first time; `changed`: stored before, changed since."""
 
     url: str
     project_key: str
     tasks: int = 0  # tasks listed (updated since the cursor, and those of earlier skips)
-    new: int = 0  # submitted annotations stored (new or changed)
+    new: int = 0  # submitted annotations stored for the first time
+    changed: int = 0  # submitted annotations stored before and changed since (a relabel, an edit): each counted once
     cancelled: int = 0  # cancelled (skipped) annotations counted, no masks stored
     unchanged: int = 0  # annotations already pulled at their current updated_at
     regions: int = 0  # brush regions stored as masks
@@ -275,7 +276,10 @@ class Puller:
         if not r.submitted:
             self.res.cancelled += 1
             return
-        self.res.new += 1
+        if r.annotation_id in self.stamps:
+            self.res.changed += 1
+        else:
+            self.res.new += 1
         self.res.regions += len(r.regions)
         self.res.silent += SILENT in r.flags
         self.res.unusable += UNUSABLE in r.flags

@@ -317,6 +317,7 @@ def test_completeness_follows_the_exported_form(studio_server, built_avss, tmp_p
     p.client.annotations.update(id=second, result=p.shown(2))  # one class after all: v1s, frame 0 is enough
     r = p.cli("pull")
     assert r.returncode == 0 and "1 clips fully reviewed, 0 partly" in r.stdout, (r.stdout, r.stderr)
+    assert "pull: 0 new annotations and 1 changed (" in r.stdout, r.stdout  # a relabel is not a new annotation
     assert json.loads(cli("status", p.path, "--json").stdout)["stages"]["pull"]["done"] == 1
     assert json.loads(cli("qa", p.path, "--json").stdout)["frames"]["clips_reviewed"] == 1
     out = tmp_path / "v1s"
