@@ -106,7 +106,7 @@ def test_regions_keep_prediction_fids_hand_drawn_ones_get_stable_new_fids(ws):
     res[4] = brush("Zz9", rect(60, 60, 75, 75), origin="manual")
     r = store_tasks(ws, KEY, [_task(ws, 1, clip, 0, [_ann(11, res, updated="2026-01-02T00:00:00.000000Z")])])
     now = {v.evidence["region_id"]: v for v in latest_masks(ws, clip, ("review",)) if v.second == 0}
-    assert r.new == 1 and now["Zz9"].fid == 1001 and np.array_equal(load_mask(ws, now["Zz9"].path), rect(60, 60, 75, 75))
+    assert (r.new, r.changed) == (0, 1) and now["Zz9"].fid == 1001 and np.array_equal(load_mask(ws, now["Zz9"].path), rect(60, 60, 75, 75))
     assert not any(ws.path(p).exists() for p in old_paths - {v.path for v in now.values()})
     exprs = {(e.fid, e.text) for e in ws.catalog.expressions(clip)}
     assert exprs == {(0, "the red guitar"), (1000, "the blue piano on the right")}
