@@ -10,9 +10,11 @@ import numpy as np
 
 from avsbench_tools.fsutil import atomic_write_bytes
 
+WAV_HEADER = 44  # bytes before the samples in what wav_bytes writes (RIFF, fmt and data chunk headers)
+
 
 def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
-    """pcm: int16 [N] or [N, C]."""
+    """pcm: int16 [N] or [N, C]: a 16-bit PCM WAV of WAV_HEADER + 2 * N * C bytes."""
     pcm = np.asarray(pcm)
     if pcm.dtype != np.int16:
         raise ValueError("wav_bytes expects int16 samples")

@@ -24,6 +24,8 @@ from avsbench_tools.catalog.connection import CatalogBase
 from avsbench_tools.catalog.migrate_v4 import OWN_PREFIX, PROJECT_META, WS_ID_META, rekey_project
 from avsbench_tools.catalog.records import now
 
+IMPORTING_META = "studio.importing:"  # + a project key: push's imports there not all answered (studio_importing)
+
 
 def project_key(server: str, project_id: int) -> str:
     """The key of a project in the catalog: "<server name (a URL without trailing slash)>#<project id>"."""
@@ -63,6 +65,18 @@ class StudioMethods(CatalogBase):
                 db.execute("DELETE FROM meta WHERE key=?", (key,))
             else:
                 db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, str(int(project_id))))
+
+    def studio_importing(self, project_key: str) -> bool:
+        """Whether a push into the project sent an import whose answer it never recorded (it was interrupted or
+        failed: the import may land on the server later). Set and cleared by push, per project."""
+        return self._one("SELECT 1 FROM meta WHERE key=?", (IMPORTING_META + project_key,)) is not None
+
+    def set_studio_importing(self, project_key: str, on: bool) -> None:
+        with self.tx() as db:
+            if on:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, '1')", (IMPORTING_META + project_key,))
+            else:
+                db.execute("DELETE FROM meta WHERE key=?", (IMPORTING_META + project_key,))
 
     # -- tasks --------------------------------------------------------------------------------------
     def studio_tasks(self, project_key: str) -> dict[tuple[str, int], int]:
@@ -117,6 +131,8 @@ class StudioMethods(CatalogBase):
         out = {"duplicates": 0}
         with self.tx() as db:
             rekey_project(db, old_key, new_key, out)
+            db.execute("UPDATE OR REPLACE meta SET key=? WHERE key=?", (IMPORTING_META + new_key,
+                                                                        IMPORTING_META + old_key))
         return out["duplicates"]
 
     def studio_project_keys(self, server: str) -> list[str]:

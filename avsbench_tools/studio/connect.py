@@ -88,11 +88,11 @@ class Connection:
         return who.email or who.username or ""
 
 
-    def check_serving(self, ws_root) -> None:
+    def check_serving(self, ws_root, pid: int | None = None) -> None:
         """Raise a one-line UsageError unless the server can serve the workspace's media folders (local
-        files serving on, each folder below its document root): asked before push makes a project, so a
-        refusal leaves nothing on the server. The server is asked to validate a local-files storage of
-        each folder (nothing is saved); that needs a project id, so an existing one is named, and on a
+        files serving on, each folder below its document root): asked before push makes a project, or changes
+        one, so a refusal leaves nothing on the server. The server is asked to validate a local-files storage of
+        each folder (nothing is saved); that needs a project id: `pid`, else an existing project's, and on a
         server without any project a scratch project is made for the question and deleted."""
         from avsbench_tools.studio.project import STORAGE_DIRS
 
@@ -108,13 +108,13 @@ class Connection:
         if r.status_code == 403 and "LOCAL_FILES_SERVING_ENABLED" in r.text:  # its own words when serving is off
             raise UsageError(f"Label Studio at {self.url} cannot serve the workspace's files (local file serving "
                              f"is off): {fix}")
-        listed = self._call(http, "GET", "api/projects/", params={"page": 1, "page_size": 1})
-        rows = listed.json() if listed.status_code == 200 else []
-        rows = rows.get("results", []) if isinstance(rows, dict) else rows
         scratch = None
-        if rows:
-            pid = int(rows[0]["id"])
-        else:
+        if pid is None:
+            listed = self._call(http, "GET", "api/projects/", params={"page": 1, "page_size": 1})
+            rows = listed.json() if listed.status_code == 200 else []
+            rows = rows.get("results", []) if isinstance(rows, dict) else rows
+            pid = int(rows[0]["id"]) if rows else None
+        if pid is None:
             made = self._call(http, "POST", "api/projects/", json={"title": "avs-tools serving check",
                                                                     "description": "made and deleted by avs-tools"})
             if made.status_code >= 400:

@@ -7,7 +7,9 @@ region of `config.SECOND` marks [0, 1) of it. The clip's whole sound stays in th
 An excerpt lives at WS/audio/seconds/<clip>/<second>.wav: under WS/audio, a folder push already gives the server as
 a local-files storage (WS/studio is never served: it holds the server's secrets). It is written once (atomically,
 following the umask) and rewritten only when its bytes would differ (the clip was sampled again, or a crash left it
-short): a second push reads it and writes nothing. An excerpt no pushed task uses any more (its task or project
+short). It carries the clip WAV's modification time as its own: a second push that finds an excerpt of the right
+size with its WAV's time neither reads nor writes it (any change to the WAV, a copy of the workspace, a rewrite,
+gives the WAV another time, and the excerpt is compared byte for byte again). An excerpt no pushed task uses any more (its task or project
 deleted on the server) is removed by the next push or pull (`prune`; only files that are byte for byte an excerpt
 of the clip's WAV: never anything else under that folder).
 """
@@ -60,7 +62,7 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int, writer=None) 
     if start >= len(pcm):
         return None
     rel = excerpt_rel(clip_id, second)
-    job = _Write(ws.abs(rel), pcm, start, sr)
+    job = _Write(ws.abs(rel), pcm, start, sr, st.st_mtime_ns)
     if writer is None:
         job()
     else:
@@ -70,30 +72,42 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int, writer=None) 
 
 @dataclass
 class _Write:
-    """Write the excerpt pcm[start:] to dest unless dest already holds exactly those bytes."""
+    """Write the excerpt pcm[start:] to dest unless dest already holds exactly those bytes; `stamp`: the clip WAV's
+    modification time (ns), given to the excerpt (the module doc)."""
 
     dest: Path
     pcm: object
     start: int
     sr: int
+    stamp: int | None = None
 
     def __call__(self) -> None:
-        from avsbench_tools.audio.wav import wav_bytes
+        from avsbench_tools.audio.wav import WAV_HEADER, wav_bytes
         from avsbench_tools.fsutil import atomic_path
 
+        shape = getattr(self.pcm, "shape", (len(self.pcm),))
+        size = WAV_HEADER + 2 * (shape[0] - self.start) * (shape[1] if len(shape) > 1 else 1)
+        try:
+            st = self.dest.stat()
+        except OSError:  # none yet (the usual case: push writes it now)
+            st = None
+        if st is not None and self.stamp is not None and (st.st_size, st.st_mtime_ns) == (size, self.stamp):
+            return  # written (or checked) from this very WAV
         body = wav_bytes(self.pcm[self.start:], self.sr)
         try:
-            same = self.dest.stat().st_size == len(body) and self.dest.read_bytes() == body
-        except OSError:  # none yet (the usual case: push writes it now)
+            same = st is not None and st.st_size == len(body) and self.dest.read_bytes() == body
+        except OSError:
             same = False
-        if not same:  # no fsync (6 ms a file on a loaded disk): a file a crash left short differs, and is written again
-            try:
-                with atomic_path(self.dest) as tmp:
+        try:
+            if not same:  # no fsync (6 ms a file on a loaded disk): a file a crash left short differs, and is written
+                with atomic_path(self.dest) as tmp:  # again
                     tmp.write_bytes(body)
-            except OSError as exc:
-                from avsbench_tools.errors import AvsError
+            if self.stamp is not None:
+                os.utime(self.dest, ns=(self.stamp, self.stamp))
+        except OSError as exc:
+            from avsbench_tools.errors import AvsError
 
-                raise AvsError(f"{self.dest}: the task's audio cannot be written ({exc.strerror or exc})") from None
+            raise AvsError(f"{self.dest}: the task's audio cannot be written ({exc.strerror or exc})") from None
 
 
 class Writer:

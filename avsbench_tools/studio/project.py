@@ -43,6 +43,7 @@ class Project:
     instructions: str = ""
     created: bool = False  # made by this push
     storages: bool = False  # its local-files storages made by this push (push_sync.new_project)
+    storage_paths: frozenset[str] | None = None  # the paths of its local-files storages, when listed already
     maximum_annotations: int = 1
     overlap_cohort_percentage: int = 100
     sampling: str = ""
@@ -128,12 +129,17 @@ class Api:
         self.request("PATCH", f"api/projects/{int(pid)}/", fields, what=f"updating project {pid}")
 
     # -- storages -----------------------------------------------------------------------------------
-    def ensure_storages(self, pid: int, root: Path, new: bool = False) -> int:
+    def storage_paths(self, pid: int) -> frozenset[str]:
+        """The (normalised) paths of the project's local-files storages."""
+        return frozenset(os.path.normpath(s.get("path") or "") for s in self.request(
+            "GET", "api/storages/localfiles/", params={"project": pid}, what="the storages"))
+
+    def ensure_storages(self, pid: int, root: Path, new: bool = False, have: frozenset[str] | None = None) -> int:
         """Local-files import storages on the workspace's media folders (what lets the server serve them);
         never synced (a sync would import every file as a task). Returns how many were made. `new`: the project
-        was made by this push (it has none: they are not listed first)."""
-        have = set() if new else {os.path.normpath(s.get("path") or "") for s in self.request(
-            "GET", "api/storages/localfiles/", params={"project": pid}, what="the storages")}
+        was made by this push (it has none: they are not listed first); `have`: the paths listed already
+        (`storage_paths`)."""
+        have = frozenset() if new else have if have is not None else self.storage_paths(pid)
         made = 0
         for sub in STORAGE_DIRS:
             path = os.path.join(os.path.abspath(root), sub)

@@ -115,9 +115,13 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
     ids = [ws.resolve_clip(c) for c in opts.clips] if opts.clips else sampled
     api, ws_id = Api(conn), cat.studio_ws_id()
     server = server_name(conn, ws_id)
+    # the workspace's own server (`studio start`): its document root is the workspace's and it serves local files,
+    # so an existing project's storages are listed while the catalog is planned and nothing else is asked about
+    # serving (a missing storage is made, and the server validates it)
+    own = bool(getattr(conn, "document_root", None)) and not opts.document_root
     # the project looked for, or made, while the catalog is planned (only when there is something to push: a
     # sampled clip has frames)
-    asked = _Ask(ws, conn, api, ws_id, server) if set(ids) & set(sampled) else None
+    asked = _Ask(ws, conn, api, ws_id, server, own) if set(ids) & set(sampled) else None
     audio = Writer(hold=True)  # the new tasks' audio excerpts: written once the build is ahead of the server
     guess = known_root(ws, conn, opts.document_root)  # the workspace's own server's, or --document-root
     ours = label_config(ws.recipe)
@@ -127,17 +131,15 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
         if not items:
             raise UsageError(f"nothing to push: no sampled frames in {ws.root}"
                              f"{' for those clips' if opts.clips else ''} (run avs-tools sample {ws.root} first)")
-        asked = asked or _Ask(ws, conn, api, ws_id, server)  # (frames of a clip whose sample is not recorded done)
+        asked = asked or _Ask(ws, conn, api, ws_id, server, own)  # (frames of a clip whose sample is not done)
         located = asked.located()
-        li0 = CheckedInterface(interface(ours)) if guess and not opts.order and located[0] is None else None
-        if li0 is not None and _labelled(items, li0):  # a project is being made, with our config (and every label
-            early = _bodies(ws, items, guess, ws_id, li0, later, audio, {}, opts.chunk_size)  # in it: else the error
-        # names it, after it is made): its tasks are built from now on, while it is made
+        if guess and not opts.order:  # the new tasks are built from now on, while the project is made or checked
+            early = _early(ws, cat, server, ws_id, items, located[0], guess, ours, later, audio, opts.chunk_size)
         res = PushResult(url=api.url, clips=len({it.clip_id for it in items}))
         made = asked.made()
         pushing = True  # from here on the project is push's (recorded by find_project): an error keeps it
         return _push(ws, conn, api, opts, progress, items, res, server, audio, guess, ours, early, later,
-                     (made, False) if made is not None else located)
+                     (made, False) if made is not None else located, own)
     except BaseException:
         if asked is not None and not pushing:
             asked.drop()  # an error (or Ctrl-C) while planning: the empty project made meanwhile goes again
@@ -148,12 +150,55 @@ def push(ws, conn, opts: PushOptions | None = None, progress: Progress | None = 
             early.close()
 
 
+def _early(ws, cat, server: str, ws_id: str, items: list[Item], found: Project | None, root, ours: str, later: _Pid,
+           audio: Writer, limit: int) -> _Early | None:
+    """The new tasks' requests, built from the end of the plan on (`_push` keeps them when they are what it would
+    build): for a project being made (`found` None), every frame; for the workspace's project with our config, the
+    frames the catalog records no task for, when the server holds as many tasks as the catalog records (else push
+    asks the server first: push_sync.reconcile). None when every label is not in our config (the error names it,
+    once the project is known) or when nothing is new."""
+    if found is None:
+        todo, pid = items, later
+    elif found.label_config.strip() == ours.strip():
+        known = cat.studio_tasks(project_key(server, found.id))
+        if found.task_number != len(known):
+            return None
+        todo, pid = [it for it in items if (it.clip_id, it.frame.second) not in known], found.id
+    else:
+        return None
+    li = CheckedInterface(interface(ours))
+    if not todo or not _labelled(todo, li):
+        return None
+    return _Early(todo, found.id if found is not None else None,
+                  _bodies(ws, todo, root, ws_id, li, pid, audio, {}, limit))
+
+
+@dataclass
+class _Early:
+    """New tasks' requests built while the project is made or checked: for these items, into project `pid` (None:
+    the one being made)."""
+
+    items: list[Item]
+    pid: int | None
+    bodies: built
+
+    def fits(self, proj: Project, todo: list[Item], ours: str) -> bool:
+        """Whether these are the requests `_push` would build for `todo` into `proj`."""
+        return (self.pid == (None if proj.created else proj.id) and proj.label_config.strip() == ours.strip()
+                and len(todo) == len(self.items) and all(a is b for a, b in zip(todo, self.items, strict=True)))
+
+    def close(self) -> None:
+        self.bodies.close()
+
+
 def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list[Item], res: PushResult, server: str,
-          audio: Writer, guess, ours: str, early: built | None, later: _Pid, located) -> PushResult:
+          audio: Writer, guess, ours: str, early: _Early | None, later: _Pid, located, own: bool) -> PushResult:
     cat, ws_id = ws.catalog, ws.catalog.studio_ws_id()
-    proj = find_project(ws, api, ws_id, server, res, lambda: conn.check_serving(ws.root), located)
+    proj = find_project(ws, api, ws_id, server, res, (lambda pid: None) if own else
+                        (lambda pid: conn.check_serving(ws.root, pid)), located)
     later.value = proj.id
     key = project_key(server, proj.id)
+    unsure = cat.studio_importing(key)  # an earlier push's import may still land (checked after ours)
     li = CheckedInterface(interface(proj.label_config))
     if not has_second(li):  # a project made before the audio's second: a frame without proposal gets no region
         for it in items:
@@ -162,7 +207,7 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
     todo_new = [it for it in items if (it.clip_id, it.frame.second) not in tasks]
     extra = by_priority(ws, items, todo_new, progress) if opts.order else {}  # sorts todo_new
     res.ordered = len(todo_new) if extra else 0
-    if early is not None and not (proj.created and proj.label_config.strip() == ours.strip() and len(todo_new) == len(items)):
+    if early is not None and not early.fits(proj, todo_new, ours):
         early.close()
         early = None
 
@@ -177,24 +222,30 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
     res.predictions_skipped = sum(len(it.preds) for it in items) - len(todo_more) - \
         sum(len(it.preds) for it in todo_new)
     total, done = len(todo_new) + len(todo_more), 0
-    new_tasks = early or (build_from(guess) if guess else None)  # while the storages are made and the root checked
+    new_tasks = early.bodies if early is not None else build_from(guess) if guess else None  # (while the storages
+    # are made and the root checked)
     recorder = ThreadPoolExecutor(1, thread_name_prefix="avs-push-record")  # the catalog's records of new tasks
     records: list = []
+    refreshed = None
     try:
         if not proj.storages:
             make_storages(ws, api, proj, server)  # the server serves the workspace's files from them
-        # the workspace's own server serves below the workspace (studio start sets it): storages it just made for a
-        # new project say so (it refuses one outside its root, or with serving off); any other case is asked
-        own = guess is not None and proj.created and not opts.document_root and getattr(conn, "document_root", None)
-        docroot = guess if own else document_root(ws, conn, api, opts.document_root, items[0].frame.path)
+        # the workspace's own server serves below the workspace (studio start sets it, and the project's storages
+        # are there: made above when missing, which the server validates); any other server is asked
+        docroot = guess if own and guess is not None else document_root(ws, conn, api, opts.document_root,
+                                                                         items[0].frame.path)
         if new_tasks is None or docroot != guess:
             if new_tasks is not None:
                 new_tasks.close()
             new_tasks = build_from(docroot)
         progress("pushing", done, total, "")
+        if total and not unsure:
+            cat.set_studio_importing(key, True)  # cleared when every import is answered (else the next push checks)
         for chunk, body in new_tasks:
             sent = sum(len(it.preds) for it in chunk)
             new_ids = api.import_tasks(proj.id, body, len(chunk), predictions=sent)
+            if refreshed is None and reused:  # the audio of the tasks already there, checked while the server imports
+                refreshed = recorder.submit(refresh_audio, ws, reused)
             if not proj.model_version and sent:  # the server gave the project the version of the import's last
                 proj.model_version = next(p.model_version for it in reversed(chunk) for p in reversed(it.preds))
             made = list(zip(chunk, new_ids, strict=True))
@@ -217,7 +268,10 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
             res.predictions_sent += len(chunk)
             done += len(chunk)
             progress("pushing", done, total, chunk[-1][1].clip_id)
-        missing = refresh_audio(ws, reused)  # excerpts made again where the clip was sampled again
+        if total and not unsure:
+            cat.set_studio_importing(key, False)
+        # excerpts made again where the clip was sampled again
+        missing = refreshed.result() if refreshed is not None else refresh_audio(ws, reused)
         res.audio_updated = refresh_data(api, proj.id, tasks, missing, lambda it: task_data(ws, it, docroot, ws_id))
         res.predictions_updated = update_changed(ws, api, key, tasks, preds, items, li, proj.id,
                                                  proj.prediction_number + res.predictions_sent)
@@ -233,9 +287,12 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
         audio.close()
         if new_tasks is not None:
             new_tasks.close()
-    # an import of an interrupted push landed late (never in a project this push made)
-    if not proj.created and api.task_number(proj.id) != len(cat.studio_tasks(key)):
+    # an import of an interrupted push (one whose answer it never recorded) landed late (never in a project this push
+    # made)
+    if unsure and not proj.created and api.task_number(proj.id) != len(cat.studio_tasks(key)):
         reconcile_tasks(ws, api, proj.id, key, ws_id, res)
+    if unsure:
+        cat.set_studio_importing(key, False)
     settings(api, proj, opts, res, extra, ws_id)
     _finish(ws, proj, api, key, items, res)
     res.excerpts_removed = prune(ws).removed
@@ -259,25 +316,28 @@ def _labelled(items: list[Item], li) -> bool:
 
 class _Ask:
     """What push asks the server while it plans, in a daemon thread (a request that hangs never holds up the exit
-    after Ctrl-C): the workspace's project (`located()`: locate_project), and when it has none, a new one with its
-    storages (`made()`: push_sync.new_project; None when one was found). A request the server does not answer as
+    after Ctrl-C): the workspace's project (`located()`: locate_project; on the workspace's own server with its
+    storages listed), and when it has none, a new one with its storages (`made()`: push_sync.new_project; None when
+    one was found). A request the server does not answer as
     Label Studio is explained by `Connection.check` (down, not Label Studio, the key refused: one line), which push
     asks only then. `drop()`: push failed or was interrupted while planning, the project made for it goes again."""
 
-    def __init__(self, ws, conn, api: Api, ws_id: str, server: str):
+    def __init__(self, ws, conn, api: Api, ws_id: str, server: str, own: bool = False):
         import threading
         from concurrent.futures import Future
 
         self._api = api
         self._located: Future = Future()
         self._made: Future = Future()
-        threading.Thread(target=self._run, args=(ws, conn, api, ws_id, server), daemon=True,
+        threading.Thread(target=self._run, args=(ws, conn, api, ws_id, server, own), daemon=True,
                          name="avs-push-ask").start()
 
-    def _run(self, ws, conn, api: Api, ws_id: str, server: str) -> None:
+    def _run(self, ws, conn, api: Api, ws_id: str, server: str, own: bool) -> None:
         try:
             try:
                 found = locate_project(ws, api, ws_id, server)
+                if found[0] is not None and own:  # (the workspace's own server: see push)
+                    found[0].storage_paths = api.storage_paths(found[0].id)
             except Exception:  # noqa: BLE001 - an error answer, or one that is not Label Studio's JSON
                 conn.check()  # the reason in one line, when it is one of those
                 raise

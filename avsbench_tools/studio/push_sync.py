@@ -50,7 +50,7 @@ def new_project(ws, api: Api, ws_id: str, server: str) -> Project:
 def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving,
                  located: tuple[Project | None, bool] | None = None) -> Project:
     """The workspace's project (`res`: the push's PushResult), found (`located`: what `locate_project` answered, when
-    it was asked already, or a project `new_project` made meanwhile) or made (`new_project`). `check_serving`
+    it was asked already, or a project `new_project` made meanwhile) or made (`new_project`). `check_serving(pid)`
     (connect's: can the server serve the workspace's media?) runs before an existing project is changed. A new
     project is checked by making its local-files storages (which the server validates the same way), and deleted
     again when they are refused: a refusal leaves nothing behind."""
@@ -61,7 +61,7 @@ def find_project(ws, api: Api, ws_id: str, server: str, res, check_serving,
     if proj is None:
         proj = new_project(ws, api, ws_id, server)
     elif not proj.created:
-        check_serving()
+        check_serving(proj.id)
         instructions = cfg.instructions(recipe)
         missing = cfg.check_config(proj.label_config, recipe)
         unknown = cfg.unknown_controls(proj.label_config, recipe)
@@ -86,7 +86,7 @@ def make_storages(ws, api: Api, proj: Project, server: str) -> None:
     """The project's local-files storages (what lets the server serve the workspace's files). A new project whose
     storages the server refuses (it cannot serve the workspace) is deleted again, and forgotten."""
     try:
-        api.ensure_storages(proj.id, ws.root, new=proj.created)
+        api.ensure_storages(proj.id, ws.root, new=proj.created, have=proj.storage_paths)
     except BaseException:
         if proj.created:
             api.request("DELETE", f"api/projects/{proj.id}/", what=f"deleting project {proj.id} (its storages were "

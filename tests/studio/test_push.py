@@ -137,12 +137,14 @@ def _token_nowhere(ws: Path, token: str, *texts: str) -> None:
 class Proxy:
     """Forwards every request to `upstream`. `drop(method, path)` True: forward it, wait for the server's
     answer, then close the connection without answering (the server committed, the client never knows).
-    `delay`: seconds to wait before forwarding an import."""
+    `delay`: seconds to wait before forwarding an import. `hold(method, path)` True: keep that request until
+    `release` is set (`holding` counts those kept); `on_import()`: called before any other import is forwarded."""
 
     def __init__(self, upstream: str):
         import httpx
 
         self.upstream, self.drop, self.delay, self.dropped, self.inflight = upstream, (lambda m, p: False), 0.0, 0, 0
+        self.hold, self.release, self.holding, self.on_import = (lambda m, p: False), threading.Event(), 0, None
         self.http = httpx.Client(base_url=upstream, timeout=600)
         proxy = self
 
@@ -165,6 +167,17 @@ class Proxy:
                            if k.lower() not in ("host", "content-length", "connection", "accept-encoding")}
                 if "import" in self.path and proxy.delay:
                     time.sleep(proxy.delay)
+                if proxy.hold(self.command, self.path):
+                    proxy.holding += 1
+                    proxy.release.wait(120)
+                    try:
+                        proxy.http.request(self.command, self.path, content=body, headers=headers)
+                    finally:
+                        proxy.holding -= 1
+                    self.close_connection = True  # (its client is gone)
+                    return
+                if "import" in self.path and proxy.on_import is not None:
+                    proxy.on_import()
                 r = proxy.http.request(self.command, self.path, content=body, headers=headers)
                 if proxy.drop(self.command, self.path):
                     proxy.dropped += 1
@@ -367,6 +380,45 @@ def test_ctrl_c_stops_push_and_the_next_push_finishes_it(studio_server, built, p
     tasks = _server_tasks(server, _project_id(ws, proxy.url))
     assert _keys(tasks) == sorted(frames)
     _check_predictions(ws, tasks)
+
+
+def test_an_import_left_by_an_interrupted_push_lands_during_the_next_one(studio_server, built, proxy):
+    """The import a Ctrl-C cut short reaches the server only after the next push has read what the server holds
+    (here: just before that push's first import): its tasks are found at the end of that push and the duplicates
+    deleted. A push whose imports were all answered leaves no such doubt (the catalog's mark is cleared)."""
+    server, ws = studio_server, fresh(built, "c1-late")
+    frames = _frames(ws)
+    mark = "studio.importing:"
+    proxy.hold = _nth("POST", "/import", 2)  # the second import waits in the proxy until released
+    env = dict(os.environ, PYTHONUNBUFFERED="1", LABEL_STUDIO_API_KEY=server.api_key)
+    proc = subprocess.Popen([sys.executable, "-m", "avsbench_tools", "push", str(ws), "--url", proxy.url,
+                             "--chunk-size", "2"], start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    end = time.monotonic() + 180
+    while proxy.holding < 1 or len(_rows(ws, "studio_tasks")) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "push made no progress"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted:" in err, err
+    assert [k for k, _ in _rows(ws, "meta") if k.startswith(mark)]  # an import was never answered
+    assert len(_rows(ws, "studio_tasks")) == 2
+
+    def land():  # the held import reaches the server before the next push's first one
+        proxy.on_import = None
+        proxy.release.set()
+        while proxy.holding:
+            time.sleep(0.02)
+    proxy.on_import = land
+    res = _push(ws, proxy.url, server.api_key, chunk_size=2)
+    assert proxy.release.is_set() and not proxy.holding
+    assert res.tasks_reused == 2 and res.tasks_created == len(frames) - 2
+    assert any("duplicate tasks" in n and "deleted" in n for n in res.notes), res.notes
+    tasks = _server_tasks(server, _project_id(ws, proxy.url))
+    assert _keys(tasks) == sorted(frames)  # every frame once
+    _check_predictions(ws, tasks)
+    assert not [k for k, _ in _rows(ws, "meta") if k.startswith(mark)]  # every import of that push answered
 
 
 def test_a_hand_edited_project_is_a_one_line_error(studio_server, built):
