@@ -8,8 +8,10 @@ An excerpt lives at WS/audio/seconds/<clip>/<second>.wav: under WS/audio, a fold
 a local-files storage (WS/studio is never served: it holds the server's secrets). It is written once (atomically,
 following the umask) and rewritten only when its bytes would differ (the clip was sampled again, or a crash left it
 short). It carries the clip WAV's modification time as its own: a second push that finds an excerpt of the right
-size with its WAV's time neither reads nor writes it (any change to the WAV, a copy of the workspace, a rewrite,
-gives the WAV another time, and the excerpt is compared byte for byte again). An excerpt no pushed task uses any more (its task or project
+size with its WAV's time, and no newer change of the WAV's inode (ctime: a WAV written or renamed in place after the
+excerpt was), neither reads nor writes it; anything else (the clip sampled again, a copy of the workspace that
+does not keep times, an excerpt edited by hand) is compared byte for byte again. An excerpt another user owns keeps
+its time (only its owner may set it) and is compared each time. An excerpt no pushed task uses any more (its task or project
 deleted on the server) is removed by the next push or pull (`prune`; only files that are byte for byte an excerpt
 of the clip's WAV: never anything else under that folder).
 """
@@ -36,7 +38,7 @@ def excerpt_rel(clip_id: str, second: int) -> str:
 
 
 @lru_cache(maxsize=4)
-def _clip_pcm(path: str, mtime_ns: int, size: int):
+def _clip_pcm(path: str, mtime_ns: int, size: int, changed: tuple = ()):  # (changed: inode and ctime)
     from avsbench_tools.audio.wav import read_wav
 
     return read_wav(Path(path))
@@ -54,7 +56,7 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int, writer=None) 
     src = ws.abs(wav_rel)
     try:
         st = os.stat(src)
-        pcm, sr = _clip_pcm(str(src), st.st_mtime_ns, st.st_size)
+        pcm, sr = _clip_pcm(str(src), st.st_mtime_ns, st.st_size, (st.st_ino, st.st_ctime_ns))
     except (OSError, ValueError, EOFError) as exc:
         raise AvsError(f"clip {clip_id}: its audio {src} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                        f"run avs-tools sample {ws.root} --clips {clip_id} again") from None
@@ -62,7 +64,7 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int, writer=None) 
     if start >= len(pcm):
         return None
     rel = excerpt_rel(clip_id, second)
-    job = _Write(ws.abs(rel), pcm, start, sr, st.st_mtime_ns)
+    job = _Write(ws.abs(rel), pcm, start, sr, st.st_mtime_ns, st.st_ctime_ns)
     if writer is None:
         job()
     else:
@@ -73,13 +75,14 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int, writer=None) 
 @dataclass
 class _Write:
     """Write the excerpt pcm[start:] to dest unless dest already holds exactly those bytes; `stamp`: the clip WAV's
-    modification time (ns), given to the excerpt (the module doc)."""
+    modification time (ns), given to the excerpt, and `changed` its inode change time (ns) (the module doc)."""
 
     dest: Path
     pcm: object
     start: int
     sr: int
     stamp: int | None = None
+    changed: int = 0
 
     def __call__(self) -> None:
         from avsbench_tools.audio.wav import WAV_HEADER, wav_bytes
@@ -91,7 +94,8 @@ class _Write:
             st = self.dest.stat()
         except OSError:  # none yet (the usual case: push writes it now)
             st = None
-        if st is not None and self.stamp is not None and (st.st_size, st.st_mtime_ns) == (size, self.stamp):
+        if (st is not None and self.stamp is not None and (st.st_size, st.st_mtime_ns) == (size, self.stamp)
+                and st.st_ctime_ns >= self.changed):
             return  # written (or checked) from this very WAV
         body = wav_bytes(self.pcm[self.start:], self.sr)
         try:
@@ -103,7 +107,11 @@ class _Write:
                 with atomic_path(self.dest) as tmp:  # again
                     tmp.write_bytes(body)
             if self.stamp is not None:
-                os.utime(self.dest, ns=(self.stamp, self.stamp))
+                try:
+                    os.utime(self.dest, ns=(self.stamp, self.stamp))
+                except PermissionError:  # another user's excerpt, right as it is: compared again next time
+                    if not same:
+                        raise
         except OSError as exc:
             from avsbench_tools.errors import AvsError
 
@@ -206,7 +214,7 @@ def _is_excerpt(ws, clip_id: str, second: int, path: Path) -> bool:
     try:
         src = ws.abs(audio.wav_path)
         st = os.stat(src)
-        pcm, sr = _clip_pcm(str(src), st.st_mtime_ns, st.st_size)
+        pcm, sr = _clip_pcm(str(src), st.st_mtime_ns, st.st_size, (st.st_ino, st.st_ctime_ns))
         body = wav_bytes(pcm[int(second) * sr:], sr)
         return path.stat().st_size == len(body) and path.read_bytes() == body
     except (OSError, ValueError, EOFError):

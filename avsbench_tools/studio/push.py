@@ -14,6 +14,7 @@ recorded, never sent again.
 from __future__ import annotations
 
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -226,7 +227,7 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
     # are made and the root checked)
     recorder = ThreadPoolExecutor(1, thread_name_prefix="avs-push-record")  # the catalog's records of new tasks
     records: list = []
-    refreshed = None
+    refreshed, stop = None, threading.Event()
     try:
         if not proj.storages:
             make_storages(ws, api, proj, server)  # the server serves the workspace's files from them
@@ -245,7 +246,7 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
             sent = sum(len(it.preds) for it in chunk)
             new_ids = api.import_tasks(proj.id, body, len(chunk), predictions=sent)
             if refreshed is None and reused:  # the audio of the tasks already there, checked while the server imports
-                refreshed = recorder.submit(refresh_audio, ws, reused)
+                refreshed = recorder.submit(refresh_audio, ws, reused, stop)
             if not proj.model_version and sent:  # the server gave the project the version of the import's last
                 proj.model_version = next(p.model_version for it in reversed(chunk) for p in reversed(it.preds))
             made = list(zip(chunk, new_ids, strict=True))
@@ -276,13 +277,16 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
         res.predictions_updated = update_changed(ws, api, key, tasks, preds, items, li, proj.id,
                                                  proj.prediction_number + res.predictions_sent)
     except KeyboardInterrupt:
+        stop.set()
         raise Interrupted(done, total - done, "tasks and predictions; the next push records what the server "
                                                "already holds") from None
     except StudioError as exc:
+        stop.set()
         recorder.shutdown(wait=True)
         raise StudioError(f"{exc}; {_recorded(records, wait=True, count=True)} new tasks recorded: run avs-tools push "
                           f"{ws.root} again to finish (nothing is duplicated)") from None
     finally:
+        stop.set()  # (an error: the audio check stops at its next task)
         recorder.shutdown(wait=True)  # every answered import recorded (milliseconds), also on Ctrl-C and errors
         audio.close()
         if new_tasks is not None:

@@ -244,14 +244,17 @@ def audio_of(ws, it: Item, writer=None) -> Excerpt | None:
     return it.excerpt
 
 
-def refresh_audio(ws, items: list[Item]) -> list[Item]:
+def refresh_audio(ws, items: list[Item], stop=None) -> list[Item]:
     """The audio of tasks already on the server made again where it differs from the clip's WAV now (the clip was
     sampled again). Returns the items whose excerpt is missing: pushed before tasks had one (their task data names
-    the whole clip's WAV: push_sync.refresh_data updates it), or removed since."""
+    the whole clip's WAV: push_sync.refresh_data updates it), or removed since. `stop` (a threading.Event): set, the
+    rest is left (push interrupted: the next push checks them)."""
     from avsbench_tools.studio.excerpt import excerpt_rel
 
     missing = []
     for it in items:
+        if stop is not None and stop.is_set():
+            break
         if it.wav and ws.abs(excerpt_rel(it.clip_id, int(it.frame.second))).is_file():
             audio_of(ws, it)
         elif it.wav:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -35,6 +36,16 @@ def test_an_excerpt_carries_its_wavs_time_and_is_compared_again_when_either_chan
         task_audio(ws, "c1", "audio/c1.wav", 2)
         assert dest.read_bytes() == wav_bytes(pcm[2 * 16000:], 16000)
         assert dest.stat().st_mtime_ns == wav.stat().st_mtime_ns
+
+        # a new WAV put in place with the old one's time (a copy that keeps times): its inode changed after the
+        # excerpt was stamped, so the excerpt is compared again
+        time.sleep(0.05)  # (past the kernel's coarse inode clock)
+        pcm1 = (rng.standard_normal(5 * 16000) * 3000).astype(np.int16)
+        old_time = wav.stat().st_mtime_ns
+        write_wav(wav, pcm1, 16000)
+        os.utime(wav, ns=(old_time, old_time))
+        task_audio(ws, "c1", "audio/c1.wav", 2)
+        assert dest.read_bytes() == wav_bytes(pcm1[2 * 16000:], 16000)
 
         # the clip sampled again: a new WAV (a new time), so a new excerpt
         pcm2 = (rng.standard_normal(5 * 16000) * 3000).astype(np.int16)

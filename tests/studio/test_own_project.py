@@ -93,3 +93,39 @@ def con_value(path, sql: str):
         return con.execute(sql).fetchone()[0]
     finally:
         con.close()
+
+
+def test_later_pushes_to_the_own_server_add_each_new_frame_once(studio_template, tmp_path):
+    """Later pushes into the workspace's project on its own server: no serving check, the project's storages listed
+    while the catalog is planned, the new tasks built from the end of the plan. Every frame ends on the server once,
+    recorded under its own task; a task deleted on the server meanwhile (the server's count is then not the
+    catalog's, so the early build is dropped) is made again; the storages are made once."""
+    root = tmp_path / "own"
+    root.mkdir()
+    path = build_workspace(root, clips=3)
+    copy_template(studio_template, path)
+    _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
+    try:
+        clips = sorted(r[0] for r in sqlite3.connect(path / "catalog.sqlite").execute("SELECT clip_id FROM clips"))
+        _ok(cli_here("push", path, "--clip", clips[0]), "5 tasks created", "(new)")
+        _ok(cli_here("push", path, "--clip", clips[1]), "5 tasks created, 0 already there")
+        client = sdk_client(_state(path)["url"], (path / "studio" / "token").read_text().strip())
+        pid = int(con_value(path, "SELECT value FROM meta WHERE key LIKE 'studio.project:ws:%'"))
+        gone = con_value(path, f"SELECT task_id FROM studio_tasks WHERE clip_id='{clips[0]}' AND second=3")
+        client.tasks.delete(id=gone)
+        r = _ok(cli_here("push", path), "6 tasks created, 9 already there")
+        assert "1 tasks were deleted on the server: they are made again" in r.stderr + r.stdout, (r.stdout, r.stderr)
+        _ok(cli_here("push", path), "push: nothing to do: 15 tasks")
+        on_server = {(t.data["clip_id"], t.data["second"]): t.id for t in client.tasks.list(project=pid, page_size=100)}
+        con = sqlite3.connect(path / "catalog.sqlite")
+        recorded = {(c, s): t for c, s, t in con.execute("SELECT clip_id, second, task_id FROM studio_tasks")}
+        marks = con.execute("SELECT key FROM meta WHERE key LIKE 'studio.importing:%'").fetchall()
+        con.close()
+        assert len(on_server) == 15 and sum(1 for _ in client.tasks.list(project=pid, page_size=100)) == 15
+        assert recorded == on_server  # every frame once, under the task the server holds for it
+        assert gone not in on_server.values()
+        paths = sorted(s.path for s in client.import_storage.local.list(project=pid))
+        assert paths == sorted(str(path / d) for d in ("audio", "clips", "frames")), paths
+        assert marks == []
+    finally:
+        cli("studio", "stop", path)
