@@ -33,12 +33,18 @@ def _ok(r, *needles):
     return r
 
 
-def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_template, tmp_path):
+def _started(studio_template, tmp_path, clips: int):
+    """A workspace of `clips` synthetic clips with its own server started (from the test template)."""
     root = tmp_path / "own"
     root.mkdir()
-    path = build_workspace(root, clips=1)
+    path = build_workspace(root, clips=clips)
     copy_template(studio_template, path)
     _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
+    return path
+
+
+def test_a_restart_on_a_new_port_keeps_the_project_and_counts_once(studio_template, tmp_path):
+    path = _started(studio_template, tmp_path, clips=1)
     try:
         url1 = _state(path)["url"]
         _ok(cli_here("push", path), "5 tasks created")
@@ -100,11 +106,7 @@ def test_later_pushes_to_the_own_server_add_each_new_frame_once(studio_template,
     while the catalog is planned, the new tasks built from the end of the plan. Every frame ends on the server once,
     recorded under its own task; a task deleted on the server meanwhile (the server's count is then not the
     catalog's, so the early build is dropped) is made again; the storages are made once."""
-    root = tmp_path / "own"
-    root.mkdir()
-    path = build_workspace(root, clips=3)
-    copy_template(studio_template, path)
-    _ok(cli("studio", "start", path, "--timeout", "900", timeout=960))
+    path = _started(studio_template, tmp_path, clips=3)
     try:
         clips = sorted(r[0] for r in sqlite3.connect(path / "catalog.sqlite").execute("SELECT clip_id FROM clips"))
         _ok(cli_here("push", path, "--clip", clips[0]), "5 tasks created", "(new)")
