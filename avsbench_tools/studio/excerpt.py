@@ -74,28 +74,27 @@ def task_audio(ws, clip_id: str, wav_rel: str | None, second: int, writer=None) 
 
 @dataclass
 class _Write:
-    """Write the excerpt pcm[start:] to dest unless dest already holds exactly those bytes; `stamp`: the clip WAV's
-    modification time (ns), given to the excerpt, and `changed` its inode change time (ns) (the module doc)."""
+    """Write the excerpt pcm[start:] (pcm: int16 [N, C]) to dest unless dest already holds exactly those bytes;
+    `stamp`: the clip WAV's modification time (ns), given to the excerpt, and `changed` its inode change time (ns)
+    (the module doc)."""
 
     dest: Path
     pcm: object
     start: int
     sr: int
-    stamp: int | None = None
-    changed: int = 0
+    stamp: int
+    changed: int
 
     def __call__(self) -> None:
         from avsbench_tools.audio.wav import WAV_HEADER, wav_bytes
         from avsbench_tools.fsutil import atomic_path
 
-        shape = getattr(self.pcm, "shape", (len(self.pcm),))
-        size = WAV_HEADER + 2 * (shape[0] - self.start) * (shape[1] if len(shape) > 1 else 1)
+        size = WAV_HEADER + 2 * (len(self.pcm) - self.start) * self.pcm.shape[1]
         try:
             st = self.dest.stat()
         except OSError:  # none yet (the usual case: push writes it now)
             st = None
-        if (st is not None and self.stamp is not None and (st.st_size, st.st_mtime_ns) == (size, self.stamp)
-                and st.st_ctime_ns >= self.changed):
+        if st is not None and (st.st_size, st.st_mtime_ns) == (size, self.stamp) and st.st_ctime_ns >= self.changed:
             return  # written (or checked) from this very WAV
         body = wav_bytes(self.pcm[self.start:], self.sr)
         try:
@@ -106,12 +105,11 @@ class _Write:
             if not same:  # no fsync (6 ms a file on a loaded disk): a file a crash left short differs, and is written
                 with atomic_path(self.dest) as tmp:  # again
                     tmp.write_bytes(body)
-            if self.stamp is not None:
-                try:
-                    os.utime(self.dest, ns=(self.stamp, self.stamp))
-                except PermissionError:  # another user's excerpt, right as it is: compared again next time
-                    if not same:
-                        raise
+            try:
+                os.utime(self.dest, ns=(self.stamp, self.stamp))
+            except PermissionError:  # another user's excerpt, right as it is: compared again next time
+                if not same:
+                    raise
         except OSError as exc:
             from avsbench_tools.errors import AvsError
 

@@ -233,15 +233,14 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
             make_storages(ws, api, proj, server)  # the server serves the workspace's files from them
         # the workspace's own server serves below the workspace (studio start sets it, and the project's storages
         # are there: made above when missing, which the server validates); any other server is asked
-        docroot = guess if own and guess is not None else document_root(ws, conn, api, opts.document_root,
-                                                                         items[0].frame.path)
+        docroot = guess if own else document_root(ws, conn, api, opts.document_root, items[0].frame.path)
         if new_tasks is None or docroot != guess:
             if new_tasks is not None:
                 new_tasks.close()
             new_tasks = build_from(docroot)
         progress("pushing", done, total, "")
-        if total and not unsure:
-            cat.set_studio_importing(key, True)  # cleared when every import is answered (else the next push checks)
+        if total:
+            cat.set_studio_importing(key, True)  # cleared when this push ends well (else the next push checks)
         for chunk, body in new_tasks:
             sent = sum(len(it.preds) for it in chunk)
             new_ids = api.import_tasks(proj.id, body, len(chunk), predictions=sent)
@@ -269,8 +268,6 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
             res.predictions_sent += len(chunk)
             done += len(chunk)
             progress("pushing", done, total, chunk[-1][1].clip_id)
-        if total and not unsure:
-            cat.set_studio_importing(key, False)
         # excerpts made again where the clip was sampled again
         missing = refreshed.result() if refreshed is not None else refresh_audio(ws, reused)
         res.audio_updated = refresh_data(api, proj.id, tasks, missing, lambda it: task_data(ws, it, docroot, ws_id))
@@ -295,7 +292,7 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
     # made)
     if unsure and not proj.created and api.task_number(proj.id) != len(cat.studio_tasks(key)):
         reconcile_tasks(ws, api, proj.id, key, ws_id, res)
-    if unsure:
+    if total or unsure:
         cat.set_studio_importing(key, False)
     settings(api, proj, opts, res, extra, ws_id)
     _finish(ws, proj, api, key, items, res)
