@@ -92,14 +92,18 @@ def versions_done(ws: Workspace, clip_id: str, kind: str, settings: dict) -> boo
     return ws.catalog.mask_set_done(clip_id, kind, settings_hash(settings))
 
 
-def latest_masks(ws: Workspace, clip_id: str, kinds: tuple[str, ...] = KINDS) -> list[MaskVersion]:
+def latest_masks(ws: Workspace, clip_id: str, kinds: tuple[str, ...] = KINDS,
+                 versions: list[MaskVersion] | None = None) -> list[MaskVersion]:
     """The newest version per (second, fid), preferring the earlier kind in `kinds` (a review over a
     proposal), by (second, fid). A newer set of one kind replaces the whole older set of that kind, not
     object by object: only the newest settings hash per kind is kept. Mixes kinds within a second: use
-    `shown_masks` for what a clip shows."""
+    `shown_masks` for what a clip shows. `versions`: the clip's versions already read (any kinds, oldest
+    first: `Catalog.mask_versions`), else read."""
     rank = {k: i for i, k in enumerate(kinds)}
     best: dict[tuple[int, int], MaskVersion] = {}
-    for v in ws.catalog.mask_versions(clip_id, kinds):
+    for v in (ws.catalog.mask_versions(clip_id, kinds) if versions is None else versions):
+        if v.kind not in rank:
+            continue
         key = (v.second, v.fid)
         cur = best.get(key)
         if cur is None or (rank[v.kind], -v.version_id) < (rank[cur.kind], -cur.version_id):
@@ -123,10 +127,12 @@ def reviewed_seconds(ws: Workspace, clip_id: str, versions: list[MaskVersion] | 
     return {v.second for v in versions if v.kind == "review"}
 
 
-def shown_masks(ws: Workspace, clip_id: str, include_unreviewed: bool = False) -> list[MaskVersion]:
+def shown_masks(ws: Workspace, clip_id: str, include_unreviewed: bool = False,
+                versions: list[MaskVersion] | None = None) -> list[MaskVersion]:
     """THE masks a clip shows, by (second, fid): its review in every reviewed second (only the review:
     an object the annotator deleted is gone, a frame reviewed empty stays empty), and in the other
-    seconds its newest proposals when `include_unreviewed`, else nothing."""
-    versions = latest_masks(ws, clip_id, KINDS if include_unreviewed else ("review",))
-    reviewed = reviewed_seconds(ws, clip_id, versions)
-    return [v for v in versions if v.kind == "review" or v.second not in reviewed]
+    seconds its newest proposals when `include_unreviewed`, else nothing. `versions`: the clip's versions
+    already read (every kind: `Catalog.mask_versions`), else read."""
+    latest = latest_masks(ws, clip_id, KINDS if include_unreviewed else ("review",), versions)
+    reviewed = reviewed_seconds(ws, clip_id, latest)
+    return [v for v in latest if v.kind == "review" or v.second not in reviewed]

@@ -244,8 +244,9 @@ def _push(ws, conn, api: Api, opts: PushOptions, progress: Progress, items: list
         for chunk, body in new_tasks:
             sent = sum(len(it.preds) for it in chunk)
             new_ids = api.import_tasks(proj.id, body, len(chunk), predictions=sent)
-            if refreshed is None and reused:  # the audio of the tasks already there, checked while the server imports
-                refreshed = recorder.submit(refresh_audio, ws, reused, stop)
+            if refreshed is None and reused and new_tasks.is_ahead:  # the audio of the tasks already there, checked
+                refreshed = recorder.submit(refresh_audio, ws, reused, stop)  # while the server imports (once the
+                # build is ahead of it)
             if not proj.model_version and sent:  # the server gave the project the version of the import's last
                 proj.model_version = next(p.model_version for it in reversed(chunk) for p in reversed(it.preds))
             made = list(zip(chunk, new_ids, strict=True))
@@ -418,15 +419,17 @@ def _plan(ws, clip_ids: list[str]) -> list[Item]:
         clip = cat.clip(cid)
         if not frames or clip is None:
             continue
-        frames = _needed(ws, clip, frames, sources.get(clip.source_id))
+        versions = cat.mask_versions(cid)  # every kind, read once: the rule of what a frame shows reads them too
+        frames = _needed(ws, clip, frames, sources.get(clip.source_id), versions)
         audio = cat.audio(cid)
         sets: dict[str, list[MaskVersion]] = {}
-        for v in cat.mask_versions(cid, ["proposal"]):
-            sets.setdefault(v.settings_hash or "", []).append(v)
+        for v in versions:
+            if v.kind == "proposal":
+                sets.setdefault(v.settings_hash or "", []).append(v)
         ordered = sorted(sets.items(), key=lambda kv: min(v.version_id for v in kv[1]))  # oldest set first
         covered = {h: set(cat.mask_set_seconds(cid, "proposal", h) or []) | {v.second for v in vs}
                    for h, vs in ordered}
-        activity = activity_of(ws, cid)
+        activity = activity_of(ws, cid, audio)
         for f in frames:
             preds = [p for h, vs in ordered if f.second in covered[h]
                      for p in split_silent(f"{vs[0].backend}:{h}", f.second,
@@ -438,7 +441,7 @@ def _plan(ws, clip_ids: list[str]) -> list[Item]:
     return items
 
 
-def _needed(ws, clip, frames: list, src) -> list:
+def _needed(ws, clip, frames: list, src, versions: list[MaskVersion] | None = None) -> list:
     """The frames the export will supervise for the clip's current form (completeness.needed_seconds: S4/MS3 by the
     recipe's split rule, AVSS v1s train the first, v1m/v2 all; a clip without a split yet, all). The form follows
     the masks the clip shows (reviews, else its newest proposals); while an unreviewed second's classes come from a
@@ -447,8 +450,8 @@ def _needed(ws, clip, frames: list, src) -> list:
     from avsbench_tools.completeness import needed_seconds
     from avsbench_tools.mask_store import reviewed_seconds, shown_masks
 
-    masks = shown_masks(ws, clip.clip_id, include_unreviewed=True)
-    need = needed_seconds(ws.recipe, clip, len(frames), masks, src, reviewed_seconds(ws, clip.clip_id))
+    masks = shown_masks(ws, clip.clip_id, include_unreviewed=True, versions=versions)
+    need = needed_seconds(ws.recipe, clip, len(frames), masks, src, reviewed_seconds(ws, clip.clip_id, versions))
     return [f for f in frames if f.second in need] or frames
 
 

@@ -107,8 +107,8 @@ def names_classes(backend: str | None) -> bool:
     """Whether a backend's proposals name their objects' classes: the backend registry's `names_classes`
     (preannotate.backends); without that registry, every backend but the weight-free motion one."""
     try:
-        from avsbench_tools.preannotate import REGISTRY
-    except ImportError:
+        from avsbench_tools.preannotate.backends import REGISTRY  # (the module, not the package's lazy names: a
+    except ImportError:  # call per frame of a push's plan)
         return backend is not None and backend != "motion"
     return backend in REGISTRY and bool(getattr(REGISTRY[backend], "names_classes", True))
 
@@ -136,14 +136,15 @@ class built:
     """The requests of `items`: (batch, body), each batch up to `limit` items. The items are built by `build` (a list
     of items -> the JSON array of their request bytes) in units of UNIT, in threads (BUILDERS), from the moment this
     is made (while push still sets up the project's storages) and up to three requests ahead of the one being sent.
-    A request joins every unit built by the time it is sent (up to `limit` items), and waits only for the first:
-    the server never waits while a unit is ready, and gets as few requests as the build allows (each import
-    request costs the server ~30 ms besides its tasks); the last request waits for every unit left when they all fit
-    in it. `ahead`: called once, when the build is ahead of the server: a full request (`limit` items) is about to be
-    sent, or every unit is built, whichever comes first. Until then the build is what the server waits for (its
-    first requests are small: what is built when they are sent), and push lets work that is not on the server's
-    path (the audio excerpts) start only then. Errors surface in order; `close()` (or the end of the iteration)
-    stops the threads' queued work."""
+    A request joins every unit built by the time it is sent (up to `limit` items). The first waits only for the
+    first unit (the server is idle until it goes), or for every unit when they all fit in it; each later one waits
+    until it holds what keeps the number of requests the fewest: what is left after it fills whole requests (300
+    items, limit 100: 20, 80, 100, 100 instead of 20, 70, 100, 100, 10). Each import request costs the server
+    ~40-60 ms besides its tasks, more in a project that holds many; the build runs ahead of the server, so the wait
+    is short. `ahead`: called once, when the build is ahead of the server: a full request (`limit` items) is about
+    to be sent, or every unit is built, whichever comes first (`is_ahead` says whether it was). Until then the build
+    is what the server waits for, and push lets work that is not on the server's path (the audio excerpts) start
+    only then. Errors surface in order; `close()` (or the end of the iteration) stops the threads' queued work."""
 
     def __init__(self, items: list, build, limit: int, unit: int | None = None, threads: int | None = None,
                  ahead=None):
@@ -153,13 +154,15 @@ class built:
 
         limit = max(1, limit)
         unit = max(1, min(unit or UNIT, limit))
-        self._limit, self._build = limit, build
+        self._limit, self._build, self._left = limit, build, len(items)
+        self.is_ahead = False
         lock = threading.Lock()
 
         def once() -> None:
             nonlocal ahead
             with lock:
                 call, ahead = ahead, None
+                self.is_ahead = True
             if call is not None:
                 call()
 
@@ -196,20 +199,24 @@ class built:
         return unit, body
 
     def __iter__(self) -> Iterator[tuple[list, bytes]]:
+        limit, first = self._limit, True
         try:
             while self._queue:
+                left = self._left  # items not sent yet, this request's among them
+                # what this request waits for: what is left when it all fits (a request of its own would cost the
+                # server more than the build needs to finish it, running ahead); the first unit, for the first
+                # request; else as many as leave whole requests after it
+                need = left if left <= limit else 1 if first else (left - 1) % limit + 1
                 batch, body = self._take()
                 batch, bodies = list(batch), [body]
-                # what is left fits in this request: it waits for it (a request of its own would cost the server
-                # more than the build needs to finish it, running ahead)
-                last = self._rest is None and len(batch) + sum(len(u) for u, _ in self._queue) <= self._limit
-                while (self._queue and (last or self._queue[0][1].done())
+                while (self._queue and (len(batch) < need or self._queue[0][1].done())
                        and self._queue[0][1].exception() is None  # (waits for it) a failed unit: raised next
-                       and len(batch) + len(self._queue[0][0]) <= self._limit):
+                       and len(batch) + len(self._queue[0][0]) <= limit):
                     unit, body = self._take()
                     batch += unit
                     bodies.append(body)
-                if len(batch) >= self._limit:
+                first, self._left = False, left - len(batch)
+                if len(batch) >= limit:
                     self._ahead()
                 yield batch, bodies[0] if len(bodies) == 1 else b"[" + b",".join(b[1:-1] for b in bodies) + b"]"
         finally:
