@@ -106,9 +106,9 @@ def audio_only(second: int, activity) -> Pred:
 def names_classes(backend: str | None) -> bool:
     """Whether a backend's proposals name their objects' classes: the backend registry's `names_classes`
     (preannotate.backends); without that registry, every backend but the weight-free motion one."""
-    try:
-        from avsbench_tools.preannotate.backends import REGISTRY  # (the module, not the package's lazy names: a
-    except ImportError:  # call per frame of a push's plan)
+    try:  # (the module itself, not the package's lazy names: a call per frame of a push's plan)
+        from avsbench_tools.preannotate.backends import REGISTRY
+    except ImportError:
         return backend is not None and backend != "motion"
     return backend in REGISTRY and bool(getattr(REGISTRY[backend], "names_classes", True))
 
