@@ -89,6 +89,28 @@ def test_the_last_request_waits_for_every_unit_left_when_they_fit_in_it():
     timer.join()
 
 
+def test_a_later_request_waits_for_what_leaves_whole_requests_after_it():
+    """300 items, limit 100: the first request goes with what is built (the server is idle until it does); the second
+    waits until it holds 90, so that 200 are left for two full requests (four requests, not 10, 30, 100, 100, 60)."""
+    items = list(range(300))
+    gates = {u: threading.Event() for u in range(0, 300, 10)}
+    it = iter(built(items, _gated(gates, []), limit=100, unit=10))
+    gates[0].set()
+    first, _ = next(it)
+    assert first == list(range(10))
+    for u in (10, 20, 30):
+        gates[u].set()
+    timer = threading.Timer(0.3, lambda: [g.set() for g in gates.values()])  # the rest built a little later
+    timer.start()
+    t = time.monotonic()
+    second, _ = next(it)
+    assert 90 <= len(second) <= 100 and second == list(range(10, 10 + len(second)))  # not the 30 built when due
+    assert time.monotonic() - t >= 0.2  # it waited for the units still building
+    rest = [batch for batch, _ in it]
+    assert len(rest) == 2 and [n for b in [first, second, *rest] for n in b] == items  # four requests in all
+    timer.join()
+
+
 def test_ahead_runs_once_when_a_full_request_goes_or_every_unit_is_built():
     """push lets the audio excerpts be written only then (excerpt.Writer(hold=True).release): until then the build is
     what the server waits for (the first requests are small: what is built when they are sent)."""
