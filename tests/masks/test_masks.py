@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from avsbench_tools.catalog import MaskVersion
-from avsbench_tools.mask_store import latest_masks, save_versions, settings_hash, versions_done
+from avsbench_tools.mask_store import (
+    KINDS,
+    latest_masks,
+    save_versions,
+    settings_hash,
+    shown_masks,
+    versions_done,
+)
 from avsbench_tools.masks import ObjectMask, box_of
 from avsbench_tools.workspace import init_workspace, open_workspace
 
@@ -115,3 +122,11 @@ def test_latest_masks_prefers_reviews_then_the_newest_set(ws):
     assert [v.kind for v in latest_masks(ws, "c1", ("proposal",))] == ["proposal"] * 2
     assert [(v.second, v.fid) for v in latest_masks(ws, "c1", ("review",))] == [(1, 0)]
     assert latest_masks(ws, "nope") == []
+    # the clip's versions read once (every kind: push's plan) give the same answers as reading them per call
+    every = ws.catalog.mask_versions("c1")
+    for kinds in (KINDS, ("proposal",), ("review",)):
+        assert latest_masks(ws, "c1", kinds, every) == latest_masks(ws, "c1", kinds)
+    for unreviewed in (True, False):
+        assert shown_masks(ws, "c1", unreviewed, every) == shown_masks(ws, "c1", unreviewed)
+    assert [(v.second, v.kind) for v in shown_masks(ws, "c1", True, every)] == [(0, "proposal"), (1, "review"),
+                                                                                 (2, "proposal")]
