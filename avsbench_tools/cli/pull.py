@@ -46,10 +46,10 @@ def pull(
         conn = connect(ws, url, api_key)
         res = run(ws, conn, opts, progress=progress)
     extra = []
-    if res.silent:
-        extra.append(f"{res.silent} frames without a sounding object")
+    if res.silent:  # (annotations, not frames: with --overlap two annotations may mark one frame)
+        extra.append(f"{res.silent} of the annotations mark their frame 'no sounding object'")
     if res.unusable:
-        extra.append(f"{res.unusable} unusable frames (export leaves their clips out)")
+        extra.append(f"{res.unusable} of the annotations mark their frame 'unusable' (export leaves their clips out)")
     if res.dropped_regions:
         extra.append(f"{res.dropped_regions} regions dropped on frames marked 'no sounding object'")
     if res.foreign:

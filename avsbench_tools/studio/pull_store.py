@@ -60,8 +60,8 @@ class PullResult:
     cancelled: int = 0  # cancelled (skipped) annotations counted, no masks stored
     unchanged: int = 0  # annotations already pulled at their current updated_at
     regions: int = 0  # brush regions stored as masks
-    silent: int = 0  # new annotations marking their frame "no sounding object"
-    unusable: int = 0  # new annotations marking their frame "unusable frame"
+    silent: int = 0  # submitted annotations stored by this pull (new or changed) marking their frame "no sounding object"
+    unusable: int = 0  # ... marking their frame "unusable frame"
     dropped_regions: int = 0  # regions on frames marked "no sounding object" (not stored)
     foreign: int = 0  # tasks that are not this workspace's frames (other workspace, unknown clip)
     clips: int = 0  # clips whose review set was rebuilt
@@ -70,7 +70,7 @@ class PullResult:
     cursor: str | None = None
     retracted: list[str] = field(default_factory=list)  # why each review was retracted (gone from the server)
     skipped: list[Skipped] = field(default_factory=list)  # annotations that could not be used
-    labels: list[str] = field(default_factory=list)  # label problems of new annotations (old/outside/contradicting)
+    labels: list[str] = field(default_factory=list)  # label problems of the annotations stored (old/outside/contradicting)
     project_gone: int | None = None  # the project id, when the project was deleted on the server
     reviewed_clips: int = 0  # clips of the workspace fully reviewed after the pull (completeness rule)
     partial_clips: int = 0
