@@ -106,8 +106,8 @@ def audio_only(second: int, activity) -> Pred:
 def names_classes(backend: str | None) -> bool:
     """Whether a backend's proposals name their objects' classes: the backend registry's `names_classes`
     (preannotate.backends); without that registry, every backend but the weight-free motion one."""
-    try:  # (the module itself, not the package's lazy names: a call per frame of a push's plan)
-        from avsbench_tools.preannotate.backends import REGISTRY
+    try:
+        from avsbench_tools.preannotate import REGISTRY
     except ImportError:
         return backend is not None and backend != "motion"
     return backend in REGISTRY and bool(getattr(REGISTRY[backend], "names_classes", True))
