@@ -16,7 +16,7 @@ from avsbench_tools.sample.clip import (
     sample_clip,
     sample_settings,
 )
-from avsbench_tools.sample.outputs import activity_of, audio_paths, frame_path
+from avsbench_tools.sample.outputs import activity_from, activity_of, audio_paths, frame_path
 from avsbench_tools.sample.stage import (
     GRACE_S,
     Progress,
@@ -27,6 +27,6 @@ from avsbench_tools.sample.stage import (
 )
 
 __all__ = ["GRACE_S", "JPEG_QUALITY", "Activity", "DecodedClip", "Progress", "SampleError", "SampleOptions",
-           "SampleResult", "SampleStopped", "SampledFrame", "activity_of", "audio_paths", "choose_frames",
+           "SampleResult", "SampleStopped", "SampledFrame", "activity_from", "activity_of", "audio_paths", "choose_frames",
            "decode_clip", "embed_workspace", "encode_image", "frame_path", "sample", "sample_clip",
            "sample_settings", "sound_activity"]

@@ -30,11 +30,13 @@ def npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def activity_of(ws: Workspace, clip_id: str, rec=False) -> Activity | None:
-    """The per-second sound activity sample stored for a clip, or None (not sampled). `rec`: the clip's audio
-    record already read (None: it has none), else read."""
-    if rec is False:
-        rec = ws.catalog.audio(clip_id)
+def activity_of(ws: Workspace, clip_id: str) -> Activity | None:
+    """The per-second sound activity sample stored for a clip, or None (not sampled)."""
+    return activity_from(ws.catalog.audio(clip_id))
+
+
+def activity_from(rec) -> Activity | None:
+    """The per-second sound activity a clip's audio record (`Catalog.audio`, None: none) holds, or None."""
     if rec is None or not rec.activity:
         return None
     return Activity.from_dict(rec.activity)

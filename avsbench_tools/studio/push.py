@@ -409,7 +409,7 @@ def _unlearnt(p, tid: int) -> tuple:
 
 # -- the plan: what the catalog says should be on the server ------------------------------------------
 def _plan(ws, clip_ids: list[str]) -> list[Item]:
-    from avsbench_tools.sample import activity_of
+    from avsbench_tools.sample import activity_from
 
     cat = ws.catalog
     items = []
@@ -429,7 +429,7 @@ def _plan(ws, clip_ids: list[str]) -> list[Item]:
         ordered = sorted(sets.items(), key=lambda kv: min(v.version_id for v in kv[1]))  # oldest set first
         covered = {h: set(cat.mask_set_seconds(cid, "proposal", h) or []) | {v.second for v in vs}
                    for h, vs in ordered}
-        activity = activity_of(ws, cid, audio)
+        activity = activity_from(audio)
         for f in frames:
             preds = [p for h, vs in ordered if f.second in covered[h]
                      for p in split_silent(f"{vs[0].backend}:{h}", f.second,
